@@ -1,0 +1,237 @@
+//! `DavFile` for one photo or video: streams its bytes from the content host.
+//!
+//! dav-server reads a file by `seek` and then `read_bytes` in small pieces; it never tells us
+//! where a range ends, and it pads an empty read with zero bytes. So this file:
+//! - contacts nobody in `open` or `metadata` (HEAD and redirects use them too);
+//! - opens one upstream request (`Range: bytes=POS-`) at the first read and reuses it while
+//!   reads are contiguous; a seek elsewhere starts a new one at the next read;
+//! - checks the total length the host states against the size we announced, and aborts the
+//!   response (and forgets the size) if they differ;
+//! - skips to the offset itself when the host ignores Range and answers 200;
+//! - resumes from the last byte delivered when the upstream body ends early or breaks, a few
+//!   times in a row at most, and otherwise fails: an error, never a padded or short file.
+
+use std::io::SeekFrom;
+
+use bytes::Bytes;
+use dav_server::fs::{DavFile, DavMetaData, FsError, FsFuture};
+use futures::StreamExt;
+use sync_wrapper::SyncWrapper;
+
+use super::failure;
+use super::meta::Meta;
+use crate::catalog::{Catalog, CatalogError, FileInfo};
+use crate::google::GoogleError;
+use crate::google::content::Download;
+
+/// How many times in a row a broken upstream body is resumed before the response fails.
+const MAX_RESUMES: u32 = 3;
+
+pub struct PhotoFile {
+    catalog: Catalog,
+    info: FileInfo,
+    /// Where the next `read_bytes` starts.
+    pos: u64,
+    /// `SyncWrapper`: dav-server wants files `Sync`, the body stream is only `Send`; the
+    /// wrapper grants `Sync` by allowing access through `&mut` only.
+    upstream: Option<SyncWrapper<Upstream>>,
+    /// Upstream failures since bytes last arrived.
+    failures: u32,
+}
+
+struct Upstream {
+    download: Download,
+    /// File offset of the next byte `download.body` yields.
+    next: u64,
+    /// File offset of the next byte this upstream hands out (what `read` wants next).
+    cursor: u64,
+    /// Bytes received but not handed out yet; they start at `cursor`.
+    pending: Bytes,
+}
+
+impl std::fmt::Debug for PhotoFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhotoFile")
+            .field("id", &self.info.id)
+            .field("size", &self.info.size)
+            .field("pos", &self.pos)
+            .finish()
+    }
+}
+
+impl PhotoFile {
+    pub fn new(catalog: Catalog, info: FileInfo) -> Self {
+        PhotoFile {
+            catalog,
+            info,
+            pos: 0,
+            upstream: None,
+            failures: 0,
+        }
+    }
+
+    /// Opens the upstream at `self.pos` and validates what the host answered. Transient
+    /// failures to connect count as a broken body and are retried.
+    async fn open_upstream(&mut self) -> Result<Option<Upstream>, FsError> {
+        let size = self.info.size;
+        let download = match self.catalog.download(&self.info.id, self.pos).await {
+            Ok(d) => d,
+            Err(CatalogError::Google(e)) if e.is_transient() => {
+                self.broken(&e.to_string())?;
+                return Ok(None);
+            }
+            Err(e) => return Err(self.fail(e)),
+        };
+        if let Some(total) = download.total
+            && total != size
+        {
+            tracing::warn!(
+                item = %self.info.id,
+                announced = size,
+                upstream = total,
+                "the item's size changed upstream; aborting the download and forgetting the size \
+                 (the next listing probes it again)"
+            );
+            self.catalog.forget_size(&self.info.id);
+            return Err(FsError::GeneralFailure);
+        }
+        if download.start != self.pos && download.start != 0 {
+            tracing::warn!(item = %self.info.id, asked = self.pos, got = download.start,
+                "the content host answered another range than asked; aborting");
+            return Err(FsError::GeneralFailure);
+        }
+        Ok(Some(Upstream {
+            next: download.start,
+            cursor: self.pos,
+            download,
+            pending: Bytes::new(),
+        }))
+    }
+
+    fn fail(&self, e: CatalogError) -> FsError {
+        tracing::warn!(item = %self.info.id, error = %e, "download failed");
+        failure::record(&e);
+        match e {
+            CatalogError::NotFound => FsError::NotFound,
+            CatalogError::Google(_) => FsError::IsRemote,
+        }
+    }
+
+    /// Notes a broken or short upstream body; fails once it happened too often in a row.
+    fn broken(&mut self, why: &str) -> Result<(), FsError> {
+        self.upstream = None;
+        self.failures += 1;
+        if self.failures > MAX_RESUMES {
+            tracing::warn!(item = %self.info.id, pos = self.pos, reason = why,
+                "upstream body broke {} times in a row; aborting the response", self.failures);
+            return Err(FsError::GeneralFailure);
+        }
+        tracing::info!(item = %self.info.id, pos = self.pos, reason = why,
+            "upstream body broke; resuming from the last byte delivered");
+        Ok(())
+    }
+
+    async fn read(&mut self, count: usize) -> Result<Bytes, FsError> {
+        let size = self.info.size;
+        loop {
+            if self.pos >= size || count == 0 {
+                return Ok(Bytes::new());
+            }
+            if self
+                .upstream
+                .as_mut()
+                .is_some_and(|u| u.get_mut().cursor != self.pos)
+            {
+                self.upstream = None;
+            }
+            if self.upstream.is_none() {
+                self.upstream = self.open_upstream().await?.map(SyncWrapper::new);
+                if self.upstream.is_none() {
+                    continue;
+                }
+            }
+            let up = self.upstream.as_mut().expect("opened above").get_mut();
+            if !up.pending.is_empty() {
+                let n = count.min(up.pending.len()).min((size - self.pos) as usize);
+                let out = up.pending.split_to(n);
+                self.pos += n as u64;
+                up.cursor = self.pos;
+                self.failures = 0;
+                return Ok(out);
+            }
+            match up.download.body.next().await {
+                Some(Ok(mut chunk)) => {
+                    if up.next + chunk.len() as u64 > size {
+                        tracing::warn!(item = %self.info.id,
+                            "the content host sent more bytes than the item's size; aborting");
+                        self.catalog.forget_size(&self.info.id);
+                        return Err(FsError::GeneralFailure);
+                    }
+                    let start = up.next;
+                    up.next += chunk.len() as u64;
+                    if up.next <= up.cursor {
+                        continue; // still before our offset (the host ignored Range)
+                    }
+                    if start < up.cursor {
+                        chunk = chunk.slice((up.cursor - start) as usize..);
+                    }
+                    up.pending = chunk;
+                }
+                Some(Err(e)) => {
+                    let why = match &e {
+                        GoogleError::Transport(t) => t.clone(),
+                        other => other.to_string(),
+                    };
+                    self.broken(&why)?;
+                }
+                None => {
+                    if up.next < size {
+                        self.broken("the body ended before the item's size")?;
+                    } else {
+                        // Cannot happen: pos < size == next means pending held the rest.
+                        return Err(FsError::GeneralFailure);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl DavFile for PhotoFile {
+    fn metadata(&mut self) -> FsFuture<'_, Box<dyn DavMetaData>> {
+        let meta = Meta::file(&self.info);
+        Box::pin(async move { Ok(Box::new(meta) as Box<dyn DavMetaData>) })
+    }
+
+    fn write_buf(&mut self, _buf: Box<dyn bytes::Buf + Send>) -> FsFuture<'_, ()> {
+        Box::pin(async { Err(FsError::Forbidden) })
+    }
+
+    fn write_bytes(&mut self, _buf: Bytes) -> FsFuture<'_, ()> {
+        Box::pin(async { Err(FsError::Forbidden) })
+    }
+
+    fn read_bytes(&mut self, count: usize) -> FsFuture<'_, Bytes> {
+        Box::pin(self.read(count))
+    }
+
+    fn seek(&mut self, pos: SeekFrom) -> FsFuture<'_, u64> {
+        let size = self.info.size as i128;
+        let target = match pos {
+            SeekFrom::Start(n) => n as i128,
+            SeekFrom::End(d) => size + d as i128,
+            SeekFrom::Current(d) => self.pos as i128 + d as i128,
+        };
+        Box::pin(async move {
+            if target < 0 || target > size {
+                return Err(FsError::GeneralFailure);
+            }
+            self.pos = target as u64;
+            Ok(self.pos)
+        })
+    }
+
+    fn flush(&mut self) -> FsFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+}

@@ -1,0 +1,116 @@
+//! The WebDAV filesystem: dav-server's `DavFileSystem` over the catalog.
+//!
+//! This layer knows paths and WebDAV, not Google: it turns a `DavPath` into catalog path
+//! segments, catalog answers into `DavMetaData`, and catalog errors into `FsError`s (recording
+//! the typed reason for the HTTP layer, see [`failure`]).
+//!
+//! A folder's `metadata()` loads its whole listing, sizes included. dav-server sends the 207
+//! status before it reads a directory and silently skips entries that fail afterwards, so this is
+//! the last moment an upstream failure can still become an error status instead of a folder that
+//! looks empty.
+
+pub mod failure;
+pub mod file;
+pub mod meta;
+
+use dav_server::davpath::DavPath;
+use dav_server::fs::{
+    DavDirEntry, DavFile, DavFileSystem, DavMetaData, FsError, FsFuture, FsStream, OpenOptions,
+    ReadDirMeta,
+};
+
+use crate::catalog::{Catalog, CatalogError, Node};
+use file::PhotoFile;
+use meta::{DirEntry, Meta};
+
+#[derive(Clone)]
+pub struct PhotosFs {
+    catalog: Catalog,
+}
+
+impl PhotosFs {
+    pub fn new(catalog: Catalog) -> Self {
+        PhotosFs { catalog }
+    }
+}
+
+/// The decoded, non-empty segments of a path. A segment that is not UTF-8 cannot name anything
+/// in the tree (all our names come from UTF-8 JSON).
+pub fn segments(path: &DavPath) -> Result<Vec<String>, FsError> {
+    path.as_bytes()
+        .split(|b| *b == b'/')
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8(s.to_vec()).map_err(|_| FsError::NotFound))
+        .collect()
+}
+
+/// Maps a catalog error to dav-server's code, recording the reason for the HTTP layer.
+fn fs_error(e: CatalogError) -> FsError {
+    match e {
+        CatalogError::NotFound => FsError::NotFound,
+        CatalogError::Google(_) => {
+            failure::record(&e);
+            FsError::IsRemote
+        }
+    }
+}
+
+impl DavFileSystem for PhotosFs {
+    fn open<'a>(
+        &'a self,
+        path: &'a DavPath,
+        options: OpenOptions,
+    ) -> FsFuture<'a, Box<dyn DavFile>> {
+        Box::pin(async move {
+            if options.write || options.append || options.truncate || options.create {
+                return Err(FsError::Forbidden);
+            }
+            // dav-server called metadata() just before, so this is answered from the cache.
+            match self
+                .catalog
+                .stat(&segments(path)?)
+                .await
+                .map_err(fs_error)?
+            {
+                Node::File(info) => {
+                    Ok(Box::new(PhotoFile::new(self.catalog.clone(), info)) as Box<dyn DavFile>)
+                }
+                Node::Dir { .. } => Err(FsError::Forbidden),
+            }
+        })
+    }
+
+    fn read_dir<'a>(
+        &'a self,
+        path: &'a DavPath,
+        _meta: ReadDirMeta,
+    ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
+        Box::pin(async move {
+            let entries = self
+                .catalog
+                .list(&segments(path)?)
+                .await
+                .map_err(fs_error)?;
+            let entries: Vec<_> = entries
+                .iter()
+                .map(|e| Ok(Box::new(DirEntry::new(e)) as Box<dyn DavDirEntry>))
+                .collect();
+            Ok(Box::pin(futures::stream::iter(entries)) as FsStream<Box<dyn DavDirEntry>>)
+        })
+    }
+
+    fn metadata<'a>(&'a self, path: &'a DavPath) -> FsFuture<'a, Box<dyn DavMetaData>> {
+        Box::pin(async move {
+            let meta = match self
+                .catalog
+                .stat(&segments(path)?)
+                .await
+                .map_err(fs_error)?
+            {
+                Node::Dir { key, modified } => Meta::dir(&key, modified),
+                Node::File(info) => Meta::file(&info),
+            };
+            Ok(Box::new(meta) as Box<dyn DavMetaData>)
+        })
+    }
+}

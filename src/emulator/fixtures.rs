@@ -1,0 +1,396 @@
+//! The seeded fixture library: albums, media items and their bytes.
+//!
+//! Everything here is a pure function of the seed, so a test can start any number of
+//! emulators with one seed and see the same ids, names, dates and bytes. The *shape* of the
+//! library (which album holds which kind of tricky item) does not depend on the seed at all,
+//! so tests may rely on the facts documented on [`Library`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike, Utc};
+use image::ExtendedColorType;
+use image::codecs::jpeg::JpegEncoder;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sha2::{Digest, Sha256};
+
+/// Number of media items in every seeded library.
+pub(crate) const ITEM_COUNT: usize = 60;
+/// The last `VIDEO_COUNT` generated items are videos.
+const VIDEO_COUNT: usize = 4;
+/// Characters Google uses in its media item and album ids.
+const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+
+/// Album titles in creation order; the membership is in [`album_members`].
+const ALBUM_TITLES: [&str; 8] = [
+    "Friends/Family 2021",
+    "Été à Paris — 東京",
+    "Trip",
+    "Trip",
+    "Empty",
+    "Old Camera",
+    "Pets",
+    "Highlights",
+];
+
+/// Generation indices of the items that are favorites.
+const FAVORITES: [usize; 4] = [5, 10, 20, 57];
+
+/// The whole seeded library.
+///
+/// Facts that hold for every seed (tests may rely on them):
+/// - 60 items (56 `image/jpeg` photos, 3 `video/mp4` videos and 1 `video/quicktime` video),
+///   stored in `items` newest first, which is the `mediaItems.list` order.
+/// - 8 albums in creation order (= `albums.list` order): "Friends/Family 2021" (8 items),
+///   "Été à Paris — 東京" (7 items, one a video), "Trip" (6), "Trip" (6, one a video),
+///   "Empty" (0), "Old Camera" (8; its first three items are all named `IMG_0001.JPG`),
+///   "Pets" (6, including the one item whose filename is empty), "Highlights" (6; four of
+///   them are also in another album, one is a video).
+/// - 17 items are in no album; 4 are favorites (one of them a video).
+/// - One item was created at exactly 2020-12-31T23:30:00Z (in "Highlights"); the others
+///   spread over 2015–2025 with at least five items in every one of those years.
+/// - Every filename other than the three `IMG_0001.JPG` and the empty one is unique.
+#[derive(Debug)]
+pub struct Library {
+    pub albums: Vec<FixtureAlbum>,
+    pub items: Vec<FixtureItem>,
+}
+
+/// One app-created album.
+#[derive(Clone, Debug)]
+pub struct FixtureAlbum {
+    pub id: String,
+    pub title: String,
+    /// In album order, which is also the `mediaItems.search` order for this album.
+    pub item_ids: Vec<String>,
+}
+
+/// Whether an item is a photo or a video.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaKind {
+    Photo,
+    Video,
+}
+
+/// One media item and the bytes its base URL serves.
+#[derive(Clone, Debug)]
+pub struct FixtureItem {
+    pub id: String,
+    pub filename: String,
+    pub description: String,
+    pub mime_type: String,
+    pub creation_time: DateTime<Utc>,
+    pub width: u32,
+    pub height: u32,
+    pub kind: MediaKind,
+    pub favorite: bool,
+    /// Exactly what `=d` (photo) or `=dv` (video) serves.
+    pub bytes: Bytes,
+}
+
+impl Library {
+    /// The item with this id.
+    pub fn item(&self, id: &str) -> Option<&FixtureItem> {
+        self.items.iter().find(|i| i.id == id)
+    }
+
+    /// The album with this id.
+    pub fn album(&self, id: &str) -> Option<&FixtureAlbum> {
+        self.albums.iter().find(|a| a.id == id)
+    }
+
+    /// All albums with exactly this title, in creation order (titles are not unique).
+    pub fn albums_titled(&self, title: &str) -> Vec<&FixtureAlbum> {
+        self.albums.iter().filter(|a| a.title == title).collect()
+    }
+}
+
+/// Returns the library for `seed`, generating it on first use.
+///
+/// JPEG encoding of sixty images is the slowest part of starting an emulator, and test
+/// suites start many emulators with the same seed, so libraries are kept for the life of
+/// the process. Holding the lock while generating also stops two tests from encoding the
+/// same library twice.
+pub(crate) fn library_for_seed(seed: u64) -> Arc<Library> {
+    static LIBRARIES: OnceLock<Mutex<HashMap<u64, Arc<Library>>>> = OnceLock::new();
+    let mut libraries = LIBRARIES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    libraries
+        .entry(seed)
+        .or_insert_with(|| Arc::new(generate(seed)))
+        .clone()
+}
+
+/// Generation indices of each album's items, in album order.
+fn album_members() -> [Vec<usize>; 8] {
+    [
+        (6..14).collect(),
+        (14..20).chain([56]).collect(),
+        (20..26).collect(),
+        (26..31).chain([58]).collect(),
+        Vec::new(),
+        [1, 2, 3].into_iter().chain(31..36).collect(),
+        (36..41).chain([4]).collect(),
+        vec![0, 6, 14, 20, 26, 57],
+    ]
+}
+
+const DESCRIPTIONS: [&str; 5] = [
+    "Sunset over the bay",
+    "Grandma's 80th birthday",
+    "Café au lait ☕",
+    "Line one\nline two",
+    "The \"good\" camera",
+];
+
+const VIDEO_SHAPES: [(u32, u32, usize, usize); VIDEO_COUNT] = [
+    (1920, 1080, 100_000, 200_000),
+    (1280, 720, 400_000, 800_000),
+    (1080, 1920, 1_000_000, 1_500_000),
+    (3840, 2160, 2_300_000, 2_500_000),
+];
+
+pub(crate) fn generate(seed: u64) -> Library {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut ids = HashSet::new();
+    let mut new_id = |rng: &mut StdRng| loop {
+        let id: String = "AF1Qip"
+            .chars()
+            .chain((0..60).map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char))
+            .collect();
+        if ids.insert(id.clone()) {
+            return id;
+        }
+    };
+
+    let album_ids: Vec<String> = ALBUM_TITLES.iter().map(|_| new_id(&mut rng)).collect();
+    let mut times = HashSet::new();
+    let mut generated = Vec::with_capacity(ITEM_COUNT);
+    for index in 0..ITEM_COUNT {
+        let id = new_id(&mut rng);
+        let creation_time = loop {
+            let t = creation_time(index, &mut rng);
+            if times.insert(t) {
+                break t;
+            }
+        };
+        generated.push(make_item(index, id, creation_time, &mut rng));
+    }
+
+    let albums = ALBUM_TITLES
+        .iter()
+        .zip(album_ids)
+        .zip(album_members())
+        .map(|((title, id), members)| FixtureAlbum {
+            id,
+            title: (*title).to_owned(),
+            item_ids: members.iter().map(|&i| generated[i].id.clone()).collect(),
+        })
+        .collect();
+    let mut items = generated;
+    items.sort_by_key(|item| std::cmp::Reverse(item.creation_time));
+    Library { albums, items }
+}
+
+/// Item 0 sits at 23:30 on New Year's Eve so that clients that convert to local time put
+/// it in the wrong year; the rest cycle through 2015–2025 so every year has items.
+fn creation_time(index: usize, rng: &mut StdRng) -> DateTime<Utc> {
+    if index == 0 {
+        return Utc.with_ymd_and_hms(2020, 12, 31, 23, 30, 0).unwrap();
+    }
+    let year = 2015 + (index % 11) as i32;
+    // Keep 2025 in its first five months so no fixture lies in the future.
+    let last_day = if year == 2025 { 150 } else { 365 };
+    let date = NaiveDate::from_yo_opt(year, rng.random_range(1..=last_day))
+        .expect("day of year within 1..=365 is valid");
+    let time = date
+        .and_hms_opt(
+            rng.random_range(0..24),
+            rng.random_range(0..60),
+            rng.random_range(0..60),
+        )
+        .expect("valid time of day");
+    Utc.from_utc_datetime(&time)
+}
+
+fn make_item(
+    index: usize,
+    id: String,
+    creation_time: DateTime<Utc>,
+    rng: &mut StdRng,
+) -> FixtureItem {
+    let favorite = FAVORITES.contains(&index);
+    let description = if index % 7 == 2 {
+        DESCRIPTIONS[(index / 7) % DESCRIPTIONS.len()].to_owned()
+    } else {
+        String::new()
+    };
+    let stamp = format!(
+        "{:04}{:02}{:02}_{:02}{:02}{:02}",
+        creation_time.year(),
+        creation_time.month(),
+        creation_time.day(),
+        creation_time.hour(),
+        creation_time.minute(),
+        creation_time.second()
+    );
+    let payload_seed: u64 = rng.random();
+
+    if let Some(video) = index.checked_sub(ITEM_COUNT - VIDEO_COUNT) {
+        let (width, height, min, max) = VIDEO_SHAPES[video];
+        let len = rng.random_range(min..=max);
+        let quicktime = video == VIDEO_COUNT - 1;
+        let (filename, mime_type) = if quicktime {
+            (format!("IMG_{:04}.MOV", 100 + index), "video/quicktime")
+        } else {
+            (format!("VID_{stamp}.mp4"), "video/mp4")
+        };
+        return FixtureItem {
+            id,
+            filename,
+            description,
+            mime_type: mime_type.to_owned(),
+            creation_time,
+            width,
+            height,
+            kind: MediaKind::Video,
+            favorite,
+            bytes: mp4_bytes(quicktime, len, payload_seed),
+        };
+    }
+
+    let (width, height, noise) = match index {
+        // Guarantee both ends of the size range whatever the seed.
+        7 => (64, 48, 30),
+        8 => (800, 600, 14),
+        _ => {
+            let w = rng.random_range(64..=800);
+            let h = rng.random_range(48..=600);
+            // Per-pixel noise is what makes JPEGs big: 14 at 800x600 is about 250 KB.
+            let noise = rng.random_range(2..=14);
+            if rng.random_bool(0.25) {
+                (h, w, noise)
+            } else {
+                (w, h, noise)
+            }
+        }
+    };
+    let filename = match index {
+        1..=3 => "IMG_0001.JPG".to_owned(),
+        4 => String::new(),
+        i if i % 3 == 0 && i != 0 => format!("IMG_{:04}.JPG", 100 + i),
+        _ => format!("IMG_{stamp}.jpg"),
+    };
+    FixtureItem {
+        bytes: render_jpeg(width, height, id_hash(&id), noise, payload_seed, 90)
+            .expect("fixture dimensions are valid"),
+        id,
+        filename,
+        description,
+        mime_type: "image/jpeg".to_owned(),
+        creation_time,
+        width,
+        height,
+        kind: MediaKind::Photo,
+        favorite,
+    }
+}
+
+/// A stable 64-bit digest of an id; picks an item's colours so that thumbnails generated
+/// later on demand look like the full-size photo.
+pub(crate) fn id_hash(id: &str) -> u64 {
+    let digest = Sha256::digest(id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first)
+}
+
+/// Cheap xorshift64* generator for per-pixel noise and video payloads: StdRng is far too
+/// slow per byte in unoptimised test builds, and this only needs to look random.
+struct Noise(u64);
+
+impl Noise {
+    fn new(seed: u64) -> Noise {
+        Noise(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// A baseline JPEG: a diagonal gradient between two colours chosen by `colour_seed`, with
+/// per-pixel noise of amplitude `noise` (more noise compresses worse, so sizes vary).
+pub(crate) fn render_jpeg(
+    width: u32,
+    height: u32,
+    colour_seed: u64,
+    noise: u8,
+    noise_seed: u64,
+    quality: u8,
+) -> Result<Bytes, image::ImageError> {
+    let c0 = colour_seed.to_le_bytes();
+    let c1 = colour_seed.rotate_left(24).to_le_bytes();
+    let mut noise_gen = Noise::new(noise_seed);
+    let amplitude = i32::from(noise);
+    let span = (width + height).max(1) as i32;
+    let mut pixels = Vec::with_capacity(width as usize * height as usize * 3);
+    for y in 0..height {
+        for x in 0..width {
+            let t = (x + y) as i32;
+            let r = noise_gen.next();
+            for channel in 0..3 {
+                let base =
+                    (i32::from(c0[channel]) * (span - t) + i32::from(c1[channel]) * t) / span;
+                let jitter = if amplitude == 0 {
+                    0
+                } else {
+                    ((r >> (channel * 16)) & 0xffff) as i32 % (2 * amplitude + 1) - amplitude
+                };
+                pixels.push((base + jitter).clamp(0, 255) as u8);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, quality).encode(
+        &pixels,
+        width,
+        height,
+        ExtendedColorType::Rgb8,
+    )?;
+    Ok(Bytes::from(out))
+}
+
+/// An MP4 (or QuickTime) file as far as sniffers care: an `ftyp` box, then an `mdat` box
+/// whose payload is seeded noise, `len` bytes in all.
+fn mp4_bytes(quicktime: bool, len: usize, seed: u64) -> Bytes {
+    let mut out = Vec::with_capacity(len);
+    if quicktime {
+        out.extend_from_slice(&20u32.to_be_bytes());
+        out.extend_from_slice(b"ftypqt  ");
+        out.extend_from_slice(&[0x20, 0x05, 0x03, 0x00]);
+        out.extend_from_slice(b"qt  ");
+    } else {
+        out.extend_from_slice(&32u32.to_be_bytes());
+        out.extend_from_slice(b"ftypisom");
+        out.extend_from_slice(&[0, 0, 2, 0]);
+        out.extend_from_slice(b"isomiso2avc1mp41");
+    }
+    let mdat_len = u32::try_from(len - out.len()).expect("video fixtures are small");
+    out.extend_from_slice(&mdat_len.to_be_bytes());
+    out.extend_from_slice(b"mdat");
+    let mut noise = Noise::new(seed);
+    while out.len() < len {
+        let chunk = noise.next().to_le_bytes();
+        let take = chunk.len().min(len - out.len());
+        out.extend_from_slice(&chunk[..take]);
+    }
+    Bytes::from(out)
+}

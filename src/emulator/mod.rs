@@ -1,0 +1,470 @@
+//! An in-process emulator of the Google endpoints the client talks to: the OAuth token
+//! endpoint, the Photos Library API and the content host behind base URLs.
+//!
+//! It exists so that integration tests and the `demo` command exercise the real client
+//! unchanged, with only base URLs pointed here; every shape therefore follows Google's
+//! documented (and observed) behaviour, including the awkward parts a lenient fake would
+//! hide: omitted default-valued fields, expiring base URLs, opaque page tokens, duplicate
+//! titles and filenames.
+//!
+//! One server answers all three hosts: `/token`, `/v1/...` and `/lh/...`.
+//!
+//! Every request flows through `Emulator::handle`: route → count → (fault injection, to
+//! come) → handler → log → response. Handlers return a `Reply`, a plain value, so faults
+//! can be layered on in that one function.
+
+mod api;
+mod clock;
+mod content;
+mod fixtures;
+mod oauth;
+mod reply;
+mod search;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::HOST;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use clock::{Clock, Counters};
+pub use fixtures::{FixtureAlbum, FixtureItem, Library, MediaKind};
+
+use content::{BaseUrlEntry, Rendition};
+use oauth::AccessToken;
+use reply::{Body, Reply};
+
+/// The OAuth client id the token endpoint accepts.
+pub const CLIENT_ID: &str = "emulator-client.apps.googleusercontent.com";
+/// The matching client secret.
+pub const CLIENT_SECRET: &str = "emulator-client-secret";
+/// A refresh token granted every scope the project asks for.
+pub const REFRESH_TOKEN: &str = "emulator-refresh-token";
+/// Its access tokens lack the photoslibrary read scope: Library calls answer 403
+/// "Request had insufficient authentication scopes.".
+pub const REFRESH_TOKEN_NO_SCOPE: &str = "emulator-refresh-no-scope";
+/// Its access tokens belong to a project with the Photos Library API disabled: Library
+/// calls answer 403 "Photos Library API has not been used in project ...".
+pub const REFRESH_TOKEN_API_DISABLED: &str = "emulator-refresh-api-disabled";
+/// Answered with `invalid_grant`, like every unknown refresh token.
+pub const REFRESH_TOKEN_REVOKED: &str = "emulator-refresh-revoked";
+
+/// Largest request body read; big enough for the uploads a later issue adds.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// How an emulator is set up.
+#[derive(Clone, Debug)]
+pub struct EmulatorOptions {
+    /// Picks the fixture library: same seed, same ids, names, dates and bytes.
+    pub seed: u64,
+    /// How long a base URL serves bytes before answering 403 (Google: 60 minutes).
+    pub baseurl_ttl: Duration,
+    /// Lifetime of minted access tokens, also reported as `expires_in`.
+    pub access_token_ttl: Duration,
+}
+
+impl Default for EmulatorOptions {
+    fn default() -> Self {
+        EmulatorOptions {
+            seed: 1,
+            baseurl_ttl: Duration::from_secs(3600),
+            access_token_ttl: Duration::from_secs(3599),
+        }
+    }
+}
+
+/// A handle to one emulator's state; clones share it.
+#[derive(Clone)]
+pub struct Emulator {
+    inner: Arc<Inner>,
+}
+
+/// Everything the handlers share.
+pub(crate) struct Inner {
+    opts: EmulatorOptions,
+    library: Arc<Library>,
+    clock: Clock,
+    counters: Counters,
+    ignore_range: AtomicBool,
+    tokens: Mutex<HashMap<String, AccessToken>>,
+    base_urls: Mutex<HashMap<String, BaseUrlEntry>>,
+    renditions: Mutex<HashMap<String, Rendition>>,
+    /// Keys page tokens to this instance so they stay opaque and tamper-evident.
+    page_key: [u8; 32],
+}
+
+/// A panic in one handler cannot leave these maps half-updated (each update is a single
+/// insert), so a poisoned lock is safe to keep using.
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Inner {
+    fn lock_tokens(&self) -> MutexGuard<'_, HashMap<String, AccessToken>> {
+        relock(&self.tokens)
+    }
+
+    fn lock_base_urls(&self) -> MutexGuard<'_, HashMap<String, BaseUrlEntry>> {
+        relock(&self.base_urls)
+    }
+
+    fn lock_renditions(&self) -> MutexGuard<'_, HashMap<String, Rendition>> {
+        relock(&self.renditions)
+    }
+
+    fn ignore_range(&self) -> bool {
+        self.ignore_range.load(Ordering::SeqCst)
+    }
+}
+
+/// One request, fully read, as the handlers see it.
+pub(crate) struct Req {
+    method: Method,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+    /// `http://host:port` as the client addressed us; minted base URLs start with it.
+    base: String,
+}
+
+/// Which endpoint a request is for.
+#[derive(Debug)]
+enum Route<'a> {
+    Token,
+    /// The path after `/lh/`: `{token}[={options}]`.
+    Content(&'a str),
+    AlbumsList,
+    AlbumsGet(String),
+    SharedAlbumsList,
+    MediaList,
+    MediaSearch,
+    MediaGet(String),
+    MediaBatchGet,
+    NotFound,
+}
+
+impl<'a> Route<'a> {
+    /// Routes on the raw (still percent-encoded) path, because Google's custom methods
+    /// put a `:` in the last segment (`/v1/mediaItems:search`).
+    fn classify(method: &Method, path: &'a str) -> Route<'a> {
+        if path == "/token" {
+            return Route::Token;
+        }
+        if let Some(rest) = path.strip_prefix("/lh/") {
+            return Route::Content(rest);
+        }
+        let single_segment = |prefix: &str| -> Option<String> {
+            let id = path.strip_prefix(prefix)?;
+            (!id.is_empty() && !id.contains('/')).then(|| {
+                percent_encoding::percent_decode_str(id)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+        };
+        match (method, path) {
+            (&Method::GET, "/v1/albums") => Route::AlbumsList,
+            (&Method::GET, "/v1/sharedAlbums") => Route::SharedAlbumsList,
+            (&Method::GET, "/v1/mediaItems") => Route::MediaList,
+            (&Method::POST, "/v1/mediaItems:search") => Route::MediaSearch,
+            (&Method::GET, "/v1/mediaItems:batchGet") => Route::MediaBatchGet,
+            (&Method::GET, _) => {
+                if let Some(id) = single_segment("/v1/albums/") {
+                    Route::AlbumsGet(id)
+                } else if let Some(id) = single_segment("/v1/mediaItems/") {
+                    Route::MediaGet(id)
+                } else {
+                    Route::NotFound
+                }
+            }
+            _ => Route::NotFound,
+        }
+    }
+
+    /// The counter this request increments.
+    fn kind(&self, method: &Method) -> &'static str {
+        match self {
+            Route::Token => "token",
+            Route::Content(_) if method == Method::HEAD => "content.head",
+            Route::Content(_) if method == Method::GET => "content.get",
+            Route::Content(_) => "content.other",
+            Route::AlbumsList => "albums.list",
+            Route::AlbumsGet(_) => "albums.get",
+            Route::SharedAlbumsList => "sharedAlbums.list",
+            Route::MediaList => "mediaItems.list",
+            Route::MediaSearch => "mediaItems.search",
+            Route::MediaGet(_) => "mediaItems.get",
+            Route::MediaBatchGet => "mediaItems.batchGet",
+            Route::NotFound => "other",
+        }
+    }
+}
+
+/// The path as logged: base-URL tokens are capabilities, so only a prefix of them is shown.
+/// (Access and refresh tokens travel in headers and bodies, which are never logged.)
+fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/lh/") {
+        Some(rest) => {
+            let (token, options) = rest.split_once('=').unwrap_or((rest, ""));
+            let shown: String = token.chars().take(6).collect();
+            if options.is_empty() {
+                format!("/lh/{shown}…")
+            } else {
+                format!("/lh/{shown}…={options}")
+            }
+        }
+        None => path.to_owned(),
+    }
+}
+
+/// `http://authority` as the client addressed this server, so minted base URLs work
+/// whether the client used 127.0.0.1, localhost or a forwarded port.
+fn request_base(parts: &http::request::Parts, local: SocketAddr) -> String {
+    let plausible = |a: &str| {
+        !a.is_empty()
+            && a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".:-_[]".contains(&b))
+    };
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            parts
+                .headers
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .filter(|a| plausible(a))
+        .unwrap_or_else(|| loopback_if_unspecified(local).to_string());
+    format!("http://{authority}")
+}
+
+fn loopback_if_unspecified(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+impl Emulator {
+    /// Builds an emulator over the deterministic library for `opts.seed` (generated on first
+    /// use of that seed in this process, then shared).
+    pub fn new(opts: EmulatorOptions) -> Emulator {
+        let mut page_key = [0u8; 32];
+        rand::rng().fill(&mut page_key);
+        Emulator {
+            inner: Arc::new(Inner {
+                library: fixtures::library_for_seed(opts.seed),
+                opts,
+                clock: Clock::default(),
+                counters: Counters::default(),
+                ignore_range: AtomicBool::new(false),
+                tokens: Mutex::default(),
+                base_urls: Mutex::default(),
+                renditions: Mutex::default(),
+                page_key,
+            }),
+        }
+    }
+
+    /// Accepts connections until this future is dropped or its task aborted; each
+    /// connection (HTTP/1.1 or h2, detected per connection) runs in its own task. The
+    /// connection tasks are owned by this future, so aborting it also drops open
+    /// keep-alive connections, as a real outage would.
+    pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
+        let local = listener.local_addr()?;
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let stream = match accepted {
+                        Ok((stream, _peer)) => stream,
+                        Err(e) => {
+                            // Typically out of file descriptors: back off, keep serving.
+                            tracing::warn!(error = %e, "emulator accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let emulator = self.clone();
+                    connections.spawn(async move {
+                        let service = service_fn(move |req| {
+                            let emulator = emulator.clone();
+                            async move { Ok::<_, Infallible>(emulator.handle(req, local).await) }
+                        });
+                        let builder = auto::Builder::new(TokioExecutor::new());
+                        if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                            tracing::debug!(error = %e, "emulator connection ended with an error");
+                        }
+                    });
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+    }
+
+    /// Binds `addr` (port 0 picks a free port), starts serving in a background task and
+    /// returns once the port is bound, so requests can be sent right away.
+    pub async fn start(
+        opts: EmulatorOptions,
+        addr: SocketAddr,
+    ) -> std::io::Result<RunningEmulator> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = loopback_if_unspecified(listener.local_addr()?);
+        // The first emulator for a seed encodes sixty JPEGs: keep that off the runtime.
+        let emulator = tokio::task::spawn_blocking(move || Emulator::new(opts))
+            .await
+            .map_err(std::io::Error::other)?;
+        let server = emulator.clone();
+        let handle = tokio::spawn(async move {
+            if let Err(e) = server.serve(listener).await {
+                tracing::error!(error = %e, "emulator stopped serving");
+            }
+        });
+        Ok(RunningEmulator {
+            emulator,
+            addr,
+            handle,
+        })
+    }
+
+    /// The emulator's clock; advance it to expire tokens and base URLs.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// Requests received, by kind.
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// The fixture library this emulator serves.
+    pub fn library(&self) -> &Library {
+        &self.inner.library
+    }
+
+    /// When on, the content host ignores `Range` and answers 200 with the whole body,
+    /// because whether Google's content host honours ranges is unverified and the client
+    /// must cope with both.
+    pub fn set_ignore_range(&self, on: bool) {
+        self.inner.ignore_range.store(on, Ordering::SeqCst);
+    }
+
+    /// The request pipeline; every request passes through here exactly once.
+    async fn handle(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path().to_owned();
+        let route = Route::classify(&parts.method, &path);
+        let kind = route.kind(&parts.method);
+        // Counted before anything can fail: a failed call still cost Google quota.
+        self.inner.counters.increment(kind);
+
+        // Fault injection goes here: keyed by `kind`, a plan may delay, answer 429 with
+        // Retry-After or 500/503 instead of calling the handler, or mangle the response
+        // below (cut the body, reset the connection).
+
+        let head = parts.method == Method::HEAD;
+        let reply = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(collected) => {
+                let req = Req {
+                    base: request_base(&parts, local),
+                    method: parts.method.clone(),
+                    query: parts.uri.query().map(str::to_owned),
+                    headers: parts.headers.clone(),
+                    body: collected.to_bytes(),
+                };
+                self.dispatch(&route, &req)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "emulator could not read a request body");
+                Reply::google_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Request body could not be read or is too large.",
+                    "INVALID_ARGUMENT",
+                )
+            }
+        };
+        tracing::debug!(
+            method = %parts.method,
+            path = %loggable_path(&path),
+            kind,
+            status = reply.status.as_u16(),
+            "emulator request"
+        );
+        reply.into_response(head)
+    }
+
+    fn dispatch(&self, route: &Route<'_>, req: &Req) -> Reply {
+        let inner = &self.inner;
+        match route {
+            Route::Token => oauth::token(inner, req),
+            Route::Content(rest) => content::serve(inner, req, rest),
+            Route::AlbumsList => api::albums_list(inner, req),
+            Route::AlbumsGet(id) => api::albums_get(inner, req, id),
+            Route::SharedAlbumsList => api::shared_albums_list(inner, req),
+            Route::MediaList => api::media_list(inner, req),
+            Route::MediaSearch => search::media_search(inner, req),
+            Route::MediaGet(id) => api::media_get(inner, req, id),
+            Route::MediaBatchGet => api::media_batch_get(inner, req),
+            Route::NotFound => {
+                Reply::google_error(StatusCode::NOT_FOUND, "Method not found.", "NOT_FOUND")
+            }
+        }
+    }
+}
+
+/// An emulator serving in a background task; dropping it stops the server.
+pub struct RunningEmulator {
+    pub emulator: Emulator,
+    pub addr: SocketAddr,
+    handle: JoinHandle<()>,
+}
+
+impl RunningEmulator {
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The OAuth token endpoint.
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.base_url())
+    }
+
+    /// The Library API base; the client appends `/v1/albums` etc.
+    pub fn api_base(&self) -> String {
+        self.base_url()
+    }
+
+    /// The Picker API base (its endpoints come in a later issue).
+    pub fn picker_base(&self) -> String {
+        self.base_url()
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}

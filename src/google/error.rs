@@ -1,0 +1,215 @@
+//! Typed errors for every way a call to Google can fail.
+//!
+//! Each variant that a user can fix carries a message that says *how*: which scopes to grant,
+//! where to enable the API, that the refresh token must be minted again. These messages reach
+//! the log and the body of the HTTP error we answer, so they must never contain a secret or a
+//! download URL (download URLs work like passwords for an hour).
+
+use std::time::Duration;
+
+/// The scopes this program asks for, as Google spells them.
+pub const SCOPES: [&str; 3] = [
+    "https://www.googleapis.com/auth/photoslibrary.readonly.appcreateddata",
+    "https://www.googleapis.com/auth/photoslibrary.appendonly",
+    "https://www.googleapis.com/auth/photospicker.mediaitems.readonly",
+];
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GoogleError {
+    /// The refresh token was revoked, expired (7 days for apps in "Testing"), or belongs to
+    /// another client.
+    #[error(
+        "Google rejected the refresh token (invalid_grant: expired or revoked). Authorize again to \
+         get a new refresh token; OAuth apps left in \"Testing\" publishing status get refresh \
+         tokens that expire after 7 days"
+    )]
+    InvalidGrant,
+
+    /// client_id / client_secret are wrong.
+    #[error("Google rejected the OAuth client ({0}); check client_id and client_secret")]
+    InvalidClient(String),
+
+    /// The token endpoint failed in another way.
+    #[error("the OAuth token endpoint failed: {0}")]
+    Token(String),
+
+    /// The access token lacks a scope the call needs.
+    #[error(
+        "Google answered 403 \"Request had insufficient authentication scopes\": the refresh token \
+         was granted without the needed scopes. Authorize again granting \
+         photoslibrary.readonly.appcreateddata, photoslibrary.appendonly and \
+         photospicker.mediaitems.readonly (https://www.googleapis.com/auth/...)"
+    )]
+    InsufficientScopes,
+
+    /// The Photos Library API is not enabled in the Cloud project of the OAuth client.
+    #[error(
+        "the Photos Library API is disabled in the Google Cloud project of this OAuth client: \
+         enable it at {enable_url} and retry"
+    )]
+    ApiDisabled { enable_url: String },
+
+    /// The access token was refused even after one refresh.
+    #[error("Google refused the access token (401 UNAUTHENTICATED) even after refreshing it")]
+    Unauthenticated,
+
+    /// 429: too many requests. `daily` is set when the per-day quota is used up.
+    #[error("Google is rate limiting this project (429 RESOURCE_EXHAUSTED): {message}")]
+    RateLimited {
+        message: String,
+        retry_after: Option<Duration>,
+        daily: bool,
+    },
+
+    /// A download URL (baseUrl) expired; fetch the item again for a fresh one.
+    #[error("the download URL expired (403 from the content host)")]
+    UrlExpired,
+
+    /// The item or album does not exist (or is not visible to this app).
+    #[error("Google does not know {0}")]
+    NotFound(String),
+
+    /// Any other error answered by the API, in Google's JSON error format.
+    #[error("Google answered {code} {status}: {message}")]
+    Api {
+        code: u16,
+        status: String,
+        message: String,
+    },
+
+    /// The content host answered an unexpected status.
+    #[error("the content host answered {0}")]
+    Content(u16),
+
+    /// Connection, TLS or timeout problems. The text never includes the URL.
+    #[error("could not reach Google: {0}")]
+    Transport(String),
+
+    /// Google answered something we could not understand.
+    #[error("unexpected answer from Google: {0}")]
+    Protocol(String),
+}
+
+impl GoogleError {
+    /// Turns a reqwest error into a transport error without leaking the URL it was for.
+    pub fn transport(e: reqwest::Error) -> Self {
+        GoogleError::Transport(e.without_url().to_string())
+    }
+
+    /// Whether a retry of the same request could succeed (used by callers that retry).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            GoogleError::Transport(_) => true,
+            GoogleError::RateLimited { daily, .. } => !daily,
+            GoogleError::Api { code, .. } => matches!(code, 500 | 502 | 503 | 504),
+            GoogleError::Content(code) => matches!(code, 500 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+
+    /// Builds the error for a non-success API answer from its status and JSON body.
+    pub fn from_api_response(code: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
+        let parsed: Option<ErrorBody> = serde_json::from_slice::<ErrorEnvelope>(body)
+            .map(|e| e.error)
+            .ok()
+            .or_else(|| serde_json::from_slice::<ErrorBody>(body).ok());
+        let (message, status) = match parsed {
+            Some(b) => (b.message.unwrap_or_default(), b.status.unwrap_or_default()),
+            None => (String::new(), String::new()),
+        };
+        match code {
+            401 => GoogleError::Unauthenticated,
+            403 if message.contains("insufficient authentication scopes") => {
+                GoogleError::InsufficientScopes
+            }
+            403 if message.contains("has not been used in project")
+                || message.contains("it is disabled") =>
+            {
+                GoogleError::ApiDisabled {
+                    enable_url: extract_url(&message).unwrap_or_else(|| {
+                        "https://console.cloud.google.com/apis/library/photoslibrary.googleapis.com"
+                            .to_string()
+                    }),
+                }
+            }
+            429 => GoogleError::RateLimited {
+                daily: message.contains("per day") || message.contains("Per day"),
+                message: if message.is_empty() {
+                    "Too many requests".into()
+                } else {
+                    message
+                },
+                retry_after,
+            },
+            404 => GoogleError::NotFound(if message.is_empty() {
+                "the requested resource".into()
+            } else {
+                message
+            }),
+            _ => GoogleError::Api {
+                code,
+                status,
+                message,
+            },
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    message: Option<String>,
+    status: Option<String>,
+}
+
+/// Finds the first https URL in a Google error message (the "enable the API" link).
+fn extract_url(message: &str) -> Option<String> {
+    let start = message.find("https://")?;
+    let rest = &message[start..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"')
+        .unwrap_or(rest.len());
+    Some(rest[..end].trim_end_matches(['.', ',']).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_disabled_message_keeps_the_link() {
+        let body = br#"{"error":{"code":403,"message":"Photos Library API has not been used in project 42 before or it is disabled. Enable it by visiting https://console.developers.google.com/apis/api/photoslibrary.googleapis.com/overview?project=42 then retry.","status":"PERMISSION_DENIED"}}"#;
+        match GoogleError::from_api_response(403, body, None) {
+            GoogleError::ApiDisabled { enable_url } => assert_eq!(
+                enable_url,
+                "https://console.developers.google.com/apis/api/photoslibrary.googleapis.com/overview?project=42"
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn scope_error_is_recognised() {
+        let body = br#"{"error":{"code":403,"message":"Request had insufficient authentication scopes.","status":"PERMISSION_DENIED"}}"#;
+        assert!(matches!(
+            GoogleError::from_api_response(403, body, None),
+            GoogleError::InsufficientScopes
+        ));
+    }
+
+    #[test]
+    fn bare_upload_error_is_parsed() {
+        let body = br#"{"code":16,"message":"bad token"}"#;
+        match GoogleError::from_api_response(400, body, None) {
+            GoogleError::Api { code, message, .. } => {
+                assert_eq!(code, 400);
+                assert_eq!(message, "bad token");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The Photos Library API client: albums, media items, pagination.
+//!
+//! Every call goes through [`LibraryClient::send`], the one place that attaches the access token,
+//! refreshes it once on a 401, and turns Google's JSON errors into [`GoogleError`]s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::auth::TokenSource;
+use super::error::GoogleError;
+use super::types::{Album, AlbumPage, BatchGetResponse, MediaItem, MediaItemPage, Status};
+
+/// albums.list allows at most 50 per page; mediaItems.list/search at most 100.
+pub const ALBUM_PAGE_SIZE: u32 = 50;
+pub const ITEM_PAGE_SIZE: u32 = 100;
+/// mediaItems.batchGet takes 1 to 50 ids.
+pub const BATCH_GET_MAX: usize = 50;
+
+#[derive(Clone)]
+pub struct LibraryClient {
+    http: reqwest::Client,
+    /// Base URL without the `/v1` suffix, e.g. `https://photoslibrary.googleapis.com`.
+    api_base: String,
+    tokens: Arc<TokenSource>,
+}
+
+impl LibraryClient {
+    pub fn new(http: reqwest::Client, api_base: &str, tokens: Arc<TokenSource>) -> Self {
+        LibraryClient {
+            http,
+            api_base: api_base.trim_end_matches('/').to_string(),
+            tokens,
+        }
+    }
+
+    pub fn tokens(&self) -> &Arc<TokenSource> {
+        &self.tokens
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1/{}", self.api_base, path)
+    }
+
+    /// Sends one API request built by `build`, with the bearer token. A 401 invalidates the
+    /// token and retries exactly once with a fresh one.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<T, GoogleError> {
+        let mut retried_auth = false;
+        loop {
+            let token = self.tokens.access_token().await?;
+            let resp = build()
+                .bearer_auth(token.secret())
+                .send()
+                .await
+                .map_err(GoogleError::transport)?;
+            let status = resp.status();
+            if status == StatusCode::UNAUTHORIZED && !retried_auth {
+                tracing::debug!(call = what, "access token refused (401); refreshing once");
+                self.tokens.invalidate(&token).await;
+                retried_auth = true;
+                continue;
+            }
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = resp.bytes().await.map_err(GoogleError::transport)?;
+            if !status.is_success() {
+                let err = GoogleError::from_api_response(status.as_u16(), &body, retry_after);
+                tracing::debug!(call = what, status = status.as_u16(), error = %err, "API call failed");
+                return Err(err);
+            }
+            return serde_json::from_slice(&body)
+                .map_err(|e| GoogleError::Protocol(format!("{what}: {e}")));
+        }
+    }
+
+    /// albums.list, following nextPageToken to the end.
+    pub async fn list_albums(&self) -> Result<Vec<Album>, GoogleError> {
+        let mut albums = Vec::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let url = self.url("albums");
+            let page: AlbumPage = self
+                .send("albums.list", || {
+                    let mut q = vec![("pageSize", ALBUM_PAGE_SIZE.to_string())];
+                    if let Some(t) = &page_token {
+                        q.push(("pageToken", t.clone()));
+                    }
+                    self.http.get(&url).query(&q)
+                })
+                .await?;
+            albums.extend(page.albums);
+            match page.next_page_token.filter(|t| !t.is_empty()) {
+                Some(t) => page_token = Some(t),
+                None => return Ok(albums),
+            }
+        }
+    }
+
+    /// albums.get.
+    pub async fn get_album(&self, id: &str) -> Result<Album, GoogleError> {
+        let url = self.url(&format!("albums/{}", encode_segment(id)));
+        self.send("albums.get", || self.http.get(&url)).await
+    }
+
+    /// mediaItems.search by album, following pagination to the end (album order).
+    pub async fn album_items(&self, album_id: &str) -> Result<Vec<MediaItem>, GoogleError> {
+        self.search(json!({ "albumId": album_id })).await
+    }
+
+    /// mediaItems.search with an arbitrary body (albumId or filters), paginated to the end.
+    pub async fn search(&self, body: serde_json::Value) -> Result<Vec<MediaItem>, GoogleError> {
+        let url = self.url("mediaItems:search");
+        let mut items = Vec::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let mut request = body.clone();
+            request["pageSize"] = json!(ITEM_PAGE_SIZE);
+            if let Some(t) = &page_token {
+                request["pageToken"] = json!(t);
+            }
+            let page: MediaItemPage = self
+                .send("mediaItems.search", || {
+                    self.http.request(Method::POST, &url).json(&request)
+                })
+                .await?;
+            items.extend(page.media_items);
+            match page.next_page_token.filter(|t| !t.is_empty()) {
+                Some(t) => page_token = Some(t),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// mediaItems.list: every item of the library visible to this app, newest first.
+    pub async fn list_media_items(&self) -> Result<Vec<MediaItem>, GoogleError> {
+        let url = self.url("mediaItems");
+        let mut items = Vec::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let page: MediaItemPage = self
+                .send("mediaItems.list", || {
+                    let mut q = vec![("pageSize", ITEM_PAGE_SIZE.to_string())];
+                    if let Some(t) = &page_token {
+                        q.push(("pageToken", t.clone()));
+                    }
+                    self.http.get(&url).query(&q)
+                })
+                .await?;
+            items.extend(page.media_items);
+            match page.next_page_token.filter(|t| !t.is_empty()) {
+                Some(t) => page_token = Some(t),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// mediaItems.get: one item with a fresh baseUrl.
+    pub async fn get_media_item(&self, id: &str) -> Result<MediaItem, GoogleError> {
+        let url = self.url(&format!("mediaItems/{}", encode_segment(id)));
+        self.send("mediaItems.get", || self.http.get(&url)).await
+    }
+
+    /// mediaItems.batchGet in chunks of 50, results in the order of `ids`.
+    pub async fn batch_get(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<Result<MediaItem, Status>>, GoogleError> {
+        let url = self.url("mediaItems:batchGet");
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_GET_MAX) {
+            let resp: BatchGetResponse = self
+                .send("mediaItems.batchGet", || {
+                    let q: Vec<(&str, &str)> = chunk
+                        .iter()
+                        .map(|id| ("mediaItemIds", id.as_str()))
+                        .collect();
+                    self.http.get(&url).query(&q)
+                })
+                .await?;
+            if resp.media_item_results.len() != chunk.len() {
+                return Err(GoogleError::Protocol(format!(
+                    "batchGet answered {} results for {} ids",
+                    resp.media_item_results.len(),
+                    chunk.len()
+                )));
+            }
+            for r in resp.media_item_results {
+                out.push(match (r.media_item, r.status) {
+                    (Some(item), _) => Ok(item),
+                    (None, Some(status)) => Err(status),
+                    (None, None) => Err(Status {
+                        code: 2,
+                        message: "batchGet result without item or status".into(),
+                    }),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Ids are URL-safe in practice, but never trust that when building a path.
+fn encode_segment(id: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(id, SEGMENT).to_string()
+}

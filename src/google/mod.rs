@@ -1,0 +1,66 @@
+//! Everything that talks to Google: the OAuth token source, the Library API client, the
+//! content host (download URLs) and the typed errors they share.
+//!
+//! Nothing outside this module builds a Google URL or parses a Google answer.
+
+pub mod auth;
+pub mod content;
+pub mod error;
+pub mod library;
+pub mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use auth::{Credentials, TokenSource};
+pub use content::ContentClient;
+pub use error::GoogleError;
+pub use library::LibraryClient;
+pub use types::{Album, MediaItem};
+
+/// Where the Google endpoints live. Tests and the demo point these at the emulator.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub api_base: String,
+    pub token_url: String,
+    pub picker_base: String,
+}
+
+/// The clients built from one set of credentials.
+#[derive(Clone)]
+pub struct Google {
+    pub library: LibraryClient,
+    pub content: ContentClient,
+}
+
+impl Google {
+    pub fn new(creds: &Credentials, endpoints: &Endpoints) -> Result<Self, GoogleError> {
+        let user_agent = concat!("gphotos-dav/", env!("CARGO_PKG_VERSION"));
+        // API and token calls never follow redirects (the oauth2 crate's advice against SSRF).
+        let api_http = reqwest::Client::builder()
+            .user_agent(user_agent)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(20))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(GoogleError::transport)?;
+        // Downloads may be redirected between Google's content hosts, and may run for long:
+        // no total timeout, but a read timeout so a stalled transfer fails instead of hanging.
+        let content_http = reqwest::Client::builder()
+            .user_agent(user_agent)
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .connect_timeout(Duration::from_secs(20))
+            .read_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(GoogleError::transport)?;
+        let tokens = Arc::new(TokenSource::new(
+            creds,
+            &endpoints.token_url,
+            api_http.clone(),
+        )?);
+        Ok(Google {
+            library: LibraryClient::new(api_http, &endpoints.api_base, tokens),
+            content: ContentClient::new(content_http),
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! The JSON shapes of the Photos Library API, as documented by Google.
+//!
+//! Only the fields this program reads are declared; serde ignores the rest, so new fields
+//! Google adds never break parsing. int64 values arrive as JSON strings.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Album {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub media_items_count: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaItem {
+    pub id: String,
+    #[serde(default)]
+    pub base_url: String,
+    #[serde(default)]
+    pub mime_type: String,
+    #[serde(default)]
+    pub filename: String,
+    #[serde(default)]
+    pub media_metadata: MediaMetadata,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaMetadata {
+    pub creation_time: Option<DateTime<Utc>>,
+    pub width: Option<String>,
+    pub height: Option<String>,
+    pub photo: Option<serde_json::Value>,
+    pub video: Option<VideoMetadata>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoMetadata {
+    pub status: Option<String>,
+}
+
+impl MediaItem {
+    /// Videos are recognised by their metadata, falling back to the mime type.
+    pub fn is_video(&self) -> bool {
+        self.media_metadata.video.is_some() || self.mime_type.starts_with("video/")
+    }
+
+    /// A video's bytes (`=dv`) exist only once Google finished processing it.
+    pub fn is_ready(&self) -> bool {
+        match &self.media_metadata.video {
+            Some(v) => v.status.as_deref().is_none_or(|s| s == "READY"),
+            None => true,
+        }
+    }
+
+    /// The URL that serves the item's bytes: `=dv` for videos, `=d` for photos.
+    pub fn download_url(&self) -> String {
+        if self.is_video() {
+            format!("{}=dv", self.base_url)
+        } else {
+            format!("{}=d", self.base_url)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AlbumPage {
+    #[serde(default)]
+    pub albums: Vec<Album>,
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MediaItemPage {
+    #[serde(default)]
+    pub media_items: Vec<MediaItem>,
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BatchGetResponse {
+    #[serde(default)]
+    pub media_item_results: Vec<BatchGetResult>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BatchGetResult {
+    pub media_item: Option<MediaItem>,
+    pub status: Option<Status>,
+}
+
+/// google.rpc.Status as it appears inside batch answers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Status {
+    #[serde(default)]
+    pub code: i32,
+    #[serde(default)]
+    pub message: String,
+}

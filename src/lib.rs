@@ -1,0 +1,16 @@
+//! gphotos-dav: a WebDAV server that exposes Google Photos as a network drive.
+//!
+//! The crate is layered; each layer only knows the one below it:
+//! - [`google`]: OAuth tokens, the Library API, the content host, typed errors.
+//! - [`catalog`]: the file tree over a library (names, listings, sizes, caching).
+//! - [`dav`]: dav-server's filesystem traits over the catalog.
+//! - [`server`]: configuration and the HTTP service around dav-server.
+//! - [`emulator`]: a faithful stand-in for Google's endpoints, for tests and the demo.
+//!
+//! See `docs/architecture.md` for the path a PROPFIND and a GET take through them.
+
+pub mod catalog;
+pub mod dav;
+pub mod emulator;
+pub mod google;
+pub mod server;

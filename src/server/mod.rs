@@ -1,0 +1,95 @@
+//! The server: configuration, the HTTP service, and the accept loop.
+
+pub mod config;
+pub mod service;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+use crate::catalog::{Catalog, CatalogOptions};
+use crate::google::Google;
+pub use config::{Config, ConfigError};
+pub use service::DavService;
+
+/// How long in-flight requests may run after shutdown was asked for.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A bound, not yet serving, WebDAV server.
+pub struct Server {
+    listener: TcpListener,
+    service: Arc<DavService>,
+}
+
+impl Server {
+    /// Builds the Google clients and the catalog from `config` and binds its listen address.
+    pub async fn bind(config: &Config) -> anyhow_like::Result<Server> {
+        let google = Google::new(&config.credentials(), &config.endpoints())?;
+        let catalog = Catalog::new(google, CatalogOptions::default());
+        let service = Arc::new(DavService::new(catalog, config.server.read_only));
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+        Ok(Server { listener, service })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded).
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        tracing::info!("WebDAV server listening on http://{}/", self.local_addr());
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let builder = auto::Builder::new(TokioExecutor::new());
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            tracing::warn!("accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let service = self.service.clone();
+                    let conn = builder.serve_connection_with_upgrades(
+                        TokioIo::new(stream),
+                        service_fn(move |req| {
+                            let service = service.clone();
+                            async move { Ok::<_, std::convert::Infallible>(service.handle(req).await) }
+                        }),
+                    );
+                    let conn = graceful.watch(conn.into_owned());
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(%peer, "connection ended with an error: {e}");
+                        }
+                    });
+                }
+                _ = &mut shutdown => break,
+            }
+        }
+        drop(self.listener);
+        tokio::select! {
+            _ = graceful.shutdown() => tracing::info!("all connections closed"),
+            _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
+                tracing::warn!("shutdown grace period over; closing remaining connections");
+            }
+        }
+    }
+}
+
+/// A boxed error with a readable message, for start-up failures.
+pub mod anyhow_like {
+    pub type Error = Box<dyn std::error::Error + Send + Sync>;
+    pub type Result<T> = std::result::Result<T, Error>;
+}

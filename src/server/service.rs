@@ -1,0 +1,174 @@
+//! The HTTP service around dav-server's handler.
+//!
+//! What dav-server cannot do on its own is done here, before and after it:
+//! - **Depth normalisation.** dav-server lists only the children when a PROPFIND has no Depth
+//!   header (and omits the target), and answers 501 to `Depth: infinity`. A missing Depth
+//!   becomes `1` (the target and its children; on a file just the file); infinity on a folder
+//!   is refused with 403 `propfind-finite-depth` (a whole-library walk would cost thousands of
+//!   Google calls), and on a file it means the file; other values are a 400.
+//! - **Readable upstream errors.** The filesystem records why Google failed (see
+//!   `dav::failure`); here that becomes a 502 (503 with Retry-After when rate limited) whose body
+//!   and log line say what to do.
+//! - **A truthful `DAV` header.** dav-server always claims classes 1, 2 and 3; without a lock
+//!   system we support class 1 only.
+
+use bytes::Bytes;
+use dav_server::body::Body as DavBody;
+use dav_server::davpath::DavPath;
+use dav_server::{DavHandler, DavMethodSet};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+
+use crate::catalog::{Catalog, CatalogError};
+use crate::dav::{PhotosFs, failure, segments};
+use crate::google::GoogleError;
+
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// How much of a file dav-server asks the filesystem for per read.
+const READ_BUF_SIZE: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub struct DavService {
+    handler: DavHandler,
+    catalog: Catalog,
+}
+
+impl DavService {
+    pub fn new(catalog: Catalog, read_only: bool) -> Self {
+        let methods = if read_only {
+            DavMethodSet::WEBDAV_RO
+        } else {
+            DavMethodSet::WEBDAV_RW
+        };
+        let handler = DavHandler::builder()
+            .filesystem(Box::new(PhotosFs::new(catalog.clone())))
+            .methods(methods)
+            .read_buf_size(READ_BUF_SIZE)
+            .build_handler();
+        DavService { handler, catalog }
+    }
+
+    pub async fn handle<B>(&self, mut req: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        if method.as_str() == "PROPFIND"
+            && let Some(early) = self.normalise_depth(&mut req).await
+        {
+            return early;
+        }
+        let (response, failure) = failure::capture(self.handler.handle(req)).await;
+        let status = response.status();
+        let mut response = match failure {
+            Some(err) if status.is_client_error() || status.is_server_error() => {
+                upstream_failure(&method, &path, &err)
+            }
+            _ => response.map(box_dav_body),
+        };
+        if response.headers().contains_key("DAV") {
+            response
+                .headers_mut()
+                .insert("DAV", HeaderValue::from_static("1"));
+        }
+        response
+    }
+
+    /// Rewrites or answers the Depth of a PROPFIND (see the module docs).
+    async fn normalise_depth<B>(&self, req: &mut Request<B>) -> Option<Response<Body>> {
+        let depth = req
+            .headers()
+            .get("Depth")
+            .map(|v| v.to_str().unwrap_or("invalid").trim().to_ascii_lowercase());
+        let new_depth = match depth.as_deref() {
+            None => "1",
+            Some("0") | Some("1") => return None,
+            Some("infinity") => {
+                if self.targets_collection(req.uri().path()).await {
+                    return Some(finite_depth_required());
+                }
+                "0"
+            }
+            Some(other) => {
+                tracing::info!(depth = other, "PROPFIND with an invalid Depth header");
+                return Some(text_response(
+                    StatusCode::BAD_REQUEST,
+                    "Depth must be 0, 1 or infinity\n",
+                ));
+            }
+        };
+        req.headers_mut()
+            .insert("Depth", HeaderValue::from_static(new_depth));
+        None
+    }
+
+    /// Whether a request path names a folder. Unknown paths are not folders (the handler then
+    /// answers 404 itself).
+    async fn targets_collection(&self, raw_path: &str) -> bool {
+        if raw_path.ends_with('/') {
+            return true;
+        }
+        let Ok(path) = DavPath::new(raw_path) else {
+            return false;
+        };
+        match segments(&path) {
+            Ok(segs) => self.catalog.is_dir(&segs).await.unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+}
+
+fn box_dav_body(body: DavBody) -> Body {
+    body.boxed_unsync()
+}
+
+fn text_response(status: StatusCode, text: &str) -> Response<Body> {
+    let mut resp = Response::new(full(text.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        "Content-Type",
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn full(text: String) -> Body {
+    Full::new(Bytes::from(text))
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn finite_depth_required() -> Response<Body> {
+    let xml = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+               <D:error xmlns:D=\"DAV:\"><D:propfind-finite-depth/></D:error>\n";
+    let mut resp = Response::new(full(xml.to_string()));
+    *resp.status_mut() = StatusCode::FORBIDDEN;
+    resp.headers_mut().insert(
+        "Content-Type",
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    resp
+}
+
+/// The answer for a request that failed because Google did: a status that tells the client
+/// it was not its fault, and a body and log line that tell the user what to do.
+fn upstream_failure(method: &Method, path: &str, err: &CatalogError) -> Response<Body> {
+    let (status, retry_after) = match err {
+        CatalogError::NotFound => (StatusCode::NOT_FOUND, None),
+        CatalogError::Google(GoogleError::RateLimited { retry_after, .. }) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(retry_after.map_or(60, |d| d.as_secs().max(1))),
+        ),
+        CatalogError::Google(_) => (StatusCode::BAD_GATEWAY, None),
+    };
+    tracing::warn!(%method, path, status = status.as_u16(), "request failed upstream: {err}");
+    let mut resp = text_response(status, &format!("gphotos-dav: {err}\n"));
+    if let Some(secs) = retry_after {
+        resp.headers_mut()
+            .insert("Retry-After", HeaderValue::from(secs));
+    }
+    resp
+}

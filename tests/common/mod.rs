@@ -1,0 +1,283 @@
+//! Shared test harness: an in-process emulator and gateway on ephemeral ports, plus a small
+//! WebDAV client (PROPFIND parsing, GET, sha256).
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+
+use gphotos_dav::emulator::{
+    self, Emulator, EmulatorOptions, FixtureItem, Library, RunningEmulator,
+};
+use gphotos_dav::server::{Config, Server};
+use reqwest::{Method, StatusCode};
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+
+pub struct Stack {
+    pub emu: RunningEmulator,
+    /// The gateway's root URL, with a trailing slash.
+    pub url: String,
+    pub http: reqwest::Client,
+    _stop: oneshot::Sender<()>,
+}
+
+pub async fn start() -> Stack {
+    start_with(EmulatorOptions::default(), emulator::REFRESH_TOKEN).await
+}
+
+pub async fn start_with(opts: EmulatorOptions, refresh_token: &str) -> Stack {
+    let emu = Emulator::start(opts, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("emulator starts");
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.google.client_id = Some(emulator::CLIENT_ID.into());
+    config.google.client_secret = Some(emulator::CLIENT_SECRET.into());
+    config.google.refresh_token = Some(refresh_token.into());
+    config.google.api_base = emu.api_base();
+    config.google.token_url = emu.token_url();
+    config.google.picker_base = emu.picker_base();
+    config.validate().expect("valid config");
+    let server = Server::bind(&config).await.expect("server binds");
+    let url = format!("http://{}/", server.local_addr());
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(server.serve(async {
+        let _ = rx.await;
+    }));
+    Stack {
+        emu,
+        url,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        _stop: tx,
+    }
+}
+
+/// One `<D:response>` of a multistatus, with the properties of its first (200) propstat.
+#[derive(Debug, Clone)]
+pub struct DavEntry {
+    /// The decoded href.
+    pub href: String,
+    pub props: BTreeMap<String, String>,
+    pub is_collection: bool,
+}
+
+impl DavEntry {
+    pub fn size(&self) -> u64 {
+        self.props["getcontentlength"].parse().unwrap()
+    }
+    /// The last path segment (decoded).
+    pub fn name(&self) -> String {
+        self.href
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+}
+
+pub fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .unwrap()
+        .into_owned()
+}
+
+pub fn encode_path(path: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(path, SET).to_string()
+}
+
+pub fn parse_multistatus(xml: &str) -> Vec<DavEntry> {
+    let doc = roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("bad XML {e}: {xml}"));
+    let mut out = Vec::new();
+    for resp in doc
+        .descendants()
+        .filter(|n| n.has_tag_name(("DAV:", "response")))
+    {
+        let href = resp
+            .children()
+            .find(|n| n.has_tag_name(("DAV:", "href")))
+            .and_then(|n| n.text())
+            .unwrap();
+        let propstat = resp
+            .children()
+            .find(|n| n.has_tag_name(("DAV:", "propstat")))
+            .unwrap();
+        let prop = propstat
+            .children()
+            .find(|n| n.has_tag_name(("DAV:", "prop")))
+            .unwrap();
+        let mut props = BTreeMap::new();
+        let mut is_collection = false;
+        for p in prop.children().filter(|n| n.is_element()) {
+            if p.tag_name().name() == "resourcetype" {
+                is_collection = p.children().any(|c| c.has_tag_name(("DAV:", "collection")));
+            }
+            props.insert(
+                p.tag_name().name().to_string(),
+                p.text().unwrap_or("").to_string(),
+            );
+        }
+        out.push(DavEntry {
+            href: decode(href),
+            props,
+            is_collection,
+        });
+    }
+    out
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Stack {
+    pub fn emulator(&self) -> &Emulator {
+        &self.emu.emulator
+    }
+
+    pub fn full_url(&self, path: &str) -> String {
+        format!("{}{}", self.url, encode_path(path.trim_start_matches('/')))
+    }
+
+    /// PROPFIND with an optional Depth header and an empty body (allprop).
+    pub async fn propfind_raw(&self, path: &str, depth: Option<&str>) -> (StatusCode, String) {
+        let mut req = self.http.request(
+            Method::from_bytes(b"PROPFIND").unwrap(),
+            self.full_url(path),
+        );
+        if let Some(d) = depth {
+            req = req.header("Depth", d);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        (status, resp.text().await.unwrap())
+    }
+
+    /// PROPFIND that must answer 207; returns its entries.
+    pub async fn propfind(&self, path: &str, depth: Option<&str>) -> Vec<DavEntry> {
+        let (status, body) = self.propfind_raw(path, depth).await;
+        assert_eq!(status, StatusCode::MULTI_STATUS, "PROPFIND {path}: {body}");
+        parse_multistatus(&body)
+    }
+
+    /// The children of a folder (Depth 1, without the folder itself).
+    pub async fn list(&self, path: &str) -> Vec<DavEntry> {
+        let mut entries = self.propfind(path, Some("1")).await;
+        assert!(!entries.is_empty());
+        entries.remove(0);
+        entries
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+        let resp = self.http.get(self.full_url(path)).send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        (status, headers, resp.bytes().await.unwrap().to_vec())
+    }
+
+    pub async fn get_range(
+        &self,
+        path: &str,
+        range: &str,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+        let resp = self
+            .http
+            .get(self.full_url(path))
+            .header("Range", range)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        (status, headers, resp.bytes().await.unwrap().to_vec())
+    }
+}
+
+/// The names the tree must show for `(id, name)` pairs: an independent statement of the
+/// naming rules (`/` → `／`, empty → id, duplicates each get ` {ID}` before the extension).
+pub fn expected_names(entries: &[(&str, &str)], is_file: bool) -> Vec<String> {
+    let bases: Vec<String> = entries
+        .iter()
+        .map(|(id, n)| {
+            if n.is_empty() {
+                id.to_string()
+            } else {
+                n.replace('/', "／")
+            }
+        })
+        .collect();
+    let mut counts = HashMap::new();
+    for b in &bases {
+        *counts.entry(b.clone()).or_insert(0) += 1;
+    }
+    bases
+        .iter()
+        .zip(entries)
+        .map(|(b, (id, _))| {
+            if counts[b] == 1 {
+                b.clone()
+            } else if is_file && b.rfind('.').is_some_and(|i| i > 0) {
+                let i = b.rfind('.').unwrap();
+                format!("{} {{{id}}}{}", &b[..i], &b[i..])
+            } else {
+                format!("{b} {{{id}}}")
+            }
+        })
+        .collect()
+}
+
+pub fn album_names(lib: &Library) -> Vec<String> {
+    let pairs: Vec<(&str, &str)> = lib
+        .albums
+        .iter()
+        .map(|a| (a.id.as_str(), a.title.as_str()))
+        .collect();
+    expected_names(&pairs, false)
+}
+
+pub fn file_names(items: &[&FixtureItem]) -> Vec<String> {
+    // The fixture's filenames all carry a fitting extension; the nameless item is a JPEG.
+    let named: Vec<String> = items
+        .iter()
+        .map(|i| {
+            if i.filename.is_empty() {
+                assert_eq!(i.mime_type, "image/jpeg");
+                format!("{}.jpg", i.id)
+            } else {
+                i.filename.clone()
+            }
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = items
+        .iter()
+        .zip(&named)
+        .map(|(i, n)| (i.id.as_str(), n.as_str()))
+        .collect();
+    expected_names(&pairs, true)
+}
+
+pub fn album_items<'a>(lib: &'a Library, album_id: &str) -> Vec<&'a FixtureItem> {
+    let album = lib.albums.iter().find(|a| a.id == album_id).unwrap();
+    album
+        .item_ids
+        .iter()
+        .map(|id| lib.item(id).unwrap())
+        .collect()
+}
+
+/// name → item for a folder of `items`.
+pub fn by_name<'a>(items: &[&'a FixtureItem]) -> BTreeMap<String, &'a FixtureItem> {
+    file_names(items)
+        .into_iter()
+        .zip(items.iter().copied())
+        .collect()
+}

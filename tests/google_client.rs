@@ -1,0 +1,149 @@
+//! The Google client against the emulator: tokens, pagination, batchGet, typed errors.
+
+use std::time::Duration;
+
+use gphotos_dav::emulator::{self, Emulator, EmulatorOptions, RunningEmulator};
+use gphotos_dav::google::{Credentials, Endpoints, Google, GoogleError};
+
+async fn setup(refresh_token: &str) -> (RunningEmulator, Google) {
+    let emu = Emulator::start(EmulatorOptions::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let google = Google::new(
+        &Credentials {
+            client_id: emulator::CLIENT_ID.into(),
+            client_secret: emulator::CLIENT_SECRET.into(),
+            refresh_token: refresh_token.into(),
+        },
+        &Endpoints {
+            api_base: emu.api_base(),
+            token_url: emu.token_url(),
+            picker_base: emu.picker_base(),
+        },
+    )
+    .unwrap();
+    (emu, google)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_with_an_expired_token_make_exactly_one_token_call() {
+    let (emu, google) = setup(emulator::REFRESH_TOKEN).await;
+    let counters = emu.emulator.counters();
+    let id = emu.emulator.library().items[0].id.clone();
+    google.library.get_media_item(&id).await.unwrap();
+    google.library.get_media_item(&id).await.unwrap();
+    assert_eq!(counters.get("token"), 1, "the access token is cached");
+
+    // The emulator's clock passes the token's lifetime: Google now answers 401 to it, while
+    // our cache still believes it valid. Every request sees the 401 and refreshes once.
+    emu.emulator.clock().advance(Duration::from_secs(3600));
+    let calls = (0..100).map(|_| google.library.get_media_item(&id));
+    let results = futures::future::join_all(calls).await;
+    assert!(results.iter().all(|r| r.is_ok()));
+    assert_eq!(counters.get("token"), 2, "one refresh for 100 requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagination_is_followed_to_the_end() {
+    let (emu, google) = setup(emulator::REFRESH_TOKEN).await;
+    let lib = emu.emulator.library();
+    let albums = google.library.list_albums().await.unwrap();
+    let ids: Vec<&str> = albums.iter().map(|a| a.id.as_str()).collect();
+    let want: Vec<&str> = lib.albums.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, want);
+
+    let items = google.library.list_media_items().await.unwrap();
+    assert_eq!(items.len(), lib.items.len());
+    let pages = emu.emulator.counters().get("mediaItems.list");
+    assert_eq!(pages, lib.items.len().div_ceil(100) as u64);
+
+    for album in &lib.albums {
+        let items = google.library.album_items(&album.id).await.unwrap();
+        let got: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        let want: Vec<&str> = album.item_ids.iter().map(String::as_str).collect();
+        assert_eq!(got, want, "album {}", album.title);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_get_chunks_by_fifty_and_keeps_order() {
+    let (emu, google) = setup(emulator::REFRESH_TOKEN).await;
+    let lib = emu.emulator.library();
+    let mut ids: Vec<String> = lib.items.iter().map(|i| i.id.clone()).collect();
+    ids.reverse();
+    ids.push("AF1QipNoSuchItem".into());
+    let results = google.library.batch_get(&ids).await.unwrap();
+    assert_eq!(results.len(), ids.len());
+    for (id, r) in ids.iter().zip(&results) {
+        match r {
+            Ok(item) => assert_eq!(&item.id, id),
+            Err(status) => assert_eq!(id, "AF1QipNoSuchItem", "{status:?}"),
+        }
+    }
+    assert!(results.last().unwrap().is_err());
+    assert_eq!(
+        emu.emulator.counters().get("mediaItems.batchGet"),
+        ids.len().div_ceil(50) as u64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_errors_carry_the_fix() {
+    let (_emu, google) = setup(emulator::REFRESH_TOKEN_REVOKED).await;
+    let err = google.library.list_albums().await.unwrap_err();
+    assert!(matches!(err, GoogleError::InvalidGrant), "{err:?}");
+
+    let (_emu, google) = setup(emulator::REFRESH_TOKEN_NO_SCOPE).await;
+    let err = google.library.list_albums().await.unwrap_err();
+    assert!(matches!(err, GoogleError::InsufficientScopes), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("photoslibrary.readonly.appcreateddata")
+    );
+
+    let (_emu, google) = setup(emulator::REFRESH_TOKEN_API_DISABLED).await;
+    let err = google.library.list_albums().await.unwrap_err();
+    match &err {
+        GoogleError::ApiDisabled { enable_url } => {
+            assert!(enable_url.ends_with("project=123456789012"))
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let (_emu, google) = setup(emulator::REFRESH_TOKEN).await;
+    let err = google
+        .library
+        .get_media_item("AF1QipNoSuchItem")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            GoogleError::Api { code: 400, .. } | GoogleError::NotFound(_)
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_client_secret_is_named() {
+    let emu = Emulator::start(EmulatorOptions::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let google = Google::new(
+        &Credentials {
+            client_id: emulator::CLIENT_ID.into(),
+            client_secret: "wrong".into(),
+            refresh_token: emulator::REFRESH_TOKEN.into(),
+        },
+        &Endpoints {
+            api_base: emu.api_base(),
+            token_url: emu.token_url(),
+            picker_base: emu.picker_base(),
+        },
+    )
+    .unwrap();
+    let err = google.library.list_albums().await.unwrap_err();
+    assert!(matches!(err, GoogleError::InvalidClient(_)), "{err:?}");
+    assert!(!err.to_string().contains("wrong"), "no secret in errors");
+}
