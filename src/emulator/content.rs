@@ -163,6 +163,23 @@ fn etag_of(bytes: &[u8]) -> String {
     format!("\"{}\"", &hex::encode(Sha256::digest(bytes))[..32])
 }
 
+/// Makes `bytes` the original rendition of item `id` from now on (tests: re-encoded items).
+pub(crate) fn replace_original(inner: &Inner, id: &str, bytes: Bytes) {
+    let mime_type = inner
+        .library
+        .item(id)
+        .map(|i| i.mime_type.clone())
+        .unwrap_or_else(|| "application/octet-stream".into());
+    inner.lock_renditions().insert(
+        format!("{id}|original"),
+        Rendition {
+            etag: etag_of(&bytes),
+            bytes,
+            mime_type,
+        },
+    );
+}
+
 /// The bytes for `variant`, generated once per emulator and then cached.
 fn rendition(inner: &Inner, item: &FixtureItem, variant: Variant) -> Result<Rendition, Reply> {
     let key = match variant {

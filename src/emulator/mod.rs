@@ -26,7 +26,7 @@ mod tests;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -101,6 +101,8 @@ pub(crate) struct Inner {
     clock: Clock,
     counters: Counters,
     ignore_range: AtomicBool,
+    /// How many of the next content downloads are cut after half their body.
+    cut_downloads: AtomicU32,
     tokens: Mutex<HashMap<String, AccessToken>>,
     base_urls: Mutex<HashMap<String, BaseUrlEntry>>,
     renditions: Mutex<HashMap<String, Rendition>>,
@@ -280,6 +282,7 @@ impl Emulator {
                 clock: Clock::default(),
                 counters: Counters::default(),
                 ignore_range: AtomicBool::new(false),
+                cut_downloads: AtomicU32::new(0),
                 tokens: Mutex::default(),
                 base_urls: Mutex::default(),
                 renditions: Mutex::default(),
@@ -371,6 +374,26 @@ impl Emulator {
         self.inner.ignore_range.store(on, Ordering::SeqCst);
     }
 
+    /// The next `n` content downloads (GET with a body) send half their body, then break the
+    /// connection: what a dropped connection or a proxy timeout looks like to the client.
+    pub fn cut_next_downloads(&self, n: u32) {
+        self.inner.cut_downloads.store(n, Ordering::SeqCst);
+    }
+
+    /// From now on the content host serves `bytes` as the original of item `id`, as when
+    /// Google re-encodes an item: its size and bytes change under the client's feet.
+    pub fn replace_bytes(&self, id: &str, bytes: Bytes) {
+        content::replace_original(&self.inner, id, bytes);
+    }
+
+    /// Takes one planned download cut, if any is left.
+    fn take_cut(&self) -> bool {
+        self.inner
+            .cut_downloads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
     /// The request pipeline; every request passes through here exactly once.
     async fn handle(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
         let (parts, body) = req.into_parts();
@@ -412,6 +435,10 @@ impl Emulator {
             status = reply.status.as_u16(),
             "emulator request"
         );
+        if kind == "content.get" && !head && reply.body.len() > 1 && self.take_cut() {
+            tracing::debug!("emulator cuts this download after half its body (injected fault)");
+            return reply.into_cut_response();
+        }
         reply.into_response(head)
     }
 

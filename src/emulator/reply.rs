@@ -10,7 +10,8 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::Frame;
 use serde_json::{Value, json};
 
 /// The response body type the emulator serves. The error type is `io::Error` rather than
@@ -115,6 +116,25 @@ impl Reply {
                 .map_err(|never: Infallible| match never {})
                 .boxed()
         };
+        let mut response = Response::new(body);
+        *response.status_mut() = self.status;
+        *response.headers_mut() = *self.headers;
+        response
+    }
+
+    /// Like [`Reply::into_response`], but the body stops after half its bytes with an error,
+    /// so the connection breaks while the announced Content-Length is still unmet.
+    pub fn into_cut_response(mut self) -> Response<Body> {
+        if !self.headers.contains_key(CONTENT_LENGTH) {
+            self.headers
+                .insert(CONTENT_LENGTH, HeaderValue::from(self.body.len()));
+        }
+        let half = self.body.slice(..self.body.len() / 2);
+        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+            Ok(Frame::data(half)),
+            Err(std::io::Error::other("injected fault: body cut")),
+        ];
+        let body: Body = StreamBody::new(futures::stream::iter(frames)).boxed();
         let mut response = Response::new(body);
         *response.status_mut() = self.status;
         *response.headers_mut() = *self.headers;
