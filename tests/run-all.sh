@@ -27,4 +27,11 @@ for tool in rclone cadaver; do
 done
 command -v rclone >/dev/null 2>&1 && rclone version 2>/dev/null | head -n 1
 
-cargo test --locked "$@"
+# Unit and integration tests (there are no doctests), then one closing line for the whole run.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --locked --lib --bins --tests "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
