@@ -14,11 +14,15 @@
 //! for the whole folder: a folder that failed to load must never look empty or shorter, or a sync
 //! client deletes the user's local copies.
 
+pub mod clock;
 pub mod naming;
+pub mod urls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+
+pub use clock::Clock;
 
 use futures::{StreamExt, TryStreamExt};
 
@@ -165,8 +169,10 @@ struct Inner {
     opts: CatalogOptions,
     /// Times for folders: the API has no dates for albums, and virtual folders have none at all.
     started: SystemTime,
-    /// The freshest copy of each item seen, for its baseUrl.
-    items: Mutex<HashMap<String, Arc<MediaItem>>>,
+    /// Ages of listings and download URLs are measured on this clock.
+    clock: Clock,
+    /// The freshest copy of each item seen, for its baseUrl (see `urls`).
+    urls: urls::Urls,
     /// Sizes learned from the content host, per item id.
     sizes: Mutex<HashMap<String, u64>>,
     folders: Mutex<HashMap<FolderKey, Slot>>,
@@ -185,7 +191,8 @@ impl Catalog {
                 google,
                 opts,
                 started: SystemTime::now(),
-                items: Mutex::new(HashMap::new()),
+                clock: Clock::default(),
+                urls: urls::Urls::default(),
                 sizes: Mutex::new(HashMap::new()),
                 folders: Mutex::new(HashMap::new()),
             }),
@@ -223,10 +230,15 @@ impl Catalog {
         }
     }
 
-    /// Starts downloading item `id` at byte `start`. An expired download URL is replaced by a
-    /// fresh one (mediaItems.get) and tried once more.
+    /// The clock that ages listings and download URLs (tests move it).
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// Starts downloading item `id` at byte `start`. An old download URL is refreshed first;
+    /// one the content host refuses (expired) is refreshed and tried once more.
     pub async fn download(&self, id: &str, start: u64) -> Result<Download, CatalogError> {
-        let item = self.current_item(id).await?;
+        let item = self.fresh_item(id).await?;
         match self
             .inner
             .google
@@ -235,8 +247,7 @@ impl Catalog {
             .await
         {
             Err(GoogleError::UrlExpired) => {
-                tracing::debug!(item = id, "download URL expired; fetching a fresh one");
-                let item = self.refresh_item(id).await?;
+                let item = self.refresh_refused(id, &item).await?;
                 Ok(self
                     .inner
                     .google
@@ -323,12 +334,12 @@ impl Catalog {
             .clone();
         let mut guard = slot.lock().await;
         if let Some((at, listing)) = guard.as_ref()
-            && at.elapsed() < self.inner.opts.listing_ttl
+            && self.inner.clock.since(*at) < self.inner.opts.listing_ttl
         {
             return Ok(listing.clone());
         }
         let listing = Arc::new(self.load(key).await?);
-        *guard = Some((Instant::now(), listing.clone()));
+        *guard = Some((self.inner.clock.now(), listing.clone()));
         Ok(listing)
     }
 
@@ -381,12 +392,7 @@ impl Catalog {
             })
             .map(Arc::new)
             .collect();
-        {
-            let mut known = self.inner.items.lock().unwrap();
-            for item in &items {
-                known.insert(item.id.clone(), item.clone());
-            }
-        }
+        self.remember(&items, self.inner.clock.now());
         let named: Vec<naming::Named> = items
             .iter()
             .map(|i| naming::Named {
@@ -403,25 +409,6 @@ impl Catalog {
                 .map(|(item, name)| Listed::File { name, item })
                 .collect(),
         )
-    }
-
-    /// The freshest known copy of an item (for its baseUrl), fetching it if never seen.
-    async fn current_item(&self, id: &str) -> Result<Arc<MediaItem>, CatalogError> {
-        if let Some(item) = self.inner.items.lock().unwrap().get(id) {
-            return Ok(item.clone());
-        }
-        self.refresh_item(id).await
-    }
-
-    /// Fetches an item again (mediaItems.get) for a fresh baseUrl.
-    async fn refresh_item(&self, id: &str) -> Result<Arc<MediaItem>, CatalogError> {
-        let item = Arc::new(self.inner.google.library.get_media_item(id).await?);
-        self.inner
-            .items
-            .lock()
-            .unwrap()
-            .insert(id.to_string(), item.clone());
-        Ok(item)
     }
 
     async fn size_of(&self, item: &Arc<MediaItem>) -> Result<u64, CatalogError> {
@@ -464,11 +451,11 @@ impl Catalog {
     }
 
     async fn probe(&self, id: &str) -> Result<u64, CatalogError> {
-        let item = self.current_item(id).await?;
+        let item = self.fresh_item(id).await?;
         let content = &self.inner.google.content;
         match content.probe_size(&item.download_url()).await {
             Err(GoogleError::UrlExpired) => {
-                let item = self.refresh_item(id).await?;
+                let item = self.refresh_refused(id, &item).await?;
                 Ok(content.probe_size(&item.download_url()).await?)
             }
             other => Ok(other?),

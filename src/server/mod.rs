@@ -39,6 +39,11 @@ impl Server {
         Ok(Server { listener, service })
     }
 
+    /// The catalog behind the tree (tests reach its clock through it).
+    pub fn catalog(&self) -> &Catalog {
+        self.service.catalog()
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound listener")
     }

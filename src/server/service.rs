@@ -49,6 +49,10 @@ impl DavService {
         DavService { handler, catalog }
     }
 
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
     pub async fn handle<B>(&self, mut req: Request<B>) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,

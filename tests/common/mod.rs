@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
+use gphotos_dav::catalog::Catalog;
 use gphotos_dav::emulator::{
     self, Emulator, EmulatorOptions, FixtureItem, Library, RunningEmulator,
 };
@@ -17,6 +19,16 @@ pub struct Stack {
     /// The gateway's root URL, with a trailing slash.
     pub url: String,
     pub http: reqwest::Client,
+    /// The gateway's catalog (its clock, its download URLs).
+    pub catalog: Catalog,
+    _stop: oneshot::Sender<()>,
+}
+
+/// One more gateway, serving the same emulator as a [`Stack`] (a byte node, a second front).
+pub struct Gateway {
+    /// Its root URL, with a trailing slash.
+    pub url: String,
+    pub catalog: Catalog,
     _stop: oneshot::Sender<()>,
 }
 
@@ -25,9 +37,48 @@ pub async fn start() -> Stack {
 }
 
 pub async fn start_with(opts: EmulatorOptions, refresh_token: &str) -> Stack {
+    start_custom(opts, refresh_token, |_| {}).await
+}
+
+/// Like [`start_with`], with a last say on the gateway's configuration (its policy, ...).
+pub async fn start_custom(
+    opts: EmulatorOptions,
+    refresh_token: &str,
+    customize: impl FnOnce(&mut Config),
+) -> Stack {
+    try_start_custom(opts, refresh_token, customize)
+        .await
+        .expect("server binds")
+}
+
+/// Like [`start_custom`], returning the start-up error instead of panicking.
+pub async fn try_start_custom(
+    opts: EmulatorOptions,
+    refresh_token: &str,
+    customize: impl FnOnce(&mut Config),
+) -> Result<Stack, String> {
     let emu = Emulator::start(opts, "127.0.0.1:0".parse().unwrap())
         .await
         .expect("emulator starts");
+    let gateway = try_gateway(&emu, refresh_token, customize).await?;
+    Ok(Stack {
+        emu,
+        url: gateway.url,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        catalog: gateway.catalog,
+        _stop: gateway._stop,
+    })
+}
+
+/// Starts a gateway on an ephemeral port against `emu`.
+pub async fn try_gateway(
+    emu: &RunningEmulator,
+    refresh_token: &str,
+    customize: impl FnOnce(&mut Config),
+) -> Result<Gateway, String> {
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.google.client_id = Some(emulator::CLIENT_ID.into());
@@ -36,21 +87,34 @@ pub async fn start_with(opts: EmulatorOptions, refresh_token: &str) -> Stack {
     config.google.api_base = emu.api_base();
     config.google.token_url = emu.token_url();
     config.google.picker_base = emu.picker_base();
-    config.validate().expect("valid config");
-    let server = Server::bind(&config).await.expect("server binds");
+    customize(&mut config);
+    config.validate().map_err(|e| e.to_string())?;
+    let server = Server::bind(&config).await.map_err(|e| e.to_string())?;
     let url = format!("http://{}/", server.local_addr());
+    let catalog = server.catalog().clone();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(server.serve(async {
         let _ = rx.await;
     }));
-    Stack {
-        emu,
+    Ok(Gateway {
         url,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        catalog,
         _stop: tx,
+    })
+}
+
+impl Stack {
+    /// One more gateway on this stack's emulator.
+    pub async fn gateway(&self, customize: impl FnOnce(&mut Config)) -> Gateway {
+        try_gateway(&self.emu, emulator::REFRESH_TOKEN, customize)
+            .await
+            .expect("gateway starts")
+    }
+
+    /// Moves time forward for Google (the emulator) and for this stack's gateway alike.
+    pub fn advance(&self, d: Duration) {
+        self.emulator().clock().advance(d);
+        self.catalog.clock().advance(d);
     }
 }
 
