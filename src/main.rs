@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use gphotos_dav::emulator::{self, Emulator, EmulatorOptions};
+use gphotos_dav::server::config::Policy;
 use gphotos_dav::server::{Config, Server};
 
 #[derive(Parser)]
@@ -30,6 +31,10 @@ enum Command {
         /// Listen on this address instead of [server] listen.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// How a GET of a file is answered, instead of [webdav] policy:
+        /// native_proxy, 302_redirect or use_proxy_url (see docs/policies.md).
+        #[arg(long, value_parser = str::parse::<Policy>)]
+        policy: Option<Policy>,
     },
     /// Run the gateway together with an embedded Google emulator and a sample library.
     Demo {
@@ -76,11 +81,19 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     match command {
-        Command::Serve { config, listen } => {
-            let mut config = Config::load(&config)?;
-            if let Some(addr) = listen {
-                config.server.listen = addr;
-            }
+        Command::Serve {
+            config,
+            listen,
+            policy,
+        } => {
+            let config = Config::load_with(&config, |c| {
+                if let Some(addr) = listen {
+                    c.server.listen = addr;
+                }
+                if let Some(policy) = policy {
+                    c.webdav.policy = policy;
+                }
+            })?;
             let server = Server::bind(&config).await?;
             server.serve(shutdown_signal()).await;
         }

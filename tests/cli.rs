@@ -156,3 +156,86 @@ async fn demo_serves_a_mountable_library_at_once() {
     assert!(body.matches("<D:response>").count() > 20, "{body}");
     demo.kill().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_policy_flag_is_checked_and_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webdav.toml");
+    let p = path.to_str().unwrap();
+    let creds = "[google]\nclient_id = \"id\"\nclient_secret = \"s\"\nrefresh_token = \"r\"\n";
+
+    let (ok, err) = run_to_end(&["serve", "--config", p, "--policy", "teleport"], &[]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("teleport") && err.contains("302_redirect") && err.contains("use_proxy_url"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &path,
+        format!("{creds}[webdav]\ndown_proxy_url = \"https://bytes.example\"\n"),
+    )
+    .unwrap();
+    let (ok, err) = run_to_end(&["serve", "--config", p, "--policy", "use_proxy_url"], &[]).await;
+    assert!(!ok);
+    assert!(err.contains("sign_key"), "the missing key is named: {err}");
+
+    let key_file = dir.path().join("missing.key");
+    std::fs::write(
+        &path,
+        format!(
+            "{creds}[server]\nlisten = \"127.0.0.1:0\"\n[webdav]\npolicy = \"use_proxy_url\"\n\
+             down_proxy_url = \"https://bytes.example\"\nsign_key_file = \"{}\"\n",
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let (ok, err) = run_to_end(&["serve", "--config", p], &[]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("sign_key_file") && err.contains("missing.key"),
+        "{err}"
+    );
+    // The flag also overrides a policy of the file that could not start.
+    let mut emu = spawn(&["emulator", "--listen", "127.0.0.1:0"]);
+    let mut out = BufReader::new(emu.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    wait_for_line(&mut out, "picker_base", &mut seen).await;
+    let google = seen.split("[google]\n").nth(1).unwrap().to_string();
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[google]\n{google}[webdav]\n\
+             policy = \"use_proxy_url\"\n"
+        ),
+    )
+    .unwrap();
+    let mut serve = spawn(&["serve", "--config", p, "--policy", "302_redirect"]);
+    let mut err = BufReader::new(serve.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let line = wait_for_line(&mut err, "listening on http://", &mut seen).await;
+    let url = line[line.find("http://").unwrap()..].trim().to_string();
+    let (status, body) = propfind_status(&format!("{url}media/all/")).await;
+    assert_eq!(status, 207, "{body}");
+    let href = body
+        .split("<D:href>")
+        .skip(2)
+        .map(|h| h.split("</D:href>").next().unwrap())
+        .find(|h| !h.ends_with('/'))
+        .expect("a file")
+        .to_string();
+    let base = url.split("/").take(3).collect::<Vec<_>>().join("/");
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{base}{href}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 302);
+    let location = resp.headers()["location"].to_str().unwrap();
+    assert!(location.contains("/lh/"), "{location}");
+    serve.kill().await.unwrap();
+    emu.kill().await.unwrap();
+}

@@ -55,6 +55,11 @@ impl Default for CatalogOptions {
     }
 }
 
+/// Names no folder at the tree's root may take: the server answers `/d/<id>/<name>` itself
+/// (signed download links, `server::signed`), so a root folder `d` would be unreachable. Root
+/// folders are fixed names (`album`, `media`, ...); a test checks none of them is reserved.
+pub const RESERVED_ROOT_NAMES: &[&str] = &["d"];
+
 /// A folder of the tree, identified independently of its (possibly renamed) path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum FolderKey {
@@ -73,6 +78,9 @@ pub struct FileInfo {
     pub mime_type: String,
     pub created: SystemTime,
     pub size: u64,
+    /// The bytes need the OAuth bearer token (Picker API items): they can only be streamed
+    /// through this server, never handed to a client by a redirect.
+    pub bearer_only: bool,
 }
 
 /// One entry of a folder.
@@ -303,6 +311,7 @@ impl Catalog {
                 .map(SystemTime::from)
                 .unwrap_or(self.inner.started),
             size,
+            bearer_only: false,
         }
     }
 
@@ -466,4 +475,39 @@ impl Catalog {
 enum Resolved {
     Dir(FolderKey),
     File(String, Arc<MediaItem>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::google::{Credentials, Endpoints};
+
+    #[tokio::test]
+    async fn the_root_never_uses_a_reserved_name() {
+        let google = Google::new(
+            &Credentials {
+                client_id: "id".into(),
+                client_secret: "secret".into(),
+                refresh_token: "token".into(),
+            },
+            &Endpoints {
+                api_base: "http://127.0.0.1:9".into(),
+                token_url: "http://127.0.0.1:9/token".into(),
+                picker_base: "http://127.0.0.1:9".into(),
+            },
+        )
+        .unwrap();
+        let catalog = Catalog::new(google, CatalogOptions::default());
+        let names: Vec<String> = catalog
+            .list(&[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.name().to_string())
+            .collect();
+        assert!(names.contains(&"album".to_string()), "{names:?}");
+        for reserved in RESERVED_ROOT_NAMES {
+            assert!(!names.iter().any(|n| n == reserved), "{names:?}");
+        }
+    }
 }

@@ -3,6 +3,8 @@
 //! dav-server reads a file by `seek` and then `read_bytes` in small pieces; it never tells us
 //! where a range ends, and it pads an empty read with zero bytes. So this file:
 //! - contacts nobody in `open` or `metadata` (HEAD and redirects use them too);
+//! - with a [`Redirect`], gives dav-server a location for 302 instead (`redirect_url`), except
+//!   for items whose bytes need the bearer token;
 //! - opens one upstream request (`Range: bytes=POS-`) at the first read and reuses it while
 //!   reads are contiguous; a seek elsewhere starts a new one at the next read;
 //! - checks the total length the host states against the size we announced, and aborts the
@@ -12,6 +14,7 @@
 //!   times in a row at most, and otherwise fails: an error, never a padded or short file.
 
 use std::io::SeekFrom;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use dav_server::fs::{DavFile, DavMetaData, FsError, FsFuture};
@@ -20,6 +23,7 @@ use sync_wrapper::SyncWrapper;
 
 use super::failure;
 use super::meta::Meta;
+use super::redirect::Redirect;
 use crate::catalog::{Catalog, CatalogError, FileInfo};
 use crate::google::GoogleError;
 use crate::google::content::Download;
@@ -37,6 +41,8 @@ pub struct PhotoFile {
     upstream: Option<SyncWrapper<Upstream>>,
     /// Upstream failures since bytes last arrived.
     failures: u32,
+    /// Where GET and HEAD send the client instead (policies other than native_proxy).
+    redirect: Option<Arc<dyn Redirect>>,
 }
 
 struct Upstream {
@@ -67,6 +73,35 @@ impl PhotoFile {
             pos: 0,
             upstream: None,
             failures: 0,
+            redirect: None,
+        }
+    }
+
+    /// Answers GET and HEAD with a 302 to where `redirect` says, when dav-server's
+    /// `.redirect(true)` is on.
+    pub fn with_redirect(mut self, redirect: Option<Arc<dyn Redirect>>) -> Self {
+        self.redirect = redirect;
+        self
+    }
+
+    async fn location(&mut self) -> Result<Option<String>, FsError> {
+        let Some(redirect) = self.redirect.clone() else {
+            return Ok(None);
+        };
+        if self.info.bearer_only {
+            tracing::debug!(item = %self.info.id,
+                "proxying instead of redirecting: the item's bytes need the OAuth bearer token");
+            return Ok(None);
+        }
+        match redirect.location(&self.info).await {
+            // dav-server unwraps the conversion to a header value: check it here.
+            Ok(Some(url)) if http::HeaderValue::from_str(&url).is_err() => {
+                tracing::warn!(item = %self.info.id,
+                    "proxying instead of redirecting: the location is not a valid header value");
+                Ok(None)
+            }
+            Ok(location) => Ok(location),
+            Err(e) => Err(self.fail(e)),
         }
     }
 
@@ -233,5 +268,9 @@ impl DavFile for PhotoFile {
 
     fn flush(&mut self) -> FsFuture<'_, ()> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn redirect_url(&mut self) -> FsFuture<'_, Option<String>> {
+        Box::pin(self.location())
     }
 }

@@ -9,9 +9,13 @@
 //! the last moment an upstream failure can still become an error status instead of a folder that
 //! looks empty.
 
+pub mod by_id;
 pub mod failure;
 pub mod file;
 pub mod meta;
+pub mod redirect;
+
+use std::sync::Arc;
 
 use dav_server::davpath::DavPath;
 use dav_server::fs::{
@@ -22,15 +26,27 @@ use dav_server::fs::{
 use crate::catalog::{Catalog, CatalogError, Node};
 use file::PhotoFile;
 use meta::{DirEntry, Meta};
+use redirect::Redirect;
 
 #[derive(Clone)]
 pub struct PhotosFs {
     catalog: Catalog,
+    redirect: Option<Arc<dyn Redirect>>,
 }
 
 impl PhotosFs {
     pub fn new(catalog: Catalog) -> Self {
-        PhotosFs { catalog }
+        PhotosFs {
+            catalog,
+            redirect: None,
+        }
+    }
+
+    /// Files answer GET and HEAD with a 302 to where `redirect` says (with dav-server's
+    /// `.redirect(true)`).
+    pub fn with_redirect(mut self, redirect: Option<Arc<dyn Redirect>>) -> Self {
+        self.redirect = redirect;
+        self
     }
 }
 
@@ -45,7 +61,7 @@ pub fn segments(path: &DavPath) -> Result<Vec<String>, FsError> {
 }
 
 /// Maps a catalog error to dav-server's code, recording the reason for the HTTP layer.
-fn fs_error(e: CatalogError) -> FsError {
+pub(crate) fn fs_error(e: CatalogError) -> FsError {
     match e {
         CatalogError::NotFound => FsError::NotFound,
         CatalogError::Google(_) => {
@@ -72,9 +88,9 @@ impl DavFileSystem for PhotosFs {
                 .await
                 .map_err(fs_error)?
             {
-                Node::File(info) => {
-                    Ok(Box::new(PhotoFile::new(self.catalog.clone(), info)) as Box<dyn DavFile>)
-                }
+                Node::File(info) => Ok(Box::new(
+                    PhotoFile::new(self.catalog.clone(), info).with_redirect(self.redirect.clone()),
+                ) as Box<dyn DavFile>),
                 Node::Dir { .. } => Err(FsError::Forbidden),
             }
         })

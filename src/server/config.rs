@@ -3,10 +3,11 @@
 //! fields give exactly those messages).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::signed::SignKey;
 use crate::google::{Credentials, Endpoints};
 
 pub const DEFAULT_API_BASE: &str = "https://photoslibrary.googleapis.com";
@@ -96,15 +97,29 @@ impl std::fmt::Debug for GoogleConfig {
 pub struct WebdavConfig {
     #[serde(default)]
     pub policy: Policy,
+    /// `use_proxy_url`: the public base URL of the byte node serving signed `/d/` links.
+    pub down_proxy_url: Option<String>,
+    /// The secret that signs `/d/` links (shared by a front and its byte nodes).
+    pub sign_key: Option<SignKey>,
+    /// A file holding the secret instead, read at start.
+    pub sign_key_file: Option<PathBuf>,
+    /// How long a signed link stays valid (default 3600).
+    pub link_ttl_secs: Option<u64>,
 }
 
-/// How a GET of a file is answered.
+/// How a GET of a file is answered (see `server::policy` and docs/policies.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 pub enum Policy {
     /// Bytes flow through this server, Range honoured.
     #[default]
     #[serde(rename = "native_proxy")]
     NativeProxy,
+    /// 302 to a fresh Google download URL.
+    #[serde(rename = "302_redirect")]
+    Redirect302,
+    /// 302 to a signed link on `down_proxy_url`.
+    #[serde(rename = "use_proxy_url")]
+    UseProxyUrl,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +154,11 @@ fn default_picker_base() -> String {
 impl Config {
     /// Reads and validates a config file, then applies the credential environment variables.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, |_| {})
+    }
+
+    /// Like [`Config::load`], with command-line overrides applied before the validation.
+    pub fn load_with(path: &Path, adjust: impl FnOnce(&mut Config)) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
@@ -148,6 +168,7 @@ impl Config {
             message,
         })?;
         config.apply_env(|name| std::env::var(name).ok());
+        adjust(&mut config);
         config.validate()?;
         Ok(config)
     }
@@ -205,7 +226,7 @@ impl Config {
                 }
             }
         }
-        Ok(())
+        super::policy::check(&self.webdav)
     }
 
     pub fn credentials(&self) -> Credentials {

@@ -1,7 +1,9 @@
 //! The server: configuration, the HTTP service, and the accept loop.
 
 pub mod config;
+pub mod policy;
 pub mod service;
+pub mod signed;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,7 +34,8 @@ impl Server {
     pub async fn bind(config: &Config) -> anyhow_like::Result<Server> {
         let google = Google::new(&config.credentials(), &config.endpoints())?;
         let catalog = Catalog::new(google, CatalogOptions::default());
-        let service = Arc::new(DavService::new(catalog, config.server.read_only));
+        let delivery = policy::Delivery::from_config(&config.webdav, &catalog)?;
+        let service = Arc::new(DavService::new(catalog, config.server.read_only, delivery));
         let listener = TcpListener::bind(config.server.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;

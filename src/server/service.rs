@@ -19,6 +19,8 @@ use dav_server::{DavHandler, DavMethodSet};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 
+use super::policy::{self, Delivery};
+use super::signed;
 use crate::catalog::{Catalog, CatalogError};
 use crate::dav::{PhotosFs, failure, segments};
 use crate::google::GoogleError;
@@ -26,27 +28,35 @@ use crate::google::GoogleError;
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// How much of a file dav-server asks the filesystem for per read.
-const READ_BUF_SIZE: usize = 256 * 1024;
+pub(super) const READ_BUF_SIZE: usize = 256 * 1024;
 
 #[derive(Clone)]
 pub struct DavService {
     handler: DavHandler,
     catalog: Catalog,
+    /// The GET policy and the signed `/d/` links (see `policy`, `signed`).
+    delivery: Delivery,
 }
 
 impl DavService {
-    pub fn new(catalog: Catalog, read_only: bool) -> Self {
+    pub fn new(catalog: Catalog, read_only: bool, delivery: Delivery) -> Self {
         let methods = if read_only {
             DavMethodSet::WEBDAV_RO
         } else {
             DavMethodSet::WEBDAV_RW
         };
+        let fs = PhotosFs::new(catalog.clone()).with_redirect(delivery.redirect.clone());
         let handler = DavHandler::builder()
-            .filesystem(Box::new(PhotosFs::new(catalog.clone())))
+            .filesystem(Box::new(fs))
             .methods(methods)
             .read_buf_size(READ_BUF_SIZE)
+            .redirect(delivery.redirect.is_some())
             .build_handler();
-        DavService { handler, catalog }
+        DavService {
+            handler,
+            catalog,
+            delivery,
+        }
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -60,6 +70,15 @@ impl DavService {
     {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        if signed::is_signed_path(&path) {
+            return self.delivery.signed.handle(req).await;
+        }
+        // dav-server answers a redirect before it evaluates conditionals: keep them for later.
+        let conditionals = self
+            .delivery
+            .redirect
+            .is_some()
+            .then(|| req.headers().clone());
         if method.as_str() == "PROPFIND"
             && let Some(early) = self.normalise_depth(&mut req).await
         {
@@ -73,6 +92,9 @@ impl DavService {
             }
             _ => response.map(box_dav_body),
         };
+        if let Some(request_headers) = conditionals {
+            response = policy::conditional_redirect(&method, &request_headers, response);
+        }
         if response.headers().contains_key("DAV") {
             response
                 .headers_mut()
@@ -129,7 +151,7 @@ fn box_dav_body(body: DavBody) -> Body {
     body.boxed_unsync()
 }
 
-fn text_response(status: StatusCode, text: &str) -> Response<Body> {
+pub(super) fn text_response(status: StatusCode, text: &str) -> Response<Body> {
     let mut resp = Response::new(full(text.to_string()));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -159,7 +181,7 @@ fn finite_depth_required() -> Response<Body> {
 
 /// The answer for a request that failed because Google did: a status that tells the client
 /// it was not its fault, and a body and log line that tell the user what to do.
-fn upstream_failure(method: &Method, path: &str, err: &CatalogError) -> Response<Body> {
+pub(super) fn upstream_failure(method: &Method, path: &str, err: &CatalogError) -> Response<Body> {
     let (status, retry_after) = match err {
         CatalogError::NotFound => (StatusCode::NOT_FOUND, None),
         CatalogError::Google(GoogleError::RateLimited { retry_after, .. }) => (
