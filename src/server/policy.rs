@@ -512,6 +512,27 @@ mod tests {
     }
 
     #[test]
+    fn the_example_documents_real_keys() {
+        // Uncommenting the example's optional [webdav] keys gives a valid use_proxy_url setup.
+        let example = include_str!("../../webdav.toml.example");
+        let webdav = &example[example.find("[webdav]").unwrap()..];
+        let mut text = example.replace(webdav, "");
+        for line in webdav.lines() {
+            let line = line
+                .strip_prefix("# ")
+                .filter(|l| l.contains(" = ") && !l.starts_with("sign_key_file"))
+                .unwrap_or(line);
+            text.push_str(&line.replace("\"native_proxy\"", "\"use_proxy_url\""));
+            text.push('\n');
+        }
+        let c = Config::parse(&text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.webdav.policy, Policy::UseProxyUrl);
+        assert!(c.webdav.down_proxy_url.is_some() && c.webdav.sign_key.is_some());
+        assert_eq!(c.webdav.link_ttl_secs, Some(3600));
+    }
+
+    #[test]
     fn policy_names() {
         for p in Policy::ALL {
             assert_eq!(p.as_str().parse::<Policy>().unwrap(), p);
