@@ -52,6 +52,9 @@ enum Command {
         /// Lifetime of the access tokens it issues, in seconds.
         #[arg(long, default_value_t = 3599)]
         token_ttl: u64,
+        /// Add albums and files whose names no file system accepts as they are.
+        #[arg(long)]
+        hostile_names: bool,
     },
 }
 
@@ -127,12 +130,14 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             seed,
             baseurl_ttl,
             token_ttl,
+            hostile_names,
         } => {
             let emu = Emulator::start(
                 EmulatorOptions {
                     seed,
                     baseurl_ttl: Duration::from_secs(baseurl_ttl),
                     access_token_ttl: Duration::from_secs(token_ttl),
+                    hostile_names,
                 },
                 listen,
             )

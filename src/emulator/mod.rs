@@ -43,7 +43,10 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use clock::{Clock, Counters};
-pub use fixtures::{FixtureAlbum, FixtureItem, Library, MediaKind};
+pub use fixtures::{
+    FixtureAlbum, FixtureItem, HOSTILE_ALBUMS, HOSTILE_LONG_FILENAME, HOSTILE_LONG_TITLE, Library,
+    MediaKind,
+};
 
 use content::{BaseUrlEntry, Rendition};
 use oauth::AccessToken;
@@ -76,6 +79,9 @@ pub struct EmulatorOptions {
     pub baseurl_ttl: Duration,
     /// Lifetime of minted access tokens, also reported as `expires_in`.
     pub access_token_ttl: Duration,
+    /// Adds albums and items whose titles and names no file system accepts as they are
+    /// (see [`fixtures::HOSTILE_ALBUMS`]).
+    pub hostile_names: bool,
 }
 
 impl Default for EmulatorOptions {
@@ -84,6 +90,7 @@ impl Default for EmulatorOptions {
             seed: 1,
             baseurl_ttl: Duration::from_secs(3600),
             access_token_ttl: Duration::from_secs(3599),
+            hostile_names: false,
         }
     }
 }
@@ -277,7 +284,7 @@ impl Emulator {
         rand::rng().fill(&mut page_key);
         Emulator {
             inner: Arc::new(Inner {
-                library: fixtures::library_for_seed(opts.seed),
+                library: fixtures::library_for(opts.seed, opts.hostile_names),
                 opts,
                 clock: Clock::default(),
                 counters: Counters::default(),

@@ -12,7 +12,9 @@ use serde_json::json;
 
 use super::auth::TokenSource;
 use super::error::GoogleError;
-use super::types::{Album, AlbumPage, BatchGetResponse, MediaItem, MediaItemPage, Status};
+use super::types::{
+    Album, AlbumPage, BatchGetResponse, MediaItem, MediaItemPage, SharedAlbumPage, Status,
+};
 
 /// albums.list allows at most 50 per page; mediaItems.list/search at most 100.
 pub const ALBUM_PAGE_SIZE: u32 = 50;
@@ -100,6 +102,29 @@ impl LibraryClient {
                 })
                 .await?;
             albums.extend(page.albums);
+            match page.next_page_token.filter(|t| !t.is_empty()) {
+                Some(t) => page_token = Some(t),
+                None => return Ok(albums),
+            }
+        }
+    }
+
+    /// sharedAlbums.list, following pagination. Since 2025 Google answers 403 to every app.
+    pub async fn list_shared_albums(&self) -> Result<Vec<Album>, GoogleError> {
+        let url = self.url("sharedAlbums");
+        let mut albums = Vec::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let page: SharedAlbumPage = self
+                .send("sharedAlbums.list", || {
+                    let mut q = vec![("pageSize", ALBUM_PAGE_SIZE.to_string())];
+                    if let Some(t) = &page_token {
+                        q.push(("pageToken", t.clone()));
+                    }
+                    self.http.get(&url).query(&q)
+                })
+                .await?;
+            albums.extend(page.shared_albums);
             match page.next_page_token.filter(|t| !t.is_empty()) {
                 Some(t) => page_token = Some(t),
                 None => return Ok(albums),

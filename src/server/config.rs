@@ -61,6 +61,12 @@ pub struct GoogleConfig {
     pub token_url: String,
     #[serde(default = "default_picker_base")]
     pub picker_base: String,
+    /// IANA time zone whose calendar dates bucket the date views.
+    #[serde(default = "default_timezone", deserialize_with = "de_timezone")]
+    pub timezone: chrono_tz::Tz,
+    /// `root` for the whole tree, or an album id to show only that album at `/`.
+    #[serde(default = "default_root_folder_id")]
+    pub root_folder_id: String,
 }
 
 impl Default for GoogleConfig {
@@ -72,8 +78,28 @@ impl Default for GoogleConfig {
             api_base: default_api_base(),
             token_url: default_token_url(),
             picker_base: default_picker_base(),
+            timezone: default_timezone(),
+            root_folder_id: default_root_folder_id(),
         }
     }
+}
+
+fn default_timezone() -> chrono_tz::Tz {
+    chrono_tz::UTC
+}
+
+fn default_root_folder_id() -> String {
+    "root".into()
+}
+
+fn de_timezone<'de, D: serde::Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "unknown time zone {name:?}: use an IANA name such as \"UTC\", \"Europe/Paris\" \
+             or \"America/New_York\""
+        ))
+    })
 }
 
 /// Never prints the secrets.
@@ -87,15 +113,55 @@ impl std::fmt::Debug for GoogleConfig {
             .field("api_base", &self.api_base)
             .field("token_url", &self.token_url)
             .field("picker_base", &self.picker_base)
+            .field("timezone", &self.timezone)
+            .field("root_folder_id", &self.root_folder_id)
             .finish()
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebdavConfig {
     #[serde(default)]
     pub policy: Policy,
+    /// Serve the tree under this path (behind a reverse proxy), e.g. `/photos`.
+    #[serde(default = "default_prefix", deserialize_with = "de_prefix")]
+    pub prefix: String,
+}
+
+impl Default for WebdavConfig {
+    fn default() -> Self {
+        WebdavConfig {
+            policy: Policy::default(),
+            prefix: default_prefix(),
+        }
+    }
+}
+
+fn default_prefix() -> String {
+    String::new()
+}
+
+/// Normalises a prefix to `""` (for `/`) or `/a/b` (leading slash, no trailing slash).
+fn de_prefix<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let raw = String::deserialize(d)?;
+    let trimmed = raw.trim_matches('/');
+    if trimmed
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+        && !trimmed.is_empty()
+        || raw.contains(['?', '#', '%', '\\'])
+        || !raw.starts_with('/')
+    {
+        return Err(serde::de::Error::custom(format!(
+            "invalid prefix {raw:?}: use a path such as \"/\" or \"/photos\""
+        )));
+    }
+    Ok(if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    })
 }
 
 /// How a GET of a file is answered.
@@ -288,6 +354,38 @@ mod tests {
         let c = Config::parse(full()).unwrap();
         let text = format!("{c:?}");
         assert!(!text.contains("\"s\"") && !text.contains("\"r\""), "{text}");
+    }
+
+    #[test]
+    fn timezone_root_and_prefix() {
+        let c = Config::parse(
+            "[google]\ntimezone = \"Europe/Paris\"\nroot_folder_id = \"AF1Qx\"\n\
+             [webdav]\nprefix = \"/photos/\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.google.timezone, chrono_tz::Europe::Paris);
+        assert_eq!(c.google.root_folder_id, "AF1Qx");
+        assert_eq!(c.webdav.prefix, "/photos");
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.google.timezone, chrono_tz::UTC);
+        assert_eq!(c.google.root_folder_id, "root");
+        assert_eq!(c.webdav.prefix, "");
+        assert_eq!(
+            Config::parse("[webdav]\nprefix = \"/\"\n")
+                .unwrap()
+                .webdav
+                .prefix,
+            ""
+        );
+        let err = Config::parse("[google]\ntimezone = \"Mars/Olympus\"\n").unwrap_err();
+        assert!(
+            err.contains("Mars/Olympus") && err.contains("timezone"),
+            "{err}"
+        );
+        for bad in ["photos", "/a/../b", "/a//b", "/a?b"] {
+            let err = Config::parse(&format!("[webdav]\nprefix = \"{bad}\"\n")).unwrap_err();
+            assert!(err.contains("prefix"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -31,12 +31,43 @@ impl Server {
     /// Builds the Google clients and the catalog from `config` and binds its listen address.
     pub async fn bind(config: &Config) -> anyhow_like::Result<Server> {
         let google = Google::new(&config.credentials(), &config.endpoints())?;
-        let catalog = Catalog::new(google, CatalogOptions::default());
-        let service = Arc::new(DavService::new(catalog, config.server.read_only));
+        let root_album = match config.google.root_folder_id.as_str() {
+            "root" | "" => None,
+            id => {
+                // Checked now: a typo must stop the start, not show an empty drive.
+                let album = google.library.get_album(id).await.map_err(|e| {
+                    format!(
+                        "[google] root_folder_id = {id:?} is not an album this app can read \
+                         ({e}). Use \"root\" for the whole library, or the id of an album \
+                         created by this app"
+                    )
+                })?;
+                tracing::info!(album = %album.title, "serving one album at /");
+                Some(album.id)
+            }
+        };
+        let catalog = Catalog::new(
+            google,
+            CatalogOptions {
+                timezone: config.google.timezone,
+                root_album,
+                ..CatalogOptions::default()
+            },
+        );
+        let service = Arc::new(DavService::new(
+            catalog,
+            config.server.read_only,
+            &config.webdav.prefix,
+        ));
         let listener = TcpListener::bind(config.server.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
         Ok(Server { listener, service })
+    }
+
+    /// The URL the tree is served at.
+    pub fn url(&self) -> String {
+        format!("http://{}{}/", self.local_addr(), self.service.prefix())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -45,7 +76,7 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded).
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        tracing::info!("WebDAV server listening on http://{}/", self.local_addr());
+        tracing::info!("WebDAV server listening on {}", self.url());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let builder = auto::Builder::new(TokioExecutor::new());
         tokio::pin!(shutdown);

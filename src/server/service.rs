@@ -32,21 +32,46 @@ const READ_BUF_SIZE: usize = 256 * 1024;
 pub struct DavService {
     handler: DavHandler,
     catalog: Catalog,
+    /// `""` or `/a/b`: the path the tree is served under.
+    prefix: String,
 }
 
 impl DavService {
-    pub fn new(catalog: Catalog, read_only: bool) -> Self {
+    /// `prefix` is `""` or a normalised `/a/b` (see the config).
+    pub fn new(catalog: Catalog, read_only: bool, prefix: &str) -> Self {
         let methods = if read_only {
             DavMethodSet::WEBDAV_RO
         } else {
             DavMethodSet::WEBDAV_RW
         };
-        let handler = DavHandler::builder()
+        let mut builder = DavHandler::builder()
             .filesystem(Box::new(PhotosFs::new(catalog.clone())))
             .methods(methods)
-            .read_buf_size(READ_BUF_SIZE)
-            .build_handler();
-        DavService { handler, catalog }
+            .read_buf_size(READ_BUF_SIZE);
+        if !prefix.is_empty() {
+            builder = builder.strip_prefix(prefix);
+        }
+        DavService {
+            handler: builder.build_handler(),
+            catalog,
+            prefix: prefix.to_string(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The request path inside the tree, or None when it lies outside the prefix.
+    fn tree_path<'p>(&self, path: &'p str) -> Option<&'p str> {
+        if self.prefix.is_empty() {
+            return Some(path);
+        }
+        match path.strip_prefix(&self.prefix) {
+            Some("") => Some("/"),
+            Some(rest) if rest.starts_with('/') => Some(rest),
+            _ => None,
+        }
     }
 
     pub async fn handle<B>(&self, mut req: Request<B>) -> Response<Body>
@@ -56,6 +81,9 @@ impl DavService {
     {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        if self.tree_path(&path).is_none() {
+            return self.outside_prefix(&method);
+        }
         if method.as_str() == "PROPFIND"
             && let Some(early) = self.normalise_depth(&mut req).await
         {
@@ -87,7 +115,8 @@ impl DavService {
             None => "1",
             Some("0") | Some("1") => return None,
             Some("infinity") => {
-                if self.targets_collection(req.uri().path()).await {
+                let path = self.tree_path(req.uri().path()).unwrap_or("/").to_string();
+                if self.targets_collection(&path).await {
                     return Some(finite_depth_required());
                 }
                 "0"
@@ -103,6 +132,23 @@ impl DavService {
         req.headers_mut()
             .insert("Depth", HeaderValue::from_static(new_depth));
         None
+    }
+
+    /// Requests outside the prefix: OPTIONS still answers (Windows sends `OPTIONS /` to the
+    /// host root before mapping a deeper URL, and fails the mapping otherwise); the rest is 404.
+    fn outside_prefix(&self, method: &Method) -> Response<Body> {
+        if method == Method::OPTIONS {
+            let mut resp = text_response(StatusCode::OK, "");
+            let h = resp.headers_mut();
+            h.insert("DAV", HeaderValue::from_static("1"));
+            h.insert("MS-Author-Via", HeaderValue::from_static("DAV"));
+            h.insert("Allow", HeaderValue::from_static("OPTIONS"));
+            return resp;
+        }
+        text_response(
+            StatusCode::NOT_FOUND,
+            &format!("gphotos-dav serves its tree under {}/\n", self.prefix),
+        )
     }
 
     /// Whether a request path names a folder. Unknown paths are not folders (the handler then

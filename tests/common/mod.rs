@@ -25,6 +25,26 @@ pub async fn start() -> Stack {
 }
 
 pub async fn start_with(opts: EmulatorOptions, refresh_token: &str) -> Stack {
+    start_custom(opts, refresh_token, |_| {}).await
+}
+
+/// Like [`start_with`], with a last say on the gateway's configuration.
+pub async fn start_custom(
+    opts: EmulatorOptions,
+    refresh_token: &str,
+    customize: impl FnOnce(&mut Config),
+) -> Stack {
+    try_start_custom(opts, refresh_token, customize)
+        .await
+        .expect("server binds")
+}
+
+/// Like [`start_custom`], returning the start-up error instead of panicking.
+pub async fn try_start_custom(
+    opts: EmulatorOptions,
+    refresh_token: &str,
+    customize: impl FnOnce(&mut Config),
+) -> Result<Stack, String> {
     let emu = Emulator::start(opts, "127.0.0.1:0".parse().unwrap())
         .await
         .expect("emulator starts");
@@ -36,14 +56,15 @@ pub async fn start_with(opts: EmulatorOptions, refresh_token: &str) -> Stack {
     config.google.api_base = emu.api_base();
     config.google.token_url = emu.token_url();
     config.google.picker_base = emu.picker_base();
+    customize(&mut config);
     config.validate().expect("valid config");
-    let server = Server::bind(&config).await.expect("server binds");
-    let url = format!("http://{}/", server.local_addr());
+    let server = Server::bind(&config).await.map_err(|e| e.to_string())?;
+    let url = server.url();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(server.serve(async {
         let _ = rx.await;
     }));
-    Stack {
+    Ok(Stack {
         emu,
         url,
         http: reqwest::Client::builder()
@@ -51,7 +72,7 @@ pub async fn start_with(opts: EmulatorOptions, refresh_token: &str) -> Stack {
             .build()
             .unwrap(),
         _stop: tx,
-    }
+    })
 }
 
 /// One `<D:response>` of a multistatus, with the properties of its first (200) propstat.
