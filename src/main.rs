@@ -30,7 +30,13 @@ enum Command {
         /// Listen on this address instead of [server] listen.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Serve without [[server.users]] on an address other machines can reach.
+        #[arg(long)]
+        allow_anonymous: bool,
     },
+    /// Read a password from standard input and print its argon2id hash, for
+    /// [[server.users]] password_hash.
+    HashPassword,
     /// Run the gateway together with an embedded Google emulator and a sample library.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -79,13 +85,30 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     match command {
-        Command::Serve { config, listen } => {
+        Command::Serve {
+            config,
+            listen,
+            allow_anonymous,
+        } => {
             let mut config = Config::load(&config)?;
             if let Some(addr) = listen {
                 config.server.listen = addr;
             }
+            config.server.allow_anonymous |= allow_anonymous;
+            config.validate()?;
             let server = Server::bind(&config).await?;
             server.serve(shutdown_signal()).await;
+        }
+        Command::HashPassword => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                return Err("no password on standard input (example: \
+                            `printf '%s' 'my password' | gphotos-dav hash-password`)"
+                    .into());
+            }
+            println!("{}", gphotos_dav::server::auth::hash_password(password)?);
         }
         Command::Demo { listen, seed } => {
             let emu = Emulator::start(

@@ -156,3 +156,57 @@ async fn demo_serves_a_mountable_library_at_once() {
     assert!(body.matches("<D:response>").count() > 20, "{body}");
     demo.kill().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_password_prints_a_usable_argon2id_hash() {
+    use tokio::io::AsyncWriteExt;
+    let mut child = Command::new(BIN)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"pa55 word\n")
+        .await
+        .unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains("pa55"));
+    gphotos_dav::server::auth::validate_hash(&hash).unwrap();
+
+    let (ok, err) = run_to_end(&["hash-password"], &[]).await;
+    assert!(!ok && err.contains("no password"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_access_from_the_network_needs_consent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webdav.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"0.0.0.0:0\"\n[google]\nclient_id = \"i\"\n\
+         client_secret = \"s\"\nrefresh_token = \"r\"\n",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let (ok, err) = run_to_end(&["serve", "--config", p], &[]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("refusing to serve without authentication")
+            && err.contains("--allow-anonymous"),
+        "{err}"
+    );
+    // With consent it starts (and listens).
+    let mut serve = spawn(&["serve", "--config", p, "--allow-anonymous"]);
+    let mut lines = BufReader::new(serve.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    wait_for_line(&mut lines, "listening on http://0.0.0.0:", &mut seen).await;
+    serve.kill().await.unwrap();
+}

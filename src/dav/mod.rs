@@ -99,6 +99,28 @@ impl DavFileSystem for PhotosFs {
         })
     }
 
+    // Writes: Google's API cannot delete, move or replace items, and uploads are not
+    // implemented yet, so every change is refused with 403 (not 501: it is a refusal).
+    fn create_dir<'a>(&'a self, _path: &'a DavPath) -> FsFuture<'a, ()> {
+        Box::pin(async { Err(FsError::Forbidden) })
+    }
+
+    fn remove_dir<'a>(&'a self, _path: &'a DavPath) -> FsFuture<'a, ()> {
+        Box::pin(async { Err(FsError::Forbidden) })
+    }
+
+    fn remove_file<'a>(&'a self, _path: &'a DavPath) -> FsFuture<'a, ()> {
+        Box::pin(async { Err(FsError::Forbidden) })
+    }
+
+    fn rename<'a>(&'a self, _from: &'a DavPath, _to: &'a DavPath) -> FsFuture<'a, ()> {
+        Box::pin(async { Err(FsError::Forbidden) })
+    }
+
+    fn copy<'a>(&'a self, _from: &'a DavPath, _to: &'a DavPath) -> FsFuture<'a, ()> {
+        Box::pin(async { Err(FsError::Forbidden) })
+    }
+
     fn metadata<'a>(&'a self, path: &'a DavPath) -> FsFuture<'a, Box<dyn DavMetaData>> {
         Box::pin(async move {
             let meta = match self

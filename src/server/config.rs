@@ -3,7 +3,7 @@
 //! fields give exactly those messages).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -38,6 +38,15 @@ pub struct ServerConfig {
     /// Refuse every write method.
     #[serde(default = "default_true")]
     pub read_only: bool,
+    /// WebDAV users (HTTP Basic). None: anonymous access, allowed on loopback only.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// Serve without users on a non-loopback address (also `serve --allow-anonymous`).
+    #[serde(default)]
+    pub allow_anonymous: bool,
+    /// PEM certificate chain and private key: serve https instead of http.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -45,7 +54,32 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: default_listen(),
             read_only: true,
+            users: Vec::new(),
+            allow_anonymous: false,
+            tls_cert: None,
+            tls_key: None,
         }
+    }
+}
+
+/// One `[[server.users]]` entry.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    /// argon2id PHC string, as printed by `gphotos-dav hash-password`.
+    pub password_hash: String,
+    /// This user may only read, even when the server allows writes.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+impl std::fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("name", &self.name)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
     }
 }
 
@@ -203,7 +237,8 @@ fn default_picker_base() -> String {
 }
 
 impl Config {
-    /// Reads and validates a config file, then applies the credential environment variables.
+    /// Reads a config file and applies the credential environment variables. Call
+    /// [`Config::validate`] once command-line overrides are applied.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
@@ -214,7 +249,6 @@ impl Config {
             message,
         })?;
         config.apply_env(|name| std::env::var(name).ok());
-        config.validate()?;
         Ok(config)
     }
 
@@ -237,8 +271,55 @@ impl Config {
         }
     }
 
-    /// Checks what serde cannot: credentials present, URLs well-formed.
+    /// Checks what serde cannot: credentials present, URLs well-formed, users' hashes valid,
+    /// TLS files given in pairs, and no anonymous access from the network unless asked for.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_server()?;
+        self.validate_google()
+    }
+
+    fn validate_server(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        let mut names = std::collections::HashSet::new();
+        for user in &s.users {
+            if user.name.is_empty() || user.name.contains(':') {
+                return Err(ConfigError::Invalid(format!(
+                    "[[server.users]] name {:?} must be non-empty and contain no ':'",
+                    user.name
+                )));
+            }
+            if !names.insert(user.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "[[server.users]] name {:?} appears twice",
+                    user.name
+                )));
+            }
+            crate::server::auth::validate_hash(&user.password_hash).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "[[server.users]] {:?}: password_hash is not a valid argon2id hash ({e}); \
+                     create one with `gphotos-dav hash-password`",
+                    user.name
+                ))
+            })?;
+        }
+        if s.tls_cert.is_some() != s.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "[server] tls_cert and tls_key must be given together".into(),
+            ));
+        }
+        if s.users.is_empty() && !s.listen.ip().is_loopback() && !s.allow_anonymous {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to serve without authentication on {}, which other machines can \
+                 reach: add a [[server.users]] entry (its password_hash comes from \
+                 `gphotos-dav hash-password`), listen on 127.0.0.1, or pass --allow-anonymous \
+                 if the network is trusted",
+                s.listen
+            )));
+        }
+        Ok(())
+    }
+
+    fn validate_google(&self) -> Result<(), ConfigError> {
         let g = &self.google;
         let missing: Vec<String> = [
             ("client_id", ENV_CLIENT_ID, &g.client_id),
@@ -386,6 +467,47 @@ mod tests {
             let err = Config::parse(&format!("[webdav]\nprefix = \"{bad}\"\n")).unwrap_err();
             assert!(err.contains("prefix"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn users_tls_and_exposure() {
+        let hash = crate::server::auth::hash_password("pw").unwrap();
+        let text = format!(
+            "{}[server]\nlisten = \"0.0.0.0:8080\"\n[[server.users]]\nname = \"alice\"\n\
+             password_hash = \"{hash}\"\nread_only = true\n",
+            full()
+        );
+        let c = Config::parse(&text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.server.users[0].name, "alice");
+        assert!(c.server.users[0].read_only);
+        assert!(!format!("{c:?}").contains(&hash), "Debug hides hashes");
+
+        let open =
+            Config::parse(&format!("{}[server]\nlisten = \"0.0.0.0:8080\"\n", full())).unwrap();
+        let err = open.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("--allow-anonymous") && err.contains("hash-password"),
+            "{err}"
+        );
+        let mut allowed = open.clone();
+        allowed.server.allow_anonymous = true;
+        allowed.validate().unwrap();
+
+        let bad = Config::parse(&format!(
+            "{}[[server.users]]\nname = \"bob\"\npassword_hash = \"secret\"\n",
+            full()
+        ))
+        .unwrap();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("bob") && err.contains("hash-password"),
+            "{err}"
+        );
+        assert!(!err.contains("secret"), "{err}");
+
+        let half = Config::parse(&format!("{}[server]\ntls_cert = \"c.pem\"\n", full())).unwrap();
+        assert!(half.validate().unwrap_err().to_string().contains("tls_key"));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The server: configuration, the HTTP service, and the accept loop.
 
+pub mod auth;
 pub mod config;
 pub mod service;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,15 +23,34 @@ pub use service::DavService;
 /// How long in-flight requests may run after shutdown was asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a client may take to send a request's headers (slow-loris protection).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A bound, not yet serving, WebDAV server.
 pub struct Server {
     listener: TcpListener,
     service: Arc<DavService>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Server {
     /// Builds the Google clients and the catalog from `config` and binds its listen address.
     pub async fn bind(config: &Config) -> anyhow_like::Result<Server> {
+        tls::install_crypto_provider();
+        let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        let users = config
+            .server
+            .users
+            .iter()
+            .map(|u| auth::User {
+                name: u.name.clone(),
+                password_hash: u.password_hash.clone(),
+                read_only: u.read_only,
+            })
+            .collect();
         let google = Google::new(&config.credentials(), &config.endpoints())?;
         let root_album = match config.google.root_folder_id.as_str() {
             "root" | "" => None,
@@ -58,16 +79,22 @@ impl Server {
             catalog,
             config.server.read_only,
             &config.webdav.prefix,
+            auth::Authenticator::new(users),
         ));
         let listener = TcpListener::bind(config.server.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
-        Ok(Server { listener, service })
+        Ok(Server {
+            listener,
+            service,
+            tls,
+        })
     }
 
     /// The URL the tree is served at.
     pub fn url(&self) -> String {
-        format!("http://{}{}/", self.local_addr(), self.service.prefix())
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{}/", self.local_addr(), self.service.prefix())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -78,7 +105,11 @@ impl Server {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         tracing::info!("WebDAV server listening on {}", self.url());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -92,19 +123,48 @@ impl Server {
                         }
                     };
                     let service = self.service.clone();
-                    let conn = builder.serve_connection_with_upgrades(
-                        TokioIo::new(stream),
-                        service_fn(move |req| {
-                            let service = service.clone();
-                            async move { Ok::<_, std::convert::Infallible>(service.handle(req).await) }
-                        }),
-                    );
-                    let conn = graceful.watch(conn.into_owned());
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(%peer, "connection ended with an error: {e}");
+                    let handler = service_fn(move |req| {
+                        let service = service.clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(service.handle(req, peer).await)
                         }
                     });
+                    match &self.tls {
+                        None => {
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), handler);
+                            spawn_connection(graceful.watch(conn.into_owned()), peer);
+                        }
+                        Some(acceptor) => {
+                            // The handshake runs in the connection's task, so a slow client
+                            // cannot hold up the accept loop.
+                            let acceptor = acceptor.clone();
+                            let builder = builder.clone();
+                            let watcher = graceful.watcher();
+                            tokio::spawn(async move {
+                                let handshake = tokio::time::timeout(
+                                    HEADER_READ_TIMEOUT,
+                                    acceptor.accept(stream),
+                                );
+                                let tls = match handshake.await {
+                                    Ok(Ok(tls)) => tls,
+                                    Ok(Err(e)) => {
+                                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        tracing::debug!(%peer, "TLS handshake timed out");
+                                        return;
+                                    }
+                                };
+                                let conn = builder
+                                    .serve_connection_with_upgrades(TokioIo::new(tls), handler);
+                                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                                    tracing::debug!(%peer, "connection ended with an error: {e}");
+                                }
+                            });
+                        }
+                    }
                 }
                 _ = &mut shutdown => break,
             }
@@ -117,6 +177,18 @@ impl Server {
             }
         }
     }
+}
+
+fn spawn_connection<F, E>(conn: F, peer: SocketAddr)
+where
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(%peer, "connection ended with an error: {e}");
+        }
+    });
 }
 
 /// A boxed error with a readable message, for start-up failures.

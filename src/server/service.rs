@@ -12,6 +12,9 @@
 //! - **A truthful `DAV` header.** dav-server always claims classes 1, 2 and 3; without a lock
 //!   system we support class 1 only.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use dav_server::body::Body as DavBody;
 use dav_server::davpath::DavPath;
@@ -22,6 +25,7 @@ use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use crate::catalog::{Catalog, CatalogError};
 use crate::dav::{PhotosFs, failure, segments};
 use crate::google::GoogleError;
+use crate::server::auth::{Authenticator, Denied, Identity};
 
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -32,13 +36,28 @@ const READ_BUF_SIZE: usize = 256 * 1024;
 pub struct DavService {
     handler: DavHandler,
     catalog: Catalog,
+    auth: Arc<Authenticator>,
     /// `""` or `/a/b`: the path the tree is served under.
     prefix: String,
 }
 
+/// Methods that change something; refused for read-only users.
+const WRITE_METHODS: [&str; 10] = [
+    "PUT",
+    "DELETE",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "PROPPATCH",
+    "LOCK",
+    "UNLOCK",
+    "POST",
+    "PATCH",
+];
+
 impl DavService {
     /// `prefix` is `""` or a normalised `/a/b` (see the config).
-    pub fn new(catalog: Catalog, read_only: bool, prefix: &str) -> Self {
+    pub fn new(catalog: Catalog, read_only: bool, prefix: &str, auth: Arc<Authenticator>) -> Self {
         let methods = if read_only {
             DavMethodSet::WEBDAV_RO
         } else {
@@ -54,6 +73,7 @@ impl DavService {
         DavService {
             handler: builder.build_handler(),
             catalog,
+            auth,
             prefix: prefix.to_string(),
         }
     }
@@ -74,7 +94,8 @@ impl DavService {
         }
     }
 
-    pub async fn handle<B>(&self, mut req: Request<B>) -> Response<Body>
+    /// Answers one request from `peer`.
+    pub async fn handle<B>(&self, mut req: Request<B>, peer: SocketAddr) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: std::error::Error + Send + Sync + 'static,
@@ -83,6 +104,27 @@ impl DavService {
         let path = req.uri().path().to_string();
         if self.tree_path(&path).is_none() {
             return self.outside_prefix(&method);
+        }
+        // OPTIONS never needs credentials: Windows and Finder probe with it before they
+        // authenticate, and fail the mount on a 401.
+        if method != Method::OPTIONS {
+            let header = req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            match self.auth.authenticate(header).await {
+                Ok(Identity::User { name, read_only })
+                    if read_only && WRITE_METHODS.contains(&method.as_str()) =>
+                {
+                    tracing::info!(user = %name, %method, path, "write refused: the user is read-only");
+                    return text_response(
+                        StatusCode::FORBIDDEN,
+                        &format!("gphotos-dav: user {name} may only read\n"),
+                    );
+                }
+                Ok(_) => {}
+                Err(denied) => return unauthorized(&denied, peer, &method, &path),
+            }
         }
         if method.as_str() == "PROPFIND"
             && let Some(early) = self.normalise_depth(&mut req).await
@@ -165,6 +207,32 @@ impl DavService {
             Err(_) => false,
         }
     }
+}
+
+/// 401 with the challenge, and the `DAV` header: without it Finder never asks for a password.
+/// Failures with a user name are logged with the name and address, never the password.
+fn unauthorized(denied: &Denied, peer: SocketAddr, method: &Method, path: &str) -> Response<Body> {
+    match denied {
+        Denied::Missing => tracing::debug!(%peer, %method, path, "no credentials; asking for them"),
+        Denied::Wrong { name } => {
+            tracing::warn!(user = %name, %peer, %method, path, "authentication failed: wrong user name or password")
+        }
+        Denied::Malformed => {
+            tracing::warn!(%peer, %method, path, "authentication failed: malformed Authorization header")
+        }
+    }
+    let mut resp = text_response(
+        StatusCode::UNAUTHORIZED,
+        "gphotos-dav: authentication required\n",
+    );
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"gphotos-dav\", charset=\"UTF-8\""),
+    );
+    h.insert("DAV", HeaderValue::from_static("1"));
+    h.insert("MS-Author-Via", HeaderValue::from_static("DAV"));
+    resp
 }
 
 fn box_dav_body(body: DavBody) -> Body {
