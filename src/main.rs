@@ -61,6 +61,9 @@ enum Command {
         /// Add albums and files whose names no file system accepts as they are.
         #[arg(long)]
         hostile_names: bool,
+        /// Add an album of this many tiny photos (to try a client on a big folder).
+        #[arg(long, default_value_t = 0)]
+        big_album: usize,
     },
 }
 
@@ -154,6 +157,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             baseurl_ttl,
             token_ttl,
             hostile_names,
+            big_album,
         } => {
             let emu = Emulator::start(
                 EmulatorOptions {
@@ -161,6 +165,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
                     baseurl_ttl: Duration::from_secs(baseurl_ttl),
                     access_token_ttl: Duration::from_secs(token_ttl),
                     hostile_names,
+                    big_album,
                 },
                 listen,
             )

@@ -114,20 +114,24 @@ impl Library {
 /// the process. Holding the lock while generating also stops two tests from encoding the
 /// same library twice.
 ///
-/// With `hostile` set, the library also holds the names of [`HOSTILE_ALBUMS`].
-pub(crate) fn library_for(seed: u64, hostile: bool) -> Arc<Library> {
-    type Libraries = Mutex<HashMap<(u64, bool), Arc<Library>>>;
+/// With `hostile` set, the library also holds the names of [`HOSTILE_ALBUMS`]; with `big`
+/// above 0, an album of `big` tiny photos (see [`add_big_album`]).
+pub(crate) fn library_for(seed: u64, hostile: bool, big: usize) -> Arc<Library> {
+    type Libraries = Mutex<HashMap<(u64, bool, usize), Arc<Library>>>;
     static LIBRARIES: OnceLock<Libraries> = OnceLock::new();
     let mut libraries = LIBRARIES
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     libraries
-        .entry((seed, hostile))
+        .entry((seed, hostile, big))
         .or_insert_with(|| {
             let mut lib = generate(seed);
             if hostile {
                 add_hostile(&mut lib, seed);
+            }
+            if big > 0 {
+                add_big_album(&mut lib, seed, big);
             }
             Arc::new(lib)
         })
@@ -219,6 +223,47 @@ fn add_hostile(lib: &mut Library, seed: u64) {
             item_ids,
         });
     }
+    lib.items
+        .sort_by_key(|item| std::cmp::Reverse(item.creation_time));
+}
+
+/// The title of the album [`add_big_album`] adds.
+pub const BIG_ALBUM_TITLE: &str = "Big album";
+
+/// How many distinct JPEG bodies the big album's items share.
+const BIG_ALBUM_BODIES: usize = 8;
+
+/// Appends an album of `count` photos named `IMG_00001.jpg`, `IMG_00002.jpg`, ..., one
+/// a minute from 2019-01-01T00:00:00Z on, each with its own id. Encoding thousands of JPEGs
+/// is slow in debug builds, so the items share [`BIG_ALBUM_BODIES`] tiny (16x16) encoded
+/// bodies: what such an album measures is listings, not bytes.
+fn add_big_album(lib: &mut Library, seed: u64, count: usize) {
+    let bodies: Vec<Bytes> = (0..BIG_ALBUM_BODIES as u64)
+        .map(|i| render_jpeg(16, 16, seed ^ i, 8, seed.wrapping_add(i), 90).expect("valid size"))
+        .collect();
+    let start = Utc.with_ymd_and_hms(2019, 1, 1, 0, 0, 0).unwrap();
+    let mut item_ids = Vec::with_capacity(count);
+    for n in 0..count {
+        let id = format!("AF1QipBigAlbumItem{n:06}x{seed:x}");
+        item_ids.push(id.clone());
+        lib.items.push(FixtureItem {
+            id,
+            filename: format!("IMG_{:05}.jpg", n + 1),
+            description: String::new(),
+            mime_type: "image/jpeg".to_owned(),
+            creation_time: start + chrono::Duration::minutes(n as i64),
+            width: 16,
+            height: 16,
+            kind: MediaKind::Photo,
+            favorite: false,
+            bytes: bodies[n % BIG_ALBUM_BODIES].clone(),
+        });
+    }
+    lib.albums.push(FixtureAlbum {
+        id: format!("AF1QipBigAlbum{seed:x}"),
+        title: BIG_ALBUM_TITLE.to_owned(),
+        item_ids,
+    });
     lib.items
         .sort_by_key(|item| std::cmp::Reverse(item.creation_time));
 }

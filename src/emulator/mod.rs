@@ -44,8 +44,8 @@ use tokio::task::{JoinHandle, JoinSet};
 
 pub use clock::{Clock, Counters};
 pub use fixtures::{
-    FixtureAlbum, FixtureItem, HOSTILE_ALBUMS, HOSTILE_LONG_FILENAME, HOSTILE_LONG_TITLE, Library,
-    MediaKind,
+    BIG_ALBUM_TITLE, FixtureAlbum, FixtureItem, HOSTILE_ALBUMS, HOSTILE_LONG_FILENAME,
+    HOSTILE_LONG_TITLE, Library, MediaKind,
 };
 
 use content::{BaseUrlEntry, Rendition};
@@ -82,6 +82,9 @@ pub struct EmulatorOptions {
     /// Adds albums and items whose titles and names no file system accepts as they are
     /// (see [`fixtures::HOSTILE_ALBUMS`]).
     pub hostile_names: bool,
+    /// Adds one album, titled [`BIG_ALBUM_TITLE`], of this many tiny photos (0: none), to
+    /// measure listings of the size real libraries reach.
+    pub big_album: usize,
 }
 
 impl Default for EmulatorOptions {
@@ -91,6 +94,7 @@ impl Default for EmulatorOptions {
             baseurl_ttl: Duration::from_secs(3600),
             access_token_ttl: Duration::from_secs(3599),
             hostile_names: false,
+            big_album: 0,
         }
     }
 }
@@ -284,7 +288,7 @@ impl Emulator {
         rand::rng().fill(&mut page_key);
         Emulator {
             inner: Arc::new(Inner {
-                library: fixtures::library_for(opts.seed, opts.hostile_names),
+                library: fixtures::library_for(opts.seed, opts.hostile_names, opts.big_album),
                 opts,
                 clock: Clock::default(),
                 counters: Counters::default(),
