@@ -282,6 +282,30 @@ impl Catalog {
         Ok(matches!(self.resolve(segments).await?, Resolved::Dir(_)))
     }
 
+    /// Whether `segments` names a file or folder according to the listings already in
+    /// memory (static folders, and fresh cached listings not being reloaded right now).
+    /// Never calls Google and never waits: false means "not known without asking Google".
+    pub fn resolves_from_memory(&self, segments: &[String]) -> bool {
+        let mut key = self.root();
+        for (i, seg) in segments.iter().enumerate() {
+            let Some(listing) = self.listing_in_memory(&key) else {
+                return false;
+            };
+            match listing.lookup(seg) {
+                Some(Listed::Dir { key: child, .. }) => key = child.clone(),
+                Some(Listed::File { .. }) => return i + 1 == segments.len(),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// The total size of every item whose size is known so far: the whole library once
+    /// `/media/all` has been listed, less before (sizes are learned as folders are listed).
+    pub fn known_bytes(&self) -> u64 {
+        self.inner.sizes.lock().unwrap().values().sum()
+    }
+
     /// The entries of the folder at `segments`, with exact sizes.
     pub async fn list(&self, segments: &[String]) -> Result<Vec<Entry>, CatalogError> {
         match self.resolve(segments).await? {
@@ -415,26 +439,23 @@ impl Catalog {
         })
     }
 
+    /// A folder's listing if it is static or cached, fresh and not locked by a reload.
+    fn listing_in_memory(&self, key: &FolderKey) -> Option<Arc<Listing>> {
+        if let Some(listing) = static_listing(key) {
+            return Some(Arc::new(listing));
+        }
+        let slot = self.inner.folders.lock().unwrap().get(key)?.clone();
+        let guard = slot.try_lock().ok()?;
+        let (at, listing) = guard.as_ref()?;
+        (at.elapsed() < self.inner.opts.listing_ttl).then(|| listing.clone())
+    }
+
     async fn load(&self, key: &FolderKey) -> Result<Listing, CatalogError> {
         let lib = &self.inner.google.library;
-        let dir = |name: &str, key: FolderKey| Listed::Dir {
-            name: name.to_string(),
-            key,
-        };
         Ok(match key {
-            FolderKey::Root => Listing::new(vec![
-                dir("album", FolderKey::Albums),
-                dir("feature", FolderKey::Feature),
-                dir("media", FolderKey::Media),
-                dir("shared-album", FolderKey::SharedAlbums),
-            ]),
-            FolderKey::Media => Listing::new(vec![
-                dir("all", FolderKey::MediaAll),
-                dir("by-day", FolderKey::Years(DateView::Day)),
-                dir("by-month", FolderKey::Years(DateView::Month)),
-                dir("by-year", FolderKey::Years(DateView::Year)),
-            ]),
-            FolderKey::Feature => Listing::new(vec![dir("favorites", FolderKey::Favorites)]),
+            FolderKey::Root | FolderKey::Media | FolderKey::Feature => {
+                static_listing(key).expect("a static folder")
+            }
             FolderKey::Favorites => self.files(
                 lib.search(serde_json::json!({
                     "filters": {"featureFilter": {"includedFeatures": ["FAVORITES"]}}
@@ -471,7 +492,10 @@ impl Catalog {
                                 DateView::Year => FolderKey::Dated(DateBucket::Year(y)),
                                 _ => FolderKey::YearBuckets(*view, y),
                             };
-                            dir(&format!("{y:04}"), key)
+                            Listed::Dir {
+                                name: format!("{y:04}"),
+                                key,
+                            }
                         })
                         .collect(),
                 )
@@ -482,7 +506,10 @@ impl Catalog {
                     buckets
                         .keys()
                         .filter(|b| b.year() == *year)
-                        .map(|b| dir(&b.name(), FolderKey::Dated(*b)))
+                        .map(|b| Listed::Dir {
+                            name: b.name(),
+                            key: FolderKey::Dated(*b),
+                        })
                         .collect(),
                 )
             }
@@ -658,6 +685,30 @@ impl Catalog {
             other => Ok(other?),
         }
     }
+}
+
+/// The listings of the folders whose content never changes and costs no Google call.
+fn static_listing(key: &FolderKey) -> Option<Listing> {
+    let dir = |name: &str, key: FolderKey| Listed::Dir {
+        name: name.to_string(),
+        key,
+    };
+    Some(match key {
+        FolderKey::Root => Listing::new(vec![
+            dir("album", FolderKey::Albums),
+            dir("feature", FolderKey::Feature),
+            dir("media", FolderKey::Media),
+            dir("shared-album", FolderKey::SharedAlbums),
+        ]),
+        FolderKey::Media => Listing::new(vec![
+            dir("all", FolderKey::MediaAll),
+            dir("by-day", FolderKey::Years(DateView::Day)),
+            dir("by-month", FolderKey::Years(DateView::Month)),
+            dir("by-year", FolderKey::Years(DateView::Year)),
+        ]),
+        FolderKey::Feature => Listing::new(vec![dir("favorites", FolderKey::Favorites)]),
+        _ => return None,
+    })
 }
 
 enum Resolved {

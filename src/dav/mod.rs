@@ -12,6 +12,7 @@
 pub mod failure;
 pub mod file;
 pub mod meta;
+pub mod probes;
 
 use dav_server::davpath::DavPath;
 use dav_server::fs::{
@@ -119,6 +120,16 @@ impl DavFileSystem for PhotosFs {
 
     fn copy<'a>(&'a self, _from: &'a DavPath, _to: &'a DavPath) -> FsFuture<'a, ()> {
         Box::pin(async { Err(FsError::Forbidden) })
+    }
+
+    /// RFC 4331 quota, which Finder asks for when it mounts. Used: the bytes of every item
+    /// whose size is known so far ([`Catalog::known_bytes`]), which is the whole library once
+    /// `/media/all` has been listed and a lower bound before, never an estimate. Available:
+    /// not reported, because the Library API does not tell how much of the Google account's
+    /// storage is left. (dav-server reports this total at `/` and a resource's own length
+    /// elsewhere.)
+    fn get_quota(&self) -> FsFuture<'_, (u64, Option<u64>)> {
+        Box::pin(async move { Ok((self.catalog.known_bytes(), None)) })
     }
 
     fn metadata<'a>(&'a self, path: &'a DavPath) -> FsFuture<'a, Box<dyn DavMetaData>> {

@@ -11,6 +11,9 @@
 //!   and log line say what to do.
 //! - **A truthful `DAV` header.** dav-server always claims classes 1, 2 and 3; without a lock
 //!   system we support class 1 only.
+//! - **What desktop clients need** (see `docs/clients.md`): their probes for `.DS_Store`,
+//!   `desktop.ini` and the like are answered 404 from memory; a folder asked for without its
+//!   trailing slash is served, not redirected; every GET answer carries a `Content-Length`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +26,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 
 use crate::catalog::{Catalog, CatalogError};
-use crate::dav::{PhotosFs, failure, segments};
+use crate::dav::{PhotosFs, failure, probes, segments};
 use crate::google::GoogleError;
 use crate::server::auth::{Authenticator, Denied, Identity};
 
@@ -126,10 +129,16 @@ impl DavService {
                 Err(denied) => return unauthorized(&denied, peer, &method, &path),
             }
         }
+        if let Some(miss) = self.probe_miss(&req) {
+            return miss;
+        }
         if method.as_str() == "PROPFIND"
             && let Some(early) = self.normalise_depth(&mut req).await
         {
             return early;
+        }
+        if method == Method::GET || method == Method::HEAD {
+            self.add_folder_slash(&mut req).await;
         }
         let (response, failure) = failure::capture(self.handler.handle(req)).await;
         let status = response.status();
@@ -144,7 +153,58 @@ impl DavService {
                 .headers_mut()
                 .insert("DAV", HeaderValue::from_static("1"));
         }
+        if method == Method::GET {
+            response = with_content_length(response).await;
+        }
         response
+    }
+
+    /// Answers a client's probe for a file it expects to be missing (see `dav::probes`)
+    /// with a plain 404 right here, unless listings already in memory show that name: a
+    /// probe never costs a Google call.
+    fn probe_miss<B>(&self, req: &Request<B>) -> Option<Response<Body>> {
+        if !matches!(req.method().as_str(), "GET" | "HEAD" | "PROPFIND") {
+            return None;
+        }
+        let tree_path = self.tree_path(req.uri().path())?;
+        let segs = segments(&DavPath::new(tree_path).ok()?).ok()?;
+        let agent = req
+            .headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !segs.iter().any(|s| probes::is_probe(s, agent))
+            || self.catalog.resolves_from_memory(&segs)
+        {
+            return None;
+        }
+        tracing::debug!(path = tree_path, "client probe answered from memory");
+        Some(text_response(StatusCode::NOT_FOUND, ""))
+    }
+
+    /// dav-server answers GET and HEAD on a folder named without its trailing slash with a
+    /// 302 to the slashed URL. Windows asks for `/folder` and does not follow redirects, so
+    /// such a request is served as if it had the slash.
+    async fn add_folder_slash<B>(&self, req: &mut Request<B>) {
+        let path = req.uri().path();
+        let Some(tree_path) = self.tree_path(path) else {
+            return;
+        };
+        if path.ends_with('/') || !self.targets_collection(tree_path).await {
+            return;
+        }
+        let slashed = match req.uri().query() {
+            Some(q) => format!("{path}/?{q}"),
+            None => format!("{path}/"),
+        };
+        let mut parts = req.uri().clone().into_parts();
+        match slashed.parse() {
+            Ok(pq) => parts.path_and_query = Some(pq),
+            Err(_) => return,
+        }
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
     }
 
     /// Rewrites or answers the Depth of a PROPFIND (see the module docs).
@@ -233,6 +293,37 @@ fn unauthorized(denied: &Denied, peer: SocketAddr, method: &Method, path: &str) 
     h.insert("DAV", HeaderValue::from_static("1"));
     h.insert("MS-Author-Via", HeaderValue::from_static("DAV"));
     resp
+}
+
+/// Gives a GET answer that dav-server streams without a length (the folder index) a
+/// `Content-Length`: Windows' WebDAV client handles chunked answers badly. File downloads
+/// always carry one already and pass through untouched, still streamed.
+async fn with_content_length(response: Response<Body>) -> Response<Body> {
+    if response
+        .headers()
+        .contains_key(http::header::CONTENT_LENGTH)
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    match body.collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            parts
+                .headers
+                .insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            Response::from_parts(
+                parts,
+                Full::new(bytes)
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+        }
+        Err(e) => {
+            tracing::warn!("could not produce a folder index: {e}");
+            text_response(StatusCode::INTERNAL_SERVER_ERROR, "gphotos-dav: no index\n")
+        }
+    }
 }
 
 fn box_dav_body(body: DavBody) -> Body {
