@@ -16,7 +16,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::catalog::{Catalog, CatalogOptions};
-use crate::google::Google;
+use crate::google::{Google, RetryPolicy};
 pub use config::{Config, ConfigError};
 pub use service::DavService;
 
@@ -33,9 +33,21 @@ pub struct Server {
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
+/// Knobs that are not configuration but that tests (and benchmarks) need to turn: they must
+/// never wait on the wall clock.
+#[derive(Debug, Clone, Default)]
+pub struct Tuning {
+    pub retry: RetryPolicy,
+}
+
 impl Server {
     /// Builds the Google clients and the catalog from `config` and binds its listen address.
     pub async fn bind(config: &Config) -> anyhow_like::Result<Server> {
+        Server::bind_tuned(config, Tuning::default()).await
+    }
+
+    /// [`Server::bind`] with explicit [`Tuning`].
+    pub async fn bind_tuned(config: &Config, tuning: Tuning) -> anyhow_like::Result<Server> {
         tls::install_crypto_provider();
         let tls = match (&config.server.tls_cert, &config.server.tls_key) {
             (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
@@ -51,7 +63,7 @@ impl Server {
                 read_only: u.read_only,
             })
             .collect();
-        let google = Google::new(&config.credentials(), &config.endpoints())?;
+        let google = Google::new(&config.credentials(), &config.endpoints(), tuning.retry)?;
         let root_album = match config.google.root_folder_id.as_str() {
             "root" | "" => None,
             id => {
