@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod guard;
 pub mod service;
 pub mod tls;
 
@@ -121,7 +122,9 @@ impl Server {
         builder
             .http1()
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            // Request line and headers must fit in 64 KiB (hyper answers 431 beyond).
+            .max_buf_size(64 * 1024);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
