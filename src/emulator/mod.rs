@@ -450,6 +450,14 @@ impl Emulator {
         });
     }
 
+    /// Every access token issued and every download URL (baseUrl) handed out so far: the
+    /// secrets a test checks never reach a log.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.inner.lock_tokens().keys().cloned().collect();
+        out.extend(self.inner.lock_base_urls().keys().cloned());
+        out
+    }
+
     /// Removes every injected fault.
     pub fn clear_faults(&self) {
         relock(&self.inner.faults).clear();
