@@ -210,3 +210,82 @@ async fn anonymous_access_from_the_network_needs_consent() {
     wait_for_line(&mut lines, "listening on http://0.0.0.0:", &mut seen).await;
     serve.kill().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_downloads_finish_then_exits_zero() {
+    use gphotos_dav::emulator::{self, Emulator, EmulatorOptions, Fault};
+    let emu = Emulator::start(EmulatorOptions::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webdav.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[google]\nclient_id = \"{}\"\n\
+             client_secret = \"{}\"\nrefresh_token = \"{}\"\napi_base = \"{}\"\n\
+             token_url = \"{}\"\n",
+            emulator::CLIENT_ID,
+            emulator::CLIENT_SECRET,
+            emulator::REFRESH_TOKEN,
+            emu.api_base(),
+            emu.token_url()
+        ),
+    )
+    .unwrap();
+    let mut serve = spawn(&["serve", "--config", path.to_str().unwrap()]);
+    let mut err = BufReader::new(serve.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let line = wait_for_line(&mut err, "listening on http://", &mut seen).await;
+    let url = line[line.find("http://").unwrap()..].trim().to_string();
+    let item = emu
+        .emulator
+        .library()
+        .items
+        .iter()
+        .max_by_key(|i| i.bytes.len())
+        .unwrap()
+        .clone();
+    // Learn the item's name and size first, then make its bytes slow to arrive.
+    let (status, body) = propfind_status(&format!("{url}media/all/")).await;
+    assert_eq!(status, 207);
+    assert!(body.contains(&item.bytes.len().to_string()));
+    emu.emulator.inject(
+        "content.get",
+        Fault::Latency(Duration::from_millis(1500)),
+        1,
+        None,
+    );
+    let gets = emu.emulator.counters().get("content.get");
+    let file_url = format!("{url}media/all/{}", item.filename);
+    let download = tokio::spawn(async move {
+        let resp = reqwest::get(file_url).await.unwrap();
+        (
+            resp.status().as_u16(),
+            resp.bytes().await.map(|b| b.to_vec()),
+        )
+    });
+    // Wait until the download reached the content host, then ask the server to stop.
+    while emu.emulator.counters().get("content.get") == gets {
+        tokio::task::yield_now().await;
+    }
+    let pid = serve.id().unwrap().to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(kill.success());
+    let (status, bytes) = download.await.unwrap();
+    assert_eq!(status, 200);
+    let bytes = bytes.expect("the in-flight download completes");
+    assert_eq!(bytes.len(), item.bytes.len());
+    assert!(bytes == item.bytes.as_ref(), "the exact bytes");
+    let exit = tokio::time::timeout(Duration::from_secs(60), serve.wait())
+        .await
+        .expect("the server exits after its downloads finished")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    // And it no longer accepts connections.
+    assert!(reqwest::get(&url).await.is_err());
+}

@@ -658,11 +658,19 @@ impl Catalog {
                 }
             }
         }
-        let probed: Vec<(String, u64)> = futures::stream::iter(missing)
-            .map(|id| async move {
-                let size = self.probe(&id).await?;
-                Ok::<_, CatalogError>((id, size))
+        // The futures are built before they enter the stream: a closure inside the stream's
+        // type would make the compiler's Send inference fail (rust-lang/rust#64552).
+        let probes: Vec<_> = missing
+            .into_iter()
+            .map(|id| {
+                let this = self.clone();
+                async move {
+                    let size = this.probe(&id).await?;
+                    Ok::<_, CatalogError>((id, size))
+                }
             })
+            .collect();
+        let probed: Vec<(String, u64)> = futures::stream::iter(probes)
             .buffer_unordered(self.inner.opts.probe_concurrency.max(1))
             .try_collect()
             .await?;

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::auth::TokenSource;
 use super::error::GoogleError;
+use super::retry::RetryPolicy;
 use super::types::{
     Album, AlbumPage, BatchGetResponse, MediaItem, MediaItemPage, SharedAlbumPage, Status,
 };
@@ -28,14 +29,21 @@ pub struct LibraryClient {
     /// Base URL without the `/v1` suffix, e.g. `https://photoslibrary.googleapis.com`.
     api_base: String,
     tokens: Arc<TokenSource>,
+    retry: RetryPolicy,
 }
 
 impl LibraryClient {
-    pub fn new(http: reqwest::Client, api_base: &str, tokens: Arc<TokenSource>) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        api_base: &str,
+        tokens: Arc<TokenSource>,
+        retry: RetryPolicy,
+    ) -> Self {
         LibraryClient {
             http,
             api_base: api_base.trim_end_matches('/').to_string(),
             tokens,
+            retry,
         }
     }
 
@@ -47,12 +55,21 @@ impl LibraryClient {
         format!("{}/v1/{}", self.api_base, path)
     }
 
-    /// Sends one API request built by `build`, with the bearer token. A 401 invalidates the
-    /// token and retries exactly once with a fresh one.
+    /// Sends one API request built by `build`, retrying transient failures by the policy.
     async fn send<T: DeserializeOwned>(
         &self,
         what: &'static str,
         build: impl Fn() -> RequestBuilder,
+    ) -> Result<T, GoogleError> {
+        self.retry.run(what, || self.attempt(what, &build)).await
+    }
+
+    /// One attempt, with the bearer token. A 401 invalidates the token and tries exactly once
+    /// more with a fresh one.
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        build: &impl Fn() -> RequestBuilder,
     ) -> Result<T, GoogleError> {
         let mut retried_auth = false;
         loop {

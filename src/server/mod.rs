@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod guard;
 pub mod service;
 pub mod tls;
 
@@ -16,7 +17,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::catalog::{Catalog, CatalogOptions};
-use crate::google::Google;
+use crate::google::{Google, RetryPolicy};
 pub use config::{Config, ConfigError};
 pub use service::DavService;
 
@@ -33,9 +34,21 @@ pub struct Server {
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
+/// Knobs that are not configuration but that tests (and benchmarks) need to turn: they must
+/// never wait on the wall clock.
+#[derive(Debug, Clone, Default)]
+pub struct Tuning {
+    pub retry: RetryPolicy,
+}
+
 impl Server {
     /// Builds the Google clients and the catalog from `config` and binds its listen address.
     pub async fn bind(config: &Config) -> anyhow_like::Result<Server> {
+        Server::bind_tuned(config, Tuning::default()).await
+    }
+
+    /// [`Server::bind`] with explicit [`Tuning`].
+    pub async fn bind_tuned(config: &Config, tuning: Tuning) -> anyhow_like::Result<Server> {
         tls::install_crypto_provider();
         let tls = match (&config.server.tls_cert, &config.server.tls_key) {
             (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
@@ -51,7 +64,7 @@ impl Server {
                 read_only: u.read_only,
             })
             .collect();
-        let google = Google::new(&config.credentials(), &config.endpoints())?;
+        let google = Google::new(&config.credentials(), &config.endpoints(), tuning.retry)?;
         let root_album = match config.google.root_folder_id.as_str() {
             "root" | "" => None,
             id => {
@@ -109,7 +122,9 @@ impl Server {
         builder
             .http1()
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            // Request line and headers must fit in 64 KiB (hyper answers 431 beyond).
+            .max_buf_size(64 * 1024);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {

@@ -29,6 +29,7 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::dav::{PhotosFs, failure, probes, segments};
 use crate::google::GoogleError;
 use crate::server::auth::{Authenticator, Denied, Identity};
+use crate::server::guard::{self, Rejection};
 
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -43,6 +44,23 @@ pub struct DavService {
     /// `""` or `/a/b`: the path the tree is served under.
     prefix: String,
 }
+
+/// The methods WebDAV class 1 and 2 define; anything else is answered 405 here (dav-server
+/// would treat an unknown method like a GET).
+const KNOWN_METHODS: [&str; 12] = [
+    "OPTIONS",
+    "GET",
+    "HEAD",
+    "PROPFIND",
+    "PROPPATCH",
+    "PUT",
+    "DELETE",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+];
 
 /// Methods that change something; refused for read-only users.
 const WRITE_METHODS: [&str; 10] = [
@@ -98,15 +116,32 @@ impl DavService {
     }
 
     /// Answers one request from `peer`.
-    pub async fn handle<B>(&self, mut req: Request<B>, peer: SocketAddr) -> Response<Body>
+    pub async fn handle<B>(&self, req: Request<B>, peer: SocketAddr) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        if let Err(rejection) = guard::check_path(&path) {
+            return rejected(&rejection, peer, &method);
+        }
         if self.tree_path(&path).is_none() {
             return self.outside_prefix(&method);
+        }
+        if !KNOWN_METHODS.contains(&method.as_str()) {
+            tracing::info!(%peer, %method, "unknown method refused");
+            let mut resp = text_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("gphotos-dav: method {method} is not supported\n"),
+            );
+            resp.headers_mut().insert(
+                http::header::ALLOW,
+                HeaderValue::from_static(
+                    "OPTIONS, GET, HEAD, PROPFIND, PROPPATCH, PUT, DELETE, MKCOL, COPY, MOVE",
+                ),
+            );
+            return resp;
         }
         // OPTIONS never needs credentials: Windows and Finder probe with it before they
         // authenticate, and fail the mount on a 401.
@@ -129,6 +164,10 @@ impl DavService {
                 Err(denied) => return unauthorized(&denied, peer, &method, &path),
             }
         }
+        let mut req = match guard::screen(req).await {
+            Ok(req) => req,
+            Err(rejection) => return rejected(&rejection, peer, &method),
+        };
         if let Some(miss) = self.probe_miss(&req) {
             return miss;
         }
@@ -267,6 +306,13 @@ impl DavService {
             Err(_) => false,
         }
     }
+}
+
+/// A request refused by the hygiene checks, logged with what to fix.
+fn rejected(rejection: &Rejection, peer: SocketAddr, method: &Method) -> Response<Body> {
+    let message = rejection.message();
+    tracing::info!(%peer, %method, status = rejection.status().as_u16(), "request refused: {message}");
+    text_response(rejection.status(), &format!("gphotos-dav: {message}\n"))
 }
 
 /// 401 with the challenge, and the `DAV` header: without it Finder never asks for a password.

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use gphotos_dav::emulator::{
     self, Emulator, EmulatorOptions, FixtureItem, Library, RunningEmulator,
 };
-use gphotos_dav::server::{Config, Server};
+use gphotos_dav::google::RetryPolicy;
+use gphotos_dav::server::{Config, Server, Tuning};
 use reqwest::{Method, StatusCode};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
@@ -58,7 +59,12 @@ pub async fn try_start_custom(
     config.google.picker_base = emu.picker_base();
     customize(&mut config);
     config.validate().expect("valid config");
-    let server = Server::bind(&config).await.map_err(|e| e.to_string())?;
+    let tuning = Tuning {
+        retry: RetryPolicy::immediate(),
+    };
+    let server = Server::bind_tuned(&config, tuning)
+        .await
+        .map_err(|e| e.to_string())?;
     let url = server.url();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(server.serve(async {
