@@ -1,12 +1,13 @@
 //! The binary as a user runs it: config errors, `emulator` + `serve` as child processes, `demo`.
 
+mod common;
+
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::{BIN, spawn, wait_for_line};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_gphotos-dav");
+use tokio::process::Command;
 
 async fn run_to_end(args: &[&str], envs: &[(&str, &str)]) -> (bool, String) {
     let out = Command::new(BIN)
@@ -62,40 +63,6 @@ async fn config_errors_stop_the_start_naming_the_key() {
     let (ok, err) = run_to_end(&["serve", "--config", "/nonexistent/webdav.toml"], &[]).await;
     assert!(!ok);
     assert!(err.contains("/nonexistent/webdav.toml"), "{err}");
-}
-
-/// Reads lines from a child's pipe until one contains `marker`; returns that line.
-async fn wait_for_line<R: tokio::io::AsyncRead + Unpin>(
-    lines: &mut tokio::io::Lines<BufReader<R>>,
-    marker: &str,
-    seen: &mut String,
-) -> String {
-    let found = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            seen.push_str(&line);
-            seen.push('\n');
-            if line.contains(marker) {
-                return Some(line);
-            }
-        }
-        None
-    })
-    .await;
-    match found {
-        Ok(Some(line)) => line,
-        _ => panic!("no line with {marker:?} in:\n{seen}"),
-    }
-}
-
-fn spawn(args: &[&str]) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("RUST_LOG", "info")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
 }
 
 async fn propfind_status(url: &str) -> (u16, String) {
@@ -213,31 +180,12 @@ async fn anonymous_access_from_the_network_needs_consent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_downloads_finish_then_exits_zero() {
-    use gphotos_dav::emulator::{self, Emulator, EmulatorOptions, Fault};
+    use gphotos_dav::emulator::{Emulator, EmulatorOptions, Fault};
     let emu = Emulator::start(EmulatorOptions::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("webdav.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[google]\nclient_id = \"{}\"\n\
-             client_secret = \"{}\"\nrefresh_token = \"{}\"\napi_base = \"{}\"\n\
-             token_url = \"{}\"\n",
-            emulator::CLIENT_ID,
-            emulator::CLIENT_SECRET,
-            emulator::REFRESH_TOKEN,
-            emu.api_base(),
-            emu.token_url()
-        ),
-    )
-    .unwrap();
-    let mut serve = spawn(&["serve", "--config", path.to_str().unwrap()]);
-    let mut err = BufReader::new(serve.stderr.take().unwrap()).lines();
-    let mut seen = String::new();
-    let line = wait_for_line(&mut err, "listening on http://", &mut seen).await;
-    let url = line[line.find("http://").unwrap()..].trim().to_string();
+    let (mut serve, url) = common::spawn_serve(dir.path(), &emu).await;
     let item = emu
         .emulator
         .library()

@@ -429,3 +429,16 @@ async fn multistatus_parses_and_hrefs_stay_under_the_request_path() {
         assert!(e.href.starts_with("/album/"), "{}", e.href);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_cold_listings_share_their_size_probes() {
+    let stack = start().await;
+    let n = stack.emulator().library().items.len() as u64;
+    let listings = (0..20).map(|_| stack.propfind("/media/all/", Some("1")));
+    for entries in futures::future::join_all(listings).await {
+        assert_eq!(entries.len() as u64, n + 1);
+    }
+    let probes = stack.emulator().counters().get("content.head");
+    assert_eq!(probes, n, "one probe per item, whoever asked");
+    assert_eq!(stack.emulator().counters().get("mediaItems.list"), 1);
+}

@@ -226,6 +226,8 @@ impl Listing {
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Arc<Listing>)>>>;
+type SharedProbe =
+    futures::future::Shared<futures::future::BoxFuture<'static, Result<u64, CatalogError>>>;
 
 struct Inner {
     google: Google,
@@ -237,6 +239,8 @@ struct Inner {
     /// Sizes learned from the content host, per item id.
     sizes: Mutex<HashMap<String, u64>>,
     folders: Mutex<HashMap<FolderKey, Slot>>,
+    /// Size probes in flight, shared by everyone who needs the same item's size meanwhile.
+    probes: Mutex<HashMap<String, SharedProbe>>,
 }
 
 /// The tree over a Google Photos library. Cheap to clone.
@@ -255,6 +259,7 @@ impl Catalog {
                 items: Mutex::new(HashMap::new()),
                 sizes: Mutex::new(HashMap::new()),
                 folders: Mutex::new(HashMap::new()),
+                probes: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -663,11 +668,8 @@ impl Catalog {
         let probes: Vec<_> = missing
             .into_iter()
             .map(|id| {
-                let this = self.clone();
-                async move {
-                    let size = this.probe(&id).await?;
-                    Ok::<_, CatalogError>((id, size))
-                }
+                let probe = self.shared_probe(&id);
+                async move { Ok::<_, CatalogError>((id, probe.await?)) }
             })
             .collect();
         let probed: Vec<(String, u64)> = futures::stream::iter(probes)
@@ -680,6 +682,29 @@ impl Catalog {
             sizes.insert(id, size);
         }
         Ok(sizes)
+    }
+
+    /// The probe of `id`'s size: the one already in flight, or a new one. Concurrent
+    /// listings of a folder and stats of its files so cost one probe per item, not one each.
+    fn shared_probe(&self, id: &str) -> SharedProbe {
+        use futures::FutureExt;
+        let mut probes = self.inner.probes.lock().unwrap();
+        if let Some(p) = probes.get(id) {
+            return p.clone();
+        }
+        let (this, key) = (self.clone(), id.to_string());
+        let probe = async move {
+            let result = this.probe(&key).await;
+            if let Ok(size) = result {
+                this.inner.sizes.lock().unwrap().insert(key.clone(), size);
+            }
+            this.inner.probes.lock().unwrap().remove(&key);
+            result
+        }
+        .boxed()
+        .shared();
+        probes.insert(id.to_string(), probe.clone());
+        probe
     }
 
     async fn probe(&self, id: &str) -> Result<u64, CatalogError> {
