@@ -31,11 +31,17 @@ enum Command {
         /// Listen on this address instead of [server] listen.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Serve without [[server.users]] on an address other machines can reach.
+        #[arg(long)]
+        allow_anonymous: bool,
         /// How a GET of a file is answered, instead of [webdav] policy:
         /// native_proxy, 302_redirect or use_proxy_url (see docs/policies.md).
         #[arg(long, value_parser = str::parse::<Policy>)]
         policy: Option<Policy>,
     },
+    /// Read a password from standard input and print its argon2id hash, for
+    /// [[server.users]] password_hash.
+    HashPassword,
     /// Run the gateway together with an embedded Google emulator and a sample library.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -57,6 +63,12 @@ enum Command {
         /// Lifetime of the access tokens it issues, in seconds.
         #[arg(long, default_value_t = 3599)]
         token_ttl: u64,
+        /// Add albums and files whose names no file system accepts as they are.
+        #[arg(long)]
+        hostile_names: bool,
+        /// Add an album of this many tiny photos (to try a client on a big folder).
+        #[arg(long, default_value_t = 0)]
+        big_album: usize,
     },
 }
 
@@ -84,18 +96,31 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
         Command::Serve {
             config,
             listen,
+            allow_anonymous,
             policy,
         } => {
-            let config = Config::load_with(&config, |c| {
-                if let Some(addr) = listen {
-                    c.server.listen = addr;
-                }
-                if let Some(policy) = policy {
-                    c.webdav.policy = policy;
-                }
-            })?;
+            let mut config = Config::load(&config)?;
+            if let Some(addr) = listen {
+                config.server.listen = addr;
+            }
+            config.server.allow_anonymous |= allow_anonymous;
+            if let Some(policy) = policy {
+                config.webdav.policy = policy;
+            }
+            config.validate()?;
             let server = Server::bind(&config).await?;
             server.serve(shutdown_signal()).await;
+        }
+        Command::HashPassword => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                return Err("no password on standard input (example: \
+                            `printf '%s' 'my password' | gphotos-dav hash-password`)"
+                    .into());
+            }
+            println!("{}", gphotos_dav::server::auth::hash_password(password)?);
         }
         Command::Demo { listen, seed } => {
             let emu = Emulator::start(
@@ -140,12 +165,16 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             seed,
             baseurl_ttl,
             token_ttl,
+            hostile_names,
+            big_album,
         } => {
             let emu = Emulator::start(
                 EmulatorOptions {
                     seed,
                     baseurl_ttl: Duration::from_secs(baseurl_ttl),
                     access_token_ttl: Duration::from_secs(token_ttl),
+                    hostile_names,
+                    big_album,
                 },
                 listen,
             )

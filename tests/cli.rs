@@ -1,12 +1,13 @@
 //! The binary as a user runs it: config errors, `emulator` + `serve` as child processes, `demo`.
 
+mod common;
+
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::{BIN, spawn, wait_for_line};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_gphotos-dav");
+use tokio::process::Command;
 
 async fn run_to_end(args: &[&str], envs: &[(&str, &str)]) -> (bool, String) {
     let out = Command::new(BIN)
@@ -62,40 +63,6 @@ async fn config_errors_stop_the_start_naming_the_key() {
     let (ok, err) = run_to_end(&["serve", "--config", "/nonexistent/webdav.toml"], &[]).await;
     assert!(!ok);
     assert!(err.contains("/nonexistent/webdav.toml"), "{err}");
-}
-
-/// Reads lines from a child's pipe until one contains `marker`; returns that line.
-async fn wait_for_line<R: tokio::io::AsyncRead + Unpin>(
-    lines: &mut tokio::io::Lines<BufReader<R>>,
-    marker: &str,
-    seen: &mut String,
-) -> String {
-    let found = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            seen.push_str(&line);
-            seen.push('\n');
-            if line.contains(marker) {
-                return Some(line);
-            }
-        }
-        None
-    })
-    .await;
-    match found {
-        Ok(Some(line)) => line,
-        _ => panic!("no line with {marker:?} in:\n{seen}"),
-    }
-}
-
-fn spawn(args: &[&str]) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("RUST_LOG", "info")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
 }
 
 async fn propfind_status(url: &str) -> (u16, String) {
@@ -238,4 +205,118 @@ async fn serve_policy_flag_is_checked_and_applied() {
     assert!(location.contains("/lh/"), "{location}");
     serve.kill().await.unwrap();
     emu.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_password_prints_a_usable_argon2id_hash() {
+    use tokio::io::AsyncWriteExt;
+    let mut child = Command::new(BIN)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"pa55 word\n")
+        .await
+        .unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains("pa55"));
+    gphotos_dav::server::auth::validate_hash(&hash).unwrap();
+
+    let (ok, err) = run_to_end(&["hash-password"], &[]).await;
+    assert!(!ok && err.contains("no password"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_access_from_the_network_needs_consent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webdav.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"0.0.0.0:0\"\n[google]\nclient_id = \"i\"\n\
+         client_secret = \"s\"\nrefresh_token = \"r\"\n",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let (ok, err) = run_to_end(&["serve", "--config", p], &[]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("refusing to serve without authentication")
+            && err.contains("--allow-anonymous"),
+        "{err}"
+    );
+    // With consent it starts (and listens).
+    let mut serve = spawn(&["serve", "--config", p, "--allow-anonymous"]);
+    let mut lines = BufReader::new(serve.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    wait_for_line(&mut lines, "listening on http://0.0.0.0:", &mut seen).await;
+    serve.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_downloads_finish_then_exits_zero() {
+    use gphotos_dav::emulator::{Emulator, EmulatorOptions, Fault};
+    let emu = Emulator::start(EmulatorOptions::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut serve, url) = common::spawn_serve(dir.path(), &emu).await;
+    let item = emu
+        .emulator
+        .library()
+        .items
+        .iter()
+        .max_by_key(|i| i.bytes.len())
+        .unwrap()
+        .clone();
+    // Learn the item's name and size first, then make its bytes slow to arrive.
+    let (status, body) = propfind_status(&format!("{url}media/all/")).await;
+    assert_eq!(status, 207);
+    assert!(body.contains(&item.bytes.len().to_string()));
+    emu.emulator.inject(
+        "content.get",
+        Fault::Latency(Duration::from_millis(1500)),
+        1,
+        None,
+    );
+    let gets = emu.emulator.counters().get("content.get");
+    let file_url = format!("{url}media/all/{}", item.filename);
+    let download = tokio::spawn(async move {
+        let resp = reqwest::get(file_url).await.unwrap();
+        (
+            resp.status().as_u16(),
+            resp.bytes().await.map(|b| b.to_vec()),
+        )
+    });
+    // Wait until the download reached the content host, then ask the server to stop.
+    while emu.emulator.counters().get("content.get") == gets {
+        tokio::task::yield_now().await;
+    }
+    let pid = serve.id().unwrap().to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(kill.success());
+    let (status, bytes) = download.await.unwrap();
+    assert_eq!(status, 200);
+    let bytes = bytes.expect("the in-flight download completes");
+    assert_eq!(bytes.len(), item.bytes.len());
+    assert!(bytes == item.bytes.as_ref(), "the exact bytes");
+    let exit = tokio::time::timeout(Duration::from_secs(60), serve.wait())
+        .await
+        .expect("the server exits after its downloads finished")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    // And it no longer accepts connections.
+    assert!(reqwest::get(&url).await.is_err());
 }

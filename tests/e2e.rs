@@ -266,7 +266,10 @@ async fn folders_have_sensible_dates_and_etags_are_stable() {
     let dir_tags: BTreeSet<&String> = root.iter().map(|e| &e.props["getetag"]).collect();
     assert_eq!(dir_tags.len(), root.len(), "one ETag per folder");
     let names: BTreeSet<String> = root[1..].iter().map(|e| e.name()).collect();
-    assert_eq!(names, BTreeSet::from(["album".into(), "media".into()]));
+    assert_eq!(
+        names,
+        BTreeSet::from(["album", "feature", "media", "shared-album"].map(String::from))
+    );
     let a = stack.list("/media/all/").await;
     let b = stack.list("/media/all/").await;
     let tags = |v: &[common::DavEntry]| -> Vec<String> {
@@ -425,4 +428,17 @@ async fn multistatus_parses_and_hrefs_stay_under_the_request_path() {
     for e in parse_multistatus(&body) {
         assert!(e.href.starts_with("/album/"), "{}", e.href);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_cold_listings_share_their_size_probes() {
+    let stack = start().await;
+    let n = stack.emulator().library().items.len() as u64;
+    let listings = (0..20).map(|_| stack.propfind("/media/all/", Some("1")));
+    for entries in futures::future::join_all(listings).await {
+        assert_eq!(entries.len() as u64, n + 1);
+    }
+    let probes = stack.emulator().counters().get("content.head");
+    assert_eq!(probes, n, "one probe per item, whoever asked");
+    assert_eq!(stack.emulator().counters().get("mediaItems.list"), 1);
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use gphotos_dav::emulator::{self, Emulator, EmulatorOptions, RunningEmulator};
-use gphotos_dav::google::{Credentials, Endpoints, Google, GoogleError};
+use gphotos_dav::google::{Credentials, Endpoints, Google, GoogleError, RetryPolicy};
 
 async fn setup(refresh_token: &str) -> (RunningEmulator, Google) {
     let emu = Emulator::start(EmulatorOptions::default(), "127.0.0.1:0".parse().unwrap())
@@ -20,6 +20,7 @@ async fn setup(refresh_token: &str) -> (RunningEmulator, Google) {
             token_url: emu.token_url(),
             picker_base: emu.picker_base(),
         },
+        RetryPolicy::immediate(),
     )
     .unwrap();
     (emu, google)
@@ -141,6 +142,7 @@ async fn wrong_client_secret_is_named() {
             token_url: emu.token_url(),
             picker_base: emu.picker_base(),
         },
+        RetryPolicy::immediate(),
     )
     .unwrap();
     let err = google.library.list_albums().await.unwrap_err();

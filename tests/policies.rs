@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{Gateway, Stack, by_name, encode_path, sha256, start_custom};
 use gphotos_dav::emulator::{self, EmulatorOptions, FixtureItem, MediaKind};
-use gphotos_dav::server::config::Policy;
+use gphotos_dav::server::auth::hash_password;
+use gphotos_dav::server::config::{Policy, UserConfig};
 use gphotos_dav::server::signed::SignKey;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -236,11 +237,13 @@ async fn redirect_302_honours_conditional_requests() {
             }
         }
     }
-    // Folders are not redirected: a PROPFIND-less browser GET of a folder still gets the
-    // trailing-slash redirect, and PROPFIND is unchanged.
-    let (status, h, _) = send(&stack.http, Method::GET, &stack.full_url("/media"), &[]).await;
-    assert_eq!(status, StatusCode::FOUND);
-    assert!(header(&h, "location").ends_with("/media/"));
+    // Folders are never redirected (with or without their trailing slash), and PROPFIND is
+    // unchanged.
+    for folder in ["/media", "/media/"] {
+        let (status, h, _) = send(&stack.http, Method::GET, &stack.full_url(folder), &[]).await;
+        assert!(status.is_success(), "GET {folder}: {status}");
+        assert!(!h.contains_key("location"), "GET {folder}");
+    }
     assert_eq!(
         stack.list("/media/all/").await.len(),
         stack.emulator().library().items.len()
@@ -525,6 +528,76 @@ async fn the_d_prefix_is_reserved_and_never_a_folder() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = stack.propfind_raw("/d/", Some("1")).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// Behind Basic auth and a prefix: the front asks for credentials before it redirects, the
+/// link itself needs none (the signature is the credential), and links live under the byte
+/// node's prefix like its tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_links_need_no_login_and_live_under_the_prefix() {
+    let password = "policies-test-password";
+    let users = vec![UserConfig {
+        name: "alice".into(),
+        password_hash: hash_password(password).unwrap(),
+        read_only: true,
+    }];
+    let node = start_custom(opts(), emulator::REFRESH_TOKEN, |c| {
+        c.server.users = users.clone();
+        c.webdav.prefix = "/photos".into();
+        c.webdav.sign_key = Some(SignKey::new(KEY));
+    })
+    .await;
+    assert!(node.url.ends_with("/photos/"), "{}", node.url);
+    let front = node
+        .gateway(|c| {
+            c.server.users = users.clone();
+            c.webdav.policy = Policy::UseProxyUrl;
+            c.webdav.down_proxy_url = Some(node.url.clone());
+            c.webdav.sign_key = Some(SignKey::new(KEY));
+        })
+        .await;
+    let item = node
+        .emulator()
+        .library()
+        .items
+        .iter()
+        .find(|i| i.kind == MediaKind::Photo && !i.filename.is_empty())
+        .unwrap()
+        .clone();
+    // `{ID}` names resolve whatever the folder's naming did to duplicates.
+    let path = format!("/media/all/{}", common::file_names(&[&item])[0])
+        .replace(".", &format!(" {{{}}}.", item.id));
+    let url = format!("{}{}", front.url, encode_path(&path[1..]));
+
+    let (status, _, _) = send(&node.http, Method::GET, &url, &[]).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the front asks for a login"
+    );
+    let resp = node
+        .http
+        .get(&url)
+        .basic_auth("alice", Some(password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&format!("{}d/{}/", node.url, item.id)),
+        "{location}"
+    );
+    let (status, _, bytes) = send(&node.http, Method::GET, &location, &[]).await;
+    assert_eq!(status, StatusCode::OK, "no login for the link");
+    assert_eq!(sha256(&bytes), sha256(&item.bytes));
+
+    // The byte node's tree still asks for a login; `/d/` outside the prefix is not a link.
+    let (status, _) = node.propfind_raw("/", Some("1")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let outside = location.replace("/photos/d/", "/d/");
+    let (status, _, _) = send(&node.http, Method::GET, &outside, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 // ---------------------------------------------------------------- URL lifetimes

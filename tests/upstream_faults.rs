@@ -89,3 +89,98 @@ async fn a_size_change_upstream_aborts_the_download_and_the_next_listing_has_the
     assert_eq!(status, StatusCode::OK);
     assert_eq!(sha256(&body), sha256(&new_bytes));
 }
+
+use gphotos_dav::emulator::Fault;
+
+/// Everything a client can see: every album listed fully and every byte of /media/all.
+async fn read_everything(stack: &Stack) {
+    let lib = stack.emulator().library();
+    let albums = stack.list("/album/").await;
+    assert_eq!(albums.len(), lib.albums.len());
+    for album in &albums {
+        let entries = stack.list(&album.href).await;
+        let want = lib
+            .albums
+            .iter()
+            .find(|a| album.name().contains(&a.title.replace('/', "／")))
+            .map(|a| a.item_ids.len());
+        if let Some(n) = want {
+            assert_eq!(entries.len(), n, "{}", album.href);
+        }
+    }
+    let entries = stack.list("/media/all/").await;
+    assert_eq!(entries.len(), lib.items.len());
+    let mut total = 0;
+    for e in &entries {
+        let (status, _, body) = stack.get(&e.href).await;
+        assert_eq!(status, StatusCode::OK, "{}", e.href);
+        assert_eq!(body.len() as u64, e.size(), "{}", e.href);
+        assert!(
+            lib.items.iter().any(|i| sha256(&i.bytes) == sha256(&body)),
+            "{} is an original",
+            e.href
+        );
+        total += 1;
+    }
+    assert_eq!(total, lib.items.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_throttling_server_errors_and_resets_are_retried() {
+    let stack = start().await;
+    let emu = stack.emulator();
+    emu.inject(
+        "mediaItems.search",
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        2,
+        None,
+    );
+    emu.inject("albums.list", Fault::Status(503), 1, Some(2));
+    emu.inject("mediaItems.list", Fault::Reset, 1, Some(2));
+    emu.inject("token", Fault::Status(500), 1, Some(1));
+    emu.inject("content.head", Fault::Status(502), 3, None);
+    emu.inject("content.get", Fault::Reset, 2, Some(4));
+    emu.inject("content.get", Fault::Status(504), 5, Some(2));
+    read_everything(&stack).await;
+    let c = emu.counters();
+    assert!(c.get("albums.list") >= 3, "two 503s then success");
+    assert!(c.get("mediaItems.list") >= 3, "two resets then success");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_upstream_is_an_error_never_an_empty_folder() {
+    let stack = start().await;
+    stack
+        .emulator()
+        .inject("mediaItems.search", Fault::Status(503), 1, None);
+    let album = &stack.list("/album/").await[0];
+    let (status, body) = stack.propfind_raw(&album.href, Some("1")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(body.contains("503"), "{body}");
+    let calls = stack.emulator().counters().get("mediaItems.search");
+    assert!((2..=7).contains(&calls), "bounded retries: {calls}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_quota_is_not_retried_and_answers_503_with_retry_after() {
+    let stack = start().await;
+    stack
+        .emulator()
+        .inject("mediaItems.list", Fault::DailyQuota, 1, None);
+    let (status, body) = stack.propfind_raw("/media/all/", Some("1")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("per day"), "{body}");
+    assert_eq!(stack.emulator().counters().get("mediaItems.list"), 1);
+    let resp = stack
+        .http
+        .request(
+            reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
+            stack.full_url("/media/all/"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().contains_key("retry-after"));
+}

@@ -1,12 +1,17 @@
 //! The tree model: which folders exist, what they hold, and what each file is.
 //!
 //! ```text
-//! /                       root
-//! /album/                 one folder per album (albums.list)
-//! /album/<title>/<file>   the album's items (mediaItems.search by albumId)
-//! /media/                 views of the whole library
-//! /media/all/<file>       every item (mediaItems.list)
+//! /                                         root
+//! /album/<title>/<file>                     an album's items (mediaItems.search by albumId)
+//! /shared-album/<title>/<file>              shared albums (Google answers 403 since 2025)
+//! /feature/favorites/<file>                 favorites (search with featureFilter)
+//! /media/all/<file>                         every item (mediaItems.list)
+//! /media/by-year/YYYY/<file>                the library index, bucketed by the local
+//! /media/by-month/YYYY/YYYY-MM/<file>       date of each item's creation time in the
+//! /media/by-day/YYYY/YYYY-MM-DD/<file>      configured time zone; only dates that hold items
 //! ```
+//!
+//! With `root_folder_id` set to an album id, `/` is that album's folder instead.
 //!
 //! A folder's *listing* (names → items) is fetched once and kept for `listing_ttl`; loads of the
 //! same folder are coalesced. Sizes are not in the API, so they are probed on the content host
@@ -27,7 +32,7 @@ pub use clock::Clock;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::google::content::Download;
-use crate::google::{Google, GoogleError, MediaItem};
+use crate::google::{Album, Google, GoogleError, MediaItem};
 
 /// What can go wrong when resolving a path.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -44,6 +49,10 @@ pub struct CatalogOptions {
     pub listing_ttl: Duration,
     /// How many size probes run at once.
     pub probe_concurrency: usize,
+    /// The time zone whose calendar dates bucket the date views.
+    pub timezone: chrono_tz::Tz,
+    /// Show only this album at `/` (None: the whole tree).
+    pub root_album: Option<String>,
 }
 
 impl Default for CatalogOptions {
@@ -51,6 +60,8 @@ impl Default for CatalogOptions {
         CatalogOptions {
             listing_ttl: Duration::from_secs(60),
             probe_concurrency: 8,
+            timezone: chrono_tz::UTC,
+            root_album: None,
         }
     }
 }
@@ -60,14 +71,70 @@ impl Default for CatalogOptions {
 /// folders are fixed names (`album`, `media`, ...); a test checks none of them is reserved.
 pub const RESERVED_ROOT_NAMES: &[&str] = &["d"];
 
+/// Whether the "shared albums are gone" warning was logged (once per process).
+static SHARED_ALBUMS_WARNED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// A folder of the tree, identified independently of its (possibly renamed) path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum FolderKey {
     Root,
     Albums,
     Album(String),
+    SharedAlbums,
+    SharedAlbum(String),
+    Feature,
+    Favorites,
     Media,
     MediaAll,
+    /// `/media/by-year`, `/media/by-month`, `/media/by-day`: one folder per year.
+    Years(DateView),
+    /// `/media/by-month/YYYY`, `/media/by-day/YYYY`: one folder per month or day of a year.
+    YearBuckets(DateView, i32),
+    /// The items of one year, month or day.
+    Dated(DateBucket),
+}
+
+/// The three date views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DateView {
+    Year,
+    Month,
+    Day,
+}
+
+/// A calendar year, month or day in the configured time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DateBucket {
+    Year(i32),
+    Month(i32, u32),
+    Day(i32, u32, u32),
+}
+
+impl DateBucket {
+    fn of(view: DateView, date: chrono::NaiveDate) -> Self {
+        use chrono::Datelike;
+        match view {
+            DateView::Year => DateBucket::Year(date.year()),
+            DateView::Month => DateBucket::Month(date.year(), date.month()),
+            DateView::Day => DateBucket::Day(date.year(), date.month(), date.day()),
+        }
+    }
+
+    fn year(&self) -> i32 {
+        match *self {
+            DateBucket::Year(y) | DateBucket::Month(y, _) | DateBucket::Day(y, _, _) => y,
+        }
+    }
+
+    /// The folder name: `YYYY`, `YYYY-MM` or `YYYY-MM-DD`.
+    fn name(&self) -> String {
+        match *self {
+            DateBucket::Year(y) => format!("{y:04}"),
+            DateBucket::Month(y, m) => format!("{y:04}-{m:02}"),
+            DateBucket::Day(y, m, d) => format!("{y:04}-{m:02}-{d:02}"),
+        }
+    }
 }
 
 /// A file as the tree shows it.
@@ -171,6 +238,8 @@ impl Listing {
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Arc<Listing>)>>>;
+type SharedProbe =
+    futures::future::Shared<futures::future::BoxFuture<'static, Result<u64, CatalogError>>>;
 
 struct Inner {
     google: Google,
@@ -184,6 +253,8 @@ struct Inner {
     /// Sizes learned from the content host, per item id.
     sizes: Mutex<HashMap<String, u64>>,
     folders: Mutex<HashMap<FolderKey, Slot>>,
+    /// Size probes in flight, shared by everyone who needs the same item's size meanwhile.
+    probes: Mutex<HashMap<String, SharedProbe>>,
 }
 
 /// The tree over a Google Photos library. Cheap to clone.
@@ -203,6 +274,7 @@ impl Catalog {
                 urls: urls::Urls::default(),
                 sizes: Mutex::new(HashMap::new()),
                 folders: Mutex::new(HashMap::new()),
+                probes: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -228,6 +300,30 @@ impl Catalog {
     /// Whether `segments` names a folder (loading only the listings on the way).
     pub async fn is_dir(&self, segments: &[String]) -> Result<bool, CatalogError> {
         Ok(matches!(self.resolve(segments).await?, Resolved::Dir(_)))
+    }
+
+    /// Whether `segments` names a file or folder according to the listings already in
+    /// memory (static folders, and fresh cached listings not being reloaded right now).
+    /// Never calls Google and never waits: false means "not known without asking Google".
+    pub fn resolves_from_memory(&self, segments: &[String]) -> bool {
+        let mut key = self.root();
+        for (i, seg) in segments.iter().enumerate() {
+            let Some(listing) = self.listing_in_memory(&key) else {
+                return false;
+            };
+            match listing.lookup(seg) {
+                Some(Listed::Dir { key: child, .. }) => key = child.clone(),
+                Some(Listed::File { .. }) => return i + 1 == segments.len(),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// The total size of every item whose size is known so far: the whole library once
+    /// `/media/all` has been listed, less before (sizes are learned as folders are listed).
+    pub fn known_bytes(&self) -> u64 {
+        self.inner.sizes.lock().unwrap().values().sum()
     }
 
     /// The entries of the folder at `segments`, with exact sizes.
@@ -315,8 +411,16 @@ impl Catalog {
         }
     }
 
+    /// The folder shown at `/`.
+    fn root(&self) -> FolderKey {
+        match &self.inner.opts.root_album {
+            Some(id) => FolderKey::Album(id.clone()),
+            None => FolderKey::Root,
+        }
+    }
+
     async fn resolve(&self, segments: &[String]) -> Result<Resolved, CatalogError> {
-        let mut key = FolderKey::Root;
+        let mut key = self.root();
         for (i, seg) in segments.iter().enumerate() {
             let listing = self.listing(&key).await?;
             match listing.lookup(seg) {
@@ -332,64 +436,177 @@ impl Catalog {
 
     /// The listing of a folder, from the cache while fresh. Concurrent loads of one folder
     /// wait for each other instead of all calling Google.
-    async fn listing(&self, key: &FolderKey) -> Result<Arc<Listing>, CatalogError> {
-        let slot = self
-            .inner
-            .folders
-            .lock()
-            .unwrap()
-            .entry(key.clone())
-            .or_default()
-            .clone();
-        let mut guard = slot.lock().await;
-        if let Some((at, listing)) = guard.as_ref()
-            && self.inner.clock.since(*at) < self.inner.opts.listing_ttl
-        {
-            return Ok(listing.clone());
+    ///
+    /// Boxed with an explicit `Send` because loading a date folder loads `/media/all`
+    /// through this same function.
+    fn listing<'a>(
+        &'a self,
+        key: &'a FolderKey,
+    ) -> futures::future::BoxFuture<'a, Result<Arc<Listing>, CatalogError>> {
+        Box::pin(async move {
+            let slot = self
+                .inner
+                .folders
+                .lock()
+                .unwrap()
+                .entry(key.clone())
+                .or_default()
+                .clone();
+            let mut guard = slot.lock().await;
+            if let Some((at, listing)) = guard.as_ref()
+                && self.inner.clock.since(*at) < self.inner.opts.listing_ttl
+            {
+                return Ok(listing.clone());
+            }
+            let listing = Arc::new(self.load(key).await?);
+            *guard = Some((self.inner.clock.now(), listing.clone()));
+            Ok(listing)
+        })
+    }
+
+    /// A folder's listing if it is static or cached, fresh and not locked by a reload.
+    fn listing_in_memory(&self, key: &FolderKey) -> Option<Arc<Listing>> {
+        if let Some(listing) = static_listing(key) {
+            return Some(Arc::new(listing));
         }
-        let listing = Arc::new(self.load(key).await?);
-        *guard = Some((self.inner.clock.now(), listing.clone()));
-        Ok(listing)
+        let slot = self.inner.folders.lock().unwrap().get(key)?.clone();
+        let guard = slot.try_lock().ok()?;
+        let (at, listing) = guard.as_ref()?;
+        (at.elapsed() < self.inner.opts.listing_ttl).then(|| listing.clone())
     }
 
     async fn load(&self, key: &FolderKey) -> Result<Listing, CatalogError> {
         let lib = &self.inner.google.library;
-        let dir = |name: &str, key: FolderKey| Listed::Dir {
-            name: name.to_string(),
-            key,
-        };
         Ok(match key {
-            FolderKey::Root => Listing::new(vec![
-                dir("album", FolderKey::Albums),
-                dir("media", FolderKey::Media),
-            ]),
-            FolderKey::Media => Listing::new(vec![dir("all", FolderKey::MediaAll)]),
-            FolderKey::Albums => {
-                let albums = lib.list_albums().await?;
-                let named: Vec<naming::Named> = albums
-                    .iter()
-                    .map(|a| naming::Named {
-                        id: &a.id,
-                        name: &a.title,
-                        mime: None,
-                    })
-                    .collect();
-                let names = naming::folder_names(&named);
+            FolderKey::Root | FolderKey::Media | FolderKey::Feature => {
+                static_listing(key).expect("a static folder")
+            }
+            FolderKey::Favorites => self.files(
+                lib.search(serde_json::json!({
+                    "filters": {"featureFilter": {"includedFeatures": ["FAVORITES"]}}
+                }))
+                .await?,
+            ),
+            FolderKey::SharedAlbums => match lib.list_shared_albums().await {
+                Ok(albums) => self.album_dirs(albums, FolderKey::SharedAlbum),
+                // No grantable scope allows this call since 2025: Google answers 403,
+                // "insufficient authentication scopes" or plain PERMISSION_DENIED.
+                Err(GoogleError::PermissionDenied(_) | GoogleError::InsufficientScopes) => {
+                    if !SHARED_ALBUMS_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::warn!(
+                            "Google no longer lets apps list shared albums (sharedAlbums.list \
+                             answers 403 since the March 2025 Photos API change), so \
+                             /shared-album stays empty. Shared photos can be reached by \
+                             picking them with the Picker API."
+                        );
+                    }
+                    Listing::new(Vec::new())
+                }
+                Err(e) => return Err(e.into()),
+            },
+            FolderKey::SharedAlbum(id) => self.files(lib.album_items(id).await?),
+            FolderKey::Years(view) => {
+                let buckets = self.date_buckets(*view).await?;
+                let mut years: Vec<i32> = buckets.keys().map(DateBucket::year).collect();
+                years.dedup();
                 Listing::new(
-                    albums
+                    years
                         .into_iter()
-                        .zip(names)
-                        .map(|(a, name)| dir(&name, FolderKey::Album(a.id)))
+                        .map(|y| {
+                            let key = match view {
+                                DateView::Year => FolderKey::Dated(DateBucket::Year(y)),
+                                _ => FolderKey::YearBuckets(*view, y),
+                            };
+                            Listed::Dir {
+                                name: format!("{y:04}"),
+                                key,
+                            }
+                        })
                         .collect(),
                 )
             }
+            FolderKey::YearBuckets(view, year) => {
+                let buckets = self.date_buckets(*view).await?;
+                Listing::new(
+                    buckets
+                        .keys()
+                        .filter(|b| b.year() == *year)
+                        .map(|b| Listed::Dir {
+                            name: b.name(),
+                            key: FolderKey::Dated(*b),
+                        })
+                        .collect(),
+                )
+            }
+            FolderKey::Dated(bucket) => {
+                let view = match bucket {
+                    DateBucket::Year(_) => DateView::Year,
+                    DateBucket::Month(..) => DateView::Month,
+                    DateBucket::Day(..) => DateView::Day,
+                };
+                let mut buckets = self.date_buckets(view).await?;
+                let items = buckets.remove(bucket).unwrap_or_default();
+                self.listing_of(items)
+            }
+            FolderKey::Albums => self.album_dirs(lib.list_albums().await?, FolderKey::Album),
             FolderKey::Album(id) => self.files(lib.album_items(id).await?),
             FolderKey::MediaAll => self.files(lib.list_media_items().await?),
         })
     }
 
+    /// One folder per album, named by the naming rules.
+    fn album_dirs(&self, albums: Vec<Album>, key: fn(String) -> FolderKey) -> Listing {
+        let named: Vec<naming::Named> = albums
+            .iter()
+            .map(|a| naming::Named {
+                id: &a.id,
+                name: &a.title,
+                mime: None,
+            })
+            .collect();
+        let names = naming::folder_names(&named);
+        Listing::new(
+            albums
+                .into_iter()
+                .zip(names)
+                .map(|(a, name)| Listed::Dir {
+                    name,
+                    key: key(a.id),
+                })
+                .collect(),
+        )
+    }
+
+    /// The whole library (the `/media/all` listing) grouped by calendar date in the
+    /// configured time zone. Items without a creation time are in no date folder.
+    async fn date_buckets(
+        &self,
+        view: DateView,
+    ) -> Result<std::collections::BTreeMap<DateBucket, Vec<Arc<MediaItem>>>, CatalogError> {
+        let all = self.listing(&FolderKey::MediaAll).await?;
+        let tz = self.inner.opts.timezone;
+        let mut buckets: std::collections::BTreeMap<DateBucket, Vec<Arc<MediaItem>>> =
+            Default::default();
+        for entry in &all.entries {
+            if let Listed::File { item, .. } = entry
+                && let Some(created) = item.media_metadata.creation_time
+            {
+                let local = created.with_timezone(&tz).date_naive();
+                buckets
+                    .entry(DateBucket::of(view, local))
+                    .or_default()
+                    .push(item.clone());
+            }
+        }
+        Ok(buckets)
+    }
+
     /// Builds a listing of files, remembering each item as the freshest copy seen.
     fn files(&self, items: Vec<MediaItem>) -> Listing {
+        self.listing_of(items.into_iter().map(Arc::new).collect())
+    }
+
+    fn listing_of(&self, items: Vec<Arc<MediaItem>>) -> Listing {
         let items: Vec<Arc<MediaItem>> = items
             .into_iter()
             .filter(|item| {
@@ -399,7 +616,6 @@ impl Catalog {
                 }
                 ready
             })
-            .map(Arc::new)
             .collect();
         self.remember(&items, self.inner.clock.now());
         let named: Vec<naming::Named> = items
@@ -443,11 +659,16 @@ impl Catalog {
                 }
             }
         }
-        let probed: Vec<(String, u64)> = futures::stream::iter(missing)
-            .map(|id| async move {
-                let size = self.probe(&id).await?;
-                Ok::<_, CatalogError>((id, size))
+        // The futures are built before they enter the stream: a closure inside the stream's
+        // type would make the compiler's Send inference fail (rust-lang/rust#64552).
+        let probes: Vec<_> = missing
+            .into_iter()
+            .map(|id| {
+                let probe = self.shared_probe(&id);
+                async move { Ok::<_, CatalogError>((id, probe.await?)) }
             })
+            .collect();
+        let probed: Vec<(String, u64)> = futures::stream::iter(probes)
             .buffer_unordered(self.inner.opts.probe_concurrency.max(1))
             .try_collect()
             .await?;
@@ -457,6 +678,29 @@ impl Catalog {
             sizes.insert(id, size);
         }
         Ok(sizes)
+    }
+
+    /// The probe of `id`'s size: the one already in flight, or a new one. Concurrent
+    /// listings of a folder and stats of its files so cost one probe per item, not one each.
+    fn shared_probe(&self, id: &str) -> SharedProbe {
+        use futures::FutureExt;
+        let mut probes = self.inner.probes.lock().unwrap();
+        if let Some(p) = probes.get(id) {
+            return p.clone();
+        }
+        let (this, key) = (self.clone(), id.to_string());
+        let probe = async move {
+            let result = this.probe(&key).await;
+            if let Ok(size) = result {
+                this.inner.sizes.lock().unwrap().insert(key.clone(), size);
+            }
+            this.inner.probes.lock().unwrap().remove(&key);
+            result
+        }
+        .boxed()
+        .shared();
+        probes.insert(id.to_string(), probe.clone());
+        probe
     }
 
     async fn probe(&self, id: &str) -> Result<u64, CatalogError> {
@@ -470,6 +714,30 @@ impl Catalog {
             other => Ok(other?),
         }
     }
+}
+
+/// The listings of the folders whose content never changes and costs no Google call.
+fn static_listing(key: &FolderKey) -> Option<Listing> {
+    let dir = |name: &str, key: FolderKey| Listed::Dir {
+        name: name.to_string(),
+        key,
+    };
+    Some(match key {
+        FolderKey::Root => Listing::new(vec![
+            dir("album", FolderKey::Albums),
+            dir("feature", FolderKey::Feature),
+            dir("media", FolderKey::Media),
+            dir("shared-album", FolderKey::SharedAlbums),
+        ]),
+        FolderKey::Media => Listing::new(vec![
+            dir("all", FolderKey::MediaAll),
+            dir("by-day", FolderKey::Years(DateView::Day)),
+            dir("by-month", FolderKey::Years(DateView::Month)),
+            dir("by-year", FolderKey::Years(DateView::Year)),
+        ]),
+        FolderKey::Feature => Listing::new(vec![dir("favorites", FolderKey::Favorites)]),
+        _ => return None,
+    })
 }
 
 enum Resolved {
@@ -495,6 +763,7 @@ mod tests {
                 token_url: "http://127.0.0.1:9/token".into(),
                 picker_base: "http://127.0.0.1:9".into(),
             },
+            crate::google::RetryPolicy::immediate(),
         )
         .unwrap();
         let catalog = Catalog::new(google, CatalogOptions::default());

@@ -123,14 +123,11 @@ pub fn folder_names(entries: &[Named<'_>]) -> Vec<String> {
     let bases: Vec<String> = entries
         .iter()
         .map(|e| {
-            let base = if e.name.is_empty() {
-                sanitize(e.id)
-            } else {
-                sanitize(e.name)
-            };
+            let raw = if e.name.is_empty() { e.id } else { e.name };
+            // The extension first: "x." becomes "x..jpg", whose dot is no longer trailing.
             match e.mime {
-                Some(mime) => with_extension(&base, mime),
-                None => base,
+                Some(mime) => sanitize(&with_extension(raw, mime)),
+                None => sanitize(raw),
             }
         })
         .collect();

@@ -80,10 +80,18 @@ impl Catalog {
         Ok(self.fresh_item(id).await?.download_url())
     }
 
-    /// Remembers items just fetched (a listing) as the freshest copies, fetched `at`.
+    /// Remembers items just fetched (a listing) as the freshest copies, fetched `at`. An item
+    /// whose URL is already known keeps the time that URL was first seen (views built from
+    /// another listing pass the same items again).
     pub(super) fn remember(&self, items: &[Arc<MediaItem>], at: Instant) {
         let mut known = self.inner.urls.known();
         for item in items {
+            if known
+                .get(&item.id)
+                .is_some_and(|k| k.item.base_url == item.base_url)
+            {
+                continue;
+            }
             known.insert(
                 item.id.clone(),
                 Known {

@@ -13,6 +13,7 @@ pub mod by_id;
 pub mod failure;
 pub mod file;
 pub mod meta;
+pub mod probes;
 pub mod redirect;
 
 use std::sync::Arc;
@@ -113,6 +114,38 @@ impl DavFileSystem for PhotosFs {
                 .collect();
             Ok(Box::pin(futures::stream::iter(entries)) as FsStream<Box<dyn DavDirEntry>>)
         })
+    }
+
+    // Writes: Google's API cannot delete, move or replace items, and uploads are not
+    // implemented yet, so every change is refused with 403 (not 501: it is a refusal).
+    fn create_dir<'a>(&'a self, _path: &'a DavPath) -> FsFuture<'a, ()> {
+        Box::pin(async { Err(FsError::Forbidden) })
+    }
+
+    fn remove_dir<'a>(&'a self, _path: &'a DavPath) -> FsFuture<'a, ()> {
+        Box::pin(async { Err(FsError::Forbidden) })
+    }
+
+    fn remove_file<'a>(&'a self, _path: &'a DavPath) -> FsFuture<'a, ()> {
+        Box::pin(async { Err(FsError::Forbidden) })
+    }
+
+    fn rename<'a>(&'a self, _from: &'a DavPath, _to: &'a DavPath) -> FsFuture<'a, ()> {
+        Box::pin(async { Err(FsError::Forbidden) })
+    }
+
+    fn copy<'a>(&'a self, _from: &'a DavPath, _to: &'a DavPath) -> FsFuture<'a, ()> {
+        Box::pin(async { Err(FsError::Forbidden) })
+    }
+
+    /// RFC 4331 quota, which Finder asks for when it mounts. Used: the bytes of every item
+    /// whose size is known so far ([`Catalog::known_bytes`]), which is the whole library once
+    /// `/media/all` has been listed and a lower bound before, never an estimate. Available:
+    /// not reported, because the Library API does not tell how much of the Google account's
+    /// storage is left. (dav-server reports this total at `/` and a resource's own length
+    /// elsewhere.)
+    fn get_quota(&self) -> FsFuture<'_, (u64, Option<u64>)> {
+        Box::pin(async move { Ok((self.catalog.known_bytes(), None)) })
     }
 
     fn metadata<'a>(&'a self, path: &'a DavPath) -> FsFuture<'a, Box<dyn DavMetaData>> {

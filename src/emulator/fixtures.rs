@@ -113,16 +113,159 @@ impl Library {
 /// suites start many emulators with the same seed, so libraries are kept for the life of
 /// the process. Holding the lock while generating also stops two tests from encoding the
 /// same library twice.
-pub(crate) fn library_for_seed(seed: u64) -> Arc<Library> {
-    static LIBRARIES: OnceLock<Mutex<HashMap<u64, Arc<Library>>>> = OnceLock::new();
+///
+/// With `hostile` set, the library also holds the names of [`HOSTILE_ALBUMS`]; with `big`
+/// above 0, an album of `big` tiny photos (see [`add_big_album`]).
+pub(crate) fn library_for(seed: u64, hostile: bool, big: usize) -> Arc<Library> {
+    type Libraries = Mutex<HashMap<(u64, bool, usize), Arc<Library>>>;
+    static LIBRARIES: OnceLock<Libraries> = OnceLock::new();
     let mut libraries = LIBRARIES
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     libraries
-        .entry(seed)
-        .or_insert_with(|| Arc::new(generate(seed)))
+        .entry((seed, hostile, big))
+        .or_insert_with(|| {
+            let mut lib = generate(seed);
+            if hostile {
+                add_hostile(&mut lib, seed);
+            }
+            if big > 0 {
+                add_big_album(&mut lib, seed, big);
+            }
+            Arc::new(lib)
+        })
         .clone()
+}
+
+/// Album titles and item filenames that no file system accepts as they are (Google does):
+/// Windows-illegal characters, control characters, trailing dots and spaces, `.` and `..`,
+/// empty titles, names over 255 bytes, names that differ only by case or by Unicode
+/// normalisation, and filenames whose extension does not match the mime type.
+///
+/// Each entry: album title, then its items as (filename, mime type).
+pub const HOSTILE_ALBUMS: [(&str, &[(&str, &str)]); 7] = [
+    (
+        "Wei:rd*Ti?tle\"<x>|y\\z",
+        &[
+            ("a:b*c?.jpg", "image/jpeg"),
+            ("ctrl\u{1}\u{1f}name.jpg", "image/jpeg"),
+            ("trailing dot.", "image/jpeg"),
+            ("trailing space ", "image/jpeg"),
+        ],
+    ),
+    (
+        "..",
+        &[("photo.png", "image/jpeg"), ("noext", "image/jpeg")],
+    ),
+    (".", &[("clip", "video/mp4")]),
+    (
+        "",
+        &[
+            ("Caf\u{e9}.jpg", "image/jpeg"),
+            ("Cafe\u{301}.jpg", "image/jpeg"),
+            ("x.jpg", "image/jpeg"),
+            ("X.jpg", "image/jpeg"),
+        ],
+    ),
+    (HOSTILE_LONG_TITLE, &[(HOSTILE_LONG_FILENAME, "image/jpeg")]),
+    ("Caf\u{e9}", &[("nfc.jpg", "image/jpeg")]),
+    ("Cafe\u{301}", &[("nfd.jpg", "image/jpeg")]),
+];
+
+/// 300 bytes: 150 two-byte characters.
+pub const HOSTILE_LONG_TITLE: &str = "ÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜÜ";
+/// 300 bytes: 148 two-byte characters and `.jpg`.
+pub const HOSTILE_LONG_FILENAME: &str = "éééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé.jpg";
+
+/// Appends the [`HOSTILE_ALBUMS`] to a library: small photos (and one video), created in
+/// June 2023, listed after the seeded items by `mediaItems.list`.
+fn add_hostile(lib: &mut Library, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x6057_11e5);
+    let mut counter = 0u32;
+    for (title, files) in HOSTILE_ALBUMS {
+        let mut item_ids = Vec::new();
+        for (filename, mime) in files {
+            counter += 1;
+            let id = format!("AF1QipHostileItem{counter:02}{seed:x}");
+            let creation_time = Utc
+                .with_ymd_and_hms(2023, 6, 1 + counter, 12, 0, 0)
+                .single()
+                .expect("valid June date");
+            let payload_seed: u64 = rng.random();
+            let video = mime.starts_with("video/");
+            let bytes = if video {
+                mp4_bytes(false, 50_000, payload_seed)
+            } else {
+                render_jpeg(64, 48, id_hash(&id), 4, payload_seed, 90).expect("valid size")
+            };
+            item_ids.push(id.clone());
+            lib.items.push(FixtureItem {
+                id,
+                filename: (*filename).to_owned(),
+                description: String::new(),
+                mime_type: (*mime).to_owned(),
+                creation_time,
+                width: 64,
+                height: 48,
+                kind: if video {
+                    MediaKind::Video
+                } else {
+                    MediaKind::Photo
+                },
+                favorite: false,
+                bytes,
+            });
+        }
+        lib.albums.push(FixtureAlbum {
+            id: format!("AF1QipHostileAlbum{:02}{seed:x}", lib.albums.len()),
+            title: title.to_owned(),
+            item_ids,
+        });
+    }
+    lib.items
+        .sort_by_key(|item| std::cmp::Reverse(item.creation_time));
+}
+
+/// The title of the album [`add_big_album`] adds.
+pub const BIG_ALBUM_TITLE: &str = "Big album";
+
+/// How many distinct JPEG bodies the big album's items share.
+const BIG_ALBUM_BODIES: usize = 8;
+
+/// Appends an album of `count` photos named `IMG_00001.jpg`, `IMG_00002.jpg`, ..., one
+/// a minute from 2019-01-01T00:00:00Z on, each with its own id. Encoding thousands of JPEGs
+/// is slow in debug builds, so the items share [`BIG_ALBUM_BODIES`] tiny (16x16) encoded
+/// bodies: what such an album measures is listings, not bytes.
+fn add_big_album(lib: &mut Library, seed: u64, count: usize) {
+    let bodies: Vec<Bytes> = (0..BIG_ALBUM_BODIES as u64)
+        .map(|i| render_jpeg(16, 16, seed ^ i, 8, seed.wrapping_add(i), 90).expect("valid size"))
+        .collect();
+    let start = Utc.with_ymd_and_hms(2019, 1, 1, 0, 0, 0).unwrap();
+    let mut item_ids = Vec::with_capacity(count);
+    for n in 0..count {
+        let id = format!("AF1QipBigAlbumItem{n:06}x{seed:x}");
+        item_ids.push(id.clone());
+        lib.items.push(FixtureItem {
+            id,
+            filename: format!("IMG_{:05}.jpg", n + 1),
+            description: String::new(),
+            mime_type: "image/jpeg".to_owned(),
+            creation_time: start + chrono::Duration::minutes(n as i64),
+            width: 16,
+            height: 16,
+            kind: MediaKind::Photo,
+            favorite: false,
+            bytes: bodies[n % BIG_ALBUM_BODIES].clone(),
+        });
+    }
+    lib.albums.push(FixtureAlbum {
+        id: format!("AF1QipBigAlbum{seed:x}"),
+        title: BIG_ALBUM_TITLE.to_owned(),
+        item_ids,
+    });
+    lib.items
+        .sort_by_key(|item| std::cmp::Reverse(item.creation_time));
 }
 
 /// Generation indices of each album's items, in album order.

@@ -24,7 +24,6 @@ mod search;
 mod tests;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,7 +31,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::HOST;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -43,7 +42,10 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use clock::{Clock, Counters};
-pub use fixtures::{FixtureAlbum, FixtureItem, Library, MediaKind};
+pub use fixtures::{
+    BIG_ALBUM_TITLE, FixtureAlbum, FixtureItem, HOSTILE_ALBUMS, HOSTILE_LONG_FILENAME,
+    HOSTILE_LONG_TITLE, Library, MediaKind,
+};
 
 use content::{BaseUrlEntry, Rendition};
 use oauth::AccessToken;
@@ -76,6 +78,12 @@ pub struct EmulatorOptions {
     pub baseurl_ttl: Duration,
     /// Lifetime of minted access tokens, also reported as `expires_in`.
     pub access_token_ttl: Duration,
+    /// Adds albums and items whose titles and names no file system accepts as they are
+    /// (see [`fixtures::HOSTILE_ALBUMS`]).
+    pub hostile_names: bool,
+    /// Adds one album, titled [`BIG_ALBUM_TITLE`], of this many tiny photos (0: none), to
+    /// measure listings of the size real libraries reach.
+    pub big_album: usize,
 }
 
 impl Default for EmulatorOptions {
@@ -84,7 +92,51 @@ impl Default for EmulatorOptions {
             seed: 1,
             baseurl_ttl: Duration::from_secs(3600),
             access_token_ttl: Duration::from_secs(3599),
+            hostile_names: false,
+            big_album: 0,
         }
+    }
+}
+
+/// A failure the emulator can inject (see [`Emulator::inject`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// 429 RESOURCE_EXHAUSTED (per-minute quota) with `Retry-After`.
+    RateLimited { retry_after_secs: u64 },
+    /// 429 for the per-day quota: retrying before Pacific midnight is pointless.
+    DailyQuota,
+    /// An error status: 500, 502, 503, 504, ...
+    Status(u16),
+    /// The connection is closed without an answer.
+    Reset,
+    /// Half the body is sent, then the connection breaks.
+    CutBody,
+    /// The answer comes after this delay (real time: for load tests and benchmarks).
+    Latency(Duration),
+}
+
+struct FaultRule {
+    kind: String,
+    fault: Fault,
+    every: u32,
+    seen: u32,
+    remaining: Option<u32>,
+}
+
+const RATE_MESSAGE: &str = "Quota exceeded for quota metric 'All requests' and limit 'All \
+    requests per minute per user' of service 'photoslibrary.googleapis.com' for consumer \
+    'project_number:123456789012'.";
+const DAILY_MESSAGE: &str = "Quota exceeded for quota metric 'All requests' and limit 'All \
+    requests per day' of service 'photoslibrary.googleapis.com' for consumer \
+    'project_number:123456789012'.";
+
+/// An injected error in the style of the endpoint: HTML for the content host, Google's JSON
+/// error for the APIs.
+fn fault_reply(content: bool, status: StatusCode, message: &str, rpc: &str) -> Reply {
+    if content {
+        Reply::html_error(status)
+    } else {
+        Reply::google_error(status, message, rpc)
     }
 }
 
@@ -103,6 +155,8 @@ pub(crate) struct Inner {
     ignore_range: AtomicBool,
     /// How many of the next content downloads are cut after half their body.
     cut_downloads: AtomicU32,
+    /// Injected faults, checked in order for every request.
+    faults: Mutex<Vec<FaultRule>>,
     tokens: Mutex<HashMap<String, AccessToken>>,
     base_urls: Mutex<HashMap<String, BaseUrlEntry>>,
     renditions: Mutex<HashMap<String, Rendition>>,
@@ -277,12 +331,13 @@ impl Emulator {
         rand::rng().fill(&mut page_key);
         Emulator {
             inner: Arc::new(Inner {
-                library: fixtures::library_for_seed(opts.seed),
+                library: fixtures::library_for(opts.seed, opts.hostile_names, opts.big_album),
                 opts,
                 clock: Clock::default(),
                 counters: Counters::default(),
                 ignore_range: AtomicBool::new(false),
                 cut_downloads: AtomicU32::new(0),
+                faults: Mutex::default(),
                 tokens: Mutex::default(),
                 base_urls: Mutex::default(),
                 renditions: Mutex::default(),
@@ -314,7 +369,7 @@ impl Emulator {
                     connections.spawn(async move {
                         let service = service_fn(move |req| {
                             let emulator = emulator.clone();
-                            async move { Ok::<_, Infallible>(emulator.handle(req, local).await) }
+                            async move { emulator.handle(req, local).await }
                         });
                         let builder = auto::Builder::new(TokioExecutor::new());
                         if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
@@ -386,6 +441,54 @@ impl Emulator {
         content::replace_original(&self.inner, id, bytes);
     }
 
+    /// From now on, every `every`-th request of `kind` (a counter kind such as
+    /// `"mediaItems.search"` or `"content.get"`, or `"*"` for all) suffers `fault`, at most
+    /// `times` times (None: forever). Rules are checked in the order they were added.
+    pub fn inject(&self, kind: &str, fault: Fault, every: u32, times: Option<u32>) {
+        relock(&self.inner.faults).push(FaultRule {
+            kind: kind.to_owned(),
+            fault,
+            every: every.max(1),
+            seen: 0,
+            remaining: times,
+        });
+    }
+
+    /// Every access token issued and every download URL (baseUrl) handed out so far: the
+    /// secrets a test checks never reach a log.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.inner.lock_tokens().keys().cloned().collect();
+        out.extend(self.inner.lock_base_urls().keys().cloned());
+        out
+    }
+
+    /// Removes every injected fault.
+    pub fn clear_faults(&self) {
+        relock(&self.inner.faults).clear();
+        self.inner.cut_downloads.store(0, Ordering::SeqCst);
+    }
+
+    /// The fault for this request of `kind`, if a rule fires.
+    fn next_fault(&self, kind: &str) -> Option<Fault> {
+        let mut rules = relock(&self.inner.faults);
+        for rule in rules.iter_mut() {
+            if rule.kind != "*" && rule.kind != kind {
+                continue;
+            }
+            if rule.remaining == Some(0) {
+                continue;
+            }
+            rule.seen += 1;
+            if rule.seen % rule.every == 0 {
+                if let Some(n) = rule.remaining.as_mut() {
+                    *n -= 1;
+                }
+                return Some(rule.fault.clone());
+            }
+        }
+        None
+    }
+
     /// Takes one planned download cut, if any is left.
     fn take_cut(&self) -> bool {
         self.inner
@@ -395,7 +498,11 @@ impl Emulator {
     }
 
     /// The request pipeline; every request passes through here exactly once.
-    async fn handle(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        local: SocketAddr,
+    ) -> Result<Response<Body>, std::io::Error> {
         let (parts, body) = req.into_parts();
         let path = parts.uri.path().to_owned();
         let route = Route::classify(&parts.method, &path);
@@ -403,9 +510,61 @@ impl Emulator {
         // Counted before anything can fail: a failed call still cost Google quota.
         self.inner.counters.increment(kind);
 
-        // Fault injection goes here: keyed by `kind`, a plan may delay, answer 429 with
-        // Retry-After or 500/503 instead of calling the handler, or mangle the response
-        // below (cut the body, reset the connection).
+        let fault = self.next_fault(kind);
+        let content = kind.starts_with("content.");
+        let injected = match &fault {
+            Some(Fault::Latency(delay)) => {
+                tokio::time::sleep(*delay).await;
+                None
+            }
+            Some(Fault::Reset) => {
+                tracing::debug!(kind, "emulator resets the connection (injected fault)");
+                return Err(std::io::Error::other("injected fault: connection reset"));
+            }
+            Some(Fault::RateLimited { retry_after_secs }) => Some(
+                fault_reply(
+                    content,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    RATE_MESSAGE,
+                    "RESOURCE_EXHAUSTED",
+                )
+                .with_header(
+                    http::header::RETRY_AFTER,
+                    HeaderValue::from(*retry_after_secs),
+                ),
+            ),
+            Some(Fault::DailyQuota) => Some(fault_reply(
+                content,
+                StatusCode::TOO_MANY_REQUESTS,
+                DAILY_MESSAGE,
+                "RESOURCE_EXHAUSTED",
+            )),
+            Some(Fault::Status(code)) => {
+                let status =
+                    StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let rpc = match code {
+                    503 => "UNAVAILABLE",
+                    504 => "DEADLINE_EXCEEDED",
+                    _ => "INTERNAL",
+                };
+                Some(fault_reply(
+                    content,
+                    status,
+                    "Internal error encountered.",
+                    rpc,
+                ))
+            }
+            Some(Fault::CutBody) | None => None,
+        };
+        if let Some(reply) = injected {
+            tracing::debug!(
+                kind,
+                status = reply.status.as_u16(),
+                "emulator answers an injected fault"
+            );
+            return Ok(reply.into_response(parts.method == Method::HEAD));
+        }
+        let cut = matches!(fault, Some(Fault::CutBody));
 
         let head = parts.method == Method::HEAD;
         let reply = match Limited::new(body, MAX_BODY).collect().await {
@@ -435,11 +594,14 @@ impl Emulator {
             status = reply.status.as_u16(),
             "emulator request"
         );
-        if kind == "content.get" && !head && reply.body.len() > 1 && self.take_cut() {
-            tracing::debug!("emulator cuts this download after half its body (injected fault)");
-            return reply.into_cut_response();
+        if !head && reply.body.len() > 1 && (cut || (kind == "content.get" && self.take_cut())) {
+            tracing::debug!(
+                kind,
+                "emulator cuts this body after half its bytes (injected fault)"
+            );
+            return Ok(reply.into_cut_response());
         }
-        reply.into_response(head)
+        Ok(reply.into_response(head))
     }
 
     fn dispatch(&self, route: &Route<'_>, req: &Req) -> Reply {

@@ -15,6 +15,7 @@ use oauth2::{
 use tokio::sync::Mutex;
 
 use super::error::GoogleError;
+use super::retry::RetryPolicy;
 
 /// Refresh this long before Google's stated expiry, so a token never dies mid-request.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(120);
@@ -53,7 +54,46 @@ struct State {
 pub struct TokenSource {
     oauth: OAuthClient,
     http: reqwest::Client,
+    retry: RetryPolicy,
     state: Mutex<State>,
+}
+
+/// What the token endpoint's HTTP exchange can fail with, before OAuth looks at the body.
+/// 429 and 5xx answers are errors here (not bodies to parse) so that they can be retried.
+#[derive(Debug, thiserror::Error)]
+enum TokenHttpError {
+    #[error("the token endpoint answered HTTP {0}")]
+    Status(u16),
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// The HTTP client handed to the oauth2 crate: reqwest, with URLs kept out of errors.
+async fn exchange(
+    http: &reqwest::Client,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, TokenHttpError> {
+    let (parts, body) = request.into_parts();
+    let resp = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| TokenHttpError::Transport(e.without_url().to_string()))?;
+    let status = resp.status();
+    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return Err(TokenHttpError::Status(status.as_u16()));
+    }
+    let headers = resp.headers().clone();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| TokenHttpError::Transport(e.without_url().to_string()))?;
+    let mut out = http::Response::new(body.to_vec());
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(out)
 }
 
 impl TokenSource {
@@ -61,6 +101,7 @@ impl TokenSource {
         creds: &Credentials,
         token_url: &str,
         http: reqwest::Client,
+        retry: RetryPolicy,
     ) -> Result<Self, GoogleError> {
         let token_url = TokenUrl::new(token_url.to_string())
             .map_err(|e| GoogleError::Token(format!("invalid token_url: {e}")))?;
@@ -70,6 +111,7 @@ impl TokenSource {
         Ok(TokenSource {
             oauth,
             http,
+            retry,
             state: Mutex::new(State {
                 refresh_token: RefreshToken::new(creds.refresh_token.clone()),
                 cached: None,
@@ -85,12 +127,13 @@ impl TokenSource {
         {
             return Ok(c.token.clone());
         }
+        let refresh_token = state.refresh_token.clone();
         let response = self
-            .oauth
-            .exchange_refresh_token(&state.refresh_token)
-            .request_async(&self.http)
-            .await
-            .map_err(map_token_error)?;
+            .retry
+            .run("token", || {
+                Self::refresh_once(self.oauth.clone(), self.http.clone(), refresh_token.clone())
+            })
+            .await?;
         let lifetime = response
             .expires_in()
             .unwrap_or(Duration::from_secs(3600))
@@ -111,6 +154,24 @@ impl TokenSource {
         Ok(token)
     }
 
+    /// One refresh-token exchange. It owns its inputs: a future that borrows into a retried
+    /// closure defeats the compiler's Send inference (rust-lang/rust#64552).
+    async fn refresh_once(
+        oauth: OAuthClient,
+        http: reqwest::Client,
+        refresh_token: RefreshToken,
+    ) -> Result<oauth2::basic::BasicTokenResponse, GoogleError> {
+        let client = move |req| {
+            let http = http.clone();
+            async move { exchange(&http, req).await }
+        };
+        oauth
+            .exchange_refresh_token(&refresh_token)
+            .request_async(&client)
+            .await
+            .map_err(map_token_error)
+    }
+
     /// Forgets `rejected` after the API answered 401 for it. A token that was already replaced
     /// by a concurrent request is left alone, so a burst of 401s still costs one refresh.
     pub async fn invalidate(&self, rejected: &AccessToken) {
@@ -125,8 +186,8 @@ impl TokenSource {
     }
 }
 
-fn map_token_error<E: std::error::Error>(
-    e: RequestTokenError<E, oauth2::basic::BasicErrorResponse>,
+fn map_token_error(
+    e: RequestTokenError<TokenHttpError, oauth2::basic::BasicErrorResponse>,
 ) -> GoogleError {
     match e {
         RequestTokenError::ServerResponse(resp) => match resp.error() {
@@ -136,24 +197,23 @@ fn map_token_error<E: std::error::Error>(
             }
             other => GoogleError::Token(format!("token endpoint answered error {other}")),
         },
-        // The request error's text may name the URL but never a secret; bodies are not shown.
-        RequestTokenError::Request(err) => {
-            GoogleError::Transport(format!("token endpoint unreachable: {}", source_text(&err)))
+        RequestTokenError::Request(TokenHttpError::Status(429)) => GoogleError::RateLimited {
+            message: "the token endpoint answered 429".into(),
+            retry_after: None,
+            daily: false,
+        },
+        RequestTokenError::Request(TokenHttpError::Status(code)) => GoogleError::Api {
+            code,
+            status: "TOKEN_ENDPOINT".into(),
+            message: format!("the token endpoint answered HTTP {code}"),
+        },
+        // Neither variant carries a body or a URL, so no secret can leak through here.
+        RequestTokenError::Request(TokenHttpError::Transport(text)) => {
+            GoogleError::Transport(format!("token endpoint unreachable: {text}"))
         }
         RequestTokenError::Parse(_, _) => {
             GoogleError::Token("the token endpoint's answer could not be parsed".into())
         }
         RequestTokenError::Other(msg) => GoogleError::Token(msg),
     }
-}
-
-fn source_text(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cur = err.source();
-    while let Some(s) = cur {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        cur = s.source();
-    }
-    text
 }

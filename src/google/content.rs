@@ -11,10 +11,12 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
 
 use super::error::GoogleError;
+use super::retry::RetryPolicy;
 
 #[derive(Clone)]
 pub struct ContentClient {
     http: reqwest::Client,
+    retry: RetryPolicy,
 }
 
 /// An open download: the body stream and where it starts.
@@ -28,19 +30,41 @@ pub struct Download {
 }
 
 impl ContentClient {
-    pub fn new(http: reqwest::Client) -> Self {
-        ContentClient { http }
+    pub fn new(http: reqwest::Client, retry: RetryPolicy) -> Self {
+        ContentClient { http, retry }
     }
 
-    /// The size in bytes of what `url` serves.
+    /// The size in bytes of what `url` serves (transient failures retried).
     pub async fn probe_size(&self, url: &str) -> Result<u64, GoogleError> {
+        // Each attempt owns its data: futures that borrow through a retried closure defeat
+        // the compiler's Send inference (rust-lang/rust#64552).
+        let (this, url) = (self.clone(), url.to_owned());
+        self.retry
+            .run("content.probe", move || {
+                Self::probe_once(this.clone(), url.clone())
+            })
+            .await
+    }
+
+    /// Starts a download at byte `start` (transient failures to connect retried).
+    pub async fn download(&self, url: &str, start: u64) -> Result<Download, GoogleError> {
+        let (this, url) = (self.clone(), url.to_owned());
+        self.retry
+            .run("content.download", move || {
+                Self::download_once(this.clone(), url.clone(), start)
+            })
+            .await
+    }
+
+    async fn probe_once(self, url: String) -> Result<u64, GoogleError> {
+        let url = url.as_str();
         let resp = self
             .http
             .head(url)
             .send()
             .await
             .map_err(GoogleError::transport)?;
-        check_status(resp.status())?;
+        check_status(&resp)?;
         if resp.status() == StatusCode::OK
             && let Some(len) = header_u64(&resp, CONTENT_LENGTH)
         {
@@ -54,7 +78,7 @@ impl ContentClient {
             .send()
             .await
             .map_err(GoogleError::transport)?;
-        check_status(resp.status())?;
+        check_status(&resp)?;
         match resp.status() {
             StatusCode::PARTIAL_CONTENT => resp
                 .headers()
@@ -69,8 +93,8 @@ impl ContentClient {
         }
     }
 
-    /// Starts a download at byte `start`.
-    pub async fn download(&self, url: &str, start: u64) -> Result<Download, GoogleError> {
+    async fn download_once(self, url: String, start: u64) -> Result<Download, GoogleError> {
+        let url = url.as_str();
         let resp = self
             .http
             .get(url)
@@ -78,7 +102,7 @@ impl ContentClient {
             .send()
             .await
             .map_err(GoogleError::transport)?;
-        check_status(resp.status())?;
+        check_status(&resp)?;
         let (begin, total) = match resp.status() {
             StatusCode::PARTIAL_CONTENT => {
                 let (first, _last, total) = resp
@@ -105,13 +129,14 @@ impl ContentClient {
     }
 }
 
-fn check_status(status: StatusCode) -> Result<(), GoogleError> {
-    match status {
+fn check_status(resp: &reqwest::Response) -> Result<(), GoogleError> {
+    match resp.status() {
         s if s.is_success() || s == StatusCode::RANGE_NOT_SATISFIABLE => Ok(()),
         StatusCode::FORBIDDEN => Err(GoogleError::UrlExpired),
         StatusCode::TOO_MANY_REQUESTS => Err(GoogleError::RateLimited {
             message: "the content host is rate limiting downloads".into(),
-            retry_after: None,
+            retry_after: header_u64(resp, reqwest::header::RETRY_AFTER)
+                .map(std::time::Duration::from_secs),
             daily: false,
         }),
         StatusCode::NOT_FOUND => Err(GoogleError::NotFound("the item's bytes".into())),

@@ -49,6 +49,11 @@ pub enum GoogleError {
     )]
     ApiDisabled { enable_url: String },
 
+    /// 403 for another reason than scopes or a disabled API: Google does not let this app do
+    /// that (for example list shared albums, since 2025).
+    #[error("Google refused the call (403 PERMISSION_DENIED): {0}")]
+    PermissionDenied(String),
+
     /// The access token was refused even after one refresh.
     #[error("Google refused the access token (401 UNAUTHENTICATED) even after refreshing it")]
     Unauthenticated,
@@ -132,6 +137,7 @@ impl GoogleError {
                     }),
                 }
             }
+            403 => GoogleError::PermissionDenied(message),
             429 => GoogleError::RateLimited {
                 daily: message.contains("per day") || message.contains("Per day"),
                 message: if message.is_empty() {

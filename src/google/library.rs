@@ -12,7 +12,10 @@ use serde_json::json;
 
 use super::auth::TokenSource;
 use super::error::GoogleError;
-use super::types::{Album, AlbumPage, BatchGetResponse, MediaItem, MediaItemPage, Status};
+use super::retry::RetryPolicy;
+use super::types::{
+    Album, AlbumPage, BatchGetResponse, MediaItem, MediaItemPage, SharedAlbumPage, Status,
+};
 
 /// albums.list allows at most 50 per page; mediaItems.list/search at most 100.
 pub const ALBUM_PAGE_SIZE: u32 = 50;
@@ -26,14 +29,21 @@ pub struct LibraryClient {
     /// Base URL without the `/v1` suffix, e.g. `https://photoslibrary.googleapis.com`.
     api_base: String,
     tokens: Arc<TokenSource>,
+    retry: RetryPolicy,
 }
 
 impl LibraryClient {
-    pub fn new(http: reqwest::Client, api_base: &str, tokens: Arc<TokenSource>) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        api_base: &str,
+        tokens: Arc<TokenSource>,
+        retry: RetryPolicy,
+    ) -> Self {
         LibraryClient {
             http,
             api_base: api_base.trim_end_matches('/').to_string(),
             tokens,
+            retry,
         }
     }
 
@@ -45,12 +55,21 @@ impl LibraryClient {
         format!("{}/v1/{}", self.api_base, path)
     }
 
-    /// Sends one API request built by `build`, with the bearer token. A 401 invalidates the
-    /// token and retries exactly once with a fresh one.
+    /// Sends one API request built by `build`, retrying transient failures by the policy.
     async fn send<T: DeserializeOwned>(
         &self,
         what: &'static str,
         build: impl Fn() -> RequestBuilder,
+    ) -> Result<T, GoogleError> {
+        self.retry.run(what, || self.attempt(what, &build)).await
+    }
+
+    /// One attempt, with the bearer token. A 401 invalidates the token and tries exactly once
+    /// more with a fresh one.
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        build: &impl Fn() -> RequestBuilder,
     ) -> Result<T, GoogleError> {
         let mut retried_auth = false;
         loop {
@@ -100,6 +119,29 @@ impl LibraryClient {
                 })
                 .await?;
             albums.extend(page.albums);
+            match page.next_page_token.filter(|t| !t.is_empty()) {
+                Some(t) => page_token = Some(t),
+                None => return Ok(albums),
+            }
+        }
+    }
+
+    /// sharedAlbums.list, following pagination. Since 2025 Google answers 403 to every app.
+    pub async fn list_shared_albums(&self) -> Result<Vec<Album>, GoogleError> {
+        let url = self.url("sharedAlbums");
+        let mut albums = Vec::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let page: SharedAlbumPage = self
+                .send("sharedAlbums.list", || {
+                    let mut q = vec![("pageSize", ALBUM_PAGE_SIZE.to_string())];
+                    if let Some(t) = &page_token {
+                        q.push(("pageToken", t.clone()));
+                    }
+                    self.http.get(&url).query(&q)
+                })
+                .await?;
+            albums.extend(page.shared_albums);
             match page.next_page_token.filter(|t| !t.is_empty()) {
                 Some(t) => page_token = Some(t),
                 None => return Ok(albums),

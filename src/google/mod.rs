@@ -7,6 +7,7 @@ pub mod auth;
 pub mod content;
 pub mod error;
 pub mod library;
+pub mod retry;
 pub mod types;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ pub use auth::{Credentials, TokenSource};
 pub use content::ContentClient;
 pub use error::GoogleError;
 pub use library::LibraryClient;
+pub use retry::RetryPolicy;
 pub use types::{Album, MediaItem};
 
 /// Where the Google endpoints live. Tests and the demo point these at the emulator.
@@ -34,7 +36,11 @@ pub struct Google {
 }
 
 impl Google {
-    pub fn new(creds: &Credentials, endpoints: &Endpoints) -> Result<Self, GoogleError> {
+    pub fn new(
+        creds: &Credentials,
+        endpoints: &Endpoints,
+        retry: RetryPolicy,
+    ) -> Result<Self, GoogleError> {
         let user_agent = concat!("gphotos-dav/", env!("CARGO_PKG_VERSION"));
         // API and token calls never follow redirects (the oauth2 crate's advice against SSRF).
         let api_http = reqwest::Client::builder()
@@ -57,10 +63,11 @@ impl Google {
             creds,
             &endpoints.token_url,
             api_http.clone(),
+            retry.clone(),
         )?);
         Ok(Google {
-            library: LibraryClient::new(api_http, &endpoints.api_base, tokens),
-            content: ContentClient::new(content_http),
+            library: LibraryClient::new(api_http, &endpoints.api_base, tokens, retry.clone()),
+            content: ContentClient::new(content_http, retry),
         })
     }
 }

@@ -80,6 +80,14 @@ pub(crate) struct AlbumPage {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub(crate) struct SharedAlbumPage {
+    #[serde(default)]
+    pub shared_albums: Vec<Album>,
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct MediaItemPage {
     #[serde(default)]
     pub media_items: Vec<MediaItem>,

@@ -39,6 +39,15 @@ pub struct ServerConfig {
     /// Refuse every write method.
     #[serde(default = "default_true")]
     pub read_only: bool,
+    /// WebDAV users (HTTP Basic). None: anonymous access, allowed on loopback only.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// Serve without users on a non-loopback address (also `serve --allow-anonymous`).
+    #[serde(default)]
+    pub allow_anonymous: bool,
+    /// PEM certificate chain and private key: serve https instead of http.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -46,7 +55,32 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: default_listen(),
             read_only: true,
+            users: Vec::new(),
+            allow_anonymous: false,
+            tls_cert: None,
+            tls_key: None,
         }
+    }
+}
+
+/// One `[[server.users]]` entry.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    /// argon2id PHC string, as printed by `gphotos-dav hash-password`.
+    pub password_hash: String,
+    /// This user may only read, even when the server allows writes.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+impl std::fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("name", &self.name)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
     }
 }
 
@@ -62,6 +96,12 @@ pub struct GoogleConfig {
     pub token_url: String,
     #[serde(default = "default_picker_base")]
     pub picker_base: String,
+    /// IANA time zone whose calendar dates bucket the date views.
+    #[serde(default = "default_timezone", deserialize_with = "de_timezone")]
+    pub timezone: chrono_tz::Tz,
+    /// `root` for the whole tree, or an album id to show only that album at `/`.
+    #[serde(default = "default_root_folder_id")]
+    pub root_folder_id: String,
 }
 
 impl Default for GoogleConfig {
@@ -73,8 +113,28 @@ impl Default for GoogleConfig {
             api_base: default_api_base(),
             token_url: default_token_url(),
             picker_base: default_picker_base(),
+            timezone: default_timezone(),
+            root_folder_id: default_root_folder_id(),
         }
     }
+}
+
+fn default_timezone() -> chrono_tz::Tz {
+    chrono_tz::UTC
+}
+
+fn default_root_folder_id() -> String {
+    "root".into()
+}
+
+fn de_timezone<'de, D: serde::Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "unknown time zone {name:?}: use an IANA name such as \"UTC\", \"Europe/Paris\" \
+             or \"America/New_York\""
+        ))
+    })
 }
 
 /// Never prints the secrets.
@@ -88,15 +148,20 @@ impl std::fmt::Debug for GoogleConfig {
             .field("api_base", &self.api_base)
             .field("token_url", &self.token_url)
             .field("picker_base", &self.picker_base)
+            .field("timezone", &self.timezone)
+            .field("root_folder_id", &self.root_folder_id)
             .finish()
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebdavConfig {
     #[serde(default)]
     pub policy: Policy,
+    /// Serve the tree under this path (behind a reverse proxy), e.g. `/photos`.
+    #[serde(default = "default_prefix", deserialize_with = "de_prefix")]
+    pub prefix: String,
     /// `use_proxy_url`: the public base URL of the byte node serving signed `/d/` links.
     pub down_proxy_url: Option<String>,
     /// The secret that signs `/d/` links (shared by a front and its byte nodes).
@@ -105,6 +170,45 @@ pub struct WebdavConfig {
     pub sign_key_file: Option<PathBuf>,
     /// How long a signed link stays valid (default 3600).
     pub link_ttl_secs: Option<u64>,
+}
+
+impl Default for WebdavConfig {
+    fn default() -> Self {
+        WebdavConfig {
+            policy: Policy::default(),
+            prefix: default_prefix(),
+            down_proxy_url: None,
+            sign_key: None,
+            sign_key_file: None,
+            link_ttl_secs: None,
+        }
+    }
+}
+
+fn default_prefix() -> String {
+    String::new()
+}
+
+/// Normalises a prefix to `""` (for `/`) or `/a/b` (leading slash, no trailing slash).
+fn de_prefix<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let raw = String::deserialize(d)?;
+    let trimmed = raw.trim_matches('/');
+    if trimmed
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+        && !trimmed.is_empty()
+        || raw.contains(['?', '#', '%', '\\'])
+        || !raw.starts_with('/')
+    {
+        return Err(serde::de::Error::custom(format!(
+            "invalid prefix {raw:?}: use a path such as \"/\" or \"/photos\""
+        )));
+    }
+    Ok(if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    })
 }
 
 /// How a GET of a file is answered (see `server::policy` and docs/policies.md).
@@ -152,13 +256,9 @@ fn default_picker_base() -> String {
 }
 
 impl Config {
-    /// Reads and validates a config file, then applies the credential environment variables.
+    /// Reads a config file and applies the credential environment variables. Call
+    /// [`Config::validate`] once command-line overrides are applied.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        Config::load_with(path, |_| {})
-    }
-
-    /// Like [`Config::load`], with command-line overrides applied before the validation.
-    pub fn load_with(path: &Path, adjust: impl FnOnce(&mut Config)) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
@@ -168,8 +268,6 @@ impl Config {
             message,
         })?;
         config.apply_env(|name| std::env::var(name).ok());
-        adjust(&mut config);
-        config.validate()?;
         Ok(config)
     }
 
@@ -192,8 +290,56 @@ impl Config {
         }
     }
 
-    /// Checks what serde cannot: credentials present, URLs well-formed.
+    /// Checks what serde cannot: credentials present, URLs well-formed, users' hashes valid,
+    /// TLS files given in pairs, and no anonymous access from the network unless asked for.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_server()?;
+        self.validate_google()?;
+        super::policy::check(&self.webdav)
+    }
+
+    fn validate_server(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        let mut names = std::collections::HashSet::new();
+        for user in &s.users {
+            if user.name.is_empty() || user.name.contains(':') {
+                return Err(ConfigError::Invalid(format!(
+                    "[[server.users]] name {:?} must be non-empty and contain no ':'",
+                    user.name
+                )));
+            }
+            if !names.insert(user.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "[[server.users]] name {:?} appears twice",
+                    user.name
+                )));
+            }
+            crate::server::auth::validate_hash(&user.password_hash).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "[[server.users]] {:?}: password_hash is not a valid argon2id hash ({e}); \
+                     create one with `gphotos-dav hash-password`",
+                    user.name
+                ))
+            })?;
+        }
+        if s.tls_cert.is_some() != s.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "[server] tls_cert and tls_key must be given together".into(),
+            ));
+        }
+        if s.users.is_empty() && !s.listen.ip().is_loopback() && !s.allow_anonymous {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to serve without authentication on {}, which other machines can \
+                 reach: add a [[server.users]] entry (its password_hash comes from \
+                 `gphotos-dav hash-password`), listen on 127.0.0.1, or pass --allow-anonymous \
+                 if the network is trusted",
+                s.listen
+            )));
+        }
+        Ok(())
+    }
+
+    fn validate_google(&self) -> Result<(), ConfigError> {
         let g = &self.google;
         let missing: Vec<String> = [
             ("client_id", ENV_CLIENT_ID, &g.client_id),
@@ -226,7 +372,7 @@ impl Config {
                 }
             }
         }
-        super::policy::check(&self.webdav)
+        Ok(())
     }
 
     pub fn credentials(&self) -> Credentials {
@@ -309,6 +455,79 @@ mod tests {
         let c = Config::parse(full()).unwrap();
         let text = format!("{c:?}");
         assert!(!text.contains("\"s\"") && !text.contains("\"r\""), "{text}");
+    }
+
+    #[test]
+    fn timezone_root_and_prefix() {
+        let c = Config::parse(
+            "[google]\ntimezone = \"Europe/Paris\"\nroot_folder_id = \"AF1Qx\"\n\
+             [webdav]\nprefix = \"/photos/\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.google.timezone, chrono_tz::Europe::Paris);
+        assert_eq!(c.google.root_folder_id, "AF1Qx");
+        assert_eq!(c.webdav.prefix, "/photos");
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.google.timezone, chrono_tz::UTC);
+        assert_eq!(c.google.root_folder_id, "root");
+        assert_eq!(c.webdav.prefix, "");
+        assert_eq!(
+            Config::parse("[webdav]\nprefix = \"/\"\n")
+                .unwrap()
+                .webdav
+                .prefix,
+            ""
+        );
+        let err = Config::parse("[google]\ntimezone = \"Mars/Olympus\"\n").unwrap_err();
+        assert!(
+            err.contains("Mars/Olympus") && err.contains("timezone"),
+            "{err}"
+        );
+        for bad in ["photos", "/a/../b", "/a//b", "/a?b"] {
+            let err = Config::parse(&format!("[webdav]\nprefix = \"{bad}\"\n")).unwrap_err();
+            assert!(err.contains("prefix"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn users_tls_and_exposure() {
+        let hash = crate::server::auth::hash_password("pw").unwrap();
+        let text = format!(
+            "{}[server]\nlisten = \"0.0.0.0:8080\"\n[[server.users]]\nname = \"alice\"\n\
+             password_hash = \"{hash}\"\nread_only = true\n",
+            full()
+        );
+        let c = Config::parse(&text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.server.users[0].name, "alice");
+        assert!(c.server.users[0].read_only);
+        assert!(!format!("{c:?}").contains(&hash), "Debug hides hashes");
+
+        let open =
+            Config::parse(&format!("{}[server]\nlisten = \"0.0.0.0:8080\"\n", full())).unwrap();
+        let err = open.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("--allow-anonymous") && err.contains("hash-password"),
+            "{err}"
+        );
+        let mut allowed = open.clone();
+        allowed.server.allow_anonymous = true;
+        allowed.validate().unwrap();
+
+        let bad = Config::parse(&format!(
+            "{}[[server.users]]\nname = \"bob\"\npassword_hash = \"secret\"\n",
+            full()
+        ))
+        .unwrap();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("bob") && err.contains("hash-password"),
+            "{err}"
+        );
+        assert!(!err.contains("secret"), "{err}");
+
+        let half = Config::parse(&format!("{}[server]\ntls_cert = \"c.pem\"\n", full())).unwrap();
+        assert!(half.validate().unwrap_err().to_string().contains("tls_key"));
     }
 
     #[test]

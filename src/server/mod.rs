@@ -1,9 +1,12 @@
 //! The server: configuration, the HTTP service, and the accept loop.
 
+pub mod auth;
 pub mod config;
+pub mod guard;
 pub mod policy;
 pub mod service;
 pub mod signed;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,30 +19,99 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::catalog::{Catalog, CatalogOptions};
-use crate::google::Google;
+use crate::google::{Google, RetryPolicy};
 pub use config::{Config, ConfigError};
 pub use service::DavService;
 
 /// How long in-flight requests may run after shutdown was asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a client may take to send a request's headers (slow-loris protection).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A bound, not yet serving, WebDAV server.
 pub struct Server {
     listener: TcpListener,
     service: Arc<DavService>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Knobs that are not configuration but that tests (and benchmarks) need to turn: they must
+/// never wait on the wall clock.
+#[derive(Debug, Clone, Default)]
+pub struct Tuning {
+    pub retry: RetryPolicy,
 }
 
 impl Server {
     /// Builds the Google clients and the catalog from `config` and binds its listen address.
     pub async fn bind(config: &Config) -> anyhow_like::Result<Server> {
-        let google = Google::new(&config.credentials(), &config.endpoints())?;
-        let catalog = Catalog::new(google, CatalogOptions::default());
+        Server::bind_tuned(config, Tuning::default()).await
+    }
+
+    /// [`Server::bind`] with explicit [`Tuning`].
+    pub async fn bind_tuned(config: &Config, tuning: Tuning) -> anyhow_like::Result<Server> {
+        tls::install_crypto_provider();
+        let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        let users = config
+            .server
+            .users
+            .iter()
+            .map(|u| auth::User {
+                name: u.name.clone(),
+                password_hash: u.password_hash.clone(),
+                read_only: u.read_only,
+            })
+            .collect();
+        let google = Google::new(&config.credentials(), &config.endpoints(), tuning.retry)?;
+        let root_album = match config.google.root_folder_id.as_str() {
+            "root" | "" => None,
+            id => {
+                // Checked now: a typo must stop the start, not show an empty drive.
+                let album = google.library.get_album(id).await.map_err(|e| {
+                    format!(
+                        "[google] root_folder_id = {id:?} is not an album this app can read \
+                         ({e}). Use \"root\" for the whole library, or the id of an album \
+                         created by this app"
+                    )
+                })?;
+                tracing::info!(album = %album.title, "serving one album at /");
+                Some(album.id)
+            }
+        };
+        let catalog = Catalog::new(
+            google,
+            CatalogOptions {
+                timezone: config.google.timezone,
+                root_album,
+                ..CatalogOptions::default()
+            },
+        );
         let delivery = policy::Delivery::from_config(&config.webdav, &catalog)?;
-        let service = Arc::new(DavService::new(catalog, config.server.read_only, delivery));
+        let service = Arc::new(DavService::new(
+            catalog,
+            config.server.read_only,
+            &config.webdav.prefix,
+            auth::Authenticator::new(users),
+            delivery,
+        ));
         let listener = TcpListener::bind(config.server.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
-        Ok(Server { listener, service })
+        Ok(Server {
+            listener,
+            service,
+            tls,
+        })
+    }
+
+    /// The URL the tree is served at.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{}/", self.local_addr(), self.service.prefix())
     }
 
     /// The catalog behind the tree (tests reach its clock through it).
@@ -53,9 +125,15 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded).
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        tracing::info!("WebDAV server listening on http://{}/", self.local_addr());
+        tracing::info!("WebDAV server listening on {}", self.url());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            // Request line and headers must fit in 64 KiB (hyper answers 431 beyond).
+            .max_buf_size(64 * 1024);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -69,19 +147,48 @@ impl Server {
                         }
                     };
                     let service = self.service.clone();
-                    let conn = builder.serve_connection_with_upgrades(
-                        TokioIo::new(stream),
-                        service_fn(move |req| {
-                            let service = service.clone();
-                            async move { Ok::<_, std::convert::Infallible>(service.handle(req).await) }
-                        }),
-                    );
-                    let conn = graceful.watch(conn.into_owned());
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(%peer, "connection ended with an error: {e}");
+                    let handler = service_fn(move |req| {
+                        let service = service.clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(service.handle(req, peer).await)
                         }
                     });
+                    match &self.tls {
+                        None => {
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), handler);
+                            spawn_connection(graceful.watch(conn.into_owned()), peer);
+                        }
+                        Some(acceptor) => {
+                            // The handshake runs in the connection's task, so a slow client
+                            // cannot hold up the accept loop.
+                            let acceptor = acceptor.clone();
+                            let builder = builder.clone();
+                            let watcher = graceful.watcher();
+                            tokio::spawn(async move {
+                                let handshake = tokio::time::timeout(
+                                    HEADER_READ_TIMEOUT,
+                                    acceptor.accept(stream),
+                                );
+                                let tls = match handshake.await {
+                                    Ok(Ok(tls)) => tls,
+                                    Ok(Err(e)) => {
+                                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        tracing::debug!(%peer, "TLS handshake timed out");
+                                        return;
+                                    }
+                                };
+                                let conn = builder
+                                    .serve_connection_with_upgrades(TokioIo::new(tls), handler);
+                                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                                    tracing::debug!(%peer, "connection ended with an error: {e}");
+                                }
+                            });
+                        }
+                    }
                 }
                 _ = &mut shutdown => break,
             }
@@ -94,6 +201,18 @@ impl Server {
             }
         }
     }
+}
+
+fn spawn_connection<F, E>(conn: F, peer: SocketAddr)
+where
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(%peer, "connection ended with an error: {e}");
+        }
+    });
 }
 
 /// A boxed error with a readable message, for start-up failures.

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use http::header::{
-    ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE, LAST_MODIFIED, LOCATION,
+    CONTENT_LENGTH, ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE,
+    LAST_MODIFIED, LOCATION,
 };
 use http::{HeaderMap, Method, Response, StatusCode};
 
@@ -189,17 +190,8 @@ impl Delivery {
         Ok(Delivery {
             policy: w.policy,
             redirect,
-            signed: SignedRoute::new(catalog.clone(), key),
+            signed: SignedRoute::new(catalog.clone(), key, &w.prefix),
         })
-    }
-
-    /// native_proxy, and `/d/` links refused: what a config without these keys gives.
-    pub fn native(catalog: &Catalog) -> Delivery {
-        Delivery {
-            policy: Policy::NativeProxy,
-            redirect: None,
-            signed: SignedRoute::new(catalog.clone(), None),
-        }
     }
 }
 
@@ -304,6 +296,8 @@ pub fn conditional_redirect<B: Default>(
     if let Some(status) = status {
         *response.status_mut() = status;
         response.headers_mut().remove(LOCATION);
+        // A 304's Content-Length would have to be the file's; none is simpler and valid.
+        response.headers_mut().remove(CONTENT_LENGTH);
         if status == StatusCode::PRECONDITION_FAILED {
             response.headers_mut().remove(ETAG);
             response.headers_mut().remove(LAST_MODIFIED);

@@ -11,6 +11,16 @@
 //!   and log line say what to do.
 //! - **A truthful `DAV` header.** dav-server always claims classes 1, 2 and 3; without a lock
 //!   system we support class 1 only.
+//! - **Signed download links** (`/d/...` under the prefix, see `signed`) are answered first,
+//!   without WebDAV credentials: their signature is the credential.
+//! - **Conditionals on redirects.** Under the redirecting policies dav-server answers 302
+//!   before it evaluates If-None-Match and friends; `policy::conditional_redirect` does it.
+//! - **What desktop clients need** (see `docs/clients.md`): their probes for `.DS_Store`,
+//!   `desktop.ini` and the like are answered 404 from memory; a folder asked for without its
+//!   trailing slash is served, not redirected; every GET answer carries a `Content-Length`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use dav_server::body::Body as DavBody;
@@ -19,11 +29,12 @@ use dav_server::{DavHandler, DavMethodSet};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 
-use super::policy::{self, Delivery};
-use super::signed;
 use crate::catalog::{Catalog, CatalogError};
-use crate::dav::{PhotosFs, failure, segments};
+use crate::dav::{PhotosFs, failure, probes, segments};
 use crate::google::GoogleError;
+use crate::server::auth::{Authenticator, Denied, Identity};
+use crate::server::guard::{self, Rejection};
+use crate::server::policy::{self, Delivery};
 
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -34,44 +45,162 @@ pub(super) const READ_BUF_SIZE: usize = 256 * 1024;
 pub struct DavService {
     handler: DavHandler,
     catalog: Catalog,
+    auth: Arc<Authenticator>,
+    /// `""` or `/a/b`: the path the tree is served under.
+    prefix: String,
     /// The GET policy and the signed `/d/` links (see `policy`, `signed`).
     delivery: Delivery,
 }
 
+/// The methods WebDAV class 1 and 2 define; anything else is answered 405 here (dav-server
+/// would treat an unknown method like a GET).
+const KNOWN_METHODS: [&str; 12] = [
+    "OPTIONS",
+    "GET",
+    "HEAD",
+    "PROPFIND",
+    "PROPPATCH",
+    "PUT",
+    "DELETE",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+];
+
+/// Methods that change something; refused for read-only users.
+const WRITE_METHODS: [&str; 10] = [
+    "PUT",
+    "DELETE",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "PROPPATCH",
+    "LOCK",
+    "UNLOCK",
+    "POST",
+    "PATCH",
+];
+
 impl DavService {
-    pub fn new(catalog: Catalog, read_only: bool, delivery: Delivery) -> Self {
+    /// `prefix` is `""` or a normalised `/a/b` (see the config).
+    pub fn new(
+        catalog: Catalog,
+        read_only: bool,
+        prefix: &str,
+        auth: Arc<Authenticator>,
+        delivery: Delivery,
+    ) -> Self {
         let methods = if read_only {
             DavMethodSet::WEBDAV_RO
         } else {
             DavMethodSet::WEBDAV_RW
         };
         let fs = PhotosFs::new(catalog.clone()).with_redirect(delivery.redirect.clone());
-        let handler = DavHandler::builder()
+        let mut builder = DavHandler::builder()
             .filesystem(Box::new(fs))
             .methods(methods)
             .read_buf_size(READ_BUF_SIZE)
-            .redirect(delivery.redirect.is_some())
-            .build_handler();
+            .redirect(delivery.redirect.is_some());
+        if !prefix.is_empty() {
+            builder = builder.strip_prefix(prefix);
+        }
         DavService {
-            handler,
+            handler: builder.build_handler(),
             catalog,
+            auth,
+            prefix: prefix.to_string(),
             delivery,
         }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
 
-    pub async fn handle<B>(&self, mut req: Request<B>) -> Response<Body>
+    /// The request path inside the tree, or None when it lies outside the prefix.
+    fn tree_path<'p>(&self, path: &'p str) -> Option<&'p str> {
+        if self.prefix.is_empty() {
+            return Some(path);
+        }
+        match path.strip_prefix(&self.prefix) {
+            Some("") => Some("/"),
+            Some(rest) if rest.starts_with('/') => Some(rest),
+            _ => None,
+        }
+    }
+
+    /// Answers one request from `peer`.
+    pub async fn handle<B>(&self, req: Request<B>, peer: SocketAddr) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        if signed::is_signed_path(&path) {
+        if let Err(rejection) = guard::check_path(&path) {
+            return rejected(&rejection, peer, &method);
+        }
+        if self.delivery.signed.owns(&path) {
             return self.delivery.signed.handle(req).await;
+        }
+        if self.tree_path(&path).is_none() {
+            return self.outside_prefix(&method);
+        }
+        if !KNOWN_METHODS.contains(&method.as_str()) {
+            tracing::info!(%peer, %method, "unknown method refused");
+            let mut resp = text_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("gphotos-dav: method {method} is not supported\n"),
+            );
+            resp.headers_mut().insert(
+                http::header::ALLOW,
+                HeaderValue::from_static(
+                    "OPTIONS, GET, HEAD, PROPFIND, PROPPATCH, PUT, DELETE, MKCOL, COPY, MOVE",
+                ),
+            );
+            return resp;
+        }
+        // OPTIONS never needs credentials: Windows and Finder probe with it before they
+        // authenticate, and fail the mount on a 401.
+        if method != Method::OPTIONS {
+            let header = req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            match self.auth.authenticate(header).await {
+                Ok(Identity::User { name, read_only })
+                    if read_only && WRITE_METHODS.contains(&method.as_str()) =>
+                {
+                    tracing::info!(user = %name, %method, path, "write refused: the user is read-only");
+                    return text_response(
+                        StatusCode::FORBIDDEN,
+                        &format!("gphotos-dav: user {name} may only read\n"),
+                    );
+                }
+                Ok(_) => {}
+                Err(denied) => return unauthorized(&denied, peer, &method, &path),
+            }
+        }
+        let mut req = match guard::screen(req).await {
+            Ok(req) => req,
+            Err(rejection) => return rejected(&rejection, peer, &method),
+        };
+        if let Some(miss) = self.probe_miss(&req) {
+            return miss;
+        }
+        if method.as_str() == "PROPFIND"
+            && let Some(early) = self.normalise_depth(&mut req).await
+        {
+            return early;
+        }
+        if method == Method::GET || method == Method::HEAD {
+            self.add_folder_slash(&mut req).await;
         }
         // dav-server answers a redirect before it evaluates conditionals: keep them for later.
         let conditionals = self
@@ -79,11 +208,6 @@ impl DavService {
             .redirect
             .is_some()
             .then(|| req.headers().clone());
-        if method.as_str() == "PROPFIND"
-            && let Some(early) = self.normalise_depth(&mut req).await
-        {
-            return early;
-        }
         let (response, failure) = failure::capture(self.handler.handle(req)).await;
         let status = response.status();
         let mut response = match failure {
@@ -92,15 +216,66 @@ impl DavService {
             }
             _ => response.map(box_dav_body),
         };
-        if let Some(request_headers) = conditionals {
-            response = policy::conditional_redirect(&method, &request_headers, response);
-        }
         if response.headers().contains_key("DAV") {
             response
                 .headers_mut()
                 .insert("DAV", HeaderValue::from_static("1"));
         }
+        if method == Method::GET {
+            response = with_content_length(response).await;
+        }
+        if let Some(request_headers) = conditionals {
+            response = policy::conditional_redirect(&method, &request_headers, response);
+        }
         response
+    }
+
+    /// Answers a client's probe for a file it expects to be missing (see `dav::probes`)
+    /// with a plain 404 right here, unless listings already in memory show that name: a
+    /// probe never costs a Google call.
+    fn probe_miss<B>(&self, req: &Request<B>) -> Option<Response<Body>> {
+        if !matches!(req.method().as_str(), "GET" | "HEAD" | "PROPFIND") {
+            return None;
+        }
+        let tree_path = self.tree_path(req.uri().path())?;
+        let segs = segments(&DavPath::new(tree_path).ok()?).ok()?;
+        let agent = req
+            .headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !segs.iter().any(|s| probes::is_probe(s, agent))
+            || self.catalog.resolves_from_memory(&segs)
+        {
+            return None;
+        }
+        tracing::debug!(path = tree_path, "client probe answered from memory");
+        Some(text_response(StatusCode::NOT_FOUND, ""))
+    }
+
+    /// dav-server answers GET and HEAD on a folder named without its trailing slash with a
+    /// 302 to the slashed URL. Windows asks for `/folder` and does not follow redirects, so
+    /// such a request is served as if it had the slash.
+    async fn add_folder_slash<B>(&self, req: &mut Request<B>) {
+        let path = req.uri().path();
+        let Some(tree_path) = self.tree_path(path) else {
+            return;
+        };
+        if path.ends_with('/') || !self.targets_collection(tree_path).await {
+            return;
+        }
+        let slashed = match req.uri().query() {
+            Some(q) => format!("{path}/?{q}"),
+            None => format!("{path}/"),
+        };
+        let mut parts = req.uri().clone().into_parts();
+        match slashed.parse() {
+            Ok(pq) => parts.path_and_query = Some(pq),
+            Err(_) => return,
+        }
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
     }
 
     /// Rewrites or answers the Depth of a PROPFIND (see the module docs).
@@ -113,7 +288,8 @@ impl DavService {
             None => "1",
             Some("0") | Some("1") => return None,
             Some("infinity") => {
-                if self.targets_collection(req.uri().path()).await {
+                let path = self.tree_path(req.uri().path()).unwrap_or("/").to_string();
+                if self.targets_collection(&path).await {
                     return Some(finite_depth_required());
                 }
                 "0"
@@ -131,6 +307,23 @@ impl DavService {
         None
     }
 
+    /// Requests outside the prefix: OPTIONS still answers (Windows sends `OPTIONS /` to the
+    /// host root before mapping a deeper URL, and fails the mapping otherwise); the rest is 404.
+    fn outside_prefix(&self, method: &Method) -> Response<Body> {
+        if method == Method::OPTIONS {
+            let mut resp = text_response(StatusCode::OK, "");
+            let h = resp.headers_mut();
+            h.insert("DAV", HeaderValue::from_static("1"));
+            h.insert("MS-Author-Via", HeaderValue::from_static("DAV"));
+            h.insert("Allow", HeaderValue::from_static("OPTIONS"));
+            return resp;
+        }
+        text_response(
+            StatusCode::NOT_FOUND,
+            &format!("gphotos-dav serves its tree under {}/\n", self.prefix),
+        )
+    }
+
     /// Whether a request path names a folder. Unknown paths are not folders (the handler then
     /// answers 404 itself).
     async fn targets_collection(&self, raw_path: &str) -> bool {
@@ -143,6 +336,70 @@ impl DavService {
         match segments(&path) {
             Ok(segs) => self.catalog.is_dir(&segs).await.unwrap_or(false),
             Err(_) => false,
+        }
+    }
+}
+
+/// A request refused by the hygiene checks, logged with what to fix.
+fn rejected(rejection: &Rejection, peer: SocketAddr, method: &Method) -> Response<Body> {
+    let message = rejection.message();
+    tracing::info!(%peer, %method, status = rejection.status().as_u16(), "request refused: {message}");
+    text_response(rejection.status(), &format!("gphotos-dav: {message}\n"))
+}
+
+/// 401 with the challenge, and the `DAV` header: without it Finder never asks for a password.
+/// Failures with a user name are logged with the name and address, never the password.
+fn unauthorized(denied: &Denied, peer: SocketAddr, method: &Method, path: &str) -> Response<Body> {
+    match denied {
+        Denied::Missing => tracing::debug!(%peer, %method, path, "no credentials; asking for them"),
+        Denied::Wrong { name } => {
+            tracing::warn!(user = %name, %peer, %method, path, "authentication failed: wrong user name or password")
+        }
+        Denied::Malformed => {
+            tracing::warn!(%peer, %method, path, "authentication failed: malformed Authorization header")
+        }
+    }
+    let mut resp = text_response(
+        StatusCode::UNAUTHORIZED,
+        "gphotos-dav: authentication required\n",
+    );
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"gphotos-dav\", charset=\"UTF-8\""),
+    );
+    h.insert("DAV", HeaderValue::from_static("1"));
+    h.insert("MS-Author-Via", HeaderValue::from_static("DAV"));
+    resp
+}
+
+/// Gives a GET answer that dav-server streams without a length (the folder index) a
+/// `Content-Length`: Windows' WebDAV client handles chunked answers badly. File downloads
+/// always carry one already and pass through untouched, still streamed.
+async fn with_content_length(response: Response<Body>) -> Response<Body> {
+    if response
+        .headers()
+        .contains_key(http::header::CONTENT_LENGTH)
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    match body.collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            parts
+                .headers
+                .insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            Response::from_parts(
+                parts,
+                Full::new(bytes)
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+        }
+        Err(e) => {
+            tracing::warn!("could not produce a folder index: {e}");
+            text_response(StatusCode::INTERNAL_SERVER_ERROR, "gphotos-dav: no index\n")
         }
     }
 }

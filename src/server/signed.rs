@@ -7,8 +7,9 @@
 //! expiry, in base64url without padding, so none of them can be changed, and the link works
 //! until `exp` only.
 //!
-//! Every instance answers `/d/...` before its WebDAV tree, so the tree's root never has a
-//! folder named `d` ([`crate::catalog::RESERVED_ROOT_NAMES`]). A link that fails any check is a
+//! Every instance answers `/d/...` (under its `[webdav] prefix`, like the tree) before the
+//! tree and before asking for WebDAV credentials, so the tree's root never has a folder named
+//! `d` ([`crate::catalog::RESERVED_ROOT_NAMES`]). A link that fails any check is a
 //! bare 403: which check failed is only logged (at debug level), never told to the client.
 //! A valid link streams like the tree does (Range, conditional requests, resume), through
 //! a second dav-server handler over [`ByIdFs`], a filesystem of files addressed by id that
@@ -27,7 +28,7 @@ use crate::catalog::Catalog;
 use crate::dav::by_id::ByIdFs;
 use crate::dav::failure;
 
-/// The path signed links live under, on every instance.
+/// The path signed links live under (after the `[webdav] prefix`), on every instance.
 pub const PREFIX: &str = "/d/";
 
 /// A key shorter than this is refused at start.
@@ -117,33 +118,37 @@ pub fn link(base: &str, key: &SignKey, id: &str, name: &str, exp: u64) -> String
     )
 }
 
-/// Whether a request path is under [`PREFIX`] (and so never reaches the WebDAV tree).
-pub fn is_signed_path(path: &str) -> bool {
-    path.starts_with(PREFIX)
-}
-
 /// Answers `/d/...`: checks the link, then streams the item.
 #[derive(Clone)]
 pub struct SignedRoute {
     key: Option<SignKey>,
     catalog: Catalog,
     handler: DavHandler,
+    /// `<[webdav] prefix>/d/`: the paths this route owns.
+    base: String,
 }
 
 impl SignedRoute {
-    /// Without a key every link is refused.
-    pub fn new(catalog: Catalog, key: Option<SignKey>) -> Self {
+    /// Links under `prefix` (`""` or `/a/b`); without a key every link is refused.
+    pub fn new(catalog: Catalog, key: Option<SignKey>, prefix: &str) -> Self {
+        let base = format!("{prefix}{PREFIX}");
         let handler = DavHandler::builder()
             .filesystem(Box::new(ByIdFs::new(catalog.clone())))
             .methods(DavMethodSet::HTTP_RO)
-            .strip_prefix(PREFIX.trim_end_matches('/'))
+            .strip_prefix(base.trim_end_matches('/'))
             .read_buf_size(READ_BUF_SIZE)
             .build_handler();
         SignedRoute {
             key,
             catalog,
             handler,
+            base,
         }
+    }
+
+    /// Whether a request path is a link (and so never reaches the WebDAV tree).
+    pub fn owns(&self, path: &str) -> bool {
+        path.starts_with(&self.base)
     }
 
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Body>
@@ -174,7 +179,7 @@ impl SignedRoute {
         let status = response.status();
         match failure {
             Some(err) if status.is_client_error() || status.is_server_error() => {
-                upstream_failure(&method, &format!("{PREFIX}{id}/…"), &err)
+                upstream_failure(&method, &format!("{}{id}/…", self.base), &err)
             }
             _ => response.map(http_body_util::BodyExt::boxed_unsync),
         }
@@ -183,7 +188,7 @@ impl SignedRoute {
     /// The item id of a valid, unexpired link; otherwise why not.
     fn check(&self, uri: &Uri) -> Result<String, &'static str> {
         let key = self.key.as_ref().ok_or("no sign_key is configured here")?;
-        let rest = uri.path().strip_prefix(PREFIX).ok_or("not a link")?;
+        let rest = uri.path().strip_prefix(&self.base).ok_or("not a link")?;
         let decode = |s: &str| {
             percent_encoding::percent_decode_str(s)
                 .decode_utf8()

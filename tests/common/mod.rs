@@ -3,15 +3,20 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use gphotos_dav::catalog::Catalog;
 use gphotos_dav::emulator::{
     self, Emulator, EmulatorOptions, FixtureItem, Library, RunningEmulator,
 };
-use gphotos_dav::server::{Config, Server};
+use gphotos_dav::google::RetryPolicy;
+use gphotos_dav::server::{Config, Server, Tuning};
 use reqwest::{Method, StatusCode};
 use sha2::{Digest, Sha256};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
 pub struct Stack {
@@ -88,9 +93,14 @@ pub async fn try_gateway(
     config.google.token_url = emu.token_url();
     config.google.picker_base = emu.picker_base();
     customize(&mut config);
-    config.validate().map_err(|e| e.to_string())?;
-    let server = Server::bind(&config).await.map_err(|e| e.to_string())?;
-    let url = format!("http://{}/", server.local_addr());
+    config.validate().expect("valid config");
+    let tuning = Tuning {
+        retry: RetryPolicy::immediate(),
+    };
+    let server = Server::bind_tuned(&config, tuning)
+        .await
+        .map_err(|e| e.to_string())?;
+    let url = server.url();
     let catalog = server.catalog().clone();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(server.serve(async {
@@ -344,4 +354,77 @@ pub fn by_name<'a>(items: &[&'a FixtureItem]) -> BTreeMap<String, &'a FixtureIte
         .into_iter()
         .zip(items.iter().copied())
         .collect()
+}
+
+/// The gphotos-dav binary built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_gphotos-dav");
+
+/// Reads lines from a child's pipe until one contains `marker`; returns that line.
+pub async fn wait_for_line<R: tokio::io::AsyncRead + Unpin>(
+    lines: &mut tokio::io::Lines<BufReader<R>>,
+    marker: &str,
+    seen: &mut String,
+) -> String {
+    let found = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(marker) {
+                return Some(line);
+            }
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(line)) => line,
+        _ => panic!("no line with {marker:?} in:\n{seen}"),
+    }
+}
+
+pub fn spawn(args: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("RUST_LOG", "info")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// Writes a config for a `serve` child process pointed at `emu`, returns its path.
+pub fn serve_config(dir: &std::path::Path, emu: &RunningEmulator) -> std::path::PathBuf {
+    let path = dir.join("webdav.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[google]\nclient_id = \"{}\"\n\
+             client_secret = \"{}\"\nrefresh_token = \"{}\"\napi_base = \"{}\"\n\
+             token_url = \"{}\"\n",
+            emulator::CLIENT_ID,
+            emulator::CLIENT_SECRET,
+            emulator::REFRESH_TOKEN,
+            emu.api_base(),
+            emu.token_url()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Starts `gphotos-dav serve` as a child process on `emu`; returns it and its URL.
+pub async fn spawn_serve(
+    dir: &std::path::Path,
+    emu: &RunningEmulator,
+) -> (tokio::process::Child, String) {
+    let path = serve_config(dir, emu);
+    let mut serve = spawn(&["serve", "--config", path.to_str().unwrap()]);
+    let mut err = BufReader::new(serve.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let line = wait_for_line(&mut err, "listening on http://", &mut seen).await;
+    // Keep draining the log so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = err.next_line().await {} });
+    let url = line[line.find("http://").unwrap()..].trim().to_string();
+    (serve, url)
 }

@@ -1,0 +1,165 @@
+//! Request hygiene, before anything else looks at a request.
+//!
+//! WebDAV servers have been broken through their XML parsers (external entities, "billion
+//! laughs") and their path handling (`%2e%2e`, `..%2f`). dav-server parses what it is given, so
+//! this layer decides what it is given:
+//! - a path longer than [`MAX_PATH_BYTES`], with a malformed `%` escape, or that decodes to
+//!   something other than UTF-8 is refused with 414 or 400 (no name in the tree could match);
+//! - an XML body (PROPFIND, PROPPATCH, LOCK) is read whole but only up to [`MAX_XML_BODY`]
+//!   bytes (413 beyond), and refused with 400 when it declares a DOCTYPE or an entity: WebDAV
+//!   never needs one, so nothing is ever expanded.
+//!
+//! `..` segments that survive decoding are dav-server's to resolve, and it refuses any that
+//! would climb above the root; the tree behind it is virtual, so no file outside exists anyway.
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full, Limited, combinators::UnsyncBoxBody};
+
+/// Longest request path accepted, in bytes as sent (still percent-encoded).
+pub const MAX_PATH_BYTES: usize = 8 * 1024;
+/// Largest XML request body accepted.
+pub const MAX_XML_BODY: usize = 1024 * 1024;
+
+/// Methods whose body is an XML document dav-server reads whole.
+const XML_METHODS: [&str; 3] = ["PROPFIND", "PROPPATCH", "LOCK"];
+
+/// The request body type handed to dav-server after screening.
+pub type ReqBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    PathTooLong,
+    BadPath(&'static str),
+    BodyTooLarge,
+    Doctype,
+    UnreadableBody,
+}
+
+impl Rejection {
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            Rejection::PathTooLong => StatusCode::URI_TOO_LONG,
+            Rejection::BadPath(_) | Rejection::Doctype | Rejection::UnreadableBody => {
+                StatusCode::BAD_REQUEST
+            }
+            Rejection::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Rejection::PathTooLong => format!("the path is longer than {MAX_PATH_BYTES} bytes"),
+            Rejection::BadPath(why) => format!("invalid path: {why}"),
+            Rejection::BodyTooLarge => {
+                format!("the XML body is larger than {MAX_XML_BODY} bytes")
+            }
+            Rejection::Doctype => {
+                "XML bodies with a DOCTYPE or entity declarations are refused".into()
+            }
+            Rejection::UnreadableBody => "the request body could not be read".into(),
+        }
+    }
+}
+
+/// Checks a request path as sent.
+pub fn check_path(raw: &str) -> Result<(), Rejection> {
+    if raw.len() > MAX_PATH_BYTES {
+        return Err(Rejection::PathTooLong);
+    }
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(Rejection::BadPath("malformed percent-encoding"))?;
+            decoded.push(hex);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let text =
+        String::from_utf8(decoded).map_err(|_| Rejection::BadPath("not UTF-8 once decoded"))?;
+    if text.contains('\0') {
+        return Err(Rejection::BadPath("contains a NUL byte"));
+    }
+    Ok(())
+}
+
+/// Screens `req` and gives it the body type dav-server is handed.
+pub async fn screen<B>(req: Request<B>) -> Result<Request<ReqBody>, Rejection>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    check_path(req.uri().path())?;
+    if !XML_METHODS.contains(&req.method().as_str()) {
+        return Ok(req.map(|b| b.map_err(std::io::Error::other).boxed_unsync()));
+    }
+    let announced = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_XML_BODY as u64) {
+        return Err(Rejection::BodyTooLarge);
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, MAX_XML_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(Rejection::BodyTooLarge);
+        }
+        Err(_) => return Err(Rejection::UnreadableBody),
+    };
+    if declares_dtd(&bytes) {
+        return Err(Rejection::Doctype);
+    }
+    let body = Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    Ok(Request::from_parts(parts, body))
+}
+
+/// Whether an XML document declares a DOCTYPE or entities (in any letter case).
+fn declares_dtd(body: &[u8]) -> bool {
+    body.windows(9)
+        .any(|w| w.eq_ignore_ascii_case(b"<!DOCTYPE"))
+        || body.windows(8).any(|w| w.eq_ignore_ascii_case(b"<!ENTITY"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(check_path("/album/a%20b/"), Ok(()));
+        assert_eq!(check_path("/%C3%89t%C3%A9"), Ok(()));
+        assert!(matches!(check_path("/a%zz"), Err(Rejection::BadPath(_))));
+        assert!(matches!(check_path("/a%2"), Err(Rejection::BadPath(_))));
+        assert!(matches!(check_path("/%ff%fe"), Err(Rejection::BadPath(_))));
+        assert!(matches!(check_path("/a%00b"), Err(Rejection::BadPath(_))));
+        let long = format!("/{}", "a".repeat(MAX_PATH_BYTES));
+        assert_eq!(check_path(&long), Err(Rejection::PathTooLong));
+    }
+
+    #[test]
+    fn dtd_detection() {
+        assert!(declares_dtd(
+            b"<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"b\">]><x/>"
+        ));
+        assert!(declares_dtd(b"<!doctype x>"));
+        assert!(!declares_dtd(
+            b"<?xml version=\"1.0\"?><D:propfind xmlns:D=\"DAV:\"><D:allprop/></D:propfind>"
+        ));
+    }
+}
