@@ -6,11 +6,13 @@
 //! - [`dav`]: dav-server's filesystem traits over the catalog.
 //! - [`server`]: configuration and the HTTP service around dav-server.
 //! - [`emulator`]: a faithful stand-in for Google's endpoints, for tests and the demo.
+//! - [`doctor`]: checks a configuration end to end and says how to fix what fails.
 //!
 //! See `docs/architecture.md` for the path a PROPFIND and a GET take through them.
 
 pub mod catalog;
 pub mod dav;
+pub mod doctor;
 pub mod emulator;
 pub mod google;
 pub mod server;

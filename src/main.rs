@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use gphotos_dav::emulator::{self, Emulator, EmulatorOptions};
+use gphotos_dav::google::authorize::{AuthorizeRequest, ScopeSet, authorize};
+use gphotos_dav::google::token_file;
 use gphotos_dav::server::config::Policy;
 use gphotos_dav::server::{Config, Server};
 
@@ -42,6 +44,26 @@ enum Command {
     /// Read a password from standard input and print its argon2id hash, for
     /// [[server.users]] password_hash.
     HashPassword,
+    /// Sign in with Google (loopback redirect + PKCE) and save the refresh token in
+    /// [google] token_file (mode 0600).
+    Auth {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Which access to ask for.
+        #[arg(long, value_enum, default_value = "all")]
+        scopes: Scopes,
+        /// Do not try to open a browser; only print the URL.
+        #[arg(long)]
+        no_browser: bool,
+        /// How long to wait for the browser to come back, in seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Check the configuration, the token, the scopes, the APIs and the listen settings.
+    Doctor {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Run the gateway together with an embedded Google emulator and a sample library.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -70,6 +92,29 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         big_album: usize,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Scopes {
+    /// Read what this app created.
+    Read,
+    /// Upload and create albums.
+    Upload,
+    /// Read what you pick in Google Photos.
+    Picker,
+    /// All of the above.
+    All,
+}
+
+impl From<Scopes> for ScopeSet {
+    fn from(s: Scopes) -> Self {
+        match s {
+            Scopes::Read => ScopeSet::Read,
+            Scopes::Upload => ScopeSet::Upload,
+            Scopes::Picker => ScopeSet::Picker,
+            Scopes::All => ScopeSet::All,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -110,6 +155,76 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             config.validate()?;
             let server = Server::bind(&config).await?;
             server.serve(shutdown_signal()).await;
+        }
+        Command::Auth {
+            config: path,
+            scopes,
+            no_browser,
+            timeout,
+        } => {
+            let config = Config::load(&path)?;
+            let g = &config.google;
+            let (Some(id), Some(secret)) = (g.client_id.as_deref(), g.client_secret.as_deref())
+            else {
+                return Err(format!(
+                    "{} needs [google] client_id and client_secret (or the environment \
+                     variables {} and {}) before you can sign in: create an OAuth client of \
+                     type \"Desktop app\" (docs/google-setup.md)",
+                    path.display(),
+                    gphotos_dav::server::config::ENV_CLIENT_ID,
+                    gphotos_dav::server::config::ENV_CLIENT_SECRET
+                )
+                .into());
+            };
+            let request = AuthorizeRequest {
+                client_id: id,
+                client_secret: secret,
+                auth_url: &g.auth_url,
+                token_url: &g.token_url,
+                scopes: scopes.into(),
+                timeout: Duration::from_secs(timeout),
+            };
+            let authorized = authorize(&request, |url| {
+                println!("Open this URL in a browser, sign in and allow access:\n\n{url}\n");
+                if !no_browser {
+                    open_browser(url);
+                }
+                println!("Waiting for Google to redirect back (up to {timeout} s)...");
+            })
+            .await?;
+            let file = config.token_file_path();
+            token_file::write(
+                &file,
+                &token_file::TokenFile {
+                    refresh_token: authorized.refresh_token,
+                    scopes: authorized.scopes.clone(),
+                    obtained_at: chrono::Utc::now().to_rfc3339(),
+                },
+            )?;
+            println!(
+                "Saved the refresh token to {} (mode 0600).\nGranted: {}",
+                file.display(),
+                authorized.scopes
+            );
+            if g.refresh_token.is_some() {
+                println!(
+                    "Note: [google] refresh_token (or {}) is set and takes precedence over the \
+                     token file; remove it to use the new token.",
+                    gphotos_dav::server::config::ENV_REFRESH_TOKEN
+                );
+            }
+            println!("Next: gphotos-dav doctor --config {}", path.display());
+        }
+        Command::Doctor { config } => {
+            let checks = gphotos_dav::doctor::run(&config, |c| println!("{c}")).await;
+            let failed = checks
+                .iter()
+                .filter(|c| matches!(c.outcome, gphotos_dav::doctor::Outcome::Fail { .. }))
+                .count();
+            if failed > 0 {
+                return Err(format!("{failed} check(s) failed").into());
+            }
+            println!("All checks passed.");
         }
         Command::HashPassword => {
             let mut password = String::new();
@@ -200,6 +315,26 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
         }
     }
     Ok(())
+}
+
+/// Tries to open `url` in the user's browser; printing it is the fallback that always works.
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    let spawned = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if spawned.is_err() {
+        tracing::debug!("no browser opener ({opener}); open the URL by hand");
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -56,7 +56,19 @@ async fn config_errors_stop_the_start_naming_the_key() {
     let (ok, err) = run_to_end(&["serve", "--config", p], &[]).await;
     assert!(!ok);
     assert!(
-        err.contains("GPHOTOS_DAV_REFRESH_TOKEN") && err.contains("client_secret"),
+        err.contains("GPHOTOS_DAV_CLIENT_ID") && err.contains("client_secret"),
+        "{err}"
+    );
+    std::fs::write(
+        &path,
+        "[google]\nclient_id = \"i\"\nclient_secret = \"s\"\n\
+         token_file = \"/nonexistent/token.json\"\n",
+    )
+    .unwrap();
+    let (ok, err) = run_to_end(&["serve", "--config", p], &[]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("GPHOTOS_DAV_REFRESH_TOKEN") && err.contains("gphotos-dav auth --config"),
         "{err}"
     );
 

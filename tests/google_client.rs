@@ -14,6 +14,7 @@ async fn setup(refresh_token: &str) -> (RunningEmulator, Google) {
             client_id: emulator::CLIENT_ID.into(),
             client_secret: emulator::CLIENT_SECRET.into(),
             refresh_token: refresh_token.into(),
+            persist_to: None,
         },
         &Endpoints {
             api_base: emu.api_base(),
@@ -136,6 +137,7 @@ async fn wrong_client_secret_is_named() {
             client_id: emulator::CLIENT_ID.into(),
             client_secret: "wrong".into(),
             refresh_token: emulator::REFRESH_TOKEN.into(),
+            persist_to: None,
         },
         &Endpoints {
             api_base: emu.api_base(),

@@ -757,6 +757,7 @@ mod tests {
                 client_id: "id".into(),
                 client_secret: "secret".into(),
                 refresh_token: "token".into(),
+                persist_to: None,
             },
             &Endpoints {
                 api_base: "http://127.0.0.1:9".into(),

@@ -157,6 +157,10 @@ pub(crate) struct Inner {
     cut_downloads: AtomicU32,
     /// Injected faults, checked in order for every request.
     faults: Mutex<Vec<FaultRule>>,
+    /// Authorization codes waiting for their exchange.
+    auth_codes: Mutex<HashMap<String, oauth::PendingCode>>,
+    /// Refresh tokens minted by code exchanges, with what they grant.
+    refresh_grants: Mutex<HashMap<String, oauth::Grant>>,
     tokens: Mutex<HashMap<String, AccessToken>>,
     base_urls: Mutex<HashMap<String, BaseUrlEntry>>,
     renditions: Mutex<HashMap<String, Rendition>>,
@@ -202,6 +206,7 @@ pub(crate) struct Req {
 #[derive(Debug)]
 enum Route<'a> {
     Token,
+    Authorize,
     /// The path after `/lh/`: `{token}[={options}]`.
     Content(&'a str),
     AlbumsList,
@@ -220,6 +225,9 @@ impl<'a> Route<'a> {
     fn classify(method: &Method, path: &'a str) -> Route<'a> {
         if path == "/token" {
             return Route::Token;
+        }
+        if path == "/o/oauth2/v2/auth" && method == Method::GET {
+            return Route::Authorize;
         }
         if let Some(rest) = path.strip_prefix("/lh/") {
             return Route::Content(rest);
@@ -255,6 +263,7 @@ impl<'a> Route<'a> {
     fn kind(&self, method: &Method) -> &'static str {
         match self {
             Route::Token => "token",
+            Route::Authorize => "authorize",
             Route::Content(_) if method == Method::HEAD => "content.head",
             Route::Content(_) if method == Method::GET => "content.get",
             Route::Content(_) => "content.other",
@@ -338,6 +347,8 @@ impl Emulator {
                 ignore_range: AtomicBool::new(false),
                 cut_downloads: AtomicU32::new(0),
                 faults: Mutex::default(),
+                auth_codes: Mutex::default(),
+                refresh_grants: Mutex::default(),
                 tokens: Mutex::default(),
                 base_urls: Mutex::default(),
                 renditions: Mutex::default(),
@@ -608,6 +619,7 @@ impl Emulator {
         let inner = &self.inner;
         match route {
             Route::Token => oauth::token(inner, req),
+            Route::Authorize => oauth::authorize(inner, req),
             Route::Content(rest) => content::serve(inner, req, rest),
             Route::AlbumsList => api::albums_list(inner, req),
             Route::AlbumsGet(id) => api::albums_get(inner, req, id),
@@ -634,6 +646,11 @@ impl RunningEmulator {
     /// `http://127.0.0.1:PORT`
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The authorization endpoint (Google: `https://accounts.google.com/o/oauth2/v2/auth`).
+    pub fn auth_url(&self) -> String {
+        format!("{}/o/oauth2/v2/auth", self.base_url())
     }
 
     /// The OAuth token endpoint.

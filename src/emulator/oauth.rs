@@ -12,10 +12,12 @@ use http::{Method, StatusCode};
 use rand::Rng;
 use serde_json::json;
 
+use sha2::Digest;
+
 use super::reply::Reply;
 use super::{
     CLIENT_ID, CLIENT_SECRET, Inner, REFRESH_TOKEN, REFRESH_TOKEN_API_DISABLED,
-    REFRESH_TOKEN_NO_SCOPE, Req,
+    REFRESH_TOKEN_NO_SCOPE, Req, relock,
 };
 
 const SCOPE_PREFIX: &str = "https://www.googleapis.com/auth/";
@@ -33,7 +35,24 @@ pub(crate) enum Grant {
     NoScope,
     /// Every scope, but the Photos Library API is disabled in the client's project.
     ApiDisabled,
+    /// Granted through the authorization flow: a bit set of [`SCOPE_BITS`].
+    Scopes(u8),
 }
+
+/// The scopes a user can grant, one bit each in [`Grant::Scopes`].
+const SCOPE_BITS: [&str; 3] = [READ_SCOPE, APPEND_SCOPE, PICKER_SCOPE];
+
+/// Every subset of [`SCOPE_BITS`], indexed by its bit set.
+const SCOPE_SETS: [&[&str]; 8] = [
+    &[],
+    &[READ_SCOPE],
+    &[APPEND_SCOPE],
+    &[READ_SCOPE, APPEND_SCOPE],
+    &[PICKER_SCOPE],
+    &[READ_SCOPE, PICKER_SCOPE],
+    &[APPEND_SCOPE, PICKER_SCOPE],
+    &[READ_SCOPE, APPEND_SCOPE, PICKER_SCOPE],
+];
 
 impl Grant {
     /// Scope names without the URL prefix.
@@ -41,6 +60,7 @@ impl Grant {
         match self {
             Grant::Full | Grant::ApiDisabled => &[READ_SCOPE, APPEND_SCOPE, PICKER_SCOPE],
             Grant::NoScope => &[APPEND_SCOPE],
+            Grant::Scopes(bits) => SCOPE_SETS[(bits & 7) as usize],
         }
     }
 
@@ -151,30 +171,199 @@ pub(crate) fn token(inner: &Inner, req: &Req) -> Reply {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Unauthorized");
     }
 
-    if grant_type != "refresh_token" {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            &format!("Invalid grant_type: {grant_type}"),
-        );
-    }
-    let Some(refresh_token) = params.get("refresh_token").filter(|t| !t.is_empty()) else {
-        return invalid_request("Missing required parameter: refresh_token");
+    let mut new_refresh_token = None;
+    let grant = match grant_type.as_str() {
+        "refresh_token" => {
+            let Some(refresh_token) = params.get("refresh_token").filter(|t| !t.is_empty()) else {
+                return invalid_request("Missing required parameter: refresh_token");
+            };
+            match refresh_grant(inner, refresh_token) {
+                Some(grant) => grant,
+                None => {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_grant",
+                        "Token has been expired or revoked.",
+                    );
+                }
+            }
+        }
+        "authorization_code" => match redeem_code(inner, &params) {
+            Ok(grant) => {
+                let token = format!("1//emu-{}", &new_access_token()[5..60]);
+                relock(&inner.refresh_grants).insert(token.clone(), grant);
+                new_refresh_token = Some(token);
+                grant
+            }
+            Err(reply) => return reply,
+        },
+        other => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                &format!("Invalid grant_type: {other}"),
+            );
+        }
     };
-    let grant = match refresh_token.as_str() {
+    issue(inner, grant, new_refresh_token)
+}
+
+/// The grant behind a refresh token: the fixed test tokens, or one minted by a code exchange.
+fn refresh_grant(inner: &Inner, refresh_token: &str) -> Option<Grant> {
+    let grant = match refresh_token {
         REFRESH_TOKEN => Grant::Full,
         REFRESH_TOKEN_NO_SCOPE => Grant::NoScope,
         REFRESH_TOKEN_API_DISABLED => Grant::ApiDisabled,
         // REFRESH_TOKEN_REVOKED and every unknown token.
-        _ => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_grant",
-                "Token has been expired or revoked.",
-            );
-        }
+        other => return relock(&inner.refresh_grants).get(other).copied(),
     };
+    Some(grant)
+}
 
+/// Exchanges an authorization code: single use, same redirect_uri, PKCE verifier checked.
+fn redeem_code(
+    inner: &Inner,
+    params: &std::collections::HashMap<String, String>,
+) -> Result<Grant, Reply> {
+    let bad = |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d);
+    let code = params
+        .get("code")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| invalid_request("Missing required parameter: code"))?;
+    let pending = relock(&inner.auth_codes)
+        .remove(code)
+        .ok_or_else(|| bad("Malformed auth code."))?;
+    if inner.clock.now() - pending.issued_at > chrono::Duration::minutes(10) {
+        return Err(bad("Bad Request"));
+    }
+    if params.get("redirect_uri") != Some(&pending.redirect_uri) {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "redirect_uri_mismatch",
+            "Bad Request",
+        ));
+    }
+    let verifier = params
+        .get("code_verifier")
+        .ok_or_else(|| bad("Missing code verifier."))?;
+    let digest = sha2::Sha256::digest(verifier.as_bytes());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+    if challenge != pending.challenge {
+        return Err(bad("Invalid code verifier."));
+    }
+    Ok(pending.grant)
+}
+
+/// A code waiting to be exchanged.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingCode {
+    redirect_uri: String,
+    challenge: String,
+    grant: Grant,
+    issued_at: DateTime<Utc>,
+}
+
+/// `GET /o/oauth2/v2/auth`: stands in for Google's consent page *and* the user, who grants
+/// every scope asked for. Checks what Google checks (client id, loopback redirect, code
+/// response type, S256 PKCE) and redirects back with a code and the state.
+pub(crate) fn authorize(inner: &Inner, req: &Req) -> Reply {
+    let params: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(req.query.as_deref().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let page = |status: StatusCode, text: &str| {
+        Reply::new(status, "text/html; charset=utf-8", format!("<p>{text}</p>"))
+    };
+    if params.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
+        return page(StatusCode::UNAUTHORIZED, "Error 401: invalid_client");
+    }
+    let Some(redirect_uri) = params.get("redirect_uri") else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Error 400: redirect_uri is missing",
+        );
+    };
+    let loopback = url::Url::parse(redirect_uri).is_ok_and(|u| {
+        u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
+    });
+    if !loopback {
+        return page(StatusCode::BAD_REQUEST, "Error 400: redirect_uri_mismatch");
+    }
+    if params.get("response_type").map(String::as_str) != Some("code") {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Error 400: unsupported_response_type",
+        );
+    }
+    let (Some(challenge), Some("S256")) = (
+        params.get("code_challenge"),
+        params.get("code_challenge_method").map(String::as_str),
+    ) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Error 400: PKCE with S256 is required",
+        );
+    };
+    let mut bits = 0u8;
+    for scope in params
+        .get("scope")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split_whitespace()
+    {
+        let short = scope.strip_prefix(SCOPE_PREFIX).unwrap_or(scope);
+        match SCOPE_BITS.iter().position(|s| *s == short) {
+            Some(i) => bits |= 1 << i,
+            None => {
+                return page(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Error 400: invalid_scope {scope}"),
+                );
+            }
+        }
+    }
+    if bits == 0 {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Error 400: invalid_request (missing scope)",
+        );
+    }
+    let code = format!("4/emu-{}", &new_access_token()[5..50]);
+    relock(&inner.auth_codes).insert(
+        code.clone(),
+        PendingCode {
+            redirect_uri: redirect_uri.clone(),
+            challenge: challenge.clone(),
+            grant: Grant::Scopes(bits),
+            issued_at: inner.clock.now(),
+        },
+    );
+    let mut location = url::Url::parse(redirect_uri).expect("checked above");
+    {
+        let mut q = location.query_pairs_mut();
+        if let Some(state) = params.get("state") {
+            q.append_pair("state", state);
+        }
+        q.append_pair("code", &code);
+        q.append_pair("scope", &scope_string(Grant::Scopes(bits)));
+    }
+    Reply::new(StatusCode::FOUND, "text/html; charset=utf-8", "").with_header(
+        http::header::LOCATION,
+        HeaderValue::from_str(location.as_str()).expect("a URL is a valid header"),
+    )
+}
+
+fn scope_string(grant: Grant) -> String {
+    grant
+        .scopes()
+        .iter()
+        .map(|s| format!("{SCOPE_PREFIX}{s}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Mints an access token for `grant` (and hands out a new refresh token when there is one).
+fn issue(inner: &Inner, grant: Grant, refresh_token: Option<String>) -> Reply {
     let access_token = new_access_token();
     let ttl = inner.opts.access_token_ttl;
     let expires_at =
@@ -184,26 +373,21 @@ pub(crate) fn token(inner: &Inner, req: &Req) -> Reply {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(access_token.clone(), AccessToken { grant, expires_at });
-    let scope = grant
-        .scopes()
-        .iter()
-        .map(|s| format!("{SCOPE_PREFIX}{s}"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    Reply::json(
-        StatusCode::OK,
-        &json!({
-            "access_token": access_token,
-            "expires_in": ttl.as_secs(),
-            "scope": scope,
-            "token_type": "Bearer",
-        }),
-    )
-    .with_header(
-        CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-store, max-age=0, must-revalidate"),
-    )
-    .with_header(PRAGMA, HeaderValue::from_static("no-cache"))
+    let mut body = json!({
+        "access_token": access_token,
+        "expires_in": ttl.as_secs(),
+        "scope": scope_string(grant),
+        "token_type": "Bearer",
+    });
+    if let Some(token) = refresh_token {
+        body["refresh_token"] = json!(token);
+    }
+    Reply::json(StatusCode::OK, &body)
+        .with_header(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, no-store, max-age=0, must-revalidate"),
+        )
+        .with_header(PRAGMA, HeaderValue::from_static("no-cache"))
 }
 
 /// `ya29.` followed by random URL-safe characters, like Google's access tokens.

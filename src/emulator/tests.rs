@@ -246,6 +246,11 @@ async fn token_errors() {
     code_grant[0] = ("grant_type", "authorization_code");
     let (status, body) = post(code_grant).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], json!("invalid_request"), "no code given");
+    let mut password_grant = base(REFRESH_TOKEN);
+    password_grant[0] = ("grant_type", "password");
+    let (status, body) = post(password_grant).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], json!("unsupported_grant_type"));
 
     // Basic credentials that are wrong are rejected too.
@@ -260,7 +265,7 @@ async fn token_errors() {
         .await
         .expect("request");
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(emu.emulator.counters().get("token"), 8);
+    assert_eq!(emu.emulator.counters().get("token"), 9);
 }
 
 // ---------------------------------------------------------------------------------------

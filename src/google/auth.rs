@@ -29,6 +29,9 @@ pub struct Credentials {
     pub client_id: String,
     pub client_secret: String,
     pub refresh_token: String,
+    /// The token file the refresh token came from: a refresh token Google rotates in is
+    /// written back there.
+    pub persist_to: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -37,6 +40,7 @@ impl std::fmt::Debug for Credentials {
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
             .field("refresh_token", &"<redacted>")
+            .field("persist_to", &self.persist_to)
             .finish()
     }
 }
@@ -49,12 +53,15 @@ struct Cached {
 struct State {
     refresh_token: RefreshToken,
     cached: Option<Cached>,
+    /// Space-separated scopes of the last token response.
+    granted: Option<String>,
 }
 
 pub struct TokenSource {
     oauth: OAuthClient,
     http: reqwest::Client,
     retry: RetryPolicy,
+    persist_to: Option<std::path::PathBuf>,
     state: Mutex<State>,
 }
 
@@ -112,9 +119,11 @@ impl TokenSource {
             oauth,
             http,
             retry,
+            persist_to: creds.persist_to.clone(),
             state: Mutex::new(State {
                 refresh_token: RefreshToken::new(creds.refresh_token.clone()),
                 cached: None,
+                granted: None,
             }),
         })
     }
@@ -138,10 +147,26 @@ impl TokenSource {
             .expires_in()
             .unwrap_or(Duration::from_secs(3600))
             .saturating_sub(EXPIRY_MARGIN);
-        if let Some(new_refresh) = response.refresh_token() {
-            // Google may rotate the refresh token; the new one replaces the old.
+        if let Some(new_refresh) = response.refresh_token()
+            && new_refresh.secret() != state.refresh_token.secret()
+        {
+            // Google may rotate the refresh token; the new one replaces the old, on disk too.
             state.refresh_token = new_refresh.clone();
+            if let Some(path) = &self.persist_to {
+                let file = super::token_file::TokenFile {
+                    refresh_token: new_refresh.secret().clone(),
+                    scopes: scope_text(&response),
+                    obtained_at: chrono::Utc::now().to_rfc3339(),
+                };
+                match super::token_file::write(path, &file) {
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), "saved the refresh token Google rotated in")
+                    }
+                    Err(e) => tracing::warn!("{e}; the new refresh token is kept in memory only"),
+                }
+            }
         }
+        state.granted = Some(scope_text(&response));
         let token = response.access_token().clone();
         tracing::debug!(
             lifetime_secs = lifetime.as_secs(),
@@ -172,6 +197,11 @@ impl TokenSource {
             .map_err(map_token_error)
     }
 
+    /// The scopes Google granted with the last access token (None before the first refresh).
+    pub async fn granted_scopes(&self) -> Option<String> {
+        self.state.lock().await.granted.clone()
+    }
+
     /// Forgets `rejected` after the API answered 401 for it. A token that was already replaced
     /// by a concurrent request is left alone, so a burst of 401s still costs one refresh.
     pub async fn invalidate(&self, rejected: &AccessToken) {
@@ -184,6 +214,18 @@ impl TokenSource {
             state.cached = None;
         }
     }
+}
+
+fn scope_text(response: &oauth2::basic::BasicTokenResponse) -> String {
+    response
+        .scopes()
+        .map(|s| {
+            s.iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
 }
 
 fn map_token_error(

@@ -149,6 +149,31 @@ impl LibraryClient {
         }
     }
 
+    /// One page of albums.list (the cheapest call that proves the API works): its size.
+    pub async fn list_albums_page(&self) -> Result<usize, GoogleError> {
+        let url = self.url("albums");
+        let page: AlbumPage = self
+            .send("albums.list", || {
+                self.http.get(&url).query(&[("pageSize", "1")])
+            })
+            .await?;
+        Ok(page.albums.len())
+    }
+
+    /// The HTTP status of an authenticated GET of `url` (for diagnostics of other Google APIs
+    /// sharing this token).
+    pub async fn probe_url(&self, url: &str) -> Result<u16, GoogleError> {
+        let token = self.tokens.access_token().await?;
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(token.secret())
+            .send()
+            .await
+            .map_err(GoogleError::transport)?;
+        Ok(resp.status().as_u16())
+    }
+
     /// albums.get.
     pub async fn get_album(&self, id: &str) -> Result<Album, GoogleError> {
         let url = self.url(&format!("albums/{}", encode_segment(id)));

@@ -4,10 +4,12 @@
 //! Nothing outside this module builds a Google URL or parses a Google answer.
 
 pub mod auth;
+pub mod authorize;
 pub mod content;
 pub mod error;
 pub mod library;
 pub mod retry;
+pub mod token_file;
 pub mod types;
 
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use std::time::Duration;
 
 pub use auth::{Credentials, TokenSource};
 pub use content::ContentClient;
-pub use error::GoogleError;
+pub use error::{GoogleError, SCOPES};
 pub use library::LibraryClient;
 pub use retry::RetryPolicy;
 pub use types::{Album, MediaItem};

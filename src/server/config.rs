@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::signed::SignKey;
-use crate::google::{Credentials, Endpoints};
+use crate::google::{Credentials, Endpoints, token_file};
 
 pub const DEFAULT_API_BASE: &str = "https://photoslibrary.googleapis.com";
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 pub const DEFAULT_PICKER_BASE: &str = "https://photospicker.googleapis.com";
+pub const DEFAULT_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 pub const ENV_CLIENT_ID: &str = "GPHOTOS_DAV_CLIENT_ID";
@@ -96,6 +97,12 @@ pub struct GoogleConfig {
     pub token_url: String,
     #[serde(default = "default_picker_base")]
     pub picker_base: String,
+    /// Google's authorization endpoint, used by `gphotos-dav auth`.
+    #[serde(default = "default_auth_url")]
+    pub auth_url: String,
+    /// Where `gphotos-dav auth` keeps the refresh token (default: the user's config directory).
+    /// Used when `refresh_token` is not given in the file or the environment.
+    pub token_file: Option<PathBuf>,
     /// IANA time zone whose calendar dates bucket the date views.
     #[serde(default = "default_timezone", deserialize_with = "de_timezone")]
     pub timezone: chrono_tz::Tz,
@@ -113,10 +120,16 @@ impl Default for GoogleConfig {
             api_base: default_api_base(),
             token_url: default_token_url(),
             picker_base: default_picker_base(),
+            auth_url: default_auth_url(),
+            token_file: None,
             timezone: default_timezone(),
             root_folder_id: default_root_folder_id(),
         }
     }
+}
+
+fn default_auth_url() -> String {
+    DEFAULT_AUTH_URL.into()
 }
 
 fn default_timezone() -> chrono_tz::Tz {
@@ -148,6 +161,8 @@ impl std::fmt::Debug for GoogleConfig {
             .field("api_base", &self.api_base)
             .field("token_url", &self.token_url)
             .field("picker_base", &self.picker_base)
+            .field("auth_url", &self.auth_url)
+            .field("token_file", &self.token_file)
             .field("timezone", &self.timezone)
             .field("root_folder_id", &self.root_folder_id)
             .finish()
@@ -341,10 +356,9 @@ impl Config {
 
     fn validate_google(&self) -> Result<(), ConfigError> {
         let g = &self.google;
-        let missing: Vec<String> = [
+        let mut missing: Vec<String> = [
             ("client_id", ENV_CLIENT_ID, &g.client_id),
             ("client_secret", ENV_CLIENT_SECRET, &g.client_secret),
-            ("refresh_token", ENV_REFRESH_TOKEN, &g.refresh_token),
         ]
         .iter()
         .filter(|(_, _, v)| v.as_deref().is_none_or(str::is_empty))
@@ -352,16 +366,34 @@ impl Config {
         .collect();
         if !missing.is_empty() {
             return Err(ConfigError::Invalid(format!(
-                "missing Google credentials: {}. Create an OAuth desktop client in the Google \
-                 Cloud console and mint a refresh token (see README, \"Using your Google \
-                 account\")",
+                "missing Google credentials: {}. Create an OAuth client of type \"Desktop app\" \
+                 in the Google Cloud console (see docs/google-setup.md)",
                 missing.join(", ")
             )));
+        }
+        if g.refresh_token.as_deref().is_none_or(str::is_empty) {
+            let path = self.token_file_path();
+            match token_file::read(&path).map_err(ConfigError::Invalid)? {
+                Some(_) => {}
+                None => {
+                    missing.push(format!(
+                        "[google] refresh_token (or env {ENV_REFRESH_TOKEN}, or the token file \
+                         {})",
+                        path.display()
+                    ));
+                    return Err(ConfigError::Invalid(format!(
+                        "no refresh token: {}. Run `gphotos-dav auth --config <this file>` to \
+                         sign in with Google and save one",
+                        missing.join(", ")
+                    )));
+                }
+            }
         }
         for (key, value) in [
             ("api_base", &g.api_base),
             ("token_url", &g.token_url),
             ("picker_base", &g.picker_base),
+            ("auth_url", &g.auth_url),
         ] {
             match url::Url::parse(value) {
                 Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
@@ -375,13 +407,39 @@ impl Config {
         Ok(())
     }
 
-    pub fn credentials(&self) -> Credentials {
+    /// Where the refresh token is kept when not given directly.
+    pub fn token_file_path(&self) -> PathBuf {
+        self.google
+            .token_file
+            .clone()
+            .unwrap_or_else(token_file::default_path)
+    }
+
+    /// The credentials, the refresh token coming from the file or environment, else from the
+    /// token file (which then also receives any refresh token Google rotates in).
+    pub fn credentials(&self) -> Result<Credentials, ConfigError> {
         let g = &self.google;
-        Credentials {
+        let (refresh_token, persist_to) = match g.refresh_token.clone().filter(|t| !t.is_empty()) {
+            Some(token) => (token, None),
+            None => {
+                let path = self.token_file_path();
+                let file = token_file::read(&path)
+                    .map_err(ConfigError::Invalid)?
+                    .ok_or_else(|| {
+                        ConfigError::Invalid(format!(
+                            "no refresh token in {}: run `gphotos-dav auth --config <file>`",
+                            path.display()
+                        ))
+                    })?;
+                (file.refresh_token, Some(path))
+            }
+        };
+        Ok(Credentials {
             client_id: g.client_id.clone().unwrap_or_default(),
             client_secret: g.client_secret.clone().unwrap_or_default(),
-            refresh_token: g.refresh_token.clone().unwrap_or_default(),
-        }
+            refresh_token,
+            persist_to,
+        })
     }
 
     pub fn endpoints(&self) -> Endpoints {
@@ -412,6 +470,7 @@ mod tests {
         assert_eq!(c.google.api_base, DEFAULT_API_BASE);
         assert_eq!(c.google.token_url, DEFAULT_TOKEN_URL);
         assert_eq!(c.google.picker_base, DEFAULT_PICKER_BASE);
+        assert_eq!(c.google.auth_url, DEFAULT_AUTH_URL);
     }
 
     #[test]
@@ -439,15 +498,25 @@ mod tests {
 
     #[test]
     fn env_fills_credentials_and_missing_ones_are_named() {
-        let mut c = Config::parse("").unwrap();
+        let mut c = Config::parse("[google]\ntoken_file = \"/nonexistent/token.json\"\n").unwrap();
         let err = c.validate().unwrap_err().to_string();
         assert!(
-            err.contains("client_id") && err.contains(ENV_REFRESH_TOKEN),
+            err.contains("client_id") && err.contains(ENV_CLIENT_SECRET),
+            "{err}"
+        );
+        c.apply_env(|k| (k != ENV_REFRESH_TOKEN).then(|| format!("v-{k}")));
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains(ENV_REFRESH_TOKEN)
+                && err.contains("/nonexistent/token.json")
+                && err.contains("gphotos-dav auth"),
             "{err}"
         );
         c.apply_env(|k| Some(format!("v-{k}")));
         c.validate().unwrap();
-        assert_eq!(c.credentials().client_id, format!("v-{ENV_CLIENT_ID}"));
+        let creds = c.credentials().unwrap();
+        assert_eq!(creds.client_id, format!("v-{ENV_CLIENT_ID}"));
+        assert!(creds.persist_to.is_none());
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl Server {
                 read_only: u.read_only,
             })
             .collect();
-        let google = Google::new(&config.credentials(), &config.endpoints(), tuning.retry)?;
+        let google = Google::new(&config.credentials()?, &config.endpoints(), tuning.retry)?;
         let root_album = match config.google.root_folder_id.as_str() {
             "root" | "" => None,
             id => {

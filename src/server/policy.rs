@@ -520,7 +520,7 @@ mod tests {
             text.push('\n');
         }
         let c = Config::parse(&text).unwrap();
-        c.validate().unwrap();
+        check(&c.webdav).unwrap();
         assert_eq!(c.webdav.policy, Policy::UseProxyUrl);
         assert!(c.webdav.down_proxy_url.is_some() && c.webdav.sign_key.is_some());
         assert_eq!(c.webdav.link_ttl_secs, Some(3600));
