@@ -442,3 +442,33 @@ async fn concurrent_cold_listings_share_their_size_probes() {
     assert_eq!(probes, n, "one probe per item, whoever asked");
     assert_eq!(stack.emulator().counters().get("mediaItems.list"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_listings_are_answered_from_cache_and_revalidated_in_the_background() {
+    let stack = start().await;
+    let emu = stack.emulator();
+    let first = stack.list("/media/all/").await;
+    assert_eq!(emu.counters().get("mediaItems.list"), 1);
+    // Within the TTL: no call at all.
+    stack.list("/media/all/").await;
+    assert_eq!(emu.counters().get("mediaItems.list"), 1);
+    // Past the TTL, with Google failing: the cached listing is still answered, complete.
+    stack.advance(Duration::from_secs(301));
+    emu.inject(
+        "mediaItems.list",
+        gphotos_dav::emulator::Fault::Status(503),
+        1,
+        None,
+    );
+    let stale = stack.list("/media/all/").await;
+    assert_eq!(stale.len(), first.len(), "an outage never empties a folder");
+    // Once Google answers again, the background refresh lands.
+    emu.clear_faults();
+    let before = emu.counters().get("mediaItems.list");
+    stack.list("/media/all/").await;
+    while emu.counters().get("mediaItems.list") == before {
+        tokio::task::yield_now().await;
+    }
+    let again = stack.list("/media/all/").await;
+    assert_eq!(again.len(), first.len());
+}

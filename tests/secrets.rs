@@ -178,6 +178,25 @@ async fn no_secret_reaches_the_logs() {
         logs.len()
     );
     assert!(logs.contains("alice"), "failed logins name the user");
+    // One access-log line per request, with the user once authenticated.
+    let access: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("gphotos_dav::access"))
+        .collect();
+    assert!(access.len() > 10, "{} access lines", access.len());
+    assert!(
+        access
+            .iter()
+            .any(|l| l.contains("status=401") && l.contains("method=PROPFIND")),
+        "refused requests are logged"
+    );
+    assert!(
+        access
+            .iter()
+            .any(|l| l.contains("status=207") && l.contains("alice") && l.contains("ms=")),
+        "{:?}",
+        &access[..3]
+    );
     assert!(
         secrets.len() > 20,
         "access tokens and download URLs were issued"

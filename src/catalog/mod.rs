@@ -45,7 +45,8 @@ pub enum CatalogError {
 
 #[derive(Debug, Clone)]
 pub struct CatalogOptions {
-    /// How long a folder listing is reused before it is fetched again.
+    /// How long a folder listing is fresh; after that it is still answered from the cache
+    /// while it is fetched again in the background.
     pub listing_ttl: Duration,
     /// How many size probes run at once.
     pub probe_concurrency: usize,
@@ -58,7 +59,7 @@ pub struct CatalogOptions {
 impl Default for CatalogOptions {
     fn default() -> Self {
         CatalogOptions {
-            listing_ttl: Duration::from_secs(60),
+            listing_ttl: Duration::from_secs(300),
             probe_concurrency: 8,
             timezone: chrono_tz::UTC,
             root_album: None,
@@ -253,6 +254,8 @@ struct Inner {
     /// Sizes learned from the content host, per item id.
     sizes: Mutex<HashMap<String, u64>>,
     folders: Mutex<HashMap<FolderKey, Slot>>,
+    /// Folders whose stale listing is being fetched again in the background.
+    revalidating: Mutex<std::collections::HashSet<FolderKey>>,
     /// Size probes in flight, shared by everyone who needs the same item's size meanwhile.
     probes: Mutex<HashMap<String, SharedProbe>>,
 }
@@ -274,6 +277,7 @@ impl Catalog {
                 urls: urls::Urls::default(),
                 sizes: Mutex::new(HashMap::new()),
                 folders: Mutex::new(HashMap::new()),
+                revalidating: Mutex::new(Default::default()),
                 probes: Mutex::new(HashMap::new()),
             }),
         }
@@ -453,15 +457,41 @@ impl Catalog {
                 .or_default()
                 .clone();
             let mut guard = slot.lock().await;
-            if let Some((at, listing)) = guard.as_ref()
-                && self.inner.clock.since(*at) < self.inner.opts.listing_ttl
-            {
+            if let Some((at, listing)) = guard.as_ref() {
+                if self.inner.clock.since(*at) >= self.inner.opts.listing_ttl {
+                    // Stale: answer from the cache now, fetch again in the background.
+                    self.revalidate(key.clone(), slot.clone());
+                }
                 return Ok(listing.clone());
             }
             let listing = Arc::new(self.load(key).await?);
             *guard = Some((self.inner.clock.now(), listing.clone()));
             Ok(listing)
         })
+    }
+
+    /// Reloads a stale listing in a task of its own (one at a time per folder). Until it is
+    /// done, and forever if Google keeps failing, requests get the cached listing: a warm
+    /// folder never waits on Google, and an outage never empties a folder.
+    fn revalidate(&self, key: FolderKey, slot: Slot) {
+        if !self.inner.revalidating.lock().unwrap().insert(key.clone()) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let result = this.load(&key).await;
+            match result {
+                Ok(listing) => {
+                    let mut guard = slot.lock().await;
+                    *guard = Some((this.inner.clock.now(), Arc::new(listing)));
+                    tracing::debug!(folder = ?key, "listing revalidated");
+                }
+                Err(e) => {
+                    tracing::warn!(folder = ?key, "could not refresh a listing, serving the cached one: {e}");
+                }
+            }
+            this.inner.revalidating.lock().unwrap().remove(&key);
+        });
     }
 
     /// A folder's listing if it is static or cached, fresh and not locked by a reload.
@@ -472,7 +502,7 @@ impl Catalog {
         let slot = self.inner.folders.lock().unwrap().get(key)?.clone();
         let guard = slot.try_lock().ok()?;
         let (at, listing) = guard.as_ref()?;
-        (at.elapsed() < self.inner.opts.listing_ttl).then(|| listing.clone())
+        (self.inner.clock.since(*at) < self.inner.opts.listing_ttl).then(|| listing.clone())
     }
 
     async fn load(&self, key: &FolderKey) -> Result<Listing, CatalogError> {

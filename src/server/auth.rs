@@ -147,6 +147,12 @@ impl Authenticator {
     }
 }
 
+/// The user name an `Authorization: Basic` header claims (for the access log; the password is
+/// dropped here).
+pub fn basic_user(header: &str) -> Option<String> {
+    parse_basic(header).map(|(name, _)| name)
+}
+
 /// Decodes `Basic base64(name:password)`.
 fn parse_basic(header: &str) -> Option<(String, String)> {
     let (scheme, rest) = header.trim().split_once(' ')?;

@@ -29,6 +29,30 @@ pub struct Config {
     pub google: GoogleConfig,
     #[serde(default)]
     pub webdav: WebdavConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+}
+
+/// `[cache]`: how long what Google said is trusted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Seconds a folder listing is fresh; older listings are answered from the cache and
+    /// fetched again in the background (stale-while-revalidate).
+    #[serde(default = "default_listing_ttl")]
+    pub listing_ttl: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            listing_ttl: default_listing_ttl(),
+        }
+    }
+}
+
+fn default_listing_ttl() -> u64 {
+    300
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -314,6 +338,11 @@ impl Config {
     }
 
     fn validate_server(&self) -> Result<(), ConfigError> {
+        if self.cache.listing_ttl == 0 {
+            return Err(ConfigError::Invalid(
+                "[cache] listing_ttl must be at least 1 (seconds)".into(),
+            ));
+        }
         let s = &self.server;
         let mut names = std::collections::HashSet::new();
         for user in &s.users {

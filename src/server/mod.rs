@@ -87,6 +87,7 @@ impl Server {
             CatalogOptions {
                 timezone: config.google.timezone,
                 root_album,
+                listing_ttl: Duration::from_secs(config.cache.listing_ttl),
                 ..CatalogOptions::default()
             },
         );
@@ -150,7 +151,7 @@ impl Server {
                     let handler = service_fn(move |req| {
                         let service = service.clone();
                         async move {
-                            Ok::<_, std::convert::Infallible>(service.handle(req, peer).await)
+                            Ok::<_, std::convert::Infallible>(access_logged(&service, req, peer).await)
                         }
                     });
                     match &self.tls {
@@ -201,6 +202,49 @@ impl Server {
             }
         }
     }
+}
+
+/// Handles one request and writes its access-log line (target `gphotos_dav::access`):
+/// method, path (never the query, which may carry a link signature), status, the announced
+/// length (`-` for streamed answers such as listings), time to the response head, and the user
+/// (`-` when anonymous or refused).
+async fn access_logged(
+    service: &DavService,
+    req: hyper::Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+) -> hyper::Response<service::Body> {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let user = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(auth::basic_user);
+    let response = service.handle(req, peer).await;
+    let status = response.status().as_u16();
+    let bytes = response
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    let user = match user {
+        Some(name) if status != 401 => name,
+        _ => "-".into(),
+    };
+    tracing::info!(
+        target: "gphotos_dav::access",
+        %peer,
+        %method,
+        path,
+        status,
+        bytes,
+        ms = started.elapsed().as_millis() as u64,
+        user,
+        "request"
+    );
+    response
 }
 
 fn spawn_connection<F, E>(conn: F, peer: SocketAddr)
