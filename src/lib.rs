@@ -15,4 +15,5 @@ pub mod dav;
 pub mod doctor;
 pub mod emulator;
 pub mod google;
+pub mod metrics;
 pub mod server;

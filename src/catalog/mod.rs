@@ -460,10 +460,14 @@ impl Catalog {
             if let Some((at, listing)) = guard.as_ref() {
                 if self.inner.clock.since(*at) >= self.inner.opts.listing_ttl {
                     // Stale: answer from the cache now, fetch again in the background.
+                    crate::metrics::get().cache("listing", "stale");
                     self.revalidate(key.clone(), slot.clone());
+                } else {
+                    crate::metrics::get().cache("listing", "hit");
                 }
                 return Ok(listing.clone());
             }
+            crate::metrics::get().cache("listing", "miss");
             let listing = Arc::new(self.load(key).await?);
             *guard = Some((self.inner.clock.now(), listing.clone()));
             Ok(listing)
@@ -689,6 +693,21 @@ impl Catalog {
                 }
             }
         }
+        let metrics = crate::metrics::get();
+        metrics
+            .cache
+            .get_or_create(&crate::metrics::CacheLabels {
+                cache: "size".into(),
+                result: "hit".into(),
+            })
+            .inc_by(sizes.len() as u64);
+        metrics
+            .cache
+            .get_or_create(&crate::metrics::CacheLabels {
+                cache: "size".into(),
+                result: "miss".into(),
+            })
+            .inc_by(missing.len() as u64);
         // The futures are built before they enter the stream: a closure inside the stream's
         // type would make the compiler's Send inference fail (rust-lang/rust#64552).
         let probes: Vec<_> = missing

@@ -46,6 +46,8 @@ pub struct PhotoFile {
 }
 
 struct Upstream {
+    /// Counts this download in `gphotos_dav_active_streams` while it is open.
+    _active: crate::metrics::StreamGuard,
     download: Download,
     /// File offset of the next byte `download.body` yields.
     next: u64,
@@ -138,6 +140,7 @@ impl PhotoFile {
         Ok(Some(Upstream {
             next: download.start,
             cursor: self.pos,
+            _active: crate::metrics::StreamGuard::new(),
             download,
             pending: Bytes::new(),
         }))
@@ -191,6 +194,7 @@ impl PhotoFile {
                 let out = up.pending.split_to(n);
                 self.pos += n as u64;
                 up.cursor = self.pos;
+                crate::metrics::get().bytes_proxied.inc_by(n as u64);
                 self.failures = 0;
                 return Ok(out);
             }

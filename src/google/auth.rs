@@ -81,13 +81,15 @@ async fn exchange(
     request: oauth2::HttpRequest,
 ) -> Result<oauth2::HttpResponse, TokenHttpError> {
     let (parts, body) = request.into_parts();
-    let resp = http
-        .request(parts.method, parts.uri.to_string())
-        .headers(parts.headers)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| TokenHttpError::Transport(e.without_url().to_string()))?;
+    let resp = super::counted(
+        "token",
+        http.request(parts.method, parts.uri.to_string())
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await,
+    )
+    .map_err(|e| TokenHttpError::Transport(e.without_url().to_string()))?;
     let status = resp.status();
     if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         return Err(TokenHttpError::Status(status.as_u16()));

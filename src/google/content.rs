@@ -58,11 +58,7 @@ impl ContentClient {
 
     async fn probe_once(self, url: String) -> Result<u64, GoogleError> {
         let url = url.as_str();
-        let resp = self
-            .http
-            .head(url)
-            .send()
-            .await
+        let resp = super::counted("content.head", self.http.head(url).send().await)
             .map_err(GoogleError::transport)?;
         check_status(&resp)?;
         if resp.status() == StatusCode::OK
@@ -71,13 +67,11 @@ impl ContentClient {
             return Ok(len);
         }
         // No usable length from HEAD: ask for the first byte and read the total.
-        let resp = self
-            .http
-            .get(url)
-            .header(RANGE, "bytes=0-0")
-            .send()
-            .await
-            .map_err(GoogleError::transport)?;
+        let resp = super::counted(
+            "content.probe",
+            self.http.get(url).header(RANGE, "bytes=0-0").send().await,
+        )
+        .map_err(GoogleError::transport)?;
         check_status(&resp)?;
         match resp.status() {
             StatusCode::PARTIAL_CONTENT => resp
@@ -95,13 +89,15 @@ impl ContentClient {
 
     async fn download_once(self, url: String, start: u64) -> Result<Download, GoogleError> {
         let url = url.as_str();
-        let resp = self
-            .http
-            .get(url)
-            .header(RANGE, format!("bytes={start}-"))
-            .send()
-            .await
-            .map_err(GoogleError::transport)?;
+        let resp = super::counted(
+            "content.download",
+            self.http
+                .get(url)
+                .header(RANGE, format!("bytes={start}-"))
+                .send()
+                .await,
+        )
+        .map_err(GoogleError::transport)?;
         check_status(&resp)?;
         let (begin, total) = match resp.status() {
             StatusCode::PARTIAL_CONTENT => {

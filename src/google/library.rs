@@ -74,10 +74,7 @@ impl LibraryClient {
         let mut retried_auth = false;
         loop {
             let token = self.tokens.access_token().await?;
-            let resp = build()
-                .bearer_auth(token.secret())
-                .send()
-                .await
+            let resp = super::counted(what, build().bearer_auth(token.secret()).send().await)
                 .map_err(GoogleError::transport)?;
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && !retried_auth {

@@ -22,6 +22,17 @@ pub use library::LibraryClient;
 pub use retry::RetryPolicy;
 pub use types::{Album, MediaItem};
 
+/// Counts a finished call to Google (by kind and status) in the process metrics, and passes
+/// its result through.
+pub(crate) fn counted(
+    kind: &str,
+    result: Result<reqwest::Response, reqwest::Error>,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let status = result.as_ref().ok().map(|r| r.status().as_u16());
+    crate::metrics::get().upstream(kind, status);
+    result
+}
+
 /// Where the Google endpoints live. Tests and the demo point these at the emulator.
 #[derive(Debug, Clone)]
 pub struct Endpoints {

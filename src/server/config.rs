@@ -73,6 +73,8 @@ pub struct ServerConfig {
     /// PEM certificate chain and private key: serve https instead of http.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Serve `/metrics` (Prometheus) and `/healthz` on this address; off when absent.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +86,7 @@ impl Default for ServerConfig {
             allow_anonymous: false,
             tls_cert: None,
             tls_key: None,
+            metrics_listen: None,
         }
     }
 }

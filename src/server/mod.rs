@@ -34,6 +34,8 @@ pub struct Server {
     listener: TcpListener,
     service: Arc<DavService>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// `[server] metrics_listen`: `/metrics` and `/healthz`, separate from the WebDAV port.
+    metrics: Option<TcpListener>,
 }
 
 /// Knobs that are not configuration but that tests (and benchmarks) need to turn: they must
@@ -102,10 +104,18 @@ impl Server {
         let listener = TcpListener::bind(config.server.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+        let metrics =
+            match config.server.metrics_listen {
+                Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                    format!("cannot listen on [server] metrics_listen {addr}: {e}")
+                })?),
+                None => None,
+            };
         Ok(Server {
             listener,
             service,
             tls,
+            metrics,
         })
     }
 
@@ -125,7 +135,20 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded).
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+    /// Where `/metrics` and `/healthz` are served, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub async fn serve(mut self, shutdown: impl Future<Output = ()>) {
+        if let Some(listener) = self.metrics.take() {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!("metrics on http://{addr}/metrics");
+            }
+            let metrics_task = tokio::spawn(serve_metrics(listener));
+            // The task ends with the process; dropping the handle detaches it.
+            drop(metrics_task);
+        }
         tracing::info!("WebDAV server listening on {}", self.url());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -204,6 +227,40 @@ impl Server {
     }
 }
 
+/// Serves `GET /metrics` (Prometheus text format) and `GET /healthz`.
+async fn serve_metrics(listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        tokio::spawn(async move {
+            let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                let (status, content_type, body) = match req.uri().path() {
+                    "/metrics" => (
+                        200,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        crate::metrics::get().render(),
+                    ),
+                    "/healthz" => (200, "text/plain; charset=utf-8", "ok\n".to_string()),
+                    _ => (404, "text/plain; charset=utf-8", "not found\n".to_string()),
+                };
+                let mut resp =
+                    hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+                *resp.status_mut() = hyper::StatusCode::from_u16(status).expect("valid status");
+                resp.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static(content_type),
+                );
+                Ok::<_, std::convert::Infallible>(resp)
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
 /// Handles one request and writes its access-log line (target `gphotos_dav::access`):
 /// method, path (never the query, which may carry a link signature), status, the announced
 /// length (`-` for streamed answers such as listings), time to the response head, and the user
@@ -222,6 +279,7 @@ async fn access_logged(
         .and_then(|v| v.to_str().ok())
         .and_then(auth::basic_user);
     let response = service.handle(req, peer).await;
+    crate::metrics::get().requests.inc();
     let status = response.status().as_u16();
     let bytes = response
         .headers()

@@ -1,0 +1,133 @@
+//! Process-wide operational metrics, exposed in Prometheus text format on
+//! `[server] metrics_listen` (`GET /metrics`, plus `GET /healthz`).
+//!
+//! One registry for the process: the counters are bumped where things happen (the Google
+//! clients, the catalog, the download stream) without threading a handle through every layer.
+
+use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// `albums.list`, `mediaItems.search`, `content.download`, ...
+    pub kind: String,
+    /// HTTP status, or `error` when no answer came.
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `listing` or `size`.
+    pub cache: String,
+    /// `hit`, `stale` or `miss`.
+    pub result: String,
+}
+
+pub struct Metrics {
+    pub upstream_calls: Family<CallLabels, Counter>,
+    pub cache: Family<CacheLabels, Counter>,
+    pub bytes_proxied: Counter,
+    pub active_streams: Gauge<i64, std::sync::atomic::AtomicI64>,
+    pub requests: Counter<u64, AtomicU64>,
+    registry: Registry,
+}
+
+/// The process's metrics.
+pub fn get() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let mut registry = Registry::with_prefix("gphotos_dav");
+        let upstream_calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "upstream_calls",
+            "Calls to Google, by kind and HTTP status",
+            upstream_calls.clone(),
+        );
+        let cache = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "cache_lookups",
+            "Cache lookups by cache and result",
+            cache.clone(),
+        );
+        let bytes_proxied = Counter::default();
+        registry.register(
+            "proxied_bytes",
+            "Bytes streamed from Google to clients",
+            bytes_proxied.clone(),
+        );
+        let active_streams = Gauge::default();
+        registry.register(
+            "active_streams",
+            "Downloads streaming through this server now",
+            active_streams.clone(),
+        );
+        let requests = Counter::default();
+        registry.register("requests", "WebDAV requests answered", requests.clone());
+        Metrics {
+            upstream_calls,
+            cache,
+            bytes_proxied,
+            active_streams,
+            requests,
+            registry,
+        }
+    })
+}
+
+impl Metrics {
+    /// Counts one call to Google.
+    pub fn upstream(&self, kind: &str, status: Option<u16>) {
+        self.upstream_calls
+            .get_or_create(&CallLabels {
+                kind: kind.to_string(),
+                status: status.map_or_else(|| "error".into(), |s| s.to_string()),
+            })
+            .inc();
+    }
+
+    /// Counts one cache lookup.
+    pub fn cache(&self, cache: &str, result: &str) {
+        self.cache
+            .get_or_create(&CacheLabels {
+                cache: cache.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Counts a download as active while it lives.
+pub struct StreamGuard;
+
+impl StreamGuard {
+    pub fn new() -> Self {
+        get().active_streams.inc();
+        StreamGuard
+    }
+}
+
+impl Default for StreamGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        get().active_streams.dec();
+    }
+}
