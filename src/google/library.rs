@@ -14,7 +14,7 @@ use super::auth::TokenSource;
 use super::error::GoogleError;
 use super::retry::RetryPolicy;
 use super::types::{
-    Album, AlbumPage, BatchGetResponse, MediaItem, MediaItemPage, SharedAlbumPage, Status,
+    Album, AlbumPage, BatchGetResponse, MediaItem, MediaItemPage, Page, SharedAlbumPage, Status,
 };
 
 /// albums.list allows at most 50 per page; mediaItems.list/search at most 100.
@@ -100,50 +100,51 @@ impl LibraryClient {
         }
     }
 
-    /// albums.list, following nextPageToken to the end.
-    pub async fn list_albums(&self) -> Result<Vec<Album>, GoogleError> {
-        let mut albums = Vec::new();
+    /// Follows `nextPageToken` to the end (its absence is the only reliable end signal).
+    /// `request` builds the call for one page, given the page token (None for the first).
+    async fn all_pages<P: Page>(
+        &self,
+        what: &'static str,
+        request: impl Fn(Option<&str>) -> RequestBuilder,
+    ) -> Result<Vec<P::Item>, GoogleError> {
+        let mut out = Vec::new();
         let mut page_token: Option<String> = None;
         loop {
-            let url = self.url("albums");
-            let page: AlbumPage = self
-                .send("albums.list", || {
-                    let mut q = vec![("pageSize", ALBUM_PAGE_SIZE.to_string())];
-                    if let Some(t) = &page_token {
-                        q.push(("pageToken", t.clone()));
-                    }
-                    self.http.get(&url).query(&q)
-                })
-                .await?;
-            albums.extend(page.albums);
-            match page.next_page_token.filter(|t| !t.is_empty()) {
+            let page: P = self.send(what, || request(page_token.as_deref())).await?;
+            let (items, next) = page.into_parts();
+            out.extend(items);
+            match next.filter(|t| !t.is_empty()) {
                 Some(t) => page_token = Some(t),
-                None => return Ok(albums),
+                None => return Ok(out),
             }
         }
     }
 
-    /// sharedAlbums.list, following pagination. Since 2025 Google answers 403 to every app.
+    /// A GET of a list endpoint taking `pageSize` and `pageToken` as query parameters.
+    fn list_request(&self, url: &str, page_size: u32, token: Option<&str>) -> RequestBuilder {
+        let mut q = vec![("pageSize", page_size.to_string())];
+        if let Some(t) = token {
+            q.push(("pageToken", t.to_string()));
+        }
+        self.http.get(url).query(&q)
+    }
+
+    /// albums.list, all pages.
+    pub async fn list_albums(&self) -> Result<Vec<Album>, GoogleError> {
+        let url = self.url("albums");
+        self.all_pages::<AlbumPage>("albums.list", |t| {
+            self.list_request(&url, ALBUM_PAGE_SIZE, t)
+        })
+        .await
+    }
+
+    /// sharedAlbums.list, all pages. Since 2025 Google answers 403 to every app.
     pub async fn list_shared_albums(&self) -> Result<Vec<Album>, GoogleError> {
         let url = self.url("sharedAlbums");
-        let mut albums = Vec::new();
-        let mut page_token: Option<String> = None;
-        loop {
-            let page: SharedAlbumPage = self
-                .send("sharedAlbums.list", || {
-                    let mut q = vec![("pageSize", ALBUM_PAGE_SIZE.to_string())];
-                    if let Some(t) = &page_token {
-                        q.push(("pageToken", t.clone()));
-                    }
-                    self.http.get(&url).query(&q)
-                })
-                .await?;
-            albums.extend(page.shared_albums);
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) => page_token = Some(t),
-                None => return Ok(albums),
-            }
-        }
+        self.all_pages::<SharedAlbumPage>("sharedAlbums.list", |t| {
+            self.list_request(&url, ALBUM_PAGE_SIZE, t)
+        })
+        .await
     }
 
     /// One page of albums.list (the cheapest call that proves the API works): its size.
@@ -182,51 +183,27 @@ impl LibraryClient {
         self.search(json!({ "albumId": album_id })).await
     }
 
-    /// mediaItems.search with an arbitrary body (albumId or filters), paginated to the end.
+    /// mediaItems.search with an arbitrary body (albumId or filters), all pages.
     pub async fn search(&self, body: serde_json::Value) -> Result<Vec<MediaItem>, GoogleError> {
         let url = self.url("mediaItems:search");
-        let mut items = Vec::new();
-        let mut page_token: Option<String> = None;
-        loop {
+        self.all_pages::<MediaItemPage>("mediaItems.search", |t| {
             let mut request = body.clone();
             request["pageSize"] = json!(ITEM_PAGE_SIZE);
-            if let Some(t) = &page_token {
+            if let Some(t) = t {
                 request["pageToken"] = json!(t);
             }
-            let page: MediaItemPage = self
-                .send("mediaItems.search", || {
-                    self.http.request(Method::POST, &url).json(&request)
-                })
-                .await?;
-            items.extend(page.media_items);
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) => page_token = Some(t),
-                None => return Ok(items),
-            }
-        }
+            self.http.request(Method::POST, &url).json(&request)
+        })
+        .await
     }
 
     /// mediaItems.list: every item of the library visible to this app, newest first.
     pub async fn list_media_items(&self) -> Result<Vec<MediaItem>, GoogleError> {
         let url = self.url("mediaItems");
-        let mut items = Vec::new();
-        let mut page_token: Option<String> = None;
-        loop {
-            let page: MediaItemPage = self
-                .send("mediaItems.list", || {
-                    let mut q = vec![("pageSize", ITEM_PAGE_SIZE.to_string())];
-                    if let Some(t) = &page_token {
-                        q.push(("pageToken", t.clone()));
-                    }
-                    self.http.get(&url).query(&q)
-                })
-                .await?;
-            items.extend(page.media_items);
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) => page_token = Some(t),
-                None => return Ok(items),
-            }
-        }
+        self.all_pages::<MediaItemPage>("mediaItems.list", |t| {
+            self.list_request(&url, ITEM_PAGE_SIZE, t)
+        })
+        .await
     }
 
     /// mediaItems.get: one item with a fresh baseUrl.

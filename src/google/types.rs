@@ -116,3 +116,31 @@ pub struct Status {
     #[serde(default)]
     pub message: String,
 }
+
+/// One page of a paginated list answer.
+pub(crate) trait Page: serde::de::DeserializeOwned {
+    type Item;
+    /// The page's entries and its `nextPageToken`.
+    fn into_parts(self) -> (Vec<Self::Item>, Option<String>);
+}
+
+impl Page for AlbumPage {
+    type Item = Album;
+    fn into_parts(self) -> (Vec<Album>, Option<String>) {
+        (self.albums, self.next_page_token)
+    }
+}
+
+impl Page for SharedAlbumPage {
+    type Item = Album;
+    fn into_parts(self) -> (Vec<Album>, Option<String>) {
+        (self.shared_albums, self.next_page_token)
+    }
+}
+
+impl Page for MediaItemPage {
+    type Item = MediaItem;
+    fn into_parts(self) -> (Vec<MediaItem>, Option<String>) {
+        (self.media_items, self.next_page_token)
+    }
+}
