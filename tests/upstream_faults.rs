@@ -182,5 +182,19 @@ async fn a_daily_quota_is_not_retried_and_answers_503_with_retry_after() {
         .send()
         .await
         .unwrap();
-    assert!(resp.headers().contains_key("retry-after"));
+    let after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=25 * 3600).contains(&after),
+        "until Pacific midnight: {after}"
+    );
+    // The gate is closed: other folders answer 503 too, without calling Google at all.
+    let (status, body) = stack.propfind_raw("/album/", Some("1")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("midnight Pacific"), "{body}");
+    assert_eq!(stack.emulator().counters().get("albums.list"), 0);
+    assert_eq!(stack.emulator().counters().get("mediaItems.list"), 1);
 }

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::auth::TokenSource;
 use super::error::GoogleError;
+use super::quota::QuotaGate;
 use super::retry::RetryPolicy;
 use super::types::{
     Album, AlbumPage, BatchGetResponse, MediaItem, MediaItemPage, Page, SharedAlbumPage, Status,
@@ -30,6 +31,7 @@ pub struct LibraryClient {
     api_base: String,
     tokens: Arc<TokenSource>,
     retry: RetryPolicy,
+    quota: Arc<QuotaGate>,
 }
 
 impl LibraryClient {
@@ -44,6 +46,7 @@ impl LibraryClient {
             api_base: api_base.trim_end_matches('/').to_string(),
             tokens,
             retry,
+            quota: Arc::new(QuotaGate::default()),
         }
     }
 
@@ -61,7 +64,15 @@ impl LibraryClient {
         what: &'static str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<T, GoogleError> {
-        self.retry.run(what, || self.attempt(what, &build)).await
+        self.quota.check()?;
+        match self.retry.run(what, || self.attempt(what, &build)).await {
+            Err(GoogleError::RateLimited {
+                daily: true,
+                message,
+                ..
+            }) => Err(self.quota.close(&message)),
+            other => other,
+        }
     }
 
     /// One attempt, with the bearer token. A 401 invalidates the token and tries exactly once

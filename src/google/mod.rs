@@ -8,6 +8,7 @@ pub mod authorize;
 pub mod content;
 pub mod error;
 pub mod library;
+pub mod quota;
 pub mod retry;
 pub mod token_file;
 pub mod types;
