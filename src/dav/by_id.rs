@@ -42,9 +42,7 @@ impl DavFileSystem for ByIdFs {
         options: OpenOptions,
     ) -> FsFuture<'a, Box<dyn DavFile>> {
         Box::pin(async move {
-            if options.write || options.append || options.truncate || options.create {
-                return Err(FsError::Forbidden);
-            }
+            super::refuse_writes(&options)?;
             let info = self.file(path).await?;
             Ok(Box::new(PhotoFile::new(self.catalog.clone(), info)) as Box<dyn DavFile>)
         })

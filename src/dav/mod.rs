@@ -72,6 +72,14 @@ pub(crate) fn fs_error(e: CatalogError) -> FsError {
     }
 }
 
+/// Files open for reading only: Google's API cannot replace an item's bytes.
+pub(crate) fn refuse_writes(options: &OpenOptions) -> Result<(), FsError> {
+    if options.write || options.append || options.truncate || options.create {
+        return Err(FsError::Forbidden);
+    }
+    Ok(())
+}
+
 impl DavFileSystem for PhotosFs {
     fn open<'a>(
         &'a self,
@@ -79,9 +87,7 @@ impl DavFileSystem for PhotosFs {
         options: OpenOptions,
     ) -> FsFuture<'a, Box<dyn DavFile>> {
         Box::pin(async move {
-            if options.write || options.append || options.truncate || options.create {
-                return Err(FsError::Forbidden);
-            }
+            refuse_writes(&options)?;
             // dav-server called metadata() just before, so this is answered from the cache.
             match self
                 .catalog

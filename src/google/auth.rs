@@ -218,7 +218,8 @@ impl TokenSource {
     }
 }
 
-fn scope_text(response: &oauth2::basic::BasicTokenResponse) -> String {
+/// The space-separated scopes of a token response (empty when Google sent none).
+pub(crate) fn scope_text(response: &oauth2::basic::BasicTokenResponse) -> String {
     response
         .scopes()
         .map(|s| {

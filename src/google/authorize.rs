@@ -145,15 +145,7 @@ pub async fn authorize(
                 .into(),
         )
     })?;
-    let scopes = tokens
-        .scopes()
-        .map(|s| {
-            s.iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
+    let scopes = super::auth::scope_text(&tokens);
     Ok(Authorized {
         refresh_token: refresh_token.secret().clone(),
         scopes,
