@@ -290,6 +290,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
                     access_token_ttl: Duration::from_secs(token_ttl),
                     hostile_names,
                     big_album,
+                    ..EmulatorOptions::default()
                 },
                 listen,
             )

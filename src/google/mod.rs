@@ -8,6 +8,7 @@ pub mod authorize;
 pub mod content;
 pub mod error;
 pub mod library;
+pub mod picker;
 pub mod quota;
 pub mod retry;
 pub mod token_file;
@@ -20,6 +21,7 @@ pub use auth::{Credentials, TokenSource};
 pub use content::ContentClient;
 pub use error::{GoogleError, SCOPES};
 pub use library::LibraryClient;
+pub use picker::PickerClient;
 pub use retry::RetryPolicy;
 pub use types::{Album, MediaItem};
 
@@ -47,6 +49,8 @@ pub struct Endpoints {
 pub struct Google {
     pub library: LibraryClient,
     pub content: ContentClient,
+    /// The Picker API (picking sessions), sharing the library client's access token.
+    pub picker: PickerClient,
 }
 
 impl Google {
@@ -79,8 +83,11 @@ impl Google {
             api_http.clone(),
             retry.clone(),
         )?);
+        let library =
+            LibraryClient::new(api_http.clone(), &endpoints.api_base, tokens, retry.clone());
         Ok(Google {
-            library: LibraryClient::new(api_http, &endpoints.api_base, tokens, retry.clone()),
+            picker: PickerClient::new(api_http, &endpoints.picker_base, library.clone()),
+            library,
             content: ContentClient::new(content_http, retry),
         })
     }
