@@ -6,6 +6,7 @@
 //! - [`dav`]: dav-server's filesystem traits over the catalog.
 //! - [`server`]: configuration and the HTTP service around dav-server.
 //! - [`emulator`]: a faithful stand-in for Google's endpoints, for tests and the demo.
+//! - [`pick`]: the `pick` command's Picker API flow (create, poll, store, list, delete).
 //! - [`doctor`]: checks a configuration end to end and says how to fix what fails.
 //!
 //! See `docs/architecture.md` for the path a PROPFIND and a GET take through them.
@@ -16,4 +17,5 @@ pub mod doctor;
 pub mod emulator;
 pub mod google;
 pub mod metrics;
+pub mod pick;
 pub mod server;

@@ -59,6 +59,25 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// Pick photos in Google Photos (Picker API) and serve them as /picked/<NAME>/ until the
+    /// picking session expires; or list or delete the picked sets.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["name", "list", "delete"])))]
+    Pick {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Name of the picked set (its folder under /picked).
+        #[arg(long)]
+        name: Option<String>,
+        /// Let the user pick at most this many items (1 to 2000).
+        #[arg(long, requires = "name")]
+        max: Option<u32>,
+        /// Show the stored sets and when they expire.
+        #[arg(long)]
+        list: bool,
+        /// End the picking session of this set and forget it.
+        #[arg(long, value_name = "NAME")]
+        delete: Option<String>,
+    },
     /// Check the configuration, the token, the scopes, the APIs and the listen settings.
     Doctor {
         #[arg(long, short)]
@@ -214,6 +233,37 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
                 );
             }
             println!("Next: gphotos-dav doctor --config {}", path.display());
+        }
+        Command::Pick {
+            config: path,
+            name,
+            max,
+            list,
+            delete,
+        } => {
+            use std::io::IsTerminal;
+            let config = Config::load(&path)?;
+            let store = config.open_store();
+            let mut stdout = std::io::stdout();
+            if list {
+                gphotos_dav::pick::list(&store, &mut stdout).await?;
+                return Ok(());
+            }
+            let google = gphotos_dav::google::Google::new(
+                &config.credentials()?,
+                &config.endpoints(),
+                gphotos_dav::google::RetryPolicy::default(),
+            )?;
+            if let Some(name) = delete {
+                gphotos_dav::pick::delete(&google, &store, &name, &mut stdout).await?;
+            } else if let Some(name) = name {
+                let terminal = stdout.is_terminal();
+                let mut output = gphotos_dav::pick::Output {
+                    out: &mut stdout,
+                    terminal,
+                };
+                gphotos_dav::pick::pick(&google, &store, &name, max, &mut output).await?;
+            }
         }
         Command::Doctor { config } => {
             let checks = gphotos_dav::doctor::run(&config, |c| println!("{c}")).await;

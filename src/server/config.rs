@@ -474,6 +474,11 @@ impl Config {
         })
     }
 
+    /// TEMPORARY stand-in until main's store lands (replaced by main's `open_store`).
+    pub fn open_store(&self) -> crate::catalog::Store {
+        crate::catalog::Store::in_memory()
+    }
+
     pub fn endpoints(&self) -> Endpoints {
         let g = &self.google;
         Endpoints {

@@ -1,0 +1,257 @@
+//! `gphotos-dav pick`: the Picker API flow from the terminal.
+//!
+//! 1. `sessions.create` (with `maxItemCount` when `--max` is given);
+//! 2. print the session's `pickerUri` + `/autoclose` (the tab closes itself when the user is
+//!    done) and, when standard output is a terminal, a QR code of it for a phone;
+//! 3. poll `sessions.get` every `pollInterval` (what Google asks) until `mediaItemsSet`, or
+//!    until the session's polling `timeoutIn` runs out; a spinner on standard error shows the
+//!    wait (hidden when standard error is not a terminal);
+//! 4. list the picked items (`mediaItems.list`, all pages) and store the set (name, session
+//!    id, `expireTime`, items with the time their URLs were fetched) in the metadata store,
+//!    where a running server finds it and shows it as `/picked/<name>/`;
+//! 5. print what was picked, under the names the tree shows.
+//!
+//! `--list` prints the stored sets and their expiry; `--delete NAME` ends the session at
+//! Google (`sessions.delete`) and removes the set.
+
+use std::io::Write;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::catalog::naming;
+use crate::catalog::picked::{PICKED_ROOT, check_set_name, decode_items, encode_items};
+use crate::catalog::store::{PickedSet, Store};
+use crate::google::picker::{MAX_ITEM_COUNT, PickedMediaItem};
+use crate::google::{Google, GoogleError};
+
+/// How long to poll when Google does not say (its own `timeoutIn` starts at 30 minutes).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// What can go wrong in the pick command.
+#[derive(Debug, thiserror::Error)]
+pub enum PickError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Google(#[from] GoogleError),
+    #[error(transparent)]
+    Store(#[from] crate::catalog::store::StoreError),
+    #[error("could not write the output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Where the command writes: what it reports (stdout), and whether that is a terminal (then
+/// the picker URL also comes as a QR code).
+pub struct Output<'a> {
+    pub out: &'a mut (dyn Write + Send),
+    pub terminal: bool,
+}
+
+/// The names the tree shows for `items` (see `catalog::naming`).
+pub fn tree_names(items: &[PickedMediaItem]) -> Vec<String> {
+    let named: Vec<naming::Named> = items
+        .iter()
+        .map(|i| naming::Named {
+            id: &i.id,
+            name: &i.media_file.filename,
+            mime: Some(&i.media_file.mime_type),
+        })
+        .collect();
+    naming::folder_names(&named)
+}
+
+/// Creates a session, waits for the user to pick, stores the set under `name`.
+pub async fn pick(
+    google: &Google,
+    store: &Store,
+    name: &str,
+    max: Option<u32>,
+    output: &mut Output<'_>,
+) -> Result<PickedSet, PickError> {
+    check_set_name(name).map_err(PickError::Usage)?;
+    if let Some(n) = max
+        && !(1..=MAX_ITEM_COUNT).contains(&n)
+    {
+        return Err(PickError::Usage(format!(
+            "--max must be between 1 and {MAX_ITEM_COUNT}"
+        )));
+    }
+    let now = Utc::now();
+    if let Some(existing) = store
+        .picked_sets()
+        .await
+        .into_iter()
+        .find(|s| s.name == name)
+        && existing.expire_time > now
+    {
+        return Err(PickError::Usage(format!(
+            "a picked set named {name:?} exists until {}: choose another name, or end it \
+             first with `gphotos-dav pick --delete {name:?}`",
+            existing.expire_time.to_rfc3339()
+        )));
+    }
+
+    let session = google.picker.create_session(max).await?;
+    let uri = session.autoclose_uri();
+    writeln!(
+        output.out,
+        "Open this link, pick photos and videos in Google Photos, then press Done:\n\n{uri}\n"
+    )?;
+    if output.terminal
+        && let Ok(code) = qrcode::QrCode::new(uri.as_bytes())
+    {
+        let qr = code
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .build();
+        writeln!(output.out, "Or scan this with your phone:\n\n{qr}\n")?;
+    }
+    output.out.flush()?;
+
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    spinner.set_message("waiting for you to pick in Google Photos…");
+    let started = tokio::time::Instant::now();
+    let mut deadline = started + session.timeout_in().unwrap_or(DEFAULT_TIMEOUT);
+    let mut current = session.clone();
+    while !current.media_items_set {
+        if tokio::time::Instant::now() >= deadline {
+            spinner.finish_and_clear();
+            // The session is useless now; ending it is a courtesy, its failure no problem.
+            if let Err(e) = google.picker.delete_session(&session.id).await {
+                tracing::debug!("could not delete the timed-out picking session: {e}");
+            }
+            return Err(PickError::Usage(
+                "nothing was picked before the picking session timed out; run pick again".into(),
+            ));
+        }
+        tokio::time::sleep(current.poll_interval()).await;
+        spinner.tick();
+        current = google.picker.get_session(&session.id).await?;
+        if let Some(left) = current.timeout_in() {
+            deadline = deadline.min(tokio::time::Instant::now() + left);
+        }
+        spinner.set_message(format!(
+            "waiting for you to pick in Google Photos… {} s",
+            started.elapsed().as_secs()
+        ));
+    }
+    spinner.finish_and_clear();
+
+    let fetched = Utc::now();
+    let items = google.picker.list_items(&session.id).await?;
+    let expire_time = current
+        .expire_time
+        .or(session.expire_time)
+        .ok_or_else(|| GoogleError::Protocol("the picking session has no expireTime".into()))?;
+    let set = PickedSet {
+        name: name.to_string(),
+        session_id: session.id.clone(),
+        expire_time,
+        items_json: encode_items(&items, fetched),
+        picked_at: fetched,
+    };
+    store.put_picked_set(set.clone()).await?;
+
+    writeln!(
+        output.out,
+        "Picked {} item(s): /{PICKED_ROOT}/{name}/ until {} ({}).",
+        items.len(),
+        expire_time.to_rfc3339(),
+        remaining(expire_time, Utc::now())
+    )?;
+    for (item, shown) in items.iter().zip(tree_names(&items)) {
+        let created = item
+            .create_time
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_else(|| "-".into());
+        writeln!(output.out, "  {shown}\t{}\t{created}", item.kind)?;
+    }
+    Ok(set)
+}
+
+/// "in 42 min", "in 3 h 5 min", or "expired".
+fn remaining(expire: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let left = (expire - now).num_minutes();
+    if expire <= now {
+        "expired".into()
+    } else if left >= 60 {
+        format!("expires in {} h {} min", left / 60, left % 60)
+    } else {
+        format!("expires in {left} min")
+    }
+}
+
+/// `pick --list`: every stored set, its size and its expiry.
+pub async fn list(store: &Store, out: &mut (dyn Write + Send)) -> Result<(), PickError> {
+    let sets = store.picked_sets().await;
+    if sets.is_empty() {
+        writeln!(
+            out,
+            "No picked sets. Pick some with: gphotos-dav pick --name NAME"
+        )?;
+        return Ok(());
+    }
+    let now = Utc::now();
+    for set in sets {
+        let count = decode_items(&set.items_json).map_or(0, |i| i.len());
+        writeln!(
+            out,
+            "{}\t{count} item(s)\t{}\t{}",
+            set.name,
+            set.expire_time.to_rfc3339(),
+            remaining(set.expire_time, now)
+        )?;
+    }
+    Ok(())
+}
+
+/// `pick --delete NAME`: ends the session at Google and forgets the set.
+pub async fn delete(
+    google: &Google,
+    store: &Store,
+    name: &str,
+    out: &mut (dyn Write + Send),
+) -> Result<(), PickError> {
+    let Some(set) = store
+        .picked_sets()
+        .await
+        .into_iter()
+        .find(|s| s.name == name)
+    else {
+        return Err(PickError::Usage(format!(
+            "no picked set named {name:?} (see `gphotos-dav pick --list`)"
+        )));
+    };
+    if set.expire_time > Utc::now() {
+        match google.picker.delete_session(&set.session_id).await {
+            // Already gone at Google: nothing left to end.
+            Ok(()) | Err(GoogleError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    store.delete_picked_set(name).await?;
+    writeln!(out, "Deleted the picked set {name:?}.")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remaining_time() {
+        let now = Utc::now();
+        assert_eq!(remaining(now, now), "expired");
+        assert_eq!(
+            remaining(now + chrono::Duration::seconds(42 * 60 + 30), now),
+            "expires in 42 min"
+        );
+        assert_eq!(
+            remaining(now + chrono::Duration::minutes(185), now),
+            "expires in 3 h 5 min"
+        );
+    }
+}
