@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use crate::catalog::naming;
 use crate::catalog::picked::{PICKED_ROOT, check_set_name, decode_items, encode_items};
 use crate::catalog::store::{PickedSet, Store};
-use crate::google::picker::{MAX_ITEM_COUNT, PickedMediaItem};
+use crate::google::picker::{MAX_ITEM_COUNT, PickedMediaItem, PickingSession};
 use crate::google::{Google, GoogleError};
 
 /// How long to poll when Google does not say (its own `timeoutIn` starts at 30 minutes).
@@ -69,6 +69,18 @@ pub async fn pick(
     max: Option<u32>,
     output: &mut Output<'_>,
 ) -> Result<PickedSet, PickError> {
+    let session = begin(google, store, name, max, output).await?;
+    finish(google, store, name, &session, output).await
+}
+
+/// Steps 1 and 2: checks the name, creates the session and shows where to pick.
+pub async fn begin(
+    google: &Google,
+    store: &Store,
+    name: &str,
+    max: Option<u32>,
+    output: &mut Output<'_>,
+) -> Result<PickingSession, PickError> {
     check_set_name(name).map_err(PickError::Usage)?;
     if let Some(n) = max
         && !(1..=MAX_ITEM_COUNT).contains(&n)
@@ -109,7 +121,17 @@ pub async fn pick(
         writeln!(output.out, "Or scan this with your phone:\n\n{qr}\n")?;
     }
     output.out.flush()?;
+    Ok(session)
+}
 
+/// Steps 3 to 5: waits until the user picked in `session`, stores the set, reports it.
+pub async fn finish(
+    google: &Google,
+    store: &Store,
+    name: &str,
+    session: &PickingSession,
+    output: &mut Output<'_>,
+) -> Result<PickedSet, PickError> {
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     spinner.set_message("waiting for you to pick in Google Photos…");

@@ -203,7 +203,7 @@ impl Catalog {
         let url = item.download_url();
         let url = url.as_str();
         match self
-            .with_bearer(|t| async move { content.probe_size_bearer(&url, &t).await })
+            .with_bearer(|t| async move { content.probe_size_bearer(url, &t).await })
             .await
         {
             Err(GoogleError::UrlExpired) => {
@@ -213,7 +213,7 @@ impl Catalog {
                 let url = item.download_url();
                 let url = url.as_str();
                 Ok(self
-                    .with_bearer(|t| async move { content.probe_size_bearer(&url, &t).await })
+                    .with_bearer(|t| async move { content.probe_size_bearer(url, &t).await })
                     .await?)
             }
             other => Ok(other?),
@@ -232,7 +232,7 @@ impl Catalog {
         let url = item.download_url();
         let url = url.as_str();
         match self
-            .with_bearer(|t| async move { content.download_bearer(&url, start, &t).await })
+            .with_bearer(|t| async move { content.download_bearer(url, start, &t).await })
             .await
         {
             Err(GoogleError::UrlExpired) => {
@@ -242,7 +242,7 @@ impl Catalog {
                 let url = item.download_url();
                 let url = url.as_str();
                 Ok(self
-                    .with_bearer(|t| async move { content.download_bearer(&url, start, &t).await })
+                    .with_bearer(|t| async move { content.download_bearer(url, start, &t).await })
                     .await?)
             }
             other => Ok(other?),
