@@ -589,3 +589,169 @@ async fn picker_calls_need_the_picker_scope() {
         Err(GoogleError::InsufficientScopes)
     ));
 }
+
+// ------------------------------------------------------------------ the command line
+
+/// A configuration for `pick` and `serve` child processes on `emu`, sharing one store file.
+fn cli_config(dir: &std::path::Path, emu: &RunningEmulator) -> std::path::PathBuf {
+    let path = dir.join("webdav.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[google]\nclient_id = \"{}\"\n\
+             client_secret = \"{}\"\nrefresh_token = \"{}\"\napi_base = \"{}\"\n\
+             token_url = \"{}\"\npicker_base = \"{}\"\n[cache]\npath = \"{}\"\n",
+            emulator::CLIENT_ID,
+            emulator::CLIENT_SECRET,
+            emulator::REFRESH_TOKEN,
+            emu.api_base(),
+            emu.token_url(),
+            emu.picker_base(),
+            dir.join("metadata.sqlite").display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Runs a `gphotos-dav` child to its end (bounded); its exit status and both outputs.
+async fn run_cli(args: &[&str]) -> (bool, String, String) {
+    let child = common::spawn(args);
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("the command ends")
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pick_command_creates_waits_stores_lists_and_deletes() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let emu = emulator::Emulator::start(opts(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cli_config(dir.path(), &emu);
+    let cfg = cfg.to_str().unwrap();
+    let items: Vec<FixtureItem> = chosen(&emu).into_iter().skip(3).collect();
+
+    let mut child = common::spawn(&["pick", "--config", cfg, "--name", SET, "--max", "5"]);
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    let line = common::wait_for_line(&mut stdout, "/autoclose", &mut seen).await;
+    let session = line
+        .trim()
+        .strip_prefix(&format!("{}/pick/", emu.picker_base()))
+        .and_then(|rest| rest.strip_suffix("/autoclose"))
+        .unwrap_or_else(|| panic!("not a picker URI: {line}"))
+        .to_string();
+    // The user picks in the browser: the stand-in page records it.
+    let page = format!("{}?ids={}", line.trim(), ids(&items).join(","));
+    assert_eq!(
+        reqwest::get(&page).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
+        .await
+        .expect("pick ends once the items are picked")
+        .unwrap();
+    let mut rest = String::new();
+    while let Some(line) = stdout.next_line().await.unwrap() {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .await
+        .unwrap();
+    assert!(status.success(), "{seen}{rest}{err}");
+    assert!(
+        rest.contains(&format!("Picked {} item(s): /picked/{SET}/ until", items.len())),
+        "{rest}"
+    );
+    for (name, _) in expected(&items) {
+        assert!(rest.contains(&format!("  {name}\t")), "{name} in {rest}");
+    }
+    // Not a terminal: no QR code.
+    assert!(!seen.contains('█') && !rest.contains('█'), "{seen}");
+    let c = emu.emulator.counters();
+    assert_eq!(c.get("picker.sessions.create"), 1);
+    assert!(c.get("picker.sessions.get") >= 1);
+    assert_eq!(c.get("picker.mediaItems.list"), 1);
+
+    // --list: the set, its size, its expiry.
+    let (ok, listed, err) = run_cli(&["pick", "--config", cfg, "--list"]).await;
+    assert!(ok, "{err}");
+    let first = listed.lines().next().unwrap();
+    assert!(
+        first.starts_with(&format!("{SET}\t{} item(s)\t", items.len())),
+        "{listed}"
+    );
+    assert!(first.ends_with("expires in 1 h 59 min") || first.ends_with("expires in 2 h 0 min"), "{first}");
+
+    // A server on the same store shows the set, with exact sizes, and serves its bytes.
+    let mut serve = common::spawn(&["serve", "--config", cfg]);
+    let mut log = BufReader::new(serve.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let line = common::wait_for_line(&mut log, "listening on http://", &mut seen).await;
+    tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
+    let url = line[line.find("http://").unwrap()..].trim().to_string();
+    let http = reqwest::Client::new();
+    let propfind = |path: String| {
+        http.request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), path)
+            .header("Depth", "1")
+            .send()
+    };
+    let folder = format!("{url}picked/{}/", common::encode_path(SET));
+    let resp = propfind(folder.clone()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::MULTI_STATUS);
+    let listed = common::parse_multistatus(&resp.text().await.unwrap());
+    assert_eq!(listed.len(), items.len() + 1);
+    for (name, item) in expected(&items) {
+        let e = listed.iter().find(|e| e.name() == name).unwrap();
+        assert_eq!(e.size(), item.bytes.len() as u64);
+        let body = http
+            .get(format!("{folder}{}", common::encode_path(&name)))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(sha256(&body), sha256(&item.bytes), "{name}");
+    }
+
+    // --delete: the session ends at Google and the folder is gone at once.
+    let (ok, out, err) = run_cli(&["pick", "--config", cfg, "--delete", SET]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, format!("Deleted the picked set {SET:?}.\n"));
+    assert_eq!(emu.emulator.counters().get("picker.sessions.delete"), 1);
+    let google = google_for(&emu, emulator::REFRESH_TOKEN);
+    assert!(matches!(
+        google.picker.get_session(&session).await,
+        Err(GoogleError::NotFound(_))
+    ));
+    let resp = propfind(folder).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let (ok, listed, _) = run_cli(&["pick", "--config", cfg, "--list"]).await;
+    assert!(ok);
+    assert!(listed.starts_with("No picked sets."), "{listed}");
+    let _ = serve.kill().await;
+
+    // Bad input is refused before Google is called.
+    let (ok, _, err) = run_cli(&["pick", "--config", cfg, "--name", "a/b"]).await;
+    assert!(!ok);
+    assert!(err.contains("cannot name a folder"), "{err}");
+    let (ok, _, err) = run_cli(&["pick", "--config", cfg, "--name", "x", "--max", "0"]).await;
+    assert!(!ok);
+    assert!(err.contains("--max must be between 1 and 2000"), "{err}");
+    assert_eq!(emu.emulator.counters().get("picker.sessions.create"), 1);
+}
