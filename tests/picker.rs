@@ -651,10 +651,7 @@ async fn the_pick_command_creates_waits_stores_lists_and_deletes() {
         .to_string();
     // The user picks in the browser: the stand-in page records it.
     let page = format!("{}?ids={}", line.trim(), ids(&items).join(","));
-    assert_eq!(
-        reqwest::get(&page).await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(reqwest::get(&page).await.unwrap().status(), StatusCode::OK);
     let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
         .await
         .expect("pick ends once the items are picked")
@@ -674,7 +671,10 @@ async fn the_pick_command_creates_waits_stores_lists_and_deletes() {
         .unwrap();
     assert!(status.success(), "{seen}{rest}{err}");
     assert!(
-        rest.contains(&format!("Picked {} item(s): /picked/{SET}/ until", items.len())),
+        rest.contains(&format!(
+            "Picked {} item(s): /picked/{SET}/ until",
+            items.len()
+        )),
         "{rest}"
     );
     for (name, _) in expected(&items) {
@@ -695,7 +695,10 @@ async fn the_pick_command_creates_waits_stores_lists_and_deletes() {
         first.starts_with(&format!("{SET}\t{} item(s)\t", items.len())),
         "{listed}"
     );
-    assert!(first.ends_with("expires in 1 h 59 min") || first.ends_with("expires in 2 h 0 min"), "{first}");
+    assert!(
+        first.ends_with("expires in 1 h 59 min") || first.ends_with("expires in 2 h 0 min"),
+        "{first}"
+    );
 
     // A server on the same store shows the set, with exact sizes, and serves its bytes.
     let mut serve = common::spawn(&["serve", "--config", cfg]);

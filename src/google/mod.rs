@@ -49,6 +49,8 @@ pub struct Endpoints {
 pub struct Google {
     pub library: LibraryClient,
     pub content: ContentClient,
+    /// The project's daily quotas, shared by both clients.
+    pub quota: Arc<quota::QuotaGate>,
     /// The Picker API (picking sessions), sharing the library client's access token.
     pub picker: PickerClient,
 }
@@ -83,12 +85,19 @@ impl Google {
             api_http.clone(),
             retry.clone(),
         )?);
-        let library =
-            LibraryClient::new(api_http.clone(), &endpoints.api_base, tokens, retry.clone());
+        let quota = Arc::new(quota::QuotaGate::default());
+        let library = LibraryClient::new(
+            api_http.clone(),
+            &endpoints.api_base,
+            tokens,
+            retry.clone(),
+            quota.clone(),
+        );
         Ok(Google {
             picker: PickerClient::new(api_http, &endpoints.picker_base, library.clone()),
             library,
-            content: ContentClient::new(content_http, retry),
+            content: ContentClient::new(content_http, retry, quota.clone()),
+            quota,
         })
     }
 }
