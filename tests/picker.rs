@@ -353,8 +353,30 @@ async fn a_refused_url_is_replaced_by_listing_the_session_once() {
 
 // ------------------------------------------------------------------ expiry and delete
 
+/// Log output, captured by the one test of this binary that installs the process-wide
+/// subscriber.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_set_disappears() {
+async fn an_expired_set_disappears_with_one_log_line() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("debug")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
     let stack = stack_with(opts(), Policy::NativeProxy).await;
     let items = chosen(&stack.emu);
     pick_into(&stack, SET, &items).await;
@@ -373,6 +395,22 @@ async fn an_expired_set_disappears() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _, _) = stack.get(&format!("/picked/{SET}/{name}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(stack.list("/picked/").await.is_empty());
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let expired: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("picked set expired"))
+        .collect();
+    assert_eq!(expired.len(), 1, "{logs}");
+    assert!(
+        expired[0].contains(" INFO ") && expired[0].contains(SET),
+        "{}",
+        expired[0]
+    );
+    // Bearer-only URLs and tokens are secrets too: none was logged.
+    for secret in stack.emulator().issued_secrets() {
+        assert!(!logs.contains(&secret), "a secret reached the logs");
+    }
     // Google forgot the session too; the store keeps the set for `pick --list` to report.
     let google = google_for(&stack.emu, emulator::REFRESH_TOKEN);
     let set = stored_set(&stack).await;
