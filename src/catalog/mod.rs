@@ -9,6 +9,7 @@
 //! /media/by-year/YYYY/<file>                the library index, bucketed by the local
 //! /media/by-month/YYYY/YYYY-MM/<file>       date of each item's creation time in the
 //! /media/by-day/YYYY/YYYY-MM-DD/<file>      configured time zone; only dates that hold items
+//! /upload/<file>                            items uploaded with no album (writable servers)
 //! ```
 //!
 //! With `root_folder_id` set to an album id, `/` is that album's folder instead.
@@ -21,6 +22,7 @@
 
 pub mod clock;
 pub mod naming;
+pub mod store;
 pub mod urls;
 
 use std::collections::HashMap;
@@ -54,6 +56,8 @@ pub struct CatalogOptions {
     pub timezone: chrono_tz::Tz,
     /// Show only this album at `/` (None: the whole tree).
     pub root_album: Option<String>,
+    /// Writes are allowed: the tree has `/upload`, where items uploaded without an album go.
+    pub uploads: bool,
 }
 
 impl Default for CatalogOptions {
@@ -63,6 +67,7 @@ impl Default for CatalogOptions {
             probe_concurrency: 8,
             timezone: chrono_tz::UTC,
             root_album: None,
+            uploads: false,
         }
     }
 }
@@ -88,6 +93,8 @@ pub enum FolderKey {
     Favorites,
     Media,
     MediaAll,
+    /// `/upload`: the items uploaded there (recorded in the store), which are in no album.
+    Uploads,
     /// `/media/by-year`, `/media/by-month`, `/media/by-day`: one folder per year.
     Years(DateView),
     /// `/media/by-month/YYYY`, `/media/by-day/YYYY`: one folder per month or day of a year.
@@ -244,6 +251,8 @@ type SharedProbe =
 
 struct Inner {
     google: Google,
+    /// What this server remembers across restarts (uploads, picked sets).
+    store: store::Store,
     opts: CatalogOptions,
     /// Times for folders: the API has no dates for albums, and virtual folders have none at all.
     started: SystemTime,
@@ -268,8 +277,14 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn new(google: Google, opts: CatalogOptions) -> Self {
+        Catalog::with_store(google, opts, store::Store::in_memory())
+    }
+
+    /// A catalog whose persistent state lives in `store`.
+    pub fn with_store(google: Google, opts: CatalogOptions, store: store::Store) -> Self {
         Catalog {
             inner: Arc::new(Inner {
+                store,
                 google,
                 opts,
                 started: SystemTime::now(),
@@ -281,6 +296,67 @@ impl Catalog {
                 probes: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// The persistent store (uploads, picked sets).
+    pub fn store(&self) -> &store::Store {
+        &self.inner.store
+    }
+
+    /// The Google clients.
+    pub fn google(&self) -> &Google {
+        &self.inner.google
+    }
+
+    /// Where a file created in the folder `dir` goes: `Ok(Some(UploadDir))` for an album
+    /// folder or `/upload`, `Ok(None)` for folders that cannot take new files (views, the
+    /// root), `Err(NotFound)` for a folder that does not exist.
+    pub async fn upload_dir(&self, dir: &[String]) -> Result<Option<UploadDir>, CatalogError> {
+        if let FolderKey::Album(id) = self.root() {
+            return Ok(dir.is_empty().then_some(UploadDir::Album(id)));
+        }
+        match self.resolve(dir).await? {
+            Resolved::Dir(FolderKey::Album(id)) => Ok(Some(UploadDir::Album(id))),
+            Resolved::Dir(FolderKey::Uploads) => Ok(Some(UploadDir::NoAlbum)),
+            Resolved::Dir(_) => Ok(None),
+            Resolved::File(..) => Err(CatalogError::NotFound),
+        }
+    }
+
+    /// Whether `segments` names a file (a Google item) in the tree.
+    pub async fn is_file(&self, segments: &[String]) -> Result<bool, CatalogError> {
+        match self.resolve(segments).await {
+            Ok(Resolved::File(..)) => Ok(true),
+            Ok(Resolved::Dir(_)) | Err(CatalogError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Forgets the listings an upload into `album` (None: `/upload`) changed, so the next
+    /// request lists the new item, with the size Google serves for it probed afresh.
+    pub fn forget_uploaded(&self, album: Option<&str>) {
+        self.inner
+            .folders
+            .lock()
+            .unwrap()
+            .retain(|key, _| match key {
+                FolderKey::Album(id) => Some(id.as_str()) != album,
+                FolderKey::MediaAll
+                | FolderKey::Uploads
+                | FolderKey::Years(_)
+                | FolderKey::YearBuckets(..)
+                | FolderKey::Dated(_) => false,
+                _ => true,
+            });
+    }
+
+    /// Forgets the album list (after an album was created).
+    pub fn forget_albums(&self) {
+        self.inner
+            .folders
+            .lock()
+            .unwrap()
+            .remove(&FolderKey::Albums);
     }
 
     /// What `segments` (decoded path segments) point to. A folder is loaded completely,
@@ -500,7 +576,7 @@ impl Catalog {
 
     /// A folder's listing if it is static or cached, fresh and not locked by a reload.
     fn listing_in_memory(&self, key: &FolderKey) -> Option<Arc<Listing>> {
-        if let Some(listing) = static_listing(key) {
+        if let Some(listing) = self.static_listing(key) {
             return Some(Arc::new(listing));
         }
         let slot = self.inner.folders.lock().unwrap().get(key)?.clone();
@@ -513,7 +589,33 @@ impl Catalog {
         let lib = &self.inner.google.library;
         Ok(match key {
             FolderKey::Root | FolderKey::Media | FolderKey::Feature => {
-                static_listing(key).expect("a static folder")
+                self.static_listing(key).expect("a static folder")
+            }
+            FolderKey::Uploads => {
+                let mut ids: Vec<(chrono::DateTime<chrono::Utc>, String)> = self
+                    .inner
+                    .store
+                    .uploads()
+                    .await
+                    .into_iter()
+                    .filter(|u| u.path.starts_with("/upload/"))
+                    .map(|u| (u.uploaded_at, u.item_id))
+                    .collect();
+                ids.sort();
+                let ids: Vec<String> = ids.into_iter().map(|(_, id)| id).collect();
+                let mut items = Vec::new();
+                if !ids.is_empty() {
+                    for found in lib.batch_get(&ids).await? {
+                        match found {
+                            Ok(item) => items.push(item),
+                            // Deleted in the Google Photos app since.
+                            Err(status) => {
+                                tracing::debug!("an uploaded item is gone: {}", status.message)
+                            }
+                        }
+                    }
+                }
+                self.files(items)
             }
             FolderKey::Favorites => self.files(
                 lib.search(serde_json::json!({
@@ -765,7 +867,30 @@ impl Catalog {
     }
 }
 
-/// The listings of the folders whose content never changes and costs no Google call.
+impl Catalog {
+    /// The listings of the folders whose content never changes and costs no Google call.
+    fn static_listing(&self, key: &FolderKey) -> Option<Listing> {
+        let mut listing = static_listing(key)?;
+        if *key == FolderKey::Root && self.inner.opts.uploads {
+            let mut entries = std::mem::take(&mut listing.entries);
+            entries.push(Listed::Dir {
+                name: "upload".to_string(),
+                key: FolderKey::Uploads,
+            });
+            listing = Listing::new(entries);
+        }
+        Some(listing)
+    }
+}
+
+/// Where a new file goes (see [`Catalog::upload_dir`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadDir {
+    Album(String),
+    NoAlbum,
+}
+
+/// The fixed folders, the same for every library.
 fn static_listing(key: &FolderKey) -> Option<Listing> {
     let dir = |name: &str, key: FolderKey| Listed::Dir {
         name: name.to_string(),
