@@ -818,6 +818,22 @@ async fn rclone_copy_twice_uploads_once() {
     assert_eq!(count(&stack, "mediaItems.batchCreate"), first_batches);
     assert_eq!(count(&stack, "albums.create"), 1);
     assert_eq!(album_files(&stack, "Rclone Trip").len(), files.len());
+
+    // Without --ignore-size rclone sees that Google serves other sizes for the located photo
+    // and the video, and sends them again: they are answered 204 from the store, nothing
+    // is uploaded, and rclone then reports the size difference (docs/uploads.md).
+    let strict: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| *a != "--ignore-size")
+        .collect();
+    let out = rclone(&strict).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("sizes differ"), "{stderr}");
+    assert_eq!(count(&stack, "uploads"), files.len() as u64);
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), first_batches);
+    assert_eq!(album_files(&stack, "Rclone Trip").len(), files.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
