@@ -592,6 +592,34 @@ mod tests {
     }
 
     #[test]
+    fn upload_keys_are_checked() {
+        let c = Config::parse(full()).unwrap();
+        let o = c.upload.options();
+        assert_eq!(o.batch_window, std::time::Duration::from_secs(2));
+        assert_eq!(o.batch_max_items, 50);
+        assert_eq!(o.tuning.resumable_threshold, 32 * 1024 * 1024);
+        let text = format!("{}[upload]\nbatch_max_items = 51\n", full());
+        let err = Config::parse(&text)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("batch_max_items") && err.contains("50"),
+            "{err}"
+        );
+        let text = format!("{}[upload]\nchunk_size = 1000\n", full());
+        let err = Config::parse(&text)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("chunk_size"), "{err}");
+        let err = Config::parse("[upload]\nbatch_window = 5\n").unwrap_err();
+        assert!(err.contains("batch_window_ms"), "{err}");
+    }
+
+    #[test]
     fn unknown_policy_lists_allowed() {
         let err = Config::parse("[webdav]\npolicy = \"teleport\"\n").unwrap_err();
         assert!(
