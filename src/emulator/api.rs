@@ -63,6 +63,16 @@ const SYSTEM_PARAMS: &[&str] = &[
 /// Checks the bearer token for an RPC named `rpc` (e.g. `ListAlbums`); the error reply is
 /// what Google answers in that situation.
 pub(super) fn authorize(inner: &Inner, req: &Req, rpc: &str) -> Result<Grant, Reply> {
+    authorize_scope(inner, req, rpc, READ_SCOPE)
+}
+
+/// [`authorize`] for a call that needs `scope` (uploads need `photoslibrary.appendonly`).
+pub(super) fn authorize_scope(
+    inner: &Inner,
+    req: &Req,
+    rpc: &str,
+    scope: &str,
+) -> Result<Grant, Reply> {
     let from_header = req
         .headers
         .get(AUTHORIZATION)
@@ -100,7 +110,7 @@ pub(super) fn authorize(inner: &Inner, req: &Req, rpc: &str) -> Result<Grant, Re
     }
     match found.grant {
         Grant::ApiDisabled => Err(api_disabled()),
-        grant if !grant.has_scope(READ_SCOPE) => Err(insufficient_scopes(rpc)),
+        grant if !grant.has_scope(scope) => Err(insufficient_scopes_for(rpc, scope)),
         grant => Ok(grant),
     }
 }
@@ -124,6 +134,10 @@ fn unauthenticated(rpc: &str, reason: &str, www_authenticate: String) -> Reply {
 }
 
 fn insufficient_scopes(rpc: &str) -> Reply {
+    insufficient_scopes_for(rpc, READ_SCOPE)
+}
+
+fn insufficient_scopes_for(rpc: &str, scope: &str) -> Reply {
     let reply = Reply::google_error_with_details(
         StatusCode::FORBIDDEN,
         "Request had insufficient authentication scopes.",
@@ -137,7 +151,7 @@ fn insufficient_scopes(rpc: &str) -> Reply {
     );
     let challenge = format!(
         "{REALM}, error=\"insufficient_scope\", \
-         scope=\"https://www.googleapis.com/auth/{READ_SCOPE}\""
+         scope=\"https://www.googleapis.com/auth/{scope}\""
     );
     match HeaderValue::from_str(&challenge) {
         Ok(v) => reply.with_header(WWW_AUTHENTICATE, v),

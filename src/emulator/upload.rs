@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
-use super::api::{INVALID_ARGUMENT, album_json, authorize, media_item_json};
+use super::api::{INVALID_ARGUMENT, album_json, authorize_scope, media_item_json};
 use super::fixtures::{FixtureAlbum, FixtureItem, Library, MediaKind};
 use super::oauth::APPEND_SCOPE;
 use super::reply::Reply;
@@ -107,22 +107,7 @@ fn query_param(req: &Req, name: &str) -> Option<String> {
 }
 
 fn check_append(inner: &Inner, req: &Req, rpc: &str) -> Result<(), Reply> {
-    let grant = authorize(inner, req, rpc).or_else(|e| {
-        // The read scope is not needed to upload: only appendonly.
-        if e.status == StatusCode::FORBIDDEN {
-            Ok(super::oauth::Grant::NoScope)
-        } else {
-            Err(e)
-        }
-    })?;
-    if !grant.has_scope(APPEND_SCOPE) {
-        return Err(Reply::google_error(
-            StatusCode::FORBIDDEN,
-            "Request had insufficient authentication scopes.",
-            "PERMISSION_DENIED",
-        ));
-    }
-    Ok(())
+    authorize_scope(inner, req, rpc, APPEND_SCOPE).map(|_| ())
 }
 
 /// Mints a token for `bytes`.
