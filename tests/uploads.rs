@@ -33,7 +33,7 @@ async fn writable_with(window_ms: u64, max_items: usize, more: impl FnOnce(&mut 
 
 /// A baseline JPEG of `w`×`h` noise (seeded), without EXIF.
 fn jpeg(w: u32, h: u32, seed: u64, quality: u8) -> Vec<u8> {
-    let mut x = seed | 1;
+    let mut x = seed.wrapping_mul(2).wrapping_add(1);
     let pixels: Vec<u8> = (0..w * h * 3)
         .map(|_| {
             x ^= x << 13;
@@ -467,10 +467,11 @@ async fn an_item_google_refuses_fails_only_its_own_put() {
     );
     assert_eq!(answers[2].0, StatusCode::CREATED);
     assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
-    let names: Vec<String> = album_files(&stack, "Empty")
+    let mut names: Vec<String> = album_files(&stack, "Empty")
         .into_iter()
         .map(|f| f.0)
         .collect();
+    names.sort();
     assert_eq!(
         names,
         vec!["good1.jpg".to_string(), "good2.jpg".to_string()]
@@ -887,4 +888,55 @@ async fn read_only_servers_still_refuse_every_write() {
     assert_eq!(count(&stack, "uploads"), 0);
     let body = parse_multistatus(&stack.propfind_raw("/", Some("0")).await.1);
     assert_eq!(body.len(), 1);
+}
+
+/// The store keeps what was uploaded where across restarts: a new server on the same store
+/// answers a repeat with 204, different bytes with 409, and uploads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_remembers_uploads_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("metadata.sqlite");
+    let db_first = db.clone();
+    let stack = writable_with(10, 50, move |c| c.cache.path = Some(db_first)).await;
+    let photo = jpeg(30, 20, 90, 90);
+    let (status, _) = put(&stack, "/upload/kept.jpg", photo.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(count(&stack, "uploads"), 1);
+
+    let again = stack
+        .gateway(|c| {
+            c.server.read_only = false;
+            c.upload.batch_window_ms = 10;
+            c.cache.path = Some(db);
+        })
+        .await;
+    let url = format!("{}upload/kept.jpg", again.url);
+    let resp = stack.http.put(&url).body(photo).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let resp = stack
+        .http
+        .put(&url)
+        .body(jpeg(30, 20, 91, 90))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    assert_eq!(count(&stack, "uploads"), 1);
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
+    // The new server lists the item under /upload from the store's record.
+    let resp = stack
+        .http
+        .request(
+            Method::from_bytes(b"PROPFIND").unwrap(),
+            format!("{}upload/", again.url),
+        )
+        .header("Depth", "1")
+        .send()
+        .await
+        .unwrap();
+    let entries = parse_multistatus(&resp.text().await.unwrap());
+    assert!(
+        entries.iter().any(|e| e.name() == "kept.jpg"),
+        "{entries:?}"
+    );
 }

@@ -16,7 +16,8 @@
 //!
 //! A folder's *listing* (names → items) is fetched once and kept for `listing_ttl`; loads of the
 //! same folder are coalesced. Sizes are not in the API, so they are probed on the content host
-//! (bounded concurrency) and remembered per item. Any failure while loading a folder is an error
+//! (bounded concurrency) and remembered per item. Listings and sizes are also written to the
+//! metadata store ([`store`]), so a restarted server answers from disk and probes nothing. Any failure while loading a folder is an error
 //! for the whole folder: a folder that failed to load must never look empty or shorter, or a sync
 //! client deletes the user's local copies.
 
@@ -30,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use clock::Clock;
+pub use store::Store;
 
 use futures::{StreamExt, TryStreamExt};
 
@@ -56,6 +58,8 @@ pub struct CatalogOptions {
     pub timezone: chrono_tz::Tz,
     /// Show only this album at `/` (None: the whole tree).
     pub root_album: Option<String>,
+    /// Where sizes and listings are remembered across restarts.
+    pub store: Store,
     /// Writes are allowed: the tree has `/upload`, where items uploaded without an album go.
     pub uploads: bool,
 }
@@ -67,6 +71,7 @@ impl Default for CatalogOptions {
             probe_concurrency: 8,
             timezone: chrono_tz::UTC,
             root_album: None,
+            store: Store::in_memory(),
             uploads: false,
         }
     }
@@ -251,8 +256,6 @@ type SharedProbe =
 
 struct Inner {
     google: Google,
-    /// What this server remembers across restarts (uploads, picked sets).
-    store: store::Store,
     opts: CatalogOptions,
     /// Times for folders: the API has no dates for albums, and virtual folders have none at all.
     started: SystemTime,
@@ -277,14 +280,8 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn new(google: Google, opts: CatalogOptions) -> Self {
-        Catalog::with_store(google, opts, store::Store::in_memory())
-    }
-
-    /// A catalog whose persistent state lives in `store`.
-    pub fn with_store(google: Google, opts: CatalogOptions, store: store::Store) -> Self {
         Catalog {
             inner: Arc::new(Inner {
-                store,
                 google,
                 opts,
                 started: SystemTime::now(),
@@ -296,11 +293,6 @@ impl Catalog {
                 probes: Mutex::new(HashMap::new()),
             }),
         }
-    }
-
-    /// The persistent store (uploads, picked sets).
-    pub fn store(&self) -> &store::Store {
-        &self.inner.store
     }
 
     /// The Google clients.
@@ -332,31 +324,40 @@ impl Catalog {
         }
     }
 
-    /// Forgets the listings an upload into `album` (None: `/upload`) changed, so the next
-    /// request lists the new item, with the size Google serves for it probed afresh.
+    /// Forgets the listings an upload into `album` (None: `/upload`) changed, in memory and
+    /// in the store, so the next request lists the new item, with the size Google serves for
+    /// it probed afresh.
     pub fn forget_uploaded(&self, album: Option<&str>) {
-        self.inner
-            .folders
-            .lock()
-            .unwrap()
-            .retain(|key, _| match key {
-                FolderKey::Album(id) => Some(id.as_str()) != album,
-                FolderKey::MediaAll
-                | FolderKey::Uploads
-                | FolderKey::Years(_)
-                | FolderKey::YearBuckets(..)
-                | FolderKey::Dated(_) => false,
-                _ => true,
-            });
+        self.forget_folders(|key| match key {
+            FolderKey::Album(id) => Some(id.as_str()) == album,
+            FolderKey::MediaAll
+            | FolderKey::Uploads
+            | FolderKey::Years(_)
+            | FolderKey::YearBuckets(..)
+            | FolderKey::Dated(_) => true,
+            _ => false,
+        });
+        let mut stored = vec![FolderKey::MediaAll];
+        stored.extend(album.map(|id| FolderKey::Album(id.to_string())));
+        for key in stored.iter().filter_map(store_key) {
+            self.inner.opts.store.forget_listing(key);
+        }
     }
 
     /// Forgets the album list (after an album was created).
     pub fn forget_albums(&self) {
+        self.forget_folders(|key| *key == FolderKey::Albums);
+        if let Some(key) = store_key(&FolderKey::Albums) {
+            self.inner.opts.store.forget_listing(key);
+        }
+    }
+
+    fn forget_folders(&self, changed: impl Fn(&FolderKey) -> bool) {
         self.inner
             .folders
             .lock()
             .unwrap()
-            .remove(&FolderKey::Albums);
+            .retain(|key, _| !changed(key));
     }
 
     /// What `segments` (decoded path segments) point to. A folder is loaded completely,
@@ -446,7 +447,97 @@ impl Catalog {
     /// Drops a remembered size that turned out wrong, so the next listing probes it again.
     pub fn forget_size(&self, id: &str) {
         self.inner.sizes.lock().unwrap().remove(id);
+        self.inner.opts.store.forget_item(id);
         // Listings embed sizes only when they are read, so nothing else holds the stale value.
+    }
+
+    /// The metadata store behind this catalog.
+    pub fn store(&self) -> &Store {
+        &self.inner.opts.store
+    }
+
+    /// Loads the sizes the store remembers, so items listed before a restart are not probed
+    /// again. Called once at start.
+    pub async fn load_remembered(&self) {
+        let items = self.inner.opts.store.items().await;
+        let count = items.len();
+        let mut sizes = self.inner.sizes.lock().unwrap();
+        for item in items {
+            sizes.entry(item.id).or_insert(item.size);
+        }
+        tracing::info!(
+            store = self.inner.opts.store.location(),
+            "metadata store: {count} item sizes remembered"
+        );
+    }
+
+    /// A folder's listing as the store keeps it, with the catalog-clock instant it was
+    /// fetched at. None when not stored, unreadable, or older than the process can express.
+    async fn stored_listing(&self, key: &FolderKey) -> Option<(Listing, Instant)> {
+        let name = store_key(key)?;
+        let (body, fetched_at) = self.inner.opts.store.listing(&name).await?;
+        let entries: Vec<StoredEntry> = match serde_json::from_str(&body) {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(folder = %name, "ignoring a stored listing that does not parse: {e}");
+                return None;
+            }
+        };
+        let age = Duration::from_secs(self.inner.clock.unix_now().saturating_sub(fetched_at));
+        let at = self.inner.clock.now().checked_sub(age)?;
+        let mut items = Vec::new();
+        let listed = entries
+            .into_iter()
+            .map(|e| match e {
+                StoredEntry::File { name, item } => {
+                    let item = Arc::new(item);
+                    items.push(item.clone());
+                    Listed::File { name, item }
+                }
+                StoredEntry::Dir { name, album } => Listed::Dir {
+                    name,
+                    key: match key {
+                        FolderKey::SharedAlbums => FolderKey::SharedAlbum(album),
+                        _ => FolderKey::Album(album),
+                    },
+                },
+            })
+            .collect();
+        self.remember(&items, at);
+        tracing::debug!(folder = %name, age_secs = age.as_secs(), "listing loaded from the store");
+        Some((Listing::new(listed), at))
+    }
+
+    /// Writes a listing just fetched from Google to the store (in the background).
+    fn store_listing(&self, key: &FolderKey, listing: &Listing) {
+        let Some(name) = store_key(key) else {
+            return;
+        };
+        let entries: Vec<StoredEntry> = listing
+            .entries
+            .iter()
+            .map(|e| match e {
+                Listed::File { name, item } => StoredEntry::File {
+                    name: name.clone(),
+                    item: (**item).clone(),
+                },
+                Listed::Dir { name, key } => StoredEntry::Dir {
+                    name: name.clone(),
+                    album: match key {
+                        FolderKey::Album(id) | FolderKey::SharedAlbum(id) => id.clone(),
+                        _ => String::new(),
+                    },
+                },
+            })
+            .collect();
+        match serde_json::to_string(&entries) {
+            Ok(body) => self
+                .inner
+                .opts
+                .store
+                .put_listing(name, body, self.inner.clock.unix_now()),
+            Err(e) => tracing::warn!("cannot store a listing: {e}"),
+        }
     }
 
     async fn entries(&self, key: &FolderKey) -> Result<Vec<Entry>, CatalogError> {
@@ -543,9 +634,22 @@ impl Catalog {
                 }
                 return Ok(listing.clone());
             }
+            if let Some((listing, at)) = self.stored_listing(key).await {
+                let listing = Arc::new(listing);
+                *guard = Some((at, listing.clone()));
+                if self.inner.clock.since(at) >= self.inner.opts.listing_ttl {
+                    crate::metrics::get().cache("listing", "stored-stale");
+                    self.revalidate(key.clone(), slot.clone());
+                } else {
+                    crate::metrics::get().cache("listing", "stored");
+                }
+                return Ok(listing);
+            }
             crate::metrics::get().cache("listing", "miss");
             let listing = Arc::new(self.load(key).await?);
-            *guard = Some((self.inner.clock.now(), listing.clone()));
+            let now = self.inner.clock.now();
+            self.store_listing(key, &listing);
+            *guard = Some((now, listing.clone()));
             Ok(listing)
         })
     }
@@ -562,6 +666,7 @@ impl Catalog {
             let result = this.load(&key).await;
             match result {
                 Ok(listing) => {
+                    this.store_listing(&key, &listing);
                     let mut guard = slot.lock().await;
                     *guard = Some((this.inner.clock.now(), Arc::new(listing)));
                     tracing::debug!(folder = ?key, "listing revalidated");
@@ -594,6 +699,7 @@ impl Catalog {
             FolderKey::Uploads => {
                 let mut ids: Vec<(chrono::DateTime<chrono::Utc>, String)> = self
                     .inner
+                    .opts
                     .store
                     .uploads()
                     .await
@@ -743,6 +849,11 @@ impl Catalog {
     }
 
     fn listing_of(&self, items: Vec<Arc<MediaItem>>) -> Listing {
+        self.listing_fetched_at(items, self.inner.clock.now())
+    }
+
+    /// A listing of `items` whose URLs were fetched `at` (catalog clock).
+    fn listing_fetched_at(&self, items: Vec<Arc<MediaItem>>, at: Instant) -> Listing {
         let items: Vec<Arc<MediaItem>> = items
             .into_iter()
             .filter(|item| {
@@ -753,7 +864,7 @@ impl Catalog {
                 ready
             })
             .collect();
-        self.remember(&items, self.inner.clock.now());
+        self.remember(&items, at);
         let named: Vec<naming::Named> = items
             .iter()
             .map(|i| naming::Named {
@@ -823,6 +934,14 @@ impl Catalog {
             .buffer_unordered(self.inner.opts.probe_concurrency.max(1))
             .try_collect()
             .await?;
+        let by_id: HashMap<&str, &Arc<MediaItem>> =
+            items.iter().map(|i| (i.id.as_str(), *i)).collect();
+        self.inner.opts.store.put_items(
+            probed
+                .iter()
+                .filter_map(|(id, size)| by_id.get(id.as_str()).map(|i| item_meta(i, *size)))
+                .collect(),
+        );
         let mut known = self.inner.sizes.lock().unwrap();
         for (id, size) in probed {
             known.insert(id.clone(), size);
@@ -888,6 +1007,42 @@ impl Catalog {
 pub enum UploadDir {
     Album(String),
     NoAlbum,
+}
+
+/// What the store remembers of an item.
+fn item_meta(item: &MediaItem, size: u64) -> store::ItemMeta {
+    let dim = |v: &Option<String>| v.as_deref().and_then(|v| v.parse().ok());
+    store::ItemMeta {
+        id: item.id.clone(),
+        size,
+        mime_type: item.mime_type.clone(),
+        filename: item.filename.clone(),
+        creation_time: item.media_metadata.creation_time,
+        width: dim(&item.media_metadata.width),
+        height: dim(&item.media_metadata.height),
+    }
+}
+
+/// A listing as the store keeps it: the names already chosen, and each item as Google sent it
+/// (its download URL included, which stays usable while it is young).
+#[derive(serde::Serialize, serde::Deserialize)]
+enum StoredEntry {
+    File { name: String, item: MediaItem },
+    Dir { name: String, album: String },
+}
+
+/// The store's name for a folder loaded from Google; None for folders built from others
+/// (date views) or from nothing (static folders).
+fn store_key(key: &FolderKey) -> Option<String> {
+    Some(match key {
+        FolderKey::Albums => "albums".into(),
+        FolderKey::Album(id) => format!("album:{id}"),
+        FolderKey::SharedAlbums => "shared-albums".into(),
+        FolderKey::SharedAlbum(id) => format!("shared-album:{id}"),
+        FolderKey::Favorites => "favorites".into(),
+        FolderKey::MediaAll => "media-all".into(),
+        _ => return None,
+    })
 }
 
 /// The fixed folders, the same for every library.

@@ -50,6 +50,8 @@ pub struct Google {
     pub library: LibraryClient,
     pub content: ContentClient,
     pub upload: UploadClient,
+    /// The project's daily quotas, shared by the clients.
+    pub quota: Arc<quota::QuotaGate>,
 }
 
 impl Google {
@@ -90,6 +92,7 @@ impl Google {
             .read_timeout(Duration::from_secs(120))
             .build()
             .map_err(GoogleError::transport)?;
+        let quota = Arc::new(quota::QuotaGate::default());
         Ok(Google {
             upload: UploadClient::new(
                 upload_http,
@@ -97,9 +100,17 @@ impl Google {
                 tokens.clone(),
                 retry.clone(),
                 UploadTuning::default(),
+                quota.clone(),
             ),
-            library: LibraryClient::new(api_http, &endpoints.api_base, tokens, retry.clone()),
-            content: ContentClient::new(content_http, retry),
+            library: LibraryClient::new(
+                api_http,
+                &endpoints.api_base,
+                tokens,
+                retry.clone(),
+                quota.clone(),
+            ),
+            content: ContentClient::new(content_http, retry, quota.clone()),
+            quota,
         })
     }
 }

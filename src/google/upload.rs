@@ -22,6 +22,7 @@ use tokio_util::io::ReaderStream;
 
 use super::auth::TokenSource;
 use super::error::GoogleError;
+use super::quota::{Bucket, QuotaGate};
 use super::retry::RetryPolicy;
 
 /// Google's chunk granularity for resumable uploads.
@@ -53,6 +54,8 @@ pub struct UploadClient {
     tokens: Arc<TokenSource>,
     retry: RetryPolicy,
     tuning: UploadTuning,
+    /// Upload requests count against the daily API quota like any other call.
+    quota: Arc<QuotaGate>,
 }
 
 /// How many times in a row a resumable upload queries and resumes without progress.
@@ -65,6 +68,7 @@ impl UploadClient {
         tokens: Arc<TokenSource>,
         retry: RetryPolicy,
         tuning: UploadTuning,
+        quota: Arc<QuotaGate>,
     ) -> Self {
         UploadClient {
             http,
@@ -72,6 +76,7 @@ impl UploadClient {
             tokens,
             retry,
             tuning,
+            quota,
         }
     }
 
@@ -91,6 +96,7 @@ impl UploadClient {
         size: u64,
         mime: &str,
     ) -> Result<String, GoogleError> {
+        self.quota.check()?;
         if size >= self.tuning.resumable_threshold {
             self.resumable(file, size, mime).await
         } else {
@@ -107,6 +113,7 @@ impl UploadClient {
             .await
             .map_err(|e| GoogleError::Transport(format!("reading the spooled upload: {e}")))?;
         let body = reqwest::Body::wrap_stream(ReaderStream::new(f.take(size)));
+        self.quota.count(Bucket::Api);
         let resp = super::counted(
             "uploads",
             self.http
@@ -185,6 +192,7 @@ impl UploadClient {
 
     async fn start(&self, size: u64, mime: &str) -> Result<String, GoogleError> {
         let token = self.tokens.access_token().await?;
+        self.quota.count(Bucket::Api);
         let resp = super::counted(
             "uploads.start",
             self.http
@@ -221,6 +229,7 @@ impl UploadClient {
         last: bool,
     ) -> Result<Option<String>, GoogleError> {
         let command = if last { "upload, finalize" } else { "upload" };
+        self.quota.count(Bucket::Api);
         let resp = super::counted(
             "uploads.chunk",
             self.http
@@ -244,6 +253,7 @@ impl UploadClient {
 
     /// How many bytes of the session Google has.
     async fn query(&self, session: &str) -> Result<u64, GoogleError> {
+        self.quota.count(Bucket::Api);
         let resp = super::counted(
             "uploads.query",
             self.http
