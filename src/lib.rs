@@ -4,6 +4,7 @@
 //! - [`google`]: OAuth tokens, the Library API, the content host, typed errors.
 //! - [`catalog`]: the file tree over a library (names, listings, sizes, caching).
 //! - [`dav`]: dav-server's filesystem traits over the catalog.
+//! - [`upload`]: the write path (PUT, MKCOL), batching item creation, local placeholders.
 //! - [`server`]: configuration and the HTTP service around dav-server.
 //! - [`emulator`]: a faithful stand-in for Google's endpoints, for tests and the demo.
 //! - [`pick`]: the `pick` command's Picker API flow (create, poll, store, list, delete).
@@ -19,3 +20,4 @@ pub mod google;
 pub mod metrics;
 pub mod pick;
 pub mod server;
+pub mod upload;

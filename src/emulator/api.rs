@@ -81,6 +81,18 @@ pub(super) fn authorize(inner: &Inner, req: &Req, rpc: &str) -> Result<Grant, Re
     authorize_for(&LIBRARY, inner, req, rpc)
 }
 
+/// [`authorize`] for a Library API call that needs `scope` (uploads need
+/// `photoslibrary.appendonly`).
+pub(super) fn authorize_scope(
+    inner: &Inner,
+    req: &Req,
+    rpc: &str,
+    scope: &'static str,
+) -> Result<Grant, Reply> {
+    let service = Service { scope, ..LIBRARY };
+    authorize_for(&service, inner, req, rpc)
+}
+
 /// The access token a request carries: the `Authorization: Bearer` header, or the
 /// `access_token` query parameter Google also accepts (the client never sends it so).
 pub(super) fn bearer_token(req: &Req) -> Option<String> {
@@ -347,7 +359,7 @@ pub(super) fn page_range(
 // ---------------------------------------------------------------------------------------
 // JSON shapes
 
-fn album_json(inner: &Inner, base: &str, album: &FixtureAlbum) -> Value {
+pub(super) fn album_json(inner: &Inner, base: &str, album: &FixtureAlbum) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), json!(album.id));
     m.insert("title".into(), json!(album.title));
@@ -469,7 +481,8 @@ fn albums_list_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
     let query = Query::parse(req, &["pageSize", "pageToken", "excludeNonAppCreatedData"])?;
     let size = query_page_size(&query, ALBUMS_DEFAULT_PAGE, ALBUMS_MAX_PAGE)?;
     let offset = decode_page_token(inner, "albums", query.first("pageToken"))?;
-    let albums = &inner.library.albums;
+    let library = inner.current();
+    let albums = &library.albums;
     let (range, next) = page_range(albums.len(), offset, size);
     let entries = albums[range]
         .iter()
@@ -490,8 +503,8 @@ pub(crate) fn albums_get(inner: &Inner, req: &Req, id: &str) -> Reply {
 fn albums_get_inner(inner: &Inner, req: &Req, id: &str) -> Result<Reply, Reply> {
     authorize(inner, req, "GetAlbum")?;
     Query::parse(req, &[])?;
-    let album = inner
-        .library
+    let library = inner.current();
+    let album = library
         .album(id)
         .ok_or_else(|| Reply::invalid_argument(INVALID_ARGUMENT))?;
     Ok(Reply::json(
@@ -521,7 +534,8 @@ fn media_list_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
     let query = Query::parse(req, &["pageSize", "pageToken"])?;
     let size = query_page_size(&query, ITEMS_DEFAULT_PAGE, ITEMS_MAX_PAGE)?;
     let offset = decode_page_token(inner, "mediaItems", query.first("pageToken"))?;
-    let items: Vec<&FixtureItem> = inner.library.items.iter().collect();
+    let library = inner.current();
+    let items: Vec<&FixtureItem> = library.items.iter().collect();
     Ok(items_page(inner, req, &items, "mediaItems", offset, size))
 }
 
@@ -550,8 +564,8 @@ pub(crate) fn media_get(inner: &Inner, req: &Req, id: &str) -> Reply {
 fn media_get_inner(inner: &Inner, req: &Req, id: &str) -> Result<Reply, Reply> {
     authorize(inner, req, "GetMediaItem")?;
     Query::parse(req, &[])?;
-    let item = inner
-        .library
+    let library = inner.current();
+    let item = library
         .item(id)
         .ok_or_else(|| Reply::invalid_argument(INVALID_MEDIA_ITEM_ID))?;
     Ok(Reply::json(
@@ -586,9 +600,10 @@ fn media_batch_get_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
             "Request contains duplicate media item ids.",
         ));
     }
+    let library = inner.current();
     let results: Vec<Value> = ids
         .iter()
-        .map(|id| match inner.library.item(id) {
+        .map(|id| match library.item(id) {
             Some(item) => json!({"mediaItem": media_item_json(inner, &req.base, item)}),
             None => json!({"status": {"code": 3, "message": INVALID_MEDIA_ITEM_ID}}),
         })

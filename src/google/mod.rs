@@ -13,6 +13,7 @@ pub mod quota;
 pub mod retry;
 pub mod token_file;
 pub mod types;
+pub mod upload;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,7 @@ pub use library::LibraryClient;
 pub use picker::PickerClient;
 pub use retry::RetryPolicy;
 pub use types::{Album, MediaItem};
+pub use upload::{UploadClient, UploadTuning};
 
 /// Counts a finished call to Google (by kind and status) in the process metrics, and passes
 /// its result through.
@@ -49,7 +51,8 @@ pub struct Endpoints {
 pub struct Google {
     pub library: LibraryClient,
     pub content: ContentClient,
-    /// The project's daily quotas, shared by both clients.
+    pub upload: UploadClient,
+    /// The project's daily quotas, shared by the clients.
     pub quota: Arc<quota::QuotaGate>,
     /// The Picker API (picking sessions), sharing the library client's access token.
     pub picker: PickerClient,
@@ -85,15 +88,31 @@ impl Google {
             api_http.clone(),
             retry.clone(),
         )?);
+        // Uploads may run for hours (a 20 GB video): no total timeout, a read timeout.
+        let upload_http = reqwest::Client::builder()
+            .user_agent(user_agent)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(20))
+            .read_timeout(Duration::from_secs(120))
+            .build()
+            .map_err(GoogleError::transport)?;
         let quota = Arc::new(quota::QuotaGate::default());
         let library = LibraryClient::new(
             api_http.clone(),
             &endpoints.api_base,
-            tokens,
+            tokens.clone(),
             retry.clone(),
             quota.clone(),
         );
         Ok(Google {
+            upload: UploadClient::new(
+                upload_http,
+                &endpoints.api_base,
+                tokens,
+                retry.clone(),
+                UploadTuning::default(),
+                quota.clone(),
+            ),
             picker: PickerClient::new(api_http, &endpoints.picker_base, library.clone()),
             library,
             content: ContentClient::new(content_http, retry, quota.clone()),

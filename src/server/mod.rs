@@ -105,6 +105,7 @@ impl Server {
                 timezone: config.google.timezone,
                 root_album,
                 listing_ttl: Duration::from_secs(config.cache.listing_ttl),
+                uploads: !config.server.read_only,
                 store,
                 ..CatalogOptions::default()
             },
@@ -117,6 +118,7 @@ impl Server {
             &config.webdav.prefix,
             auth::Authenticator::new(users),
             delivery,
+            config.upload.options(),
         ));
         let listener = TcpListener::bind(config.server.listen)
             .await
