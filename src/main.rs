@@ -77,6 +77,11 @@ enum Command {
         /// End the picking session of this set and forget it.
         #[arg(long, value_name = "NAME")]
         delete: Option<String>,
+        /// Copy the set into the app-created album of this title (created if missing), so
+        /// its items stay after the session ends. A set named --name that has not expired is
+        /// imported as it is; otherwise items are picked first. Reruns skip imported items.
+        #[arg(long, value_name = "TITLE", requires = "name")]
+        import_to_album: Option<String>,
     },
     /// Check the configuration, the token, the scopes, the APIs and the listen settings.
     Doctor {
@@ -240,6 +245,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             max,
             list,
             delete,
+            import_to_album,
         } => {
             use std::io::IsTerminal;
             let config = Config::load(&path)?;
@@ -262,7 +268,18 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
                     out: &mut stdout,
                     terminal,
                 };
-                gphotos_dav::pick::pick(&google, &store, &name, max, &mut output).await?;
+                let stored = store
+                    .picked_sets()
+                    .await
+                    .into_iter()
+                    .find(|s| s.name == name && s.expire_time > chrono::Utc::now());
+                let set = match (&import_to_album, stored) {
+                    (Some(_), Some(set)) => set,
+                    _ => gphotos_dav::pick::pick(&google, &store, &name, max, &mut output).await?,
+                };
+                if let Some(title) = import_to_album {
+                    gphotos_dav::pick::import(&google, &store, &set, &title, &mut output).await?;
+                }
             }
         }
         Command::Doctor { config } => {

@@ -12,16 +12,21 @@
 //! 5. print what was picked, under the names the tree shows.
 //!
 //! `--list` prints the stored sets and their expiry; `--delete NAME` ends the session at
-//! Google (`sessions.delete`) and removes the set.
+//! Google (`sessions.delete`) and removes the set. `--import-to-album TITLE` copies a set into
+//! an app-created album through the upload path ([`import`]), so its items outlive the
+//! session.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::catalog::naming;
-use crate::catalog::picked::{PICKED_ROOT, check_set_name, decode_items, encode_items};
+use crate::catalog::picked::{PICKED_ROOT, StoredItem, check_set_name, decode_items, encode_items};
 use crate::catalog::store::{PickedSet, Store};
+use crate::catalog::urls::URL_MAX_AGE;
+use crate::google::library::{BATCH_CREATE_MAX, NewItem};
 use crate::google::picker::{MAX_ITEM_COUNT, PickedMediaItem, PickingSession};
 use crate::google::{Google, GoogleError};
 
@@ -257,6 +262,302 @@ pub async fn delete(
     store.delete_picked_set(name).await?;
     writeln!(out, "Deleted the picked set {name:?}.")?;
     Ok(())
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub imported: usize,
+    pub skipped: usize,
+    pub failed: usize,
+}
+
+/// A picked item downloaded to a private temporary file, removed when dropped.
+struct Spooled {
+    path: PathBuf,
+}
+
+impl Drop for Spooled {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// `pick --import-to-album TITLE`: copies every item of `set` into the app-created album
+/// titled `album_title` (found among the albums this app created, else created), through
+/// the upload path: download with the access token, upload the bytes, batchCreate into the
+/// album, record the copy in the store. Items recorded as imported are skipped, so a rerun
+/// after an interruption only does what is left. The copies have no location metadata:
+/// Google serves picked photos without it.
+pub async fn import(
+    google: &Google,
+    store: &Store,
+    set: &PickedSet,
+    album_title: &str,
+    output: &mut Output<'_>,
+) -> Result<ImportSummary, PickError> {
+    if set.expire_time <= Utc::now() {
+        return Err(PickError::Usage(format!(
+            "the picked set {:?} expired at {}: Google no longer serves its items; pick them \
+             again to import them",
+            set.name,
+            set.expire_time.to_rfc3339()
+        )));
+    }
+    if album_title.trim().is_empty() || album_title.chars().count() > 500 {
+        return Err(PickError::Usage(
+            "an album title has 1 to 500 characters".into(),
+        ));
+    }
+    let mut items = decode_items(&set.items_json).map_err(|e| {
+        PickError::Usage(format!("the stored set {:?} is unreadable: {e}", set.name))
+    })?;
+    let names = tree_names(&items.iter().map(|s| s.item.clone()).collect::<Vec<_>>());
+    let album = match google
+        .library
+        .list_albums()
+        .await?
+        .into_iter()
+        .find(|a| a.title == album_title)
+    {
+        Some(album) => album,
+        None => google.library.create_album(album_title).await?,
+    };
+    writeln!(
+        output.out,
+        "Importing {} item(s) of {:?} into the album {album_title:?} (shown as /album/…):",
+        items.len(),
+        set.name
+    )?;
+    let progress = indicatif::ProgressBar::new(items.len() as u64);
+    progress.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    let mut summary = ImportSummary::default();
+    let mut batch: Vec<(usize, NewItem)> = Vec::new();
+    for i in 0..items.len() {
+        let (id, name) = (items[i].item.id.clone(), names[i].clone());
+        if store.imported_copy(&id).await.is_some() {
+            writeln!(output.out, "  {name}\tskipped (imported before)")?;
+            summary.skipped += 1;
+            progress.inc(1);
+            continue;
+        }
+        progress.set_message(name.clone());
+        let spooled = match spool(google, store, set, &mut items, i).await {
+            Ok(s) => s,
+            Err(e) => {
+                writeln!(output.out, "  {name}\tfailed: {e}")?;
+                summary.failed += 1;
+                progress.inc(1);
+                continue;
+            }
+        };
+        let (path, size) = spooled;
+        let upload = google
+            .upload
+            .upload_file(&path.path, size, &items[i].item.media_file.mime_type)
+            .await;
+        drop(path);
+        match upload {
+            Ok(token) => batch.push((
+                i,
+                NewItem {
+                    upload_token: token,
+                    file_name: upload_name(&items[i].item, &name),
+                },
+            )),
+            Err(e) => {
+                writeln!(output.out, "  {name}\tfailed: {e}")?;
+                summary.failed += 1;
+                progress.inc(1);
+            }
+        }
+        if batch.len() == BATCH_CREATE_MAX {
+            create(
+                google,
+                store,
+                &album.id,
+                &items,
+                &names,
+                &mut batch,
+                &mut summary,
+                output,
+                &progress,
+            )
+            .await?;
+        }
+    }
+    create(
+        google,
+        store,
+        &album.id,
+        &items,
+        &names,
+        &mut batch,
+        &mut summary,
+        output,
+        &progress,
+    )
+    .await?;
+    progress.finish_and_clear();
+    writeln!(
+        output.out,
+        "Imported {}, skipped {} (imported before), failed {}. The copies have no location \
+         metadata: Google serves picked photos without it.",
+        summary.imported, summary.skipped, summary.failed
+    )?;
+    Ok(summary)
+}
+
+/// The file name the copy gets: the picked item's own, else the name the tree shows.
+fn upload_name(item: &PickedMediaItem, shown: &str) -> String {
+    if item.media_file.filename.is_empty() {
+        shown.to_string()
+    } else {
+        item.media_file.filename.clone()
+    }
+}
+
+/// batchCreate of the uploaded items waiting in `batch`; each created item is recorded.
+#[allow(clippy::too_many_arguments)]
+async fn create(
+    google: &Google,
+    store: &Store,
+    album_id: &str,
+    items: &[StoredItem],
+    names: &[String],
+    batch: &mut Vec<(usize, NewItem)>,
+    summary: &mut ImportSummary,
+    output: &mut Output<'_>,
+    progress: &indicatif::ProgressBar,
+) -> Result<(), PickError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let new_items: Vec<NewItem> = batch.iter().map(|(_, n)| n.clone()).collect();
+    let results = google
+        .library
+        .batch_create(Some(album_id), &new_items)
+        .await?;
+    for ((i, _), result) in batch.drain(..).zip(results) {
+        match result {
+            Ok(created) => {
+                store.record_import(&items[i].item.id, &created.id).await?;
+                writeln!(output.out, "  {}\timported", names[i])?;
+                summary.imported += 1;
+            }
+            Err(status) => {
+                writeln!(
+                    output.out,
+                    "  {}\tfailed: Google refused the item: {} (code {})",
+                    names[i], status.message, status.code
+                )?;
+                summary.failed += 1;
+            }
+        }
+        progress.inc(1);
+    }
+    Ok(())
+}
+
+/// Downloads item `i` of the set (with the access token) to a private temporary file. A URL
+/// that is old or refused is replaced by listing the session again (stored back).
+async fn spool(
+    google: &Google,
+    store: &Store,
+    set: &PickedSet,
+    items: &mut [StoredItem],
+    i: usize,
+) -> Result<(Spooled, u64), PickError> {
+    let age = (Utc::now() - items[i].url_fetched_at)
+        .to_std()
+        .unwrap_or_default();
+    if age >= URL_MAX_AGE {
+        refresh_urls(google, store, set, items).await?;
+    }
+    match download_to_file(google, &items[i].item).await {
+        Err(PickError::Google(GoogleError::UrlExpired)) => {
+            refresh_urls(google, store, set, items).await?;
+            download_to_file(google, &items[i].item).await
+        }
+        other => other,
+    }
+}
+
+/// Lists the session's items again for fresh URLs, and stores them.
+async fn refresh_urls(
+    google: &Google,
+    store: &Store,
+    set: &PickedSet,
+    items: &mut [StoredItem],
+) -> Result<(), PickError> {
+    let fetched = Utc::now();
+    let fresh = google.picker.list_items(&set.session_id).await?;
+    for stored in items.iter_mut() {
+        if let Some(f) = fresh.iter().find(|f| f.id == stored.item.id) {
+            stored.item = f.clone();
+            stored.url_fetched_at = fetched;
+        }
+    }
+    store
+        .put_picked_set(PickedSet {
+            items_json: encode_items(&fresh, fetched),
+            ..set.clone()
+        })
+        .await?;
+    Ok(())
+}
+
+async fn download_to_file(
+    google: &Google,
+    item: &PickedMediaItem,
+) -> Result<(Spooled, u64), PickError> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let tokens = google.library.tokens();
+    let token = tokens.access_token().await?;
+    let url = item.download_url();
+    let mut download = match google
+        .content
+        .download_bearer(&url, 0, token.secret())
+        .await
+    {
+        Err(GoogleError::Unauthenticated) => {
+            tokens.invalidate(&token).await;
+            let token = tokens.access_token().await?;
+            google
+                .content
+                .download_bearer(&url, 0, token.secret())
+                .await?
+        }
+        other => other?,
+    };
+    let spooled = Spooled {
+        path: std::env::temp_dir().join(format!(
+            "gphotos-dav-import-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        )),
+    };
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    // The bytes are the user's private photos: readable by the user only.
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(&spooled.path).await?;
+    let mut written = 0u64;
+    while let Some(chunk) = download.body.next().await {
+        let chunk = chunk?;
+        written += chunk.len() as u64;
+        file.write_all(&chunk).await?;
+    }
+    file.flush().await?;
+    if download.start != 0 || download.total.is_some_and(|t| t != written) {
+        return Err(PickError::Google(GoogleError::Protocol(format!(
+            "the content host sent {written} bytes of {:?}",
+            download.total
+        ))));
+    }
+    Ok((spooled, written))
 }
 
 #[cfg(test)]

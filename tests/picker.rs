@@ -770,6 +770,39 @@ async fn the_pick_command_creates_waits_stores_lists_and_deletes() {
         assert_eq!(sha256(&body), sha256(&item.bytes), "{name}");
     }
 
+    // --import-to-album on the stored set: no new session, every item copied; a rerun
+    // copies nothing again.
+    let import = [
+        "pick",
+        "--config",
+        cfg,
+        "--name",
+        SET,
+        "--import-to-album",
+        "From CLI",
+    ];
+    let (ok, out, err) = run_cli(&import).await;
+    assert!(ok, "{err}");
+    let n = items.len();
+    assert!(
+        out.contains(&format!(
+            "Imported {n}, skipped 0 (imported before), failed 0."
+        )),
+        "{out}"
+    );
+    let (ok, out, err) = run_cli(&import).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!(
+            "Imported 0, skipped {n} (imported before), failed 0."
+        )),
+        "{out}"
+    );
+    let c = emu.emulator.counters();
+    assert_eq!(c.get("picker.sessions.create"), 1);
+    assert_eq!(c.get("albums.create"), 1);
+    assert_eq!(c.get("uploads"), n as u64);
+
     // --delete: the session ends at Google and the folder is gone at once.
     let (ok, out, err) = run_cli(&["pick", "--config", cfg, "--delete", SET]).await;
     assert!(ok, "{err}");
@@ -795,4 +828,129 @@ async fn the_pick_command_creates_waits_stores_lists_and_deletes() {
     assert!(!ok);
     assert!(err.contains("--max must be between 1 and 2000"), "{err}");
     assert_eq!(emu.emulator.counters().get("picker.sessions.create"), 1);
+}
+
+// ------------------------------------------------------------------ import
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_copies_a_set_into_an_album_and_a_rerun_skips_what_was_imported() {
+    const ALBUM: &str = "Kept picks";
+    let stack = stack_with(opts(), Policy::NativeProxy).await;
+    let items = chosen(&stack.emu);
+    let (set, _) = pick_into(&stack, SET, &items).await;
+    let names: Vec<String> = expected(&items).into_iter().map(|(n, _)| n).collect();
+    // Google refuses to create one of them (a per-item error of batchCreate).
+    let refused = items[5].clone();
+    assert!(!refused.filename.is_empty());
+    stack.emulator().reject_uploads_named(&refused.filename);
+    let google = google_for(&stack.emu, emulator::REFRESH_TOKEN);
+    let store = stack.catalog.store();
+    stack.emulator().counters().reset();
+
+    let mut printed: Vec<u8> = Vec::new();
+    let mut output = pick::Output {
+        out: &mut printed,
+        terminal: false,
+    };
+    let summary = pick::import(&google, store, &set, ALBUM, &mut output)
+        .await
+        .unwrap();
+    let printed = String::from_utf8(printed).unwrap();
+    assert_eq!(
+        summary,
+        pick::ImportSummary {
+            imported: items.len() - 1,
+            skipped: 0,
+            failed: 1
+        },
+        "{printed}"
+    );
+    let c = stack.emulator().counters();
+    assert_eq!(c.get("albums.create"), 1);
+    assert_eq!(c.get("picker.content.get"), items.len() as u64);
+    assert_eq!(c.get("uploads"), items.len() as u64);
+    assert_eq!(c.get("mediaItems.batchCreate"), 1);
+    for (i, name) in names.iter().enumerate() {
+        let want = if i == 5 {
+            format!("  {name}\tfailed: Google refused the item")
+        } else {
+            format!("  {name}\timported")
+        };
+        assert!(printed.contains(&want), "{want:?} not in:\n{printed}");
+    }
+    assert!(printed.contains("no location metadata"), "{printed}");
+
+    // Google now has the copies, byte for byte, in an app-created album; the store knows them.
+    let lib = stack.emulator().current_library();
+    let album = lib.albums.iter().find(|a| a.title == ALBUM).unwrap();
+    assert_eq!(album.item_ids.len(), items.len() - 1);
+    let mut copies = album.item_ids.iter().map(|id| lib.item(id).unwrap());
+    for (i, item) in items.iter().enumerate() {
+        let recorded = store.imported_copy(&item.id).await;
+        if i == 5 {
+            assert_eq!(recorded, None);
+            continue;
+        }
+        let copy = copies.next().unwrap();
+        assert_eq!(recorded.as_deref(), Some(copy.id.as_str()));
+        let name = if item.filename.is_empty() {
+            names[i].clone()
+        } else {
+            item.filename.clone()
+        };
+        assert_eq!(copy.filename, name);
+        // What Google serves for an upload of exactly the picked bytes (a video: its
+        // transcode; a photo: itself, less a location it never had).
+        let served = if item.kind == MediaKind::Video {
+            emulator::transcode(&item.bytes)
+        } else {
+            emulator::strip_gps(&item.bytes)
+        };
+        if item.kind == MediaKind::Photo {
+            assert_eq!(served, item.bytes, "{name}");
+        }
+        assert_eq!(sha256(&copy.bytes), sha256(&served), "{name}");
+    }
+
+    // A rerun imports nothing twice: the album is found by title, imported items are
+    // skipped, only the refused one is tried again.
+    stack.emulator().counters().reset();
+    let mut again: Vec<u8> = Vec::new();
+    let mut output = pick::Output {
+        out: &mut again,
+        terminal: false,
+    };
+    let summary = pick::import(&google, store, &set, ALBUM, &mut output)
+        .await
+        .unwrap();
+    assert_eq!(
+        summary,
+        pick::ImportSummary {
+            imported: 0,
+            skipped: items.len() - 1,
+            failed: 1
+        }
+    );
+    let c = stack.emulator().counters();
+    assert_eq!(c.get("albums.create"), 0);
+    assert_eq!(c.get("uploads"), 1);
+    assert_eq!(c.get("picker.content.get"), 1);
+    let again = String::from_utf8(again).unwrap();
+    assert!(
+        again.contains(&format!("  {}\tskipped (imported before)", names[0])),
+        "{again}"
+    );
+
+    // After the session ends the copies stay, served through the Library API.
+    let mut sink: Vec<u8> = Vec::new();
+    pick::delete(&google, store, SET, &mut sink).await.unwrap();
+    assert!(stack.list("/picked/").await.is_empty());
+    let photo = &items[6];
+    let (status, _, body) = stack
+        .get(&format!("/album/{ALBUM}/{}", photo.filename))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sha256(&body), sha256(&photo.bytes));
+    let listed = stack.list(&format!("/album/{ALBUM}/")).await;
+    assert_eq!(listed.len(), items.len() - 1);
 }
