@@ -334,10 +334,18 @@ pub(crate) fn serve(inner: &Inner, req: &Req, rest: &str, picked: bool) -> Reply
         // `=dv` on a photo.
         return Reply::html_error(StatusCode::NOT_FOUND);
     };
-    let rendition = match rendition(inner, item, variant) {
+    let mut rendition = match rendition(inner, item, variant) {
         Ok(r) => r,
         Err(reply) => return reply,
     };
+    if picked && variant == Variant::Original && item.kind == MediaKind::Photo {
+        // Google serves picked photos without their location.
+        let stripped = super::strip_gps(&rendition.bytes);
+        if stripped != rendition.bytes {
+            rendition.etag = etag_of(&stripped);
+            rendition.bytes = stripped;
+        }
+    }
     respond(inner, req, rendition)
 }
 
