@@ -331,12 +331,15 @@ pub async fn import(
     )?;
     let progress = indicatif::ProgressBar::new(items.len() as u64);
     progress.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}") {
+        progress.set_style(style);
+    }
     let mut summary = ImportSummary::default();
     let mut batch: Vec<(usize, NewItem)> = Vec::new();
     for i in 0..items.len() {
         let (id, name) = (items[i].item.id.clone(), names[i].clone());
         if store.imported_copy(&id).await.is_some() {
-            writeln!(output.out, "  {name}\tskipped (imported before)")?;
+            progress.suspend(|| writeln!(output.out, "  {name}\tskipped (imported before)"))?;
             summary.skipped += 1;
             progress.inc(1);
             continue;
@@ -345,7 +348,7 @@ pub async fn import(
         let spooled = match spool(google, store, set, &mut items, i).await {
             Ok(s) => s,
             Err(e) => {
-                writeln!(output.out, "  {name}\tfailed: {e}")?;
+                progress.suspend(|| writeln!(output.out, "  {name}\tfailed: {e}"))?;
                 summary.failed += 1;
                 progress.inc(1);
                 continue;
@@ -366,7 +369,7 @@ pub async fn import(
                 },
             )),
             Err(e) => {
-                writeln!(output.out, "  {name}\tfailed: {e}")?;
+                progress.suspend(|| writeln!(output.out, "  {name}\tfailed: {e}"))?;
                 summary.failed += 1;
                 progress.inc(1);
             }
@@ -442,15 +445,17 @@ async fn create(
         match result {
             Ok(created) => {
                 store.record_import(&items[i].item.id, &created.id).await?;
-                writeln!(output.out, "  {}\timported", names[i])?;
+                progress.suspend(|| writeln!(output.out, "  {}\timported", names[i]))?;
                 summary.imported += 1;
             }
             Err(status) => {
-                writeln!(
-                    output.out,
-                    "  {}\tfailed: Google refused the item: {} (code {})",
-                    names[i], status.message, status.code
-                )?;
+                progress.suspend(|| {
+                    writeln!(
+                        output.out,
+                        "  {}\tfailed: Google refused the item: {} (code {})",
+                        names[i], status.message, status.code
+                    )
+                })?;
                 summary.failed += 1;
             }
         }
