@@ -90,7 +90,7 @@ impl Server {
                 timezone: config.google.timezone,
                 root_album,
                 listing_ttl: Duration::from_secs(config.cache.listing_ttl),
-                ..CatalogOptions::default()
+                probe_concurrency: config.cache.probe_concurrency,
             },
         );
         let delivery = policy::Delivery::from_config(&config.webdav, &catalog)?;
