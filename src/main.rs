@@ -257,6 +257,8 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             )
             .await?;
             let mut config = Config::default();
+            // The emulator's library is new on every run: nothing worth remembering.
+            config.cache.path = Some(":memory:".into());
             config.server.listen = listen;
             config.google.client_id = Some(emulator::CLIENT_ID.into());
             config.google.client_secret = Some(emulator::CLIENT_SECRET.into());

@@ -29,12 +29,19 @@ pub struct CacheLabels {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BucketLabels {
+    /// `api` (Library API requests) or `media` (download-URL requests).
+    pub bucket: String,
+}
+
 pub struct Metrics {
     pub upstream_calls: Family<CallLabels, Counter>,
     pub cache: Family<CacheLabels, Counter>,
     pub bytes_proxied: Counter,
     pub active_streams: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub requests: Counter<u64, AtomicU64>,
+    pub quota_used: Family<BucketLabels, Gauge>,
     registry: Registry,
 }
 
@@ -69,7 +76,14 @@ pub fn get() -> &'static Metrics {
         );
         let requests = Counter::default();
         registry.register("requests", "WebDAV requests answered", requests.clone());
+        let quota_used = Family::<BucketLabels, Gauge>::default();
+        registry.register(
+            "quota_used_today",
+            "Requests counted against Google's daily quotas today (Pacific time)",
+            quota_used.clone(),
+        );
         Metrics {
+            quota_used,
             upstream_calls,
             cache,
             bytes_proxied,
@@ -89,6 +103,15 @@ impl Metrics {
                 status: status.map_or_else(|| "error".into(), |s| s.to_string()),
             })
             .inc();
+    }
+
+    /// Sets today's quota use of `bucket`.
+    pub fn quota_used(&self, bucket: &str, used: u64) {
+        self.quota_used
+            .get_or_create(&BucketLabels {
+                bucket: bucket.to_string(),
+            })
+            .set(i64::try_from(used).unwrap_or(i64::MAX));
     }
 
     /// Counts one cache lookup.

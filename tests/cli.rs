@@ -12,6 +12,7 @@ use tokio::process::Command;
 async fn run_to_end(args: &[&str], envs: &[(&str, &str)]) -> (bool, String) {
     let out = Command::new(BIN)
         .args(args)
+        .env("XDG_CACHE_HOME", common::isolated_cache())
         .envs(envs.iter().copied())
         .env_remove("GPHOTOS_DAV_CLIENT_ID")
         .env_remove("GPHOTOS_DAV_CLIENT_SECRET")

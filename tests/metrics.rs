@@ -26,6 +26,8 @@ async fn metrics_count_calls_cache_bytes_and_requests() {
     config.google.refresh_token = Some(emulator::REFRESH_TOKEN.into());
     config.google.api_base = emu.api_base();
     config.google.token_url = emu.token_url();
+    let store_dir = tempfile::tempdir().unwrap();
+    config.cache.path = Some(store_dir.path().join("metadata.sqlite"));
     let server = Server::bind_tuned(
         &config,
         Tuning {
@@ -110,6 +112,15 @@ async fn metrics_count_calls_cache_bytes_and_requests() {
     assert_eq!(
         value(&text, "gphotos_dav_proxied_bytes_total"),
         item.bytes.len() as u64
+    );
+    // Quota: one Library API request; n size probes plus one download on download URLs.
+    assert_eq!(
+        value(&text, "gphotos_dav_quota_used_today{bucket=\"api\"}"),
+        1
+    );
+    assert_eq!(
+        value(&text, "gphotos_dav_quota_used_today{bucket=\"media\"}"),
+        n + 1
     );
     assert_eq!(value(&text, "gphotos_dav_active_streams"), 0);
     assert_eq!(value(&text, "gphotos_dav_requests_total"), 3);

@@ -37,6 +37,7 @@ fn write_config(dir: &std::path::Path, emu: &RunningEmulator, refresh: Option<&s
 async fn run(args: &[&str]) -> (bool, String) {
     let out = Command::new(BIN)
         .args(args)
+        .env("XDG_CACHE_HOME", common::isolated_cache())
         .env_remove("GPHOTOS_DAV_REFRESH_TOKEN")
         .env_remove("GPHOTOS_DAV_CLIENT_ID")
         .env_remove("GPHOTOS_DAV_CLIENT_SECRET")
@@ -133,8 +134,9 @@ async fn auth_saves_a_working_refresh_token_with_mode_0600() {
     );
 
     // The saved token serves the library.
-    let cfg = gphotos_dav::server::Config::load(std::path::Path::new(&config)).unwrap();
+    let mut cfg = gphotos_dav::server::Config::load(std::path::Path::new(&config)).unwrap();
     cfg.validate().unwrap();
+    cfg.cache.path = Some(common::isolated_cache().join("metadata.sqlite"));
     let server = gphotos_dav::server::Server::bind(&cfg).await.unwrap();
     let url = server.url();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

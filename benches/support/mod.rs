@@ -62,7 +62,8 @@ pub struct Proxy {
 
 impl Proxy {
     /// Writes a config for `emu` (plus `cache`, lines for its `[cache]` table) and starts
-    /// the server; returns once it listens.
+    /// the server; returns once it listens. Its metadata store is a new file in its own
+    /// temporary directory: every Proxy starts cold.
     pub async fn spawn(emu: &RunningEmulator, cache: &str) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), emu, cache);
@@ -139,12 +140,13 @@ fn write_config(dir: &Path, emu: &RunningEmulator, cache: &str) -> PathBuf {
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n[google]\nclient_id = \"{}\"\n\
              client_secret = \"{}\"\nrefresh_token = \"{}\"\napi_base = \"{}\"\n\
-             token_url = \"{}\"\n[cache]\n{cache}\n",
+             token_url = \"{}\"\n[cache]\npath = \"{}\"\n{cache}\n",
             emulator::CLIENT_ID,
             emulator::CLIENT_SECRET,
             emulator::REFRESH_TOKEN,
             emu.api_base(),
-            emu.token_url()
+            emu.token_url(),
+            dir.join("metadata.sqlite").display()
         ),
     )
     .unwrap();

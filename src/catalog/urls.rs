@@ -8,7 +8,11 @@
 //!
 //! Every refresh goes through mediaItems.batchGet. Refreshes coalesce: the ids asked for while
 //! a call is being prepared or is in flight all go into the next call (up to 50 per call), and
-//! concurrent refreshes of one id share one answer. A byte node serving signed links
+//! concurrent refreshes of one id share one answer. A call with room left is filled with the
+//! items that came in the same listing right after the one asked for (their URLs are exactly as
+//! old): a client walking a folder one file at a time (rclone, a file manager's copy) then
+//! costs one batchGet per 50 files, not one per file, and the quota cost of a call is the same
+//! whether it carries 1 id or 50. A byte node serving signed links
 //! (`use_proxy_url`) looks items up the same way, by id, without listing any folder.
 
 use std::collections::{HashMap, HashSet};
@@ -31,12 +35,15 @@ type Outcome = Result<Arc<MediaItem>, CatalogError>;
 pub(super) struct Urls {
     known: Mutex<HashMap<String, Known>>,
     batch: Mutex<Batch>,
+    next_seq: std::sync::atomic::AtomicU64,
 }
 
 /// The freshest copy of an item seen, and when it was fetched (catalog clock).
 struct Known {
     item: Arc<MediaItem>,
     fetched: Instant,
+    /// Order of arrival: items of one listing have consecutive numbers, in listing order.
+    seq: u64,
 }
 
 /// Refreshes waiting for, or riding on, a batchGet call.
@@ -92,11 +99,17 @@ impl Catalog {
             {
                 continue;
             }
+            let seq = self
+                .inner
+                .urls
+                .next_seq
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             known.insert(
                 item.id.clone(),
                 Known {
                     item: item.clone(),
                     fetched: at,
+                    seq,
                 },
             );
         }
@@ -173,7 +186,9 @@ impl Catalog {
                     return;
                 }
                 let n = batch.queued.len().min(BATCH_GET_MAX);
-                let ids: Vec<String> = batch.queued.drain(..n).collect();
+                let mut ids: Vec<String> = batch.queued.drain(..n).collect();
+                let companions = self.companions(&ids, &batch, BATCH_GET_MAX - ids.len());
+                ids.extend(companions);
                 batch.in_flight.extend(ids.iter().cloned());
                 ids
             };
@@ -213,6 +228,45 @@ impl Catalog {
                 }
             }
         }
+    }
+}
+
+impl Catalog {
+    /// Up to `room` items to refresh along with `ids`: those remembered from the same listing
+    /// fetch as the first of `ids` (so their URLs are exactly as old), next in listing order
+    /// first, then the ones before. Nobody waits for them; they are simply fresh when asked for.
+    fn companions(&self, ids: &[String], batch: &Batch, room: usize) -> Vec<String> {
+        let known = self.inner.urls.known();
+        let Some(anchor) = ids.first().and_then(|id| known.get(id)) else {
+            return Vec::new();
+        };
+        if room == 0 || self.inner.clock.since(anchor.fetched) < URL_MAX_AGE {
+            return Vec::new();
+        }
+        let (fetched, seq) = (anchor.fetched, anchor.seq);
+        let mut siblings: Vec<(u64, &String)> = known
+            .iter()
+            .filter(|(id, k)| {
+                k.fetched == fetched
+                    && !ids.contains(id)
+                    && !batch.in_flight.contains(*id)
+                    && !batch.queued.contains(id)
+            })
+            .map(|(id, k)| (k.seq, id))
+            .collect();
+        // After the anchor first (ascending), then before it (nearest first).
+        siblings.sort_by_key(|(s, _)| {
+            if *s > seq {
+                (0, *s)
+            } else {
+                (1, u64::MAX - *s)
+            }
+        });
+        siblings
+            .into_iter()
+            .take(room)
+            .map(|(_, id)| id.clone())
+            .collect()
     }
 }
 

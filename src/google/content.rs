@@ -6,17 +6,22 @@
 //! or 200 with everything, since whether Google honours Range is unverified), so the caller can
 //! check the total length and skip to its offset itself.
 
+use std::sync::Arc;
+
 use futures::{Stream, StreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
 
 use super::error::GoogleError;
+use super::quota::{Bucket, QuotaGate};
 use super::retry::RetryPolicy;
 
 #[derive(Clone)]
 pub struct ContentClient {
     http: reqwest::Client,
     retry: RetryPolicy,
+    /// Every request to a download URL counts against the daily media quota.
+    quota: Arc<QuotaGate>,
 }
 
 /// An open download: the body stream and where it starts.
@@ -30,8 +35,8 @@ pub struct Download {
 }
 
 impl ContentClient {
-    pub fn new(http: reqwest::Client, retry: RetryPolicy) -> Self {
-        ContentClient { http, retry }
+    pub fn new(http: reqwest::Client, retry: RetryPolicy, quota: Arc<QuotaGate>) -> Self {
+        ContentClient { http, retry, quota }
     }
 
     /// The size in bytes of what `url` serves (transient failures retried).
@@ -58,6 +63,7 @@ impl ContentClient {
 
     async fn probe_once(self, url: String) -> Result<u64, GoogleError> {
         let url = url.as_str();
+        self.quota.count(Bucket::Media);
         let resp = super::counted("content.head", self.http.head(url).send().await)
             .map_err(GoogleError::transport)?;
         check_status(&resp)?;
@@ -67,6 +73,7 @@ impl ContentClient {
             return Ok(len);
         }
         // No usable length from HEAD: ask for the first byte and read the total.
+        self.quota.count(Bucket::Media);
         let resp = super::counted(
             "content.probe",
             self.http.get(url).header(RANGE, "bytes=0-0").send().await,
@@ -89,6 +96,7 @@ impl ContentClient {
 
     async fn download_once(self, url: String, start: u64) -> Result<Download, GoogleError> {
         let url = url.as_str();
+        self.quota.count(Bucket::Media);
         let resp = super::counted(
             "content.download",
             self.http

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::auth::TokenSource;
 use super::error::GoogleError;
-use super::quota::QuotaGate;
+use super::quota::{Bucket, QuotaGate};
 use super::retry::RetryPolicy;
 use super::types::{
     Album, AlbumPage, BatchGetResponse, MediaItem, MediaItemPage, Page, SharedAlbumPage, Status,
@@ -40,13 +40,14 @@ impl LibraryClient {
         api_base: &str,
         tokens: Arc<TokenSource>,
         retry: RetryPolicy,
+        quota: Arc<QuotaGate>,
     ) -> Self {
         LibraryClient {
             http,
             api_base: api_base.trim_end_matches('/').to_string(),
             tokens,
             retry,
-            quota: Arc::new(QuotaGate::default()),
+            quota,
         }
     }
 
@@ -85,6 +86,7 @@ impl LibraryClient {
         let mut retried_auth = false;
         loop {
             let token = self.tokens.access_token().await?;
+            self.quota.count(Bucket::Api);
             let resp = super::counted(what, build().bearer_auth(token.secret()).send().await)
                 .map_err(GoogleError::transport)?;
             let status = resp.status();

@@ -47,6 +47,8 @@ pub struct Endpoints {
 pub struct Google {
     pub library: LibraryClient,
     pub content: ContentClient,
+    /// The project's daily quotas, shared by both clients.
+    pub quota: Arc<quota::QuotaGate>,
 }
 
 impl Google {
@@ -79,9 +81,17 @@ impl Google {
             api_http.clone(),
             retry.clone(),
         )?);
+        let quota = Arc::new(quota::QuotaGate::default());
         Ok(Google {
-            library: LibraryClient::new(api_http, &endpoints.api_base, tokens, retry.clone()),
-            content: ContentClient::new(content_http, retry),
+            library: LibraryClient::new(
+                api_http,
+                &endpoints.api_base,
+                tokens,
+                retry.clone(),
+                quota.clone(),
+            ),
+            content: ContentClient::new(content_http, retry, quota.clone()),
+            quota,
         })
     }
 }

@@ -1,10 +1,11 @@
 //! The JSON shapes of the Photos Library API, as documented by Google.
 //!
 //! Only the fields this program reads are declared; serde ignores the rest, so new fields
-//! Google adds never break parsing. int64 values arrive as JSON strings.
+//! Google adds never break parsing. int64 values arrive as JSON strings. Media items also
+//! serialize (same shape) because the metadata store keeps listings as JSON.
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -16,7 +17,7 @@ pub struct Album {
     pub media_items_count: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaItem {
     pub id: String,
@@ -30,7 +31,7 @@ pub struct MediaItem {
     pub media_metadata: MediaMetadata,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaMetadata {
     pub creation_time: Option<DateTime<Utc>>,
@@ -40,7 +41,7 @@ pub struct MediaMetadata {
     pub video: Option<VideoMetadata>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VideoMetadata {
     pub status: Option<String>,

@@ -46,6 +46,10 @@ pub struct CacheConfig {
     /// Google's latency only concurrency makes that quick (docs/performance.md).
     #[serde(default = "default_probe_concurrency")]
     pub probe_concurrency: usize,
+    /// The metadata store (SQLite): sizes, listings and quota counts that survive a restart.
+    /// Default: `<user cache dir>/gphotos-dav/metadata.sqlite`; `":memory:"` keeps it in
+    /// memory (nothing survives a restart).
+    pub path: Option<PathBuf>,
 }
 
 impl Default for CacheConfig {
@@ -53,6 +57,26 @@ impl Default for CacheConfig {
         CacheConfig {
             listing_ttl: default_listing_ttl(),
             probe_concurrency: default_probe_concurrency(),
+            path: None,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Where the metadata store lives (`:memory:` when nowhere).
+    pub fn store_path(&self) -> PathBuf {
+        match &self.path {
+            Some(p) => p.clone(),
+            None => match dirs::cache_dir() {
+                Some(dir) => dir.join("gphotos-dav").join("metadata.sqlite"),
+                None => {
+                    tracing::warn!(
+                        "no user cache directory (is $HOME set?): the metadata store stays in \
+                         memory; set [cache] path to keep it across restarts"
+                    );
+                    PathBuf::from(":memory:")
+                }
+            },
         }
     }
 }
@@ -146,6 +170,21 @@ pub struct GoogleConfig {
     /// `root` for the whole tree, or an album id to show only that album at `/`.
     #[serde(default = "default_root_folder_id")]
     pub root_folder_id: String,
+    /// The project's daily Library API quota (Google's default: 10,000 requests); a warning
+    /// is logged once a day when 80% of it is used.
+    #[serde(default = "default_daily_quota")]
+    pub daily_quota: u64,
+    /// The project's daily quota of download-URL (content) requests (default 75,000).
+    #[serde(default = "default_daily_media_quota")]
+    pub daily_media_quota: u64,
+}
+
+fn default_daily_quota() -> u64 {
+    10_000
+}
+
+fn default_daily_media_quota() -> u64 {
+    75_000
 }
 
 impl Default for GoogleConfig {
@@ -161,6 +200,8 @@ impl Default for GoogleConfig {
             token_file: None,
             timezone: default_timezone(),
             root_folder_id: default_root_folder_id(),
+            daily_quota: default_daily_quota(),
+            daily_media_quota: default_daily_media_quota(),
         }
     }
 }
@@ -202,6 +243,8 @@ impl std::fmt::Debug for GoogleConfig {
             .field("token_file", &self.token_file)
             .field("timezone", &self.timezone)
             .field("root_folder_id", &self.root_folder_id)
+            .field("daily_quota", &self.daily_quota)
+            .field("daily_media_quota", &self.daily_media_quota)
             .finish()
     }
 }
@@ -361,6 +404,13 @@ impl Config {
                 "[cache] probe_concurrency must be between 1 and 256".into(),
             ));
         }
+        if self.google.daily_quota == 0 || self.google.daily_media_quota == 0 {
+            return Err(ConfigError::Invalid(
+                "[google] daily_quota and daily_media_quota must be at least 1 (requests per \
+                 day; Google's defaults are 10000 and 75000)"
+                    .into(),
+            ));
+        }
         let s = &self.server;
         let mut names = std::collections::HashSet::new();
         for user in &s.users {
@@ -487,6 +537,20 @@ impl Config {
             refresh_token,
             persist_to,
         })
+    }
+
+    /// Opens the metadata store for this configuration's Google account and endpoint.
+    pub fn open_store(&self) -> crate::catalog::Store {
+        let identity = format!(
+            "{} {}",
+            self.google.api_base,
+            self.google
+                .client_id
+                .clone()
+                .or_else(|| std::env::var(ENV_CLIENT_ID).ok())
+                .unwrap_or_default()
+        );
+        crate::catalog::Store::open_for(&self.cache.store_path(), &identity)
     }
 
     pub fn endpoints(&self) -> Endpoints {

@@ -69,6 +69,21 @@ impl Server {
             })
             .collect();
         let google = Google::new(&config.credentials()?, &config.endpoints(), tuning.retry)?;
+        // Counting starts before the first call (the root album check below).
+        let store = config.open_store();
+        google
+            .quota
+            .set_limits(config.google.daily_quota, config.google.daily_media_quota);
+        let today = crate::google::quota::pacific_today(chrono::Utc::now());
+        let used = store.usage(today).await;
+        let log = store.clone();
+        google.quota.restore(
+            today,
+            used.api,
+            used.media,
+            used.exhausted,
+            Box::new(move |day, bucket, n| log.add_usage(day, bucket, n)),
+        );
         let root_album = match config.google.root_folder_id.as_str() {
             "root" | "" => None,
             id => {
@@ -91,8 +106,10 @@ impl Server {
                 root_album,
                 listing_ttl: Duration::from_secs(config.cache.listing_ttl),
                 probe_concurrency: config.cache.probe_concurrency,
+                store,
             },
         );
+        catalog.load_remembered().await;
         let delivery = policy::Delivery::from_config(&config.webdav, &catalog)?;
         let service = Arc::new(DavService::new(
             catalog,

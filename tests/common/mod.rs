@@ -27,6 +27,7 @@ pub struct Stack {
     /// The gateway's catalog (its clock, its download URLs).
     pub catalog: Catalog,
     _stop: oneshot::Sender<()>,
+    _store_dir: tempfile::TempDir,
 }
 
 /// One more gateway, serving the same emulator as a [`Stack`] (a byte node, a second front).
@@ -35,6 +36,8 @@ pub struct Gateway {
     pub url: String,
     pub catalog: Catalog,
     _stop: oneshot::Sender<()>,
+    /// Holds the gateway's metadata store unless the test chose its own `[cache] path`.
+    _store_dir: tempfile::TempDir,
 }
 
 pub async fn start() -> Stack {
@@ -75,6 +78,7 @@ pub async fn try_start_custom(
             .unwrap(),
         catalog: gateway.catalog,
         _stop: gateway._stop,
+        _store_dir: gateway._store_dir,
     })
 }
 
@@ -92,6 +96,8 @@ pub async fn try_gateway(
     config.google.api_base = emu.api_base();
     config.google.token_url = emu.token_url();
     config.google.picker_base = emu.picker_base();
+    let store_dir = tempfile::tempdir().unwrap();
+    config.cache.path = Some(store_dir.path().join("metadata.sqlite"));
     customize(&mut config);
     config.validate().expect("valid config");
     let tuning = Tuning {
@@ -110,6 +116,7 @@ pub async fn try_gateway(
         url,
         catalog,
         _stop: tx,
+        _store_dir: store_dir,
     })
 }
 
@@ -382,9 +389,21 @@ pub async fn wait_for_line<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
+/// A new, empty directory for one child process's `XDG_CACHE_HOME`, so that every server a
+/// test starts has a metadata store of its own (the default store lives in the user's cache
+/// directory, and tests run in parallel). Left in the system's temp directory.
+pub fn isolated_cache() -> std::path::PathBuf {
+    tempfile::Builder::new()
+        .prefix("gphotos-dav-test-cache-")
+        .tempdir()
+        .unwrap()
+        .keep()
+}
+
 pub fn spawn(args: &[&str]) -> Child {
     Command::new(BIN)
         .args(args)
+        .env("XDG_CACHE_HOME", isolated_cache())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env("RUST_LOG", "info")

@@ -1,0 +1,915 @@
+//! The persistent metadata store: one SQLite file that remembers what Google told us, so a
+//! restarted server does not ask again.
+//!
+//! What it keeps:
+//! - `items`: per media item id, its size in bytes (the API never tells it; learning it costs a
+//!   probe of the content host), mime type, filename, creation time and dimensions;
+//! - `listings`: the entries of each folder loaded from Google, with the time they were fetched,
+//!   so a restart answers PROPFIND from disk and revalidates in the background;
+//! - `quota`: API calls and download-URL requests per Pacific-time day (the days Google counts);
+//! - `uploads`, `picked_sets`, `imports`: what this server uploaded and what the user picked.
+//!
+//! # Never in the way
+//! One thread owns the connection; everyone else sends it jobs. Writes are fire-and-forget
+//! ([`Store::submit`]): a request never waits for a disk write. Reads that replace a Google call
+//! (a stored listing) are awaited, which is still far cheaper than the call.
+//!
+//! # Never fatal
+//! A store that is missing, corrupt, written by something else, written by a newer version, or
+//! that belongs to another Google account/endpoint is moved aside (renamed, never deleted: it
+//! could be someone's file) and rebuilt, with a warning. If even that fails the store lives in
+//! memory for this run. The worst outcome is a cold cache.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// `PRAGMA application_id` of our files ("gPDV"): tells our store from any other SQLite file.
+const APPLICATION_ID: i32 = 0x6750_4456;
+
+/// The schema, one migration per version: `MIGRATIONS[v]` takes a store from version `v` to
+/// `v + 1`. Released migrations are never edited; a change is a new entry.
+const MIGRATIONS: &[&str] = &[
+    // 1: what Google told us.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE items (
+         id TEXT PRIMARY KEY,
+         size INTEGER NOT NULL,
+         mime_type TEXT NOT NULL,
+         filename TEXT NOT NULL,
+         creation_time TEXT,
+         width INTEGER,
+         height INTEGER
+     );
+     CREATE TABLE listings (
+         folder TEXT PRIMARY KEY,
+         fetched_at INTEGER NOT NULL,
+         body TEXT NOT NULL
+     );
+     CREATE TABLE quota (
+         day TEXT NOT NULL,
+         bucket TEXT NOT NULL,
+         used INTEGER NOT NULL,
+         PRIMARY KEY (day, bucket)
+     );",
+    // 2: what this server wrote: uploads, picked sets and their imported copies.
+    "CREATE TABLE uploads (
+         path TEXT PRIMARY KEY,
+         sha256 TEXT NOT NULL,
+         size INTEGER NOT NULL,
+         item_id TEXT NOT NULL,
+         uploaded_at TEXT NOT NULL
+     );
+     CREATE TABLE picked_sets (
+         name TEXT PRIMARY KEY,
+         session_id TEXT NOT NULL,
+         expire_time TEXT NOT NULL,
+         items_json TEXT NOT NULL,
+         picked_at TEXT NOT NULL
+     );
+     CREATE TABLE imports (
+         picked_id TEXT PRIMARY KEY,
+         item_id TEXT NOT NULL
+     );",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// A store operation that failed (the disk, SQLite, or the store's thread is gone).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("metadata store: {0}")]
+pub struct StoreError(String);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// What Google serves for one item, as remembered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemMeta {
+    pub id: String,
+    pub size: u64,
+    pub mime_type: String,
+    pub filename: String,
+    pub creation_time: Option<DateTime<Utc>>,
+    pub width: Option<u64>,
+    pub height: Option<u64>,
+}
+
+/// One uploaded original, recorded under the path it was written to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upload {
+    /// The path as the tree shows it, e.g. `/album/Trip/a.jpg`.
+    pub path: String,
+    /// sha256 of the bytes the client sent, lowercase hex.
+    pub sha256: String,
+    pub size: u64,
+    /// The media item Google created for it.
+    pub item_id: String,
+    pub uploaded_at: DateTime<Utc>,
+}
+
+/// A set of items the user picked with the Picker API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PickedSet {
+    pub name: String,
+    pub session_id: String,
+    /// After this Google no longer serves the items.
+    pub expire_time: DateTime<Utc>,
+    /// The picked items as a JSON array (their shape belongs to the picker module).
+    pub items_json: String,
+    pub picked_at: DateTime<Utc>,
+}
+
+/// Usage counted for one Pacific-time day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DayUsage {
+    /// Library API requests.
+    pub api: u64,
+    /// Download-URL (content host) requests.
+    pub media: u64,
+    /// Google answered 429 for the daily quota that day.
+    pub exhausted: bool,
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The store. Cheap to clone; all clones talk to one connection on one thread.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    jobs: mpsc::Sender<Job>,
+    /// Where it lives (`:memory:` when in memory), for log lines.
+    location: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("location", &self.inner.location)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` for any account. See [`Store::open_for`].
+    pub fn open(path: &Path) -> Store {
+        Store::open_for(path, "")
+    }
+
+    /// Opens (or creates) the store at `path`, for the Google account/endpoint named by
+    /// `identity` (what was learned from one account must not be served for another). Never
+    /// fails: see the module documentation.
+    pub fn open_for(path: &Path, identity: &str) -> Store {
+        if path.as_os_str() == ":memory:" {
+            return Store::in_memory();
+        }
+        match open_file(path, identity) {
+            Ok(conn) => Store::spawn(conn, path.display().to_string()),
+            Err(e) => {
+                tracing::warn!(
+                    store = %path.display(),
+                    "cannot use the metadata store ({e}); keeping metadata in memory for this \
+                     run, so a restart will ask Google again. Fix the path or its permissions \
+                     ([cache] path)"
+                );
+                Store::in_memory()
+            }
+        }
+    }
+
+    /// A store that lives in memory only (the demo; when the file cannot be used).
+    pub fn in_memory() -> Store {
+        let mut conn = Connection::open_in_memory().expect("SQLite in memory");
+        init(&mut conn, "").expect("a new in-memory store");
+        Store::spawn(conn, ":memory:".into())
+    }
+
+    fn spawn(mut conn: Connection, location: String) -> Store {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("metadata-store".into())
+            .spawn(move || {
+                // Ends when the last Store clone is dropped.
+                while let Ok(job) = rx.recv() {
+                    job(&mut conn);
+                }
+            })
+            .expect("spawning the store thread");
+        Store {
+            inner: Arc::new(Shared { jobs, location }),
+        }
+    }
+
+    /// Where the store lives, for messages.
+    pub fn location(&self) -> &str {
+        &self.inner.location
+    }
+
+    /// Runs `f` on the store's thread and waits for its answer.
+    async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .jobs
+            .send(Box::new(move |conn| {
+                let _ = tx.send(f(conn).map_err(StoreError::from));
+            }))
+            .map_err(|_| StoreError("the store thread stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError("the store thread stopped".into()))?
+    }
+
+    /// Runs `f` on the store's thread without waiting; a failure is logged.
+    fn submit(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) {
+        let location = self.inner.location.clone();
+        let _ = self.inner.jobs.send(Box::new(move |conn| {
+            if let Err(e) = f(conn) {
+                tracing::warn!(store = %location, "metadata store: could not {what}: {e}");
+            }
+        }));
+    }
+
+    /// Waits until every write submitted before this call is on disk (tests, shutdown).
+    pub async fn flush(&self) {
+        let _ = self.call(|_| Ok(())).await;
+    }
+
+    // --- items -------------------------------------------------------------------------
+
+    /// Every remembered item.
+    pub async fn items(&self) -> Vec<ItemMeta> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, size, mime_type, filename, creation_time, width, height FROM items",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(ItemMeta {
+                    id: r.get(0)?,
+                    size: r.get::<_, i64>(1)? as u64,
+                    mime_type: r.get(2)?,
+                    filename: r.get(3)?,
+                    creation_time: r
+                        .get::<_, Option<String>>(4)?
+                        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                        .map(|t| t.with_timezone(&Utc)),
+                    width: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+                    height: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!("{e}; starting without remembered sizes");
+            Vec::new()
+        })
+    }
+
+    /// Remembers items (sizes learned), in one transaction, without waiting.
+    pub fn put_items(&self, items: Vec<ItemMeta>) {
+        if items.is_empty() {
+            return;
+        }
+        self.submit("remember sizes", move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO items
+                     (id, size, mime_type, filename, creation_time, width, height)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?;
+                for i in &items {
+                    stmt.execute(params![
+                        i.id,
+                        i.size as i64,
+                        i.mime_type,
+                        i.filename,
+                        i.creation_time.map(|t| t.to_rfc3339()),
+                        i.width.map(|v| v as i64),
+                        i.height.map(|v| v as i64),
+                    ])?;
+                }
+            }
+            tx.commit()
+        });
+    }
+
+    /// Forgets an item whose remembered size turned out wrong.
+    pub fn forget_item(&self, id: &str) {
+        let id = id.to_string();
+        self.submit("forget a size", move |conn| {
+            conn.execute("DELETE FROM items WHERE id = ?1", [id])
+                .map(drop)
+        });
+    }
+
+    // --- listings ----------------------------------------------------------------------
+
+    /// A folder's stored listing (its JSON body) and when it was fetched (Unix seconds).
+    pub async fn listing(&self, folder: &str) -> Option<(String, u64)> {
+        let folder = folder.to_string();
+        self.call(move |conn| {
+            conn.query_row(
+                "SELECT body, fetched_at FROM listings WHERE folder = ?1",
+                [folder],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)),
+            )
+            .optional()
+        })
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!("{e}; loading the folder from Google");
+            None
+        })
+    }
+
+    /// Stores a folder's listing, without waiting.
+    pub fn put_listing(&self, folder: String, body: String, fetched_at: u64) {
+        self.submit("store a listing", move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO listings (folder, fetched_at, body) VALUES (?1, ?2, ?3)",
+                params![folder, fetched_at as i64, body],
+            )
+            .map(drop)
+        });
+    }
+
+    // --- quota -------------------------------------------------------------------------
+
+    /// What was used on `day` (a Pacific-time date).
+    pub async fn usage(&self, day: NaiveDate) -> DayUsage {
+        let day = day.to_string();
+        self.call(move |conn| {
+            let mut stmt = conn.prepare("SELECT bucket, used FROM quota WHERE day = ?1")?;
+            let mut usage = DayUsage::default();
+            let rows = stmt.query_map([day], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?;
+            for row in rows {
+                let (bucket, used) = row?;
+                match bucket.as_str() {
+                    "api" => usage.api = used,
+                    "media" => usage.media = used,
+                    "exhausted" => usage.exhausted = used > 0,
+                    _ => {}
+                }
+            }
+            Ok(usage)
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Adds `n` to a day's count in `bucket` (`api`, `media`, `exhausted`), without waiting.
+    pub fn add_usage(&self, day: NaiveDate, bucket: &'static str, n: u64) {
+        let day = day.to_string();
+        self.submit("count quota", move |conn| {
+            conn.execute(
+                "INSERT INTO quota (day, bucket, used) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (day, bucket) DO UPDATE SET used = used + excluded.used",
+                params![day, bucket, n as i64],
+            )?;
+            // Old days are of no use; keep a month for looking back.
+            conn.execute("DELETE FROM quota WHERE day < date(?1, '-31 days')", [day])
+                .map(drop)
+        });
+    }
+
+    // --- uploads -----------------------------------------------------------------------
+
+    /// The upload recorded at `path`, if any.
+    pub async fn upload_at(&self, path: &str) -> Option<Upload> {
+        let path = path.to_string();
+        self.call(move |conn| {
+            conn.query_row(
+                "SELECT path, sha256, size, item_id, uploaded_at FROM uploads WHERE path = ?1",
+                [path],
+                upload_row,
+            )
+            .optional()
+        })
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!("{e}");
+            None
+        })
+    }
+
+    /// Records an upload; durable when this returns.
+    pub async fn record_upload(&self, up: Upload) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO uploads (path, sha256, size, item_id, uploaded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    up.path,
+                    up.sha256,
+                    up.size as i64,
+                    up.item_id,
+                    up.uploaded_at.to_rfc3339()
+                ],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    /// Every recorded upload, by path.
+    pub async fn uploads(&self) -> Vec<Upload> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT path, sha256, size, item_id, uploaded_at FROM uploads ORDER BY path",
+            )?;
+            let rows = stmt.query_map([], upload_row)?;
+            rows.collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    // --- picked sets -------------------------------------------------------------------
+
+    /// Stores (or replaces) a picked set; durable when this returns.
+    pub async fn put_picked_set(&self, set: PickedSet) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO picked_sets
+                 (name, session_id, expire_time, items_json, picked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    set.name,
+                    set.session_id,
+                    set.expire_time.to_rfc3339(),
+                    set.items_json,
+                    set.picked_at.to_rfc3339()
+                ],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    /// Every stored picked set (expired ones included), by name.
+    pub async fn picked_sets(&self) -> Vec<PickedSet> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT name, session_id, expire_time, items_json, picked_at
+                 FROM picked_sets ORDER BY name",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(PickedSet {
+                    name: r.get(0)?,
+                    session_id: r.get(1)?,
+                    expire_time: time_column(r, 2)?,
+                    items_json: r.get(3)?,
+                    picked_at: time_column(r, 4)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Removes a picked set; durable when this returns.
+    pub async fn delete_picked_set(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.call(move |conn| {
+            conn.execute("DELETE FROM picked_sets WHERE name = ?1", [name])
+                .map(drop)
+        })
+        .await
+    }
+
+    /// The Library item a picked item was imported as, if it was.
+    pub async fn imported_copy(&self, picked_id: &str) -> Option<String> {
+        let picked_id = picked_id.to_string();
+        self.call(move |conn| {
+            conn.query_row(
+                "SELECT item_id FROM imports WHERE picked_id = ?1",
+                [picked_id],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Records that a picked item was imported as `item_id`; durable when this returns.
+    pub async fn record_import(&self, picked_id: &str, item_id: &str) -> Result<(), StoreError> {
+        let (picked_id, item_id) = (picked_id.to_string(), item_id.to_string());
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO imports (picked_id, item_id) VALUES (?1, ?2)",
+                params![picked_id, item_id],
+            )
+            .map(drop)
+        })
+        .await
+    }
+}
+
+fn upload_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Upload> {
+    Ok(Upload {
+        path: r.get(0)?,
+        sha256: r.get(1)?,
+        size: r.get::<_, i64>(2)? as u64,
+        item_id: r.get(3)?,
+        uploaded_at: time_column(r, 4)?,
+    })
+}
+
+fn time_column(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let text: String = r.get(idx)?;
+    DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into())
+        })
+}
+
+/// Why an existing file cannot be used as it is.
+#[derive(Debug)]
+enum Unusable {
+    Corrupt(String),
+    Foreign,
+    Newer(usize),
+    OtherAccount,
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unusable::Corrupt(e) => write!(f, "it is damaged ({e})"),
+            Unusable::Foreign => write!(f, "it is not a gphotos-dav metadata store"),
+            Unusable::Newer(v) => write!(
+                f,
+                "it was written by a newer gphotos-dav (schema {v}, this one knows {SCHEMA_VERSION})"
+            ),
+            Unusable::OtherAccount => {
+                write!(f, "it belongs to another Google account or endpoint")
+            }
+        }
+    }
+}
+
+/// Opens the file, moving an unusable one aside and starting afresh.
+fn open_file(path: &Path, identity: &str) -> Result<Connection, String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    match try_open(path, identity) {
+        Ok(conn) => return Ok(conn),
+        Err(Attempt::Io(e)) => return Err(e),
+        Err(Attempt::Unusable(why)) => {
+            let aside = aside_path(path);
+            tracing::warn!(
+                store = %path.display(),
+                moved_to = %aside.display(),
+                "the metadata store cannot be used: {why}. It was moved aside and a new one \
+                 is built; the cache starts cold (sizes are probed again)"
+            );
+            std::fs::rename(path, &aside)
+                .map_err(|e| format!("cannot move {} aside: {e}", path.display()))?;
+            for suffix in ["-wal", "-shm"] {
+                let side = PathBuf::from(format!("{}{suffix}", path.display()));
+                let _ = std::fs::remove_file(side);
+            }
+        }
+    }
+    try_open(path, identity).map_err(|e| match e {
+        Attempt::Io(e) => e,
+        Attempt::Unusable(why) => why.to_string(),
+    })
+}
+
+enum Attempt {
+    /// The file could not even be opened or created (permissions, a directory...).
+    Io(String),
+    /// It opened but is not ours to use.
+    Unusable(Unusable),
+}
+
+fn try_open(path: &Path, identity: &str) -> Result<Connection, Attempt> {
+    // Created first with mode 0600: it holds download URLs. SQLite gives its -wal and -shm
+    // files the same mode.
+    create_private_file(path)
+        .map_err(|e| Attempt::Io(format!("cannot create {}: {e}", path.display())))?;
+    let mut conn = Connection::open(path)
+        .map_err(|e| Attempt::Io(format!("cannot open {}: {e}", path.display())))?;
+    let corrupt = |e: rusqlite::Error| Attempt::Unusable(Unusable::Corrupt(e.to_string()));
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(corrupt)?;
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(corrupt)?;
+    if check != "ok" {
+        return Err(Attempt::Unusable(Unusable::Corrupt(check)));
+    }
+    let app_id: i32 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(corrupt)?;
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(corrupt)?;
+    if app_id != APPLICATION_ID && !(app_id == 0 && tables == 0) {
+        return Err(Attempt::Unusable(Unusable::Foreign));
+    }
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(corrupt)?;
+    if version as usize > SCHEMA_VERSION {
+        return Err(Attempt::Unusable(Unusable::Newer(version as usize)));
+    }
+    if tables > 0 {
+        let owner: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'identity'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(corrupt)?;
+        if !identity.is_empty() && owner.as_deref().is_some_and(|o| o != identity) {
+            return Err(Attempt::Unusable(Unusable::OtherAccount));
+        }
+    }
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(corrupt)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(corrupt)?;
+    init(&mut conn, identity).map_err(corrupt)?;
+    Ok(conn)
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`], one migration per transaction, and records whose
+/// store it is.
+fn init(conn: &mut Connection, identity: &str) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (v, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (v + 1) as i64)?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        tx.commit()?;
+        if version > 0 {
+            tracing::info!("metadata store migrated to schema {}", v + 1);
+        }
+    }
+    if !identity.is_empty() {
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('identity', ?1)",
+            [identity],
+        )?;
+    }
+    Ok(())
+}
+
+/// `<path>.unusable-<unix seconds>`: where an unusable file is moved.
+fn aside_path(path: &Path) -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    PathBuf::from(format!("{}.unusable-{secs}", path.display()))
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, size: u64) -> ItemMeta {
+        ItemMeta {
+            id: id.into(),
+            size,
+            mime_type: "image/jpeg".into(),
+            filename: format!("{id}.jpg"),
+            creation_time: Some("2021-03-04T05:06:07Z".parse().unwrap()),
+            width: Some(640),
+            height: Some(480),
+        }
+    }
+
+    #[tokio::test]
+    async fn items_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/store.sqlite");
+        let store = Store::open_for(&path, "acct");
+        store.put_items(vec![item("a", 10), item("b", 20)]);
+        store.put_listing("album:x".into(), "[1,2]".into(), 1234);
+        store.flush().await;
+        drop(store);
+        let store = Store::open_for(&path, "acct");
+        let mut items = store.items().await;
+        items.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(items, vec![item("a", 10), item("b", 20)]);
+        assert_eq!(
+            store.listing("album:x").await,
+            Some(("[1,2]".to_string(), 1234))
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_file_is_moved_aside_and_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let store = Store::open(&path);
+        store.put_items(vec![item("a", 1)]);
+        assert_eq!(store.items().await, vec![item("a", 1)]);
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("store.sqlite.unusable-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "the damaged file is kept aside");
+        assert_eq!(
+            std::fs::read(dir.path().join(&aside[0])).unwrap(),
+            vec![0x5a; 8192]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_foreign_database_is_left_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE notes(t TEXT); INSERT INTO notes VALUES ('mine');")
+                .unwrap();
+        }
+        let store = Store::open(&path);
+        assert!(store.items().await.is_empty());
+        let aside = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().contains(".unusable-"))
+            .expect("the foreign file was moved aside");
+        let conn = Connection::open(aside).unwrap();
+        let note: String = conn
+            .query_row("SELECT t FROM notes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(note, "mine");
+    }
+
+    #[tokio::test]
+    async fn another_accounts_store_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let store = Store::open_for(&path, "one");
+        store.put_items(vec![item("a", 1)]);
+        store.flush().await;
+        drop(store);
+        assert_eq!(Store::open_for(&path, "one").items().await.len(), 1);
+        assert!(Store::open_for(&path, "two").items().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_older_schema_is_migrated_keeping_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        {
+            // A store as schema 1 wrote it.
+            let mut conn = Connection::open(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(MIGRATIONS[0]).unwrap();
+            tx.pragma_update(None, "user_version", 1).unwrap();
+            tx.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            tx.execute(
+                "INSERT INTO items (id, size, mime_type, filename) VALUES ('old', 7, 'image/png', 'o.png')",
+                [],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&path);
+        assert_eq!(store.items().await[0].size, 7);
+        let up = Upload {
+            path: "/upload/a.jpg".into(),
+            sha256: "ab".into(),
+            size: 3,
+            item_id: "x".into(),
+            uploaded_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+        };
+        store.record_upload(up.clone()).await.unwrap();
+        assert_eq!(store.upload_at("/upload/a.jpg").await, Some(up));
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, SCHEMA_VERSION);
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_not_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE future(x);").unwrap();
+            conn.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            conn.pragma_update(None, "user_version", 99).unwrap();
+        }
+        let store = Store::open(&path);
+        store.put_items(vec![item("a", 1)]);
+        assert_eq!(store.items().await.len(), 1);
+        assert!(std::fs::read_dir(dir.path()).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".unusable-")
+        }));
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_place_falls_back_to_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be.
+        let path = dir.path().join("store.sqlite");
+        std::fs::create_dir(&path).unwrap();
+        let store = Store::open(&path);
+        assert_eq!(store.location(), ":memory:");
+        store.put_items(vec![item("a", 1)]);
+        assert_eq!(store.items().await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn quota_adds_up_per_day() {
+        let store = Store::in_memory();
+        let day: NaiveDate = "2026-11-25".parse().unwrap();
+        store.add_usage(day, "api", 3);
+        store.add_usage(day, "api", 2);
+        store.add_usage(day, "media", 7);
+        store.add_usage(day.succ_opt().unwrap(), "api", 1);
+        assert_eq!(
+            store.usage(day).await,
+            DayUsage {
+                api: 5,
+                media: 7,
+                exhausted: false
+            }
+        );
+        store.add_usage(day, "exhausted", 1);
+        assert!(store.usage(day).await.exhausted);
+    }
+
+    #[tokio::test]
+    async fn picked_sets_and_imports() {
+        let store = Store::in_memory();
+        let set = PickedSet {
+            name: "trip".into(),
+            session_id: "s1".into(),
+            expire_time: "2026-12-01T00:00:00Z".parse().unwrap(),
+            items_json: "[]".into(),
+            picked_at: "2026-11-25T00:00:00Z".parse().unwrap(),
+        };
+        store.put_picked_set(set.clone()).await.unwrap();
+        assert_eq!(store.picked_sets().await, vec![set]);
+        store.delete_picked_set("trip").await.unwrap();
+        assert!(store.picked_sets().await.is_empty());
+        assert_eq!(store.imported_copy("p1").await, None);
+        store.record_import("p1", "item9").await.unwrap();
+        assert_eq!(store.imported_copy("p1").await.as_deref(), Some("item9"));
+    }
+}
