@@ -4,6 +4,7 @@
 //! - [`google`]: OAuth tokens, the Library API, the content host, typed errors.
 //! - [`catalog`]: the file tree over a library (names, listings, sizes, caching).
 //! - [`dav`]: dav-server's filesystem traits over the catalog.
+//! - [`upload`]: the write path (PUT, MKCOL), batching item creation, local placeholders.
 //! - [`server`]: configuration and the HTTP service around dav-server.
 //! - [`emulator`]: a faithful stand-in for Google's endpoints, for tests and the demo.
 //! - [`doctor`]: checks a configuration end to end and says how to fix what fails.
@@ -17,3 +18,4 @@ pub mod emulator;
 pub mod google;
 pub mod metrics;
 pub mod server;
+pub mod upload;

@@ -9,6 +9,7 @@
 //! /media/by-year/YYYY/<file>                the library index, bucketed by the local
 //! /media/by-month/YYYY/YYYY-MM/<file>       date of each item's creation time in the
 //! /media/by-day/YYYY/YYYY-MM-DD/<file>      configured time zone; only dates that hold items
+//! /upload/<file>                            items uploaded with no album (writable servers)
 //! ```
 //!
 //! With `root_folder_id` set to an album id, `/` is that album's folder instead.
@@ -62,6 +63,8 @@ pub struct CatalogOptions {
     pub root_album: Option<String>,
     /// Where sizes and listings are remembered across restarts.
     pub store: Store,
+    /// Writes are allowed: the tree has `/upload`, where items uploaded without an album go.
+    pub uploads: bool,
 }
 
 impl Default for CatalogOptions {
@@ -72,6 +75,7 @@ impl Default for CatalogOptions {
             timezone: chrono_tz::UTC,
             root_album: None,
             store: Store::in_memory(),
+            uploads: false,
         }
     }
 }
@@ -97,6 +101,8 @@ pub enum FolderKey {
     Favorites,
     Media,
     MediaAll,
+    /// `/upload`: the items uploaded there (recorded in the store), which are in no album.
+    Uploads,
     /// `/media/by-year`, `/media/by-month`, `/media/by-day`: one folder per year.
     Years(DateView),
     /// `/media/by-month/YYYY`, `/media/by-day/YYYY`: one folder per month or day of a year.
@@ -290,6 +296,71 @@ impl Catalog {
                 probes: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// The Google clients.
+    pub fn google(&self) -> &Google {
+        &self.inner.google
+    }
+
+    /// Where a file created in the folder `dir` goes: `Ok(Some(UploadDir))` for an album
+    /// folder or `/upload`, `Ok(None)` for folders that cannot take new files (views, the
+    /// root), `Err(NotFound)` for a folder that does not exist.
+    pub async fn upload_dir(&self, dir: &[String]) -> Result<Option<UploadDir>, CatalogError> {
+        if let FolderKey::Album(id) = self.root() {
+            return Ok(dir.is_empty().then_some(UploadDir::Album(id)));
+        }
+        match self.resolve(dir).await? {
+            Resolved::Dir(FolderKey::Album(id)) => Ok(Some(UploadDir::Album(id))),
+            Resolved::Dir(FolderKey::Uploads) => Ok(Some(UploadDir::NoAlbum)),
+            Resolved::Dir(_) => Ok(None),
+            Resolved::File(..) => Err(CatalogError::NotFound),
+        }
+    }
+
+    /// Whether `segments` names a file (a Google item) in the tree.
+    pub async fn is_file(&self, segments: &[String]) -> Result<bool, CatalogError> {
+        match self.resolve(segments).await {
+            Ok(Resolved::File(..)) => Ok(true),
+            Ok(Resolved::Dir(_)) | Err(CatalogError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Forgets the listings an upload into `album` (None: `/upload`) changed, in memory and
+    /// in the store, so the next request lists the new item, with the size Google serves for
+    /// it probed afresh.
+    pub fn forget_uploaded(&self, album: Option<&str>) {
+        self.forget_folders(|key| match key {
+            FolderKey::Album(id) => Some(id.as_str()) == album,
+            FolderKey::MediaAll
+            | FolderKey::Uploads
+            | FolderKey::Years(_)
+            | FolderKey::YearBuckets(..)
+            | FolderKey::Dated(_) => true,
+            _ => false,
+        });
+        let mut stored = vec![FolderKey::MediaAll];
+        stored.extend(album.map(|id| FolderKey::Album(id.to_string())));
+        for key in stored.iter().filter_map(store_key) {
+            self.inner.opts.store.forget_listing(key);
+        }
+    }
+
+    /// Forgets the album list (after an album was created).
+    pub fn forget_albums(&self) {
+        self.forget_folders(|key| *key == FolderKey::Albums);
+        if let Some(key) = store_key(&FolderKey::Albums) {
+            self.inner.opts.store.forget_listing(key);
+        }
+    }
+
+    fn forget_folders(&self, changed: impl Fn(&FolderKey) -> bool) {
+        self.inner
+            .folders
+            .lock()
+            .unwrap()
+            .retain(|key, _| !changed(key));
     }
 
     /// What `segments` (decoded path segments) point to. A folder is loaded completely,
@@ -613,7 +684,7 @@ impl Catalog {
 
     /// A folder's listing if it is static or cached, fresh and not locked by a reload.
     fn listing_in_memory(&self, key: &FolderKey) -> Option<Arc<Listing>> {
-        if let Some(listing) = static_listing(key) {
+        if let Some(listing) = self.static_listing(key) {
             return Some(Arc::new(listing));
         }
         let slot = self.inner.folders.lock().unwrap().get(key)?.clone();
@@ -626,7 +697,34 @@ impl Catalog {
         let lib = &self.inner.google.library;
         Ok(match key {
             FolderKey::Root | FolderKey::Media | FolderKey::Feature => {
-                static_listing(key).expect("a static folder")
+                self.static_listing(key).expect("a static folder")
+            }
+            FolderKey::Uploads => {
+                let mut ids: Vec<(chrono::DateTime<chrono::Utc>, String)> = self
+                    .inner
+                    .opts
+                    .store
+                    .uploads()
+                    .await
+                    .into_iter()
+                    .filter(|u| u.path.starts_with("/upload/"))
+                    .map(|u| (u.uploaded_at, u.item_id))
+                    .collect();
+                ids.sort();
+                let ids: Vec<String> = ids.into_iter().map(|(_, id)| id).collect();
+                let mut items = Vec::new();
+                if !ids.is_empty() {
+                    for found in lib.batch_get(&ids).await? {
+                        match found {
+                            Ok(item) => items.push(item),
+                            // Deleted in the Google Photos app since.
+                            Err(status) => {
+                                tracing::debug!("an uploaded item is gone: {}", status.message)
+                            }
+                        }
+                    }
+                }
+                self.files(items)
             }
             FolderKey::Favorites => self.files(
                 lib.search(serde_json::json!({
@@ -891,6 +989,29 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// The listings of the folders whose content never changes and costs no Google call.
+    fn static_listing(&self, key: &FolderKey) -> Option<Listing> {
+        let mut listing = static_listing(key)?;
+        if *key == FolderKey::Root && self.inner.opts.uploads {
+            let mut entries = std::mem::take(&mut listing.entries);
+            entries.push(Listed::Dir {
+                name: "upload".to_string(),
+                key: FolderKey::Uploads,
+            });
+            listing = Listing::new(entries);
+        }
+        Some(listing)
+    }
+}
+
+/// Where a new file goes (see [`Catalog::upload_dir`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadDir {
+    Album(String),
+    NoAlbum,
+}
+
 /// What the store remembers of an item.
 fn item_meta(item: &MediaItem, size: u64) -> store::ItemMeta {
     let dim = |v: &Option<String>| v.as_deref().and_then(|v| v.parse().ok());
@@ -927,7 +1048,7 @@ fn store_key(key: &FolderKey) -> Option<String> {
     })
 }
 
-/// The listings of the folders whose content never changes and costs no Google call.
+/// The fixed folders, the same for every library.
 fn static_listing(key: &FolderKey) -> Option<Listing> {
     let dir = |name: &str, key: FolderKey| Listed::Dir {
         name: name.to_string(),

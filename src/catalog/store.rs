@@ -350,6 +350,16 @@ impl Store {
         });
     }
 
+    /// Forgets a folder's stored listing, without waiting (an upload changed the folder, so
+    /// the next load must come from Google). Later calls see it gone: the store's thread
+    /// runs them in order.
+    pub fn forget_listing(&self, folder: String) {
+        self.submit("forget a listing", move |conn| {
+            conn.execute("DELETE FROM listings WHERE folder = ?1", [folder])
+                .map(drop)
+        });
+    }
+
     // --- quota -------------------------------------------------------------------------
 
     /// What was used on `day` (a Pacific-time date).

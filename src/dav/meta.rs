@@ -101,3 +101,21 @@ impl DavDirEntry for DirEntry {
         Box::pin(async move { Ok(Box::new(meta) as Box<dyn DavMetaData>) })
     }
 }
+
+impl Meta {
+    /// A file that exists only on this server (a placeholder or a Finder sidecar).
+    pub fn local(len: u64, modified: SystemTime) -> Self {
+        Meta {
+            len,
+            modified,
+            created: modified,
+            dir: false,
+            etag: None,
+        }
+    }
+}
+
+/// A directory entry for a local file.
+pub fn local_entry(name: String, meta: Meta) -> DirEntry {
+    DirEntry { name, meta }
+}

@@ -12,6 +12,7 @@
 pub mod by_id;
 pub mod failure;
 pub mod file;
+pub mod local_file;
 pub mod meta;
 pub mod probes;
 pub mod redirect;
@@ -25,7 +26,9 @@ use dav_server::fs::{
 };
 
 use crate::catalog::{Catalog, CatalogError, Node};
+use crate::upload::local::{self, LocalFiles};
 use file::PhotoFile;
+use local_file::LocalDavFile;
 use meta::{DirEntry, Meta};
 use redirect::Redirect;
 
@@ -33,6 +36,8 @@ use redirect::Redirect;
 pub struct PhotosFs {
     catalog: Catalog,
     redirect: Option<Arc<dyn Redirect>>,
+    /// Placeholders and Finder sidecars (writable servers only; see `upload::local`).
+    local: Option<LocalFiles>,
 }
 
 impl PhotosFs {
@@ -40,7 +45,45 @@ impl PhotosFs {
         PhotosFs {
             catalog,
             redirect: None,
+            local: None,
         }
+    }
+
+    /// Shows the files kept on this server, and lets LOCK create placeholders.
+    pub fn with_local(mut self, local: Option<LocalFiles>) -> Self {
+        self.local = local;
+        self
+    }
+
+    fn local_file(&self, segs: &[String]) -> Option<local::LocalFile> {
+        self.local.as_ref()?.get(&local::key(segs))
+    }
+
+    /// LOCK of a missing name in a folder that takes uploads: an empty placeholder, which
+    /// the content PUT then replaces (Explorer's way of creating a file).
+    async fn create_placeholder(&self, segs: &[String]) -> Result<Box<dyn DavFile>, FsError> {
+        let Some(local) = &self.local else {
+            return Err(FsError::Forbidden);
+        };
+        let Some((name, dir)) = segs.split_last() else {
+            return Err(FsError::Forbidden);
+        };
+        let allowed = local::is_sidecar(name)
+            || self
+                .catalog
+                .upload_dir(dir)
+                .await
+                .map_err(fs_error)?
+                .is_some();
+        if !allowed {
+            return Err(FsError::Forbidden);
+        }
+        let key = local::key(segs);
+        if local.put(&key, bytes::Bytes::new()).is_none() {
+            return Err(FsError::InsufficientStorage);
+        }
+        let file = local.get(&key).ok_or(FsError::GeneralFailure)?;
+        Ok(Box::new(LocalDavFile::new(file)))
     }
 
     /// Files answer GET and HEAD with a 302 to where `redirect` says (with dav-server's
@@ -72,6 +115,11 @@ pub(crate) fn fs_error(e: CatalogError) -> FsError {
     }
 }
 
+/// Whether two names are the same entry for a client (exact, or equal in NFC).
+fn naming_eq(a: &str, b: &str) -> bool {
+    a == b || crate::catalog::naming::nfc(a) == crate::catalog::naming::nfc(b)
+}
+
 /// Files open for reading only: Google's API cannot replace an item's bytes.
 pub(crate) fn refuse_writes(options: &OpenOptions) -> Result<(), FsError> {
     if options.write || options.append || options.truncate || options.create {
@@ -87,14 +135,20 @@ impl DavFileSystem for PhotosFs {
         options: OpenOptions,
     ) -> FsFuture<'a, Box<dyn DavFile>> {
         Box::pin(async move {
+            let segs = segments(path)?;
+            if let Some(file) = self.local_file(&segs) {
+                return Ok(Box::new(LocalDavFile::new(file)) as Box<dyn DavFile>);
+            }
+            if options.create && self.local.is_some() {
+                return match self.catalog.stat(&segs).await {
+                    Err(CatalogError::NotFound) => self.create_placeholder(&segs).await,
+                    Err(e) => Err(fs_error(e)),
+                    Ok(_) => Err(FsError::Forbidden),
+                };
+            }
             refuse_writes(&options)?;
             // dav-server called metadata() just before, so this is answered from the cache.
-            match self
-                .catalog
-                .stat(&segments(path)?)
-                .await
-                .map_err(fs_error)?
-            {
+            match self.catalog.stat(&segs).await.map_err(fs_error)? {
                 Node::File(info) => Ok(Box::new(
                     PhotoFile::new(self.catalog.clone(), info).with_redirect(self.redirect.clone()),
                 ) as Box<dyn DavFile>),
@@ -109,21 +163,31 @@ impl DavFileSystem for PhotosFs {
         _meta: ReadDirMeta,
     ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
         Box::pin(async move {
-            let entries = self
-                .catalog
-                .list(&segments(path)?)
-                .await
-                .map_err(fs_error)?;
-            let entries: Vec<_> = entries
+            let segs = segments(path)?;
+            let entries = self.catalog.list(&segs).await.map_err(fs_error)?;
+            let mut out: Vec<_> = entries
                 .iter()
                 .map(|e| Ok(Box::new(DirEntry::new(e)) as Box<dyn DavDirEntry>))
                 .collect();
+            if let Some(local) = &self.local {
+                for (name, file) in local.children(&local::key(&segs)) {
+                    if entries.iter().any(|e| naming_eq(e.name(), &name)) {
+                        continue;
+                    }
+                    let meta = Meta::local(file.bytes.len() as u64, file.modified);
+                    out.push(Ok(
+                        Box::new(meta::local_entry(name, meta)) as Box<dyn DavDirEntry>
+                    ));
+                }
+            }
+            let entries = out;
             Ok(Box::pin(futures::stream::iter(entries)) as FsStream<Box<dyn DavDirEntry>>)
         })
     }
 
-    // Writes: Google's API cannot delete, move or replace items, and uploads are not
-    // implemented yet, so every change is refused with 403 (not 501: it is a refusal).
+    // Writes: PUT, MKCOL, DELETE, MOVE and COPY are answered before dav-server (see
+    // `upload`), so these are only reached on read-only servers: refused with 403 (not 501:
+    // it is a refusal).
     fn create_dir<'a>(&'a self, _path: &'a DavPath) -> FsFuture<'a, ()> {
         Box::pin(async { Err(FsError::Forbidden) })
     }
@@ -156,12 +220,12 @@ impl DavFileSystem for PhotosFs {
 
     fn metadata<'a>(&'a self, path: &'a DavPath) -> FsFuture<'a, Box<dyn DavMetaData>> {
         Box::pin(async move {
-            let meta = match self
-                .catalog
-                .stat(&segments(path)?)
-                .await
-                .map_err(fs_error)?
-            {
+            let segs = segments(path)?;
+            if let Some(file) = self.local_file(&segs) {
+                let meta = Meta::local(file.bytes.len() as u64, file.modified);
+                return Ok(Box::new(meta) as Box<dyn DavMetaData>);
+            }
+            let meta = match self.catalog.stat(&segs).await.map_err(fs_error)? {
                 Node::Dir { key, modified } => Meta::dir(&key, modified),
                 Node::File(info) => Meta::file(&info),
             };

@@ -63,6 +63,16 @@ const SYSTEM_PARAMS: &[&str] = &[
 /// Checks the bearer token for an RPC named `rpc` (e.g. `ListAlbums`); the error reply is
 /// what Google answers in that situation.
 pub(super) fn authorize(inner: &Inner, req: &Req, rpc: &str) -> Result<Grant, Reply> {
+    authorize_scope(inner, req, rpc, READ_SCOPE)
+}
+
+/// [`authorize`] for a call that needs `scope` (uploads need `photoslibrary.appendonly`).
+pub(super) fn authorize_scope(
+    inner: &Inner,
+    req: &Req,
+    rpc: &str,
+    scope: &str,
+) -> Result<Grant, Reply> {
     let from_header = req
         .headers
         .get(AUTHORIZATION)
@@ -100,7 +110,7 @@ pub(super) fn authorize(inner: &Inner, req: &Req, rpc: &str) -> Result<Grant, Re
     }
     match found.grant {
         Grant::ApiDisabled => Err(api_disabled()),
-        grant if !grant.has_scope(READ_SCOPE) => Err(insufficient_scopes(rpc)),
+        grant if !grant.has_scope(scope) => Err(insufficient_scopes_for(rpc, scope)),
         grant => Ok(grant),
     }
 }
@@ -124,6 +134,10 @@ fn unauthenticated(rpc: &str, reason: &str, www_authenticate: String) -> Reply {
 }
 
 fn insufficient_scopes(rpc: &str) -> Reply {
+    insufficient_scopes_for(rpc, READ_SCOPE)
+}
+
+fn insufficient_scopes_for(rpc: &str, scope: &str) -> Reply {
     let reply = Reply::google_error_with_details(
         StatusCode::FORBIDDEN,
         "Request had insufficient authentication scopes.",
@@ -137,7 +151,7 @@ fn insufficient_scopes(rpc: &str) -> Reply {
     );
     let challenge = format!(
         "{REALM}, error=\"insufficient_scope\", \
-         scope=\"https://www.googleapis.com/auth/{READ_SCOPE}\""
+         scope=\"https://www.googleapis.com/auth/{scope}\""
     );
     match HeaderValue::from_str(&challenge) {
         Ok(v) => reply.with_header(WWW_AUTHENTICATE, v),
@@ -306,7 +320,7 @@ fn page_range(total: usize, offset: usize, size: usize) -> (Range<usize>, Option
 // ---------------------------------------------------------------------------------------
 // JSON shapes
 
-fn album_json(inner: &Inner, base: &str, album: &FixtureAlbum) -> Value {
+pub(super) fn album_json(inner: &Inner, base: &str, album: &FixtureAlbum) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), json!(album.id));
     m.insert("title".into(), json!(album.title));
@@ -424,7 +438,8 @@ fn albums_list_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
     let query = Query::parse(req, &["pageSize", "pageToken", "excludeNonAppCreatedData"])?;
     let size = query_page_size(&query, ALBUMS_DEFAULT_PAGE, ALBUMS_MAX_PAGE)?;
     let offset = decode_page_token(inner, "albums", query.first("pageToken"))?;
-    let albums = &inner.library.albums;
+    let library = inner.current();
+    let albums = &library.albums;
     let (range, next) = page_range(albums.len(), offset, size);
     let entries = albums[range]
         .iter()
@@ -445,8 +460,8 @@ pub(crate) fn albums_get(inner: &Inner, req: &Req, id: &str) -> Reply {
 fn albums_get_inner(inner: &Inner, req: &Req, id: &str) -> Result<Reply, Reply> {
     authorize(inner, req, "GetAlbum")?;
     Query::parse(req, &[])?;
-    let album = inner
-        .library
+    let library = inner.current();
+    let album = library
         .album(id)
         .ok_or_else(|| Reply::invalid_argument(INVALID_ARGUMENT))?;
     Ok(Reply::json(
@@ -476,7 +491,8 @@ fn media_list_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
     let query = Query::parse(req, &["pageSize", "pageToken"])?;
     let size = query_page_size(&query, ITEMS_DEFAULT_PAGE, ITEMS_MAX_PAGE)?;
     let offset = decode_page_token(inner, "mediaItems", query.first("pageToken"))?;
-    let items: Vec<&FixtureItem> = inner.library.items.iter().collect();
+    let library = inner.current();
+    let items: Vec<&FixtureItem> = library.items.iter().collect();
     Ok(items_page(inner, req, &items, "mediaItems", offset, size))
 }
 
@@ -505,8 +521,8 @@ pub(crate) fn media_get(inner: &Inner, req: &Req, id: &str) -> Reply {
 fn media_get_inner(inner: &Inner, req: &Req, id: &str) -> Result<Reply, Reply> {
     authorize(inner, req, "GetMediaItem")?;
     Query::parse(req, &[])?;
-    let item = inner
-        .library
+    let library = inner.current();
+    let item = library
         .item(id)
         .ok_or_else(|| Reply::invalid_argument(INVALID_MEDIA_ITEM_ID))?;
     Ok(Reply::json(
@@ -541,9 +557,10 @@ fn media_batch_get_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
             "Request contains duplicate media item ids.",
         ));
     }
+    let library = inner.current();
     let results: Vec<Value> = ids
         .iter()
-        .map(|id| match inner.library.item(id) {
+        .map(|id| match library.item(id) {
             Some(item) => json!({"mediaItem": media_item_json(inner, &req.base, item)}),
             None => json!({"status": {"code": 3, "message": INVALID_MEDIA_ITEM_ID}}),
         })

@@ -167,7 +167,7 @@ fn etag_of(bytes: &[u8]) -> String {
 /// Makes `bytes` the original rendition of item `id` from now on (tests: re-encoded items).
 pub(crate) fn replace_original(inner: &Inner, id: &str, bytes: Bytes) {
     let mime_type = inner
-        .library
+        .current()
         .item(id)
         .map(|i| i.mime_type.clone())
         .unwrap_or_else(|| "application/octet-stream".into());
@@ -300,7 +300,8 @@ pub(crate) fn serve(inner: &Inner, req: &Req, rest: &str) -> Reply {
     if age >= ttl {
         return Reply::html_error(StatusCode::FORBIDDEN);
     }
-    let Some(item) = inner.library.item(&entry.item_id) else {
+    let library = inner.current();
+    let Some(item) = library.item(&entry.item_id) else {
         return Reply::html_error(StatusCode::NOT_FOUND);
     };
     let Some(options) = Options::parse(raw_options) else {

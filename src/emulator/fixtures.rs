@@ -52,7 +52,7 @@ const FAVORITES: [usize; 4] = [5, 10, 20, 57];
 /// - One item was created at exactly 2020-12-31T23:30:00Z (in "Highlights"); the others
 ///   spread over 2015–2025 with at least five items in every one of those years.
 /// - Every filename other than the three `IMG_0001.JPG` and the empty one is unique.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Library {
     pub albums: Vec<FixtureAlbum>,
     pub items: Vec<FixtureItem>,

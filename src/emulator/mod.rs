@@ -24,6 +24,7 @@ mod reply;
 mod search;
 #[cfg(test)]
 mod tests;
+mod upload;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -48,6 +49,8 @@ pub use fixtures::{
     BIG_ALBUM_TITLE, BIG_ITEM_ALBUM, BIG_ITEM_FILENAME, BigItem, FixtureAlbum, FixtureItem,
     HOSTILE_ALBUMS, HOSTILE_LONG_FILENAME, HOSTILE_LONG_TITLE, Library, MediaKind,
 };
+
+pub use upload::{strip_gps, transcode};
 
 use content::{BaseUrlEntry, Rendition};
 use oauth::AccessToken;
@@ -165,6 +168,13 @@ pub struct Emulator {
 pub(crate) struct Inner {
     opts: EmulatorOptions,
     library: Arc<Library>,
+    /// The seeded library plus everything created through the API since (uploads, albums):
+    /// replaced as a whole on each change, so readers always see one consistent snapshot.
+    current: Mutex<Arc<Library>>,
+    /// Serialises the read-modify-replace of `current`.
+    write_lock: Mutex<()>,
+    /// Upload tokens and resumable sessions.
+    uploads: Mutex<upload::Uploads>,
     clock: Clock,
     counters: Counters,
     ignore_range: AtomicBool,
@@ -204,6 +214,15 @@ impl Inner {
         relock(&self.renditions)
     }
 
+    /// The library as it is now, uploads included.
+    fn current(&self) -> Arc<Library> {
+        relock(&self.current).clone()
+    }
+
+    fn replace_library(&self, next: Library) {
+        *relock(&self.current) = Arc::new(next);
+    }
+
     fn ignore_range(&self) -> bool {
         self.ignore_range.load(Ordering::SeqCst)
     }
@@ -233,6 +252,10 @@ enum Route<'a> {
     MediaSearch,
     MediaGet(String),
     MediaBatchGet,
+    MediaBatchCreate,
+    AlbumsCreate,
+    /// `POST /v1/uploads`: raw, resumable start, or a command on a session (`upload_id`).
+    Uploads,
     NotFound,
 }
 
@@ -263,6 +286,9 @@ impl<'a> Route<'a> {
             (&Method::GET, "/v1/mediaItems") => Route::MediaList,
             (&Method::POST, "/v1/mediaItems:search") => Route::MediaSearch,
             (&Method::GET, "/v1/mediaItems:batchGet") => Route::MediaBatchGet,
+            (&Method::POST, "/v1/mediaItems:batchCreate") => Route::MediaBatchCreate,
+            (&Method::POST, "/v1/albums") => Route::AlbumsCreate,
+            (&Method::POST, "/v1/uploads") => Route::Uploads,
             (&Method::GET, _) => {
                 if let Some(id) = single_segment("/v1/albums/") {
                     Route::AlbumsGet(id)
@@ -291,6 +317,9 @@ impl<'a> Route<'a> {
             Route::MediaSearch => "mediaItems.search",
             Route::MediaGet(_) => "mediaItems.get",
             Route::MediaBatchGet => "mediaItems.batchGet",
+            Route::MediaBatchCreate => "mediaItems.batchCreate",
+            Route::AlbumsCreate => "albums.create",
+            Route::Uploads => "uploads",
             Route::NotFound => "other",
         }
     }
@@ -355,15 +384,15 @@ impl Emulator {
     pub fn new(opts: EmulatorOptions) -> Emulator {
         let mut page_key = [0u8; 32];
         rand::rng().fill(&mut page_key);
+        let library =
+            fixtures::library_for(opts.seed, opts.hostile_names, opts.big_album, opts.big_item);
         Emulator {
             inner: Arc::new(Inner {
-                library: fixtures::library_for(
-                    opts.seed,
-                    opts.hostile_names,
-                    opts.big_album,
-                    opts.big_item,
-                ),
                 pacer: Arc::new(pacing::Pacer::new(opts.content_rate)),
+                current: Mutex::new(library.clone()),
+                write_lock: Mutex::default(),
+                uploads: Mutex::default(),
+                library,
                 opts,
                 clock: Clock::default(),
                 counters: Counters::default(),
@@ -457,9 +486,21 @@ impl Emulator {
         self.inner.pacer.sent()
     }
 
-    /// The fixture library this emulator serves.
+    /// The seeded fixture library this emulator started with.
     pub fn library(&self) -> &Library {
         &self.inner.library
+    }
+
+    /// The library as it is now: the seeded one plus the items and albums created through
+    /// the API (uploads).
+    pub fn current_library(&self) -> Arc<Library> {
+        self.inner.current()
+    }
+
+    /// From now on, batchCreate answers every new item named `file_name` with a per-item
+    /// error status (the call itself succeeds), as Google does for an item it cannot create.
+    pub fn reject_uploads_named(&self, file_name: &str) {
+        relock(&self.inner.uploads).reject_filename(file_name);
     }
 
     /// When on, the content host ignores `Range` and answers 200 with the whole body,
@@ -674,6 +715,9 @@ impl Emulator {
             Route::MediaSearch => search::media_search(inner, req),
             Route::MediaGet(id) => api::media_get(inner, req, id),
             Route::MediaBatchGet => api::media_batch_get(inner, req),
+            Route::MediaBatchCreate => upload::batch_create(inner, req),
+            Route::AlbumsCreate => upload::albums_create(inner, req),
+            Route::Uploads => upload::uploads(inner, req),
             Route::NotFound => {
                 Reply::google_error(StatusCode::NOT_FOUND, "Method not found.", "NOT_FOUND")
             }

@@ -23,7 +23,7 @@ use super::{
 const SCOPE_PREFIX: &str = "https://www.googleapis.com/auth/";
 /// The scope the Library API's read calls require since the 2025 change.
 pub(crate) const READ_SCOPE: &str = "photoslibrary.readonly.appcreateddata";
-const APPEND_SCOPE: &str = "photoslibrary.appendonly";
+pub(crate) const APPEND_SCOPE: &str = "photoslibrary.appendonly";
 const PICKER_SCOPE: &str = "photospicker.mediaitems.readonly";
 
 /// What an access token was granted, decided by the refresh token it came from.

@@ -344,7 +344,8 @@ fn media_search_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
         },
     };
 
-    let library = &inner.library;
+    let library = inner.current();
+    let library = &*library;
     let mut items: Vec<&FixtureItem> = match album_id {
         Some(id) => {
             let album = library

@@ -1391,3 +1391,290 @@ async fn big_item_is_generated_ranged_and_counted() {
         SIZE + 1000 + page.len() as u64
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Uploads
+
+async fn raw_upload(emu: &RunningEmulator, token: &str, bytes: &[u8]) -> (StatusCode, String) {
+    let resp = client()
+        .post(format!("{}/v1/uploads", emu.api_base()))
+        .bearer_auth(token)
+        .header("Content-Type", "application/octet-stream")
+        .header("X-Goog-Upload-Protocol", "raw")
+        .header("X-Goog-Upload-Content-Type", "image/jpeg")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .expect("upload");
+    let status = resp.status();
+    (status, resp.text().await.expect("text"))
+}
+
+async fn batch_create(emu: &RunningEmulator, token: &str, body: &Value) -> (StatusCode, Value) {
+    let resp = client()
+        .post(format!("{}/v1/mediaItems:batchCreate", emu.api_base()))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("batchCreate");
+    let status = resp.status();
+    (status, resp.json().await.expect("json"))
+}
+
+fn new_item(upload_token: &str, name: &str) -> Value {
+    json!({"simpleMediaItem": {"uploadToken": upload_token, "fileName": name}})
+}
+
+#[tokio::test]
+async fn raw_upload_then_batch_create_into_an_album() {
+    let emu = start().await;
+    let token = token(&emu).await;
+    let photo = fixtures::render_jpeg(20, 10, 1, 4, 2, 90).expect("jpeg");
+    let (status, upload_token) = raw_upload(&emu, &token, &photo).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!upload_token.is_empty() && !upload_token.contains('{'));
+
+    let album = emu.emulator.library().albums_titled("Empty")[0].id.clone();
+    let body = json!({"albumId": album, "newMediaItems": [new_item(&upload_token, "new.jpg")]});
+    let (status, answer) = batch_create(&emu, &token, &body).await;
+    assert_eq!(status, StatusCode::OK);
+    let result = &answer["newMediaItemResults"][0];
+    assert_eq!(result["uploadToken"], upload_token.as_str());
+    assert_eq!(result["status"]["message"], "Success");
+    let item = &result["mediaItem"];
+    assert_eq!(item["filename"], "new.jpg");
+    assert_eq!(item["mimeType"], "image/jpeg");
+    assert_eq!(item["mediaMetadata"]["width"], "20");
+    let id = item["id"].as_str().expect("id").to_owned();
+
+    // Listed first (newest) and in the album; the base URL serves the bytes.
+    let (_, list) = get(&emu, &token, "/v1/mediaItems?pageSize=1").await;
+    assert_eq!(ids(&list, "mediaItems"), vec![id.clone()]);
+    let in_album = search_all(&emu, &token, json!({"albumId": album})).await;
+    assert_eq!(in_album, vec![id.clone()]);
+    let (_, got) = get(&emu, &token, &format!("/v1/mediaItems/{id}")).await;
+    let base = got["baseUrl"].as_str().expect("baseUrl");
+    let bytes = client()
+        .get(format!("{base}=d"))
+        .send()
+        .await
+        .expect("download")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(
+        bytes.as_ref(),
+        photo.as_ref(),
+        "no EXIF: served as uploaded"
+    );
+
+    // A token works once.
+    let (_, again) = batch_create(&emu, &token, &body).await;
+    assert_eq!(again["newMediaItemResults"][0]["status"]["code"], 3);
+    assert!(again["newMediaItemResults"][0].get("mediaItem").is_none());
+    assert_eq!(emu.emulator.counters().get("uploads"), 1);
+    assert_eq!(emu.emulator.counters().get("mediaItems.batchCreate"), 2);
+}
+
+#[tokio::test]
+async fn batch_create_answers_each_item_and_enforces_its_limits() {
+    let emu = start().await;
+    let token = token(&emu).await;
+    let photo = fixtures::render_jpeg(8, 8, 1, 4, 2, 90).expect("jpeg");
+    let (_, stale) = raw_upload(&emu, &token, &photo).await;
+    emu.emulator.clock().advance(Duration::from_secs(23 * 3600));
+    let token = token_for(&emu, REFRESH_TOKEN).await;
+    let (_, fresh) = raw_upload(&emu, &token, &photo).await;
+    emu.emulator.clock().advance(Duration::from_secs(2 * 3600));
+    let token = token_for(&emu, REFRESH_TOKEN).await;
+    // `stale` is now 25 hours old: expired.
+    let body = json!({"newMediaItems": [
+        new_item(&fresh, "a.jpg"),
+        new_item("no-such-token", "b.jpg"),
+        new_item(&stale, "c.jpg"),
+    ]});
+    let (status, answer) = batch_create(&emu, &token, &body).await;
+    assert_eq!(status, StatusCode::OK);
+    let results = answer["newMediaItemResults"].as_array().expect("results");
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["mediaItem"]["filename"], "a.jpg");
+    for failed in &results[1..] {
+        assert_eq!(failed["status"]["code"], 3);
+        assert!(failed.get("mediaItem").is_none());
+    }
+
+    let many: Vec<Value> = (0..51)
+        .map(|i| new_item("t", &format!("{i}.jpg")))
+        .collect();
+    let (status, answer) = batch_create(&emu, &token, &json!({"newMediaItems": many})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_google_error(&answer, 400, "INVALID_ARGUMENT");
+    let (status, _) = batch_create(
+        &emu,
+        &token,
+        &json!({"albumId": "nope", "newMediaItems": [new_item(&fresh, "x.jpg")]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Faults can be injected on the new kinds.
+    emu.emulator
+        .inject("mediaItems.batchCreate", Fault::Status(503), 1, Some(1));
+    let (status, _) = batch_create(&emu, &token, &body).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    emu.emulator
+        .inject("uploads", Fault::Status(500), 1, Some(1));
+    let (status, text) = raw_upload(&emu, &token, &photo).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{text}");
+}
+
+#[tokio::test]
+async fn resumable_upload_protocol() {
+    let emu = start().await;
+    let token = token(&emu).await;
+    let granularity = upload::CHUNK_GRANULARITY;
+    let video: Vec<u8> = {
+        let mut v = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41".to_vec();
+        v.resize(granularity * 2 + 1000, 7);
+        v
+    };
+    let start = client()
+        .post(format!("{}/v1/uploads", emu.api_base()))
+        .bearer_auth(&token)
+        .header("Content-Length", "0")
+        .header("X-Goog-Upload-Command", "start")
+        .header("X-Goog-Upload-Content-Type", "video/mp4")
+        .header("X-Goog-Upload-Protocol", "resumable")
+        .header("X-Goog-Upload-Raw-Size", video.len().to_string())
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(start.status(), StatusCode::OK);
+    assert_eq!(
+        start.headers()["X-Goog-Upload-Chunk-Granularity"],
+        granularity.to_string().as_str()
+    );
+    let url = start.headers()["X-Goog-Upload-URL"]
+        .to_str()
+        .expect("url")
+        .to_owned();
+    let send = |command: &'static str, offset: usize, body: Vec<u8>| {
+        client()
+            .post(&url)
+            .header("X-Goog-Upload-Command", command)
+            .header("X-Goog-Upload-Offset", offset.to_string())
+            .body(body)
+            .send()
+    };
+    let first = send("upload", 0, video[..granularity].to_vec())
+        .await
+        .expect("chunk");
+    assert_eq!(first.status(), StatusCode::OK);
+    // A chunk at the wrong offset is refused with what was received.
+    let wrong = send("upload", 10, video[10..granularity].to_vec())
+        .await
+        .expect("chunk");
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        wrong.headers()["X-Goog-Upload-Size-Received"],
+        granularity.to_string().as_str()
+    );
+    let query = send("query", 0, Vec::new()).await.expect("query");
+    assert_eq!(
+        query.headers()["X-Goog-Upload-Size-Received"],
+        granularity.to_string().as_str()
+    );
+    let last = send(
+        "upload, finalize",
+        granularity,
+        video[granularity..].to_vec(),
+    )
+    .await
+    .expect("last chunk");
+    assert_eq!(last.status(), StatusCode::OK);
+    let upload_token = last.text().await.expect("token");
+    let (_, answer) = batch_create(
+        &emu,
+        &token,
+        &json!({"newMediaItems": [new_item(&upload_token, "clip.mp4")]}),
+    )
+    .await;
+    let item = &answer["newMediaItemResults"][0]["mediaItem"];
+    assert_eq!(item["mimeType"], "video/mp4");
+    assert_eq!(item["mediaMetadata"]["video"]["status"], "READY");
+    let created = emu
+        .emulator
+        .current_library()
+        .item(item["id"].as_str().expect("id"))
+        .expect("created")
+        .clone();
+    assert_eq!(
+        created.bytes,
+        upload::transcode(&video),
+        "=dv is a transcode"
+    );
+    assert_ne!(created.bytes.as_ref(), video.as_slice());
+}
+
+#[tokio::test]
+async fn albums_create_makes_a_writeable_album() {
+    let emu = start().await;
+    let token = token(&emu).await;
+    let create = |title: String| {
+        client()
+            .post(format!("{}/v1/albums", emu.api_base()))
+            .bearer_auth(&token)
+            .json(&json!({"album": {"title": title}}))
+            .send()
+    };
+    let resp = create("Summer".into()).await.expect("create");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let album: Value = resp.json().await.expect("json");
+    assert_eq!(album["title"], "Summer");
+    assert_eq!(album["isWriteable"], true);
+    assert!(album.get("mediaItemsCount").is_none());
+    let id = album["id"].as_str().expect("id");
+    let (status, got) = get(&emu, &token, &format!("/v1/albums/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got["title"], "Summer");
+    let resp = create("x".repeat(501)).await.expect("create");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(emu.emulator.counters().get("albums.create"), 2);
+    assert_eq!(
+        emu.emulator.current_library().albums.len(),
+        emu.emulator.library().albums.len() + 1
+    );
+}
+
+#[test]
+fn gps_is_stripped_big_endian_too() {
+    // A big-endian TIFF whose GPS IFD is not last: the pointer goes, the IFD is zeroed.
+    let mut t = b"MM\0\x2a\0\0\0\x08".to_vec();
+    t.extend_from_slice(&1u16.to_be_bytes());
+    t.extend_from_slice(&[0x88, 0x25, 0, 4]);
+    t.extend_from_slice(&1u32.to_be_bytes());
+    t.extend_from_slice(&26u32.to_be_bytes());
+    t.extend_from_slice(&0u32.to_be_bytes());
+    // GPS IFD at 26: one inline entry, then 4 trailing bytes of something else.
+    t.extend_from_slice(&1u16.to_be_bytes());
+    t.extend_from_slice(&[0, 1, 0, 2]);
+    t.extend_from_slice(&2u32.to_be_bytes());
+    t.extend_from_slice(b"S\0\0\0");
+    t.extend_from_slice(&0u32.to_be_bytes());
+    t.extend_from_slice(b"tail");
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    jpeg.extend_from_slice(&((t.len() + 8) as u16).to_be_bytes());
+    jpeg.extend_from_slice(b"Exif\0\0");
+    jpeg.extend_from_slice(&t);
+    jpeg.extend_from_slice(&[0xFF, 0xD9]);
+    let stripped = upload::strip_gps(&jpeg);
+    assert_eq!(stripped.len(), jpeg.len());
+    let tiff = &stripped[12..12 + t.len()];
+    assert_eq!(&tiff[8..10], &[0, 0], "IFD0 has no entries left");
+    assert!(tiff[26..44].iter().all(|b| *b == 0), "the GPS IFD is gone");
+    assert_eq!(&tiff[44..], b"tail");
+    assert!(!stripped.windows(2).any(|w| w == [0x88, 0x25]));
+    // Not a JPEG with EXIF: unchanged.
+    assert_eq!(upload::strip_gps(b"plain").as_ref(), b"plain");
+}

@@ -15,7 +15,8 @@ use super::error::GoogleError;
 use super::quota::{Bucket, QuotaGate};
 use super::retry::RetryPolicy;
 use super::types::{
-    Album, AlbumPage, BatchGetResponse, MediaItem, MediaItemPage, Page, SharedAlbumPage, Status,
+    Album, AlbumPage, BatchCreateResponse, BatchGetResponse, MediaItem, MediaItemPage, Page,
+    SharedAlbumPage, Status,
 };
 
 /// albums.list allows at most 50 per page; mediaItems.list/search at most 100.
@@ -23,6 +24,15 @@ pub const ALBUM_PAGE_SIZE: u32 = 50;
 pub const ITEM_PAGE_SIZE: u32 = 100;
 /// mediaItems.batchGet takes 1 to 50 ids.
 pub const BATCH_GET_MAX: usize = 50;
+/// mediaItems.batchCreate takes 1 to 50 new items.
+pub const BATCH_CREATE_MAX: usize = 50;
+
+/// One item for mediaItems.batchCreate: an upload token and the file name to give it.
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    pub upload_token: String,
+    pub file_name: String,
+}
 
 #[derive(Clone)]
 pub struct LibraryClient {
@@ -261,6 +271,68 @@ impl LibraryClient {
             }
         }
         Ok(out)
+    }
+
+    /// mediaItems.batchCreate of at most [`BATCH_CREATE_MAX`] items, into `album_id` if
+    /// given. Each item is answered on its own: the created item or Google's status for it,
+    /// in the order of `items`.
+    ///
+    /// Not retried: a retry after an answer that got lost would find its tokens used and
+    /// report errors for items that exist. (A lost answer fails the batch instead.)
+    pub async fn batch_create(
+        &self,
+        album_id: Option<&str>,
+        items: &[NewItem],
+    ) -> Result<Vec<Result<MediaItem, Status>>, GoogleError> {
+        if items.is_empty() || items.len() > BATCH_CREATE_MAX {
+            return Err(GoogleError::Protocol(format!(
+                "batchCreate takes 1 to {BATCH_CREATE_MAX} items, not {}",
+                items.len()
+            )));
+        }
+        let url = self.url("mediaItems:batchCreate");
+        let mut body = json!({
+            "newMediaItems": items.iter().map(|i| json!({
+                "simpleMediaItem": {"uploadToken": i.upload_token, "fileName": i.file_name}
+            })).collect::<Vec<_>>()
+        });
+        if let Some(album) = album_id {
+            body["albumId"] = json!(album);
+        }
+        self.quota.check()?;
+        let resp: BatchCreateResponse = self
+            .attempt("mediaItems.batchCreate", &|| {
+                self.http.post(&url).json(&body)
+            })
+            .await?;
+        if resp.new_media_item_results.len() != items.len() {
+            return Err(GoogleError::Protocol(format!(
+                "batchCreate answered {} results for {} items",
+                resp.new_media_item_results.len(),
+                items.len()
+            )));
+        }
+        Ok(resp
+            .new_media_item_results
+            .into_iter()
+            .map(|r| match (r.media_item, r.status) {
+                (Some(item), Some(s)) if s.code == 0 => Ok(item),
+                (Some(item), None) => Ok(item),
+                (_, Some(status)) => Err(status),
+                (None, None) => Err(Status {
+                    code: 2,
+                    message: "batchCreate result without item or status".into(),
+                }),
+            })
+            .collect())
+    }
+
+    /// albums.create: a new app-created album (so the app may add items to it).
+    pub async fn create_album(&self, title: &str) -> Result<Album, GoogleError> {
+        let url = self.url("albums");
+        let body = json!({"album": {"title": title}});
+        self.send("albums.create", || self.http.post(&url).json(&body))
+            .await
     }
 }
 

@@ -12,6 +12,7 @@ pub mod quota;
 pub mod retry;
 pub mod token_file;
 pub mod types;
+pub mod upload;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub use error::{GoogleError, SCOPES};
 pub use library::LibraryClient;
 pub use retry::RetryPolicy;
 pub use types::{Album, MediaItem};
+pub use upload::{UploadClient, UploadTuning};
 
 /// Counts a finished call to Google (by kind and status) in the process metrics, and passes
 /// its result through.
@@ -47,7 +49,8 @@ pub struct Endpoints {
 pub struct Google {
     pub library: LibraryClient,
     pub content: ContentClient,
-    /// The project's daily quotas, shared by both clients.
+    pub upload: UploadClient,
+    /// The project's daily quotas, shared by the clients.
     pub quota: Arc<quota::QuotaGate>,
 }
 
@@ -81,8 +84,24 @@ impl Google {
             api_http.clone(),
             retry.clone(),
         )?);
+        // Uploads may run for hours (a 20 GB video): no total timeout, a read timeout.
+        let upload_http = reqwest::Client::builder()
+            .user_agent(user_agent)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(20))
+            .read_timeout(Duration::from_secs(120))
+            .build()
+            .map_err(GoogleError::transport)?;
         let quota = Arc::new(quota::QuotaGate::default());
         Ok(Google {
+            upload: UploadClient::new(
+                upload_http,
+                &endpoints.api_base,
+                tokens.clone(),
+                retry.clone(),
+                UploadTuning::default(),
+                quota.clone(),
+            ),
             library: LibraryClient::new(
                 api_http,
                 &endpoints.api_base,

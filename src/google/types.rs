@@ -118,6 +118,23 @@ pub struct Status {
     pub message: String,
 }
 
+/// The answer of mediaItems.batchCreate: one result per new item, in request order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchCreateResponse {
+    #[serde(default)]
+    pub new_media_item_results: Vec<NewMediaItemResult>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewMediaItemResult {
+    #[serde(default)]
+    pub upload_token: String,
+    pub status: Option<Status>,
+    pub media_item: Option<MediaItem>,
+}
+
 /// One page of a paginated list answer.
 pub(crate) trait Page: serde::de::DeserializeOwned {
     type Item;

@@ -31,6 +31,73 @@ pub struct Config {
     pub webdav: WebdavConfig,
     #[serde(default)]
     pub cache: CacheConfig,
+    #[serde(default)]
+    pub upload: UploadConfig,
+}
+
+/// `[upload]`: how uploads (PUT with `read_only = false`) are sent to Google.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadConfig {
+    /// Milliseconds the server waits after one upload finished for others to share its
+    /// `batchCreate` call (Google's quota counts calls).
+    #[serde(default = "default_batch_window_ms")]
+    pub batch_window_ms: u64,
+    /// Most items created by one batchCreate (1 to 50, Google's limit).
+    #[serde(default = "default_batch_max_items")]
+    pub batch_max_items: usize,
+    /// Files of at least this many bytes use Google's resumable upload protocol.
+    #[serde(default = "default_resumable_threshold")]
+    pub resumable_threshold: u64,
+    /// Bytes per resumable chunk (a multiple of 256 KiB; rounded down).
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: u64,
+    /// Where PUT bodies are spooled while they are checked and sent (default: the system's
+    /// temporary directory). Needs room for the largest upload in flight.
+    pub spool_dir: Option<PathBuf>,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            batch_window_ms: default_batch_window_ms(),
+            batch_max_items: default_batch_max_items(),
+            resumable_threshold: default_resumable_threshold(),
+            chunk_size: default_chunk_size(),
+            spool_dir: None,
+        }
+    }
+}
+
+fn default_batch_window_ms() -> u64 {
+    2000
+}
+
+fn default_batch_max_items() -> usize {
+    50
+}
+
+fn default_resumable_threshold() -> u64 {
+    32 * 1024 * 1024
+}
+
+fn default_chunk_size() -> u64 {
+    16 * 1024 * 1024
+}
+
+impl UploadConfig {
+    /// The options the write path runs with.
+    pub fn options(&self) -> crate::upload::UploadOptions {
+        crate::upload::UploadOptions {
+            batch_window: std::time::Duration::from_millis(self.batch_window_ms),
+            batch_max_items: self.batch_max_items,
+            spool_dir: self.spool_dir.clone(),
+            tuning: crate::google::UploadTuning {
+                resumable_threshold: self.resumable_threshold,
+                chunk_size: self.chunk_size,
+            },
+        }
+    }
 }
 
 /// `[cache]`: how long what Google said is trusted.
@@ -394,6 +461,17 @@ impl Config {
     }
 
     fn validate_server(&self) -> Result<(), ConfigError> {
+        if !(1..=50).contains(&self.upload.batch_max_items) {
+            return Err(ConfigError::Invalid(
+                "[upload] batch_max_items must be between 1 and 50 (Google's limit)".into(),
+            ));
+        }
+        if self.upload.chunk_size < crate::google::upload::CHUNK_GRANULARITY {
+            return Err(ConfigError::Invalid(
+                "[upload] chunk_size must be at least 262144 (256 KiB, Google's granularity)"
+                    .into(),
+            ));
+        }
         if self.cache.listing_ttl == 0 {
             return Err(ConfigError::Invalid(
                 "[cache] listing_ttl must be at least 1 (seconds)".into(),
@@ -605,6 +683,34 @@ mod tests {
             Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nreadonly = true\n").unwrap_err();
         assert!(err.contains("unknown field `readonly`"), "{err}");
         assert!(err.contains("read_only"), "{err}");
+    }
+
+    #[test]
+    fn upload_keys_are_checked() {
+        let c = Config::parse(full()).unwrap();
+        let o = c.upload.options();
+        assert_eq!(o.batch_window, std::time::Duration::from_secs(2));
+        assert_eq!(o.batch_max_items, 50);
+        assert_eq!(o.tuning.resumable_threshold, 32 * 1024 * 1024);
+        let text = format!("{}[upload]\nbatch_max_items = 51\n", full());
+        let err = Config::parse(&text)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("batch_max_items") && err.contains("50"),
+            "{err}"
+        );
+        let text = format!("{}[upload]\nchunk_size = 1000\n", full());
+        let err = Config::parse(&text)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("chunk_size"), "{err}");
+        let err = Config::parse("[upload]\nbatch_window = 5\n").unwrap_err();
+        assert!(err.contains("batch_window_ms"), "{err}");
     }
 
     #[test]

@@ -106,6 +106,7 @@ impl Server {
                 root_album,
                 listing_ttl: Duration::from_secs(config.cache.listing_ttl),
                 probe_concurrency: config.cache.probe_concurrency,
+                uploads: !config.server.read_only,
                 store,
             },
         );
@@ -117,6 +118,7 @@ impl Server {
             &config.webdav.prefix,
             auth::Authenticator::new(users),
             delivery,
+            config.upload.options(),
         ));
         let listener = TcpListener::bind(config.server.listen)
             .await

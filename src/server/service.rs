@@ -9,8 +9,13 @@
 //! - **Readable upstream errors.** The filesystem records why Google failed (see
 //!   `dav::failure`); here that becomes a 502 (503 with Retry-After when rate limited) whose body
 //!   and log line say what to do.
-//! - **A truthful `DAV` header.** dav-server always claims classes 1, 2 and 3; without a lock
-//!   system we support class 1 only.
+//! - **A truthful `DAV` header.** dav-server always claims classes 1, 2 and 3. A read-only
+//!   server has no lock system and says class 1; a writable one locks with dav-server's
+//!   `MemLs` and says `1, 2` (Finder mounts read-only without class 2).
+//! - **Writes** (writable servers): PUT, MKCOL, DELETE, MOVE and COPY are answered by
+//!   `upload::Uploader`, not dav-server, because their answers (204 for an identical upload,
+//!   409, 413, 415, messages saying why) are beyond what `FsError` can express, and because
+//!   an upload must stream to Google rather than through `DavFile` writes.
 //! - **Signed download links** (`/d/...` under the prefix, see `signed`) are answered first,
 //!   without WebDAV credentials: their signature is the credential.
 //! - **Conditionals on redirects.** Under the redirecting policies dav-server answers 302
@@ -35,6 +40,7 @@ use crate::google::GoogleError;
 use crate::server::auth::{Authenticator, Denied, Identity};
 use crate::server::guard::{self, Rejection};
 use crate::server::policy::{self, Delivery};
+use crate::upload::{Answer, UploadOptions, Uploader, local::LocalFiles};
 
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -50,6 +56,8 @@ pub struct DavService {
     prefix: String,
     /// The GET policy and the signed `/d/` links (see `policy`, `signed`).
     delivery: Delivery,
+    /// The write path; None on read-only servers.
+    uploader: Option<Uploader>,
 }
 
 /// The methods WebDAV class 1 and 2 define; anything else is answered 405 here (dav-server
@@ -91,18 +99,36 @@ impl DavService {
         prefix: &str,
         auth: Arc<Authenticator>,
         delivery: Delivery,
+        uploads: UploadOptions,
     ) -> Self {
         let methods = if read_only {
             DavMethodSet::WEBDAV_RO
         } else {
             DavMethodSet::WEBDAV_RW
         };
-        let fs = PhotosFs::new(catalog.clone()).with_redirect(delivery.redirect.clone());
+        let (uploader, locks) = if read_only {
+            (None, None)
+        } else {
+            let locks: Box<dyn dav_server::ls::DavLockSystem> = dav_server::memls::MemLs::new();
+            let uploader = Uploader::new(
+                catalog.clone(),
+                LocalFiles::default(),
+                locks.clone(),
+                uploads,
+            );
+            (Some(uploader), Some(locks))
+        };
+        let fs = PhotosFs::new(catalog.clone())
+            .with_redirect(delivery.redirect.clone())
+            .with_local(uploader.as_ref().map(|u| u.local().clone()));
         let mut builder = DavHandler::builder()
             .filesystem(Box::new(fs))
             .methods(methods)
             .read_buf_size(READ_BUF_SIZE)
             .redirect(delivery.redirect.is_some());
+        if let Some(locks) = locks {
+            builder = builder.locksystem(locks);
+        }
         if !prefix.is_empty() {
             builder = builder.strip_prefix(prefix);
         }
@@ -112,6 +138,7 @@ impl DavService {
             auth,
             prefix: prefix.to_string(),
             delivery,
+            uploader,
         }
     }
 
@@ -191,6 +218,14 @@ impl DavService {
             Ok(req) => req,
             Err(rejection) => return rejected(&rejection, peer, &method),
         };
+        if let Some(uploader) = &self.uploader
+            && matches!(
+                method.as_str(),
+                "PUT" | "MKCOL" | "DELETE" | "MOVE" | "COPY"
+            )
+        {
+            return self.write(uploader, req, &path).await;
+        }
         if let Some(miss) = self.probe_miss(&req) {
             return miss;
         }
@@ -217,9 +252,10 @@ impl DavService {
             _ => response.map(box_dav_body),
         };
         if response.headers().contains_key("DAV") {
+            let class = if self.uploader.is_some() { "1, 2" } else { "1" };
             response
                 .headers_mut()
-                .insert("DAV", HeaderValue::from_static("1"));
+                .insert("DAV", HeaderValue::from_static(class));
         }
         if method == Method::GET {
             response = with_content_length(response).await;
@@ -228,6 +264,33 @@ impl DavService {
             response = policy::conditional_redirect(&method, &request_headers, response);
         }
         response
+    }
+
+    /// PUT, MKCOL, DELETE, MOVE and COPY on a writable server (see `upload`).
+    async fn write(
+        &self,
+        uploader: &Uploader,
+        req: Request<crate::server::guard::ReqBody>,
+        path: &str,
+    ) -> Response<Body> {
+        let method = req.method().clone();
+        let tree_path = self.tree_path(path).unwrap_or("/").to_string();
+        let Ok(dav_path) = DavPath::new(&tree_path) else {
+            return text_response(StatusCode::BAD_REQUEST, "gphotos-dav: invalid path\n");
+        };
+        let Ok(segs) = segments(&dav_path) else {
+            return text_response(StatusCode::NOT_FOUND, "");
+        };
+        let answer = match method.as_str() {
+            "PUT" => {
+                let (parts, body) = req.into_parts();
+                uploader.put(&segs, &dav_path, &parts.headers, body).await
+            }
+            "MKCOL" => uploader.mkcol(&segs).await,
+            "DELETE" => uploader.delete(&segs),
+            _ => uploader.refuse_move(),
+        };
+        answer_response(&method, path, answer)
     }
 
     /// Answers a client's probe for a file it expects to be missing (see `dav::probes`)
@@ -244,7 +307,12 @@ impl DavService {
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
+        let kept_locally = self
+            .uploader
+            .as_ref()
+            .is_some_and(|u| u.local().get(&crate::upload::local::key(&segs)).is_some());
         if !segs.iter().any(|s| probes::is_probe(s, agent))
+            || kept_locally
             || self.catalog.resolves_from_memory(&segs)
         {
             return None;
@@ -338,6 +406,31 @@ impl DavService {
             Err(_) => false,
         }
     }
+}
+
+/// The response for a write's [`Answer`]; refusals and failures are logged with the reason.
+fn answer_response(method: &Method, path: &str, answer: Answer) -> Response<Body> {
+    let status = answer.status;
+    if status.is_client_error() || status.is_server_error() {
+        tracing::info!(%method, path, status = status.as_u16(), "write refused: {}", answer.message);
+    }
+    let text = if answer.message.is_empty() {
+        String::new()
+    } else {
+        format!("gphotos-dav: {}\n", answer.message)
+    };
+    let mut resp = if status == StatusCode::NO_CONTENT {
+        let mut r = text_response(status, "");
+        r.headers_mut().remove("Content-Type");
+        r
+    } else {
+        text_response(status, &text)
+    };
+    if let Some(secs) = answer.retry_after {
+        resp.headers_mut()
+            .insert("Retry-After", HeaderValue::from(secs));
+    }
+    resp
 }
 
 /// A request refused by the hygiene checks, logged with what to fix.

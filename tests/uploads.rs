@@ -1,0 +1,942 @@
+//! Uploads (issue #9): PUT and MKCOL with `read_only = false`, against the emulator.
+//!
+//! Every test checks what Google ended up with (the emulator's library and its counters by
+//! call kind) as well as what the client was answered, so "201 but nothing created" or
+//! "one batchCreate per file" cannot pass.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Stack, parse_multistatus, sha256, start_custom};
+use gphotos_dav::emulator::{self, EmulatorOptions, Fault};
+use gphotos_dav::server::Config;
+use image::codecs::jpeg::JpegEncoder;
+use reqwest::{Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A writable gateway whose batches close after `window_ms` or `max_items` items.
+async fn writable(window_ms: u64, max_items: usize) -> Stack {
+    writable_with(window_ms, max_items, |_| {}).await
+}
+
+async fn writable_with(window_ms: u64, max_items: usize, more: impl FnOnce(&mut Config)) -> Stack {
+    start_custom(EmulatorOptions::default(), emulator::REFRESH_TOKEN, |c| {
+        c.server.read_only = false;
+        c.upload.batch_window_ms = window_ms;
+        c.upload.batch_max_items = max_items;
+        more(c);
+    })
+    .await
+}
+
+/// A baseline JPEG of `w`×`h` noise (seeded), without EXIF.
+fn jpeg(w: u32, h: u32, seed: u64, quality: u8) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2).wrapping_add(1);
+    let pixels: Vec<u8> = (0..w * h * 3)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, quality)
+        .encode(&pixels, w, h, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
+
+/// The EXIF (TIFF, little endian) block of [`with_gps`]: IFD0 holds `Make` and a pointer to
+/// a GPS IFD with a latitude, stored last.
+fn exif_with_gps() -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(b"II\x2a\x00\x08\x00\x00\x00");
+    // IFD0 at 8: two entries, then next-IFD 0; ends at 38.
+    t.extend_from_slice(&2u16.to_le_bytes());
+    t.extend_from_slice(&[0x0F, 0x01, 2, 0]); // Make, ASCII
+    t.extend_from_slice(&6u32.to_le_bytes());
+    t.extend_from_slice(&38u32.to_le_bytes());
+    t.extend_from_slice(&[0x25, 0x88, 4, 0]); // GPSInfo pointer, LONG
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.extend_from_slice(&44u32.to_le_bytes());
+    t.extend_from_slice(&0u32.to_le_bytes());
+    t.extend_from_slice(b"Canon\0"); // 38..44
+    // GPS IFD at 44: LatitudeRef "N", Latitude 3 rationals at 74.
+    t.extend_from_slice(&2u16.to_le_bytes());
+    t.extend_from_slice(&[0x01, 0x00, 2, 0]);
+    t.extend_from_slice(&2u32.to_le_bytes());
+    t.extend_from_slice(b"N\0\0\0");
+    t.extend_from_slice(&[0x02, 0x00, 5, 0]);
+    t.extend_from_slice(&3u32.to_le_bytes());
+    t.extend_from_slice(&74u32.to_le_bytes());
+    t.extend_from_slice(&0u32.to_le_bytes());
+    for (n, d) in [(48u32, 1u32), (51, 1), (2964, 100)] {
+        t.extend_from_slice(&n.to_le_bytes());
+        t.extend_from_slice(&d.to_le_bytes());
+    }
+    assert_eq!(t.len(), 98);
+    t
+}
+
+/// What Google keeps of [`exif_with_gps`]: IFD0 with `Make` only (the freed entry zeroed),
+/// no GPS IFD.
+fn exif_without_gps() -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(b"II\x2a\x00\x08\x00\x00\x00");
+    t.extend_from_slice(&1u16.to_le_bytes());
+    t.extend_from_slice(&[0x0F, 0x01, 2, 0]);
+    t.extend_from_slice(&6u32.to_le_bytes());
+    t.extend_from_slice(&38u32.to_le_bytes());
+    t.extend_from_slice(&0u32.to_le_bytes());
+    t.extend_from_slice(&[0u8; 12]);
+    t.extend_from_slice(b"Canon\0");
+    t
+}
+
+/// `jpeg` with an APP1 EXIF segment holding `tiff` right after SOI.
+fn with_exif(jpeg: &[u8], tiff: &[u8]) -> Vec<u8> {
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((tiff.len() + 8) as u16).to_be_bytes());
+    out.extend_from_slice(b"Exif\0\0");
+    out.extend_from_slice(tiff);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// A small MP4 as sniffers see one: `ftyp`, then `mdat` noise.
+fn mp4(len: usize, seed: u8) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&32u32.to_be_bytes());
+    out.extend_from_slice(b"ftypisom\0\0\x02\0isomiso2avc1mp41");
+    out.extend_from_slice(&((len - 32) as u32).to_be_bytes());
+    out.extend_from_slice(b"mdat");
+    let mut x = seed as u32 | 1;
+    while out.len() < len {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        out.push((x >> 16) as u8);
+    }
+    out
+}
+
+async fn put(stack: &Stack, path: &str, body: Vec<u8>) -> (StatusCode, String) {
+    let resp = stack
+        .http
+        .put(stack.full_url(path))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.text().await.unwrap())
+}
+
+async fn request(stack: &Stack, method: &str, path: &str) -> (StatusCode, String) {
+    let resp = stack
+        .http
+        .request(
+            Method::from_bytes(method.as_bytes()).unwrap(),
+            stack.full_url(path),
+        )
+        .header("Destination", stack.full_url("/upload/elsewhere.jpg"))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.text().await.unwrap())
+}
+
+/// The items of the album titled `title` as Google has them now.
+fn album_files(stack: &Stack, title: &str) -> Vec<(String, Bytes)> {
+    let lib = stack.emulator().current_library();
+    let album = lib.albums.iter().find(|a| a.title == title).unwrap();
+    album
+        .item_ids
+        .iter()
+        .map(|id| {
+            let item = lib.item(id).unwrap();
+            (item.filename.clone(), item.bytes.clone())
+        })
+        .collect()
+}
+
+fn count(stack: &Stack, kind: &str) -> u64 {
+    stack.emulator().counters().get(kind)
+}
+
+/// Sends `head` then `body` on a fresh connection and returns the status line's code and
+/// everything the server answered. `half_close` ends the sending side after the body.
+async fn raw(stack: &Stack, head: &str, body: &[u8], half_close: bool) -> (u16, String) {
+    let addr = stack.url.trim_start_matches("http://");
+    let addr = &addr[..addr.find('/').unwrap()];
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let _ = conn.write_all(body).await;
+    if half_close {
+        let _ = conn.shutdown().await;
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, text)
+}
+
+fn host(stack: &Stack) -> String {
+    let addr = stack.url.trim_start_matches("http://");
+    addr[..addr.find('/').unwrap()].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_t_uploads_and_google_serves_the_photo_without_location() {
+    let stack = writable(10, 50).await;
+    let original = with_exif(&jpeg(64, 48, 7, 90), &exif_with_gps());
+    let expected = with_exif(&jpeg(64, 48, 7, 90), &exif_without_gps());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("beach.jpg");
+    std::fs::write(&file, &original).unwrap();
+
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-T"])
+        .arg(&file)
+        .arg(stack.full_url("/album/Empty/beach.jpg"))
+        .output()
+        .await
+        .expect("curl must be installed: run tests/run-all.sh");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "201", "{out:?}");
+    assert_eq!(count(&stack, "uploads"), 1);
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
+
+    // Google has the item in the album, and serves it without the GPS IFD: every other
+    // byte is the original's.
+    let files = album_files(&stack, "Empty");
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].0, "beach.jpg");
+    assert_eq!(files[0].1.as_ref(), expected.as_slice());
+    assert_ne!(expected.len(), original.len());
+
+    // The listing shows the size Google serves, and GET returns exactly those bytes.
+    let entries = stack.list("/album/Empty/").await;
+    let entry = entries.iter().find(|e| e.name() == "beach.jpg").unwrap();
+    assert_eq!(entry.size(), expected.len() as u64);
+    let (status, _, body) = stack.get("/album/Empty/beach.jpg").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sha256(&body), sha256(&expected));
+    // It also shows in /media/all, newest first.
+    let all = stack.list("/media/all/").await;
+    assert!(all.iter().any(|e| e.name() == "beach.jpg"));
+
+    // The same bytes again: 204, nothing sent to Google.
+    let (status, _) = put(&stack, "/album/Empty/beach.jpg", original.clone()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(count(&stack, "uploads"), 1);
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
+
+    // Other bytes under that name: 409, and why.
+    let (status, text) = put(&stack, "/album/Empty/beach.jpg", jpeg(64, 48, 8, 90)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(text.contains("Google Photos cannot replace"), "{text}");
+    // A name the album already shows (not uploaded here) cannot be replaced either.
+    let pets = stack.list("/album/Pets/").await;
+    let taken = pets.iter().find(|e| !e.is_collection).unwrap().name();
+    let (status, text) = put(&stack, &format!("/album/Pets/{taken}"), jpeg(8, 8, 1, 90)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{text}");
+    assert_eq!(count(&stack, "uploads"), 1);
+    assert_eq!(album_files(&stack, "Empty").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mkcol_creates_an_album_and_upload_takes_videos_without_an_album() {
+    let stack = writable(10, 50).await;
+    let (status, _) = request(&stack, "MKCOL", "/album/Holidays 2026").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(count(&stack, "albums.create"), 1);
+    assert!(album_files(&stack, "Holidays 2026").is_empty());
+    let albums = stack.list("/album/").await;
+    assert!(albums.iter().any(|e| e.name() == "Holidays 2026"));
+    let (status, _) = request(&stack, "MKCOL", "/album/Holidays 2026").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let (status, text) = request(&stack, "MKCOL", "/media/new").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(text.contains("MKCOL /album/<title>"), "{text}");
+    assert_eq!(count(&stack, "albums.create"), 1);
+
+    let photo = jpeg(32, 32, 3, 90);
+    let (status, _) = put(&stack, "/album/Holidays 2026/a.jpg", photo.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        album_files(&stack, "Holidays 2026")[0].1.as_ref(),
+        photo.as_slice()
+    );
+
+    // /upload: an item in no album; Google serves a transcode of a video.
+    let video = mp4(100_000, 9);
+    let (status, _) = put(&stack, "/upload/clip.mp4", video.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let lib = stack.emulator().current_library();
+    let item = lib.items.iter().find(|i| i.filename == "clip.mp4").unwrap();
+    assert!(lib.albums.iter().all(|a| !a.item_ids.contains(&item.id)));
+    let transcoded = emulator::transcode(&video);
+    assert_ne!(transcoded.len(), video.len());
+    assert_eq!(item.bytes, transcoded);
+    let listed = stack.list("/upload/").await;
+    let entry = listed.iter().find(|e| e.name() == "clip.mp4").unwrap();
+    assert_eq!(entry.size(), transcoded.len() as u64);
+    let (status, _, body) = stack.get("/upload/clip.mp4").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sha256(&body), sha256(&transcoded));
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_name_their_reason() {
+    let stack = writable(10, 50).await;
+    let (status, text) = put(
+        &stack,
+        "/album/Empty/notes.jpg",
+        b"just some text\n".repeat(10),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(text.contains("only takes photos and videos"), "{text}");
+
+    let (status, text) = put(&stack, "/media/all/x.jpg", jpeg(8, 8, 1, 90)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(text.contains("/album/<title>/<name>"), "{text}");
+    let (status, _) = put(&stack, "/x.jpg", jpeg(8, 8, 1, 90)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, text) = put(&stack, "/album/No Such Album/x.jpg", jpeg(8, 8, 1, 90)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{text}");
+
+    let item = stack.list("/album/Pets/").await;
+    let name = item.iter().find(|e| !e.is_collection).unwrap().name();
+    for method in ["DELETE", "MOVE", "COPY"] {
+        let (status, text) = request(&stack, method, &format!("/album/Pets/{name}")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method}");
+        assert!(text.contains("API cannot"), "{method}: {text}");
+    }
+    let (status, _) = request(&stack, "DELETE", "/album/Pets/").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A photo over 200 MB is refused once its first bytes show it is a photo; a video over
+    // 20 GB as soon as its length is announced.
+    let head = jpeg(16, 16, 2, 90);
+    let (code, text) = raw(
+        &stack,
+        &format!(
+            "PUT /album/Empty/huge.jpg HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+            host(&stack),
+            200 * 1024 * 1024 + 1
+        ),
+        &head,
+        false,
+    )
+    .await;
+    assert_eq!(code, 413, "{text}");
+    assert!(text.contains("photos of at most 200 MB"), "{text}");
+    let (code, text) = raw(
+        &stack,
+        &format!(
+            "PUT /album/Empty/huge.mp4 HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+            host(&stack),
+            20u64 * 1024 * 1024 * 1024 + 1
+        ),
+        &[],
+        false,
+    )
+    .await;
+    assert_eq!(code, 413, "{text}");
+    assert!(text.contains("videos of at most 20 GB"), "{text}");
+
+    assert_eq!(count(&stack, "uploads"), 0);
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 0);
+    assert!(album_files(&stack, "Empty").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_and_long_bodies_create_nothing() {
+    let stack = writable(10, 50).await;
+    let photo = jpeg(64, 64, 5, 90);
+    // Shorter than Content-Length: the connection ends early.
+    let (code, _) = raw(
+        &stack,
+        &format!(
+            "PUT /album/Empty/short.jpg HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+            host(&stack),
+            photo.len() + 100
+        ),
+        &photo,
+        true,
+    )
+    .await;
+    assert_ne!(code / 100, 2);
+    // Shorter and longer than Finder's X-Expected-Entity-Length, chunked.
+    for (name, announced) in [
+        ("short2.jpg", photo.len() + 1),
+        ("long.jpg", photo.len() - 1),
+    ] {
+        let chunked = format!("{:x}\r\n", photo.len());
+        let mut body = chunked.into_bytes();
+        body.extend_from_slice(&photo);
+        body.extend_from_slice(b"\r\n0\r\n\r\n");
+        let (code, text) = raw(
+            &stack,
+            &format!(
+                "PUT /album/Empty/{name} HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\
+                 X-Expected-Entity-Length: {announced}\r\nConnection: close\r\n\r\n",
+                host(&stack)
+            ),
+            &body,
+            false,
+        )
+        .await;
+        assert_eq!(code, 400, "{name}: {text}");
+        assert!(text.contains("announced; nothing was uploaded"), "{text}");
+    }
+    assert_eq!(count(&stack, "uploads"), 0);
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 0);
+    assert!(album_files(&stack, "Empty").is_empty());
+    let listed = stack.list("/album/Empty/").await;
+    assert!(listed.is_empty(), "{listed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn puts_finishing_together_share_one_batch_create_per_album() {
+    // The batch closes when six items are pending (the window is far longer than the test).
+    let stack = writable(120_000, 6).await;
+    let mut puts = Vec::new();
+    for i in 0..6u64 {
+        let path = if i < 3 {
+            format!("/album/Pets/new{i}.jpg")
+        } else {
+            format!("/upload/new{i}.jpg")
+        };
+        let body = jpeg(16, 16, 100 + i, 90);
+        let http = stack.http.clone();
+        let url = stack.full_url(&path);
+        puts.push(tokio::spawn(async move {
+            http.put(url).body(body).send().await.unwrap().status()
+        }));
+    }
+    for p in puts {
+        assert_eq!(p.await.unwrap(), StatusCode::CREATED);
+    }
+    assert_eq!(count(&stack, "uploads"), 6);
+    assert_eq!(
+        count(&stack, "mediaItems.batchCreate"),
+        2,
+        "one call for the album, one for /upload"
+    );
+    let pets = album_files(&stack, "Pets");
+    for i in 0..3 {
+        assert!(pets.iter().any(|(n, _)| *n == format!("new{i}.jpg")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_google_refuses_fails_only_its_own_put() {
+    let stack = writable(120_000, 3).await;
+    stack.emulator().reject_uploads_named("bad.jpg");
+    let mut puts = Vec::new();
+    for name in ["good1.jpg", "bad.jpg", "good2.jpg"] {
+        let http = stack.http.clone();
+        let url = stack.full_url(&format!("/album/Empty/{name}"));
+        let body = jpeg(16, 16, name.len() as u64 + name.as_bytes()[4] as u64, 90);
+        puts.push(tokio::spawn(async move {
+            let resp = http.put(url).body(body).send().await.unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }));
+    }
+    let mut answers = Vec::new();
+    for p in puts {
+        answers.push(p.await.unwrap());
+    }
+    assert_eq!(answers[0].0, StatusCode::CREATED);
+    assert_eq!(answers[1].0, StatusCode::BAD_GATEWAY, "{}", answers[1].1);
+    assert!(
+        answers[1].1.contains("refused to create the item"),
+        "{}",
+        answers[1].1
+    );
+    assert_eq!(answers[2].0, StatusCode::CREATED);
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
+    let mut names: Vec<String> = album_files(&stack, "Empty")
+        .into_iter()
+        .map(|f| f.0)
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["good1.jpg".to_string(), "good2.jpg".to_string()]
+    );
+    let listed = stack.list("/album/Empty/").await;
+    assert!(!listed.iter().any(|e| e.name() == "bad.jpg"));
+
+    // A failed upload (no token) fails the PUT before any batchCreate.
+    stack
+        .emulator()
+        .inject("uploads", Fault::Status(400), 1, Some(1));
+    let (status, text) = put(&stack, "/album/Empty/later.jpg", jpeg(8, 8, 4, 90)).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{text}");
+    assert!(text.contains("did not accept the upload"), "{text}");
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_files_use_the_resumable_protocol_and_resume_after_a_broken_chunk() {
+    let stack = writable_with(10, 50, |c| {
+        c.upload.resumable_threshold = 256 * 1024;
+        c.upload.chunk_size = 256 * 1024;
+    })
+    .await;
+    let photo = jpeg(700, 700, 11, 100);
+    assert!(photo.len() > 3 * 256 * 1024, "{}", photo.len());
+    // Request 1 starts the session, 2 sends the first chunk, 3 (the second chunk) breaks.
+    stack.emulator().inject("uploads", Fault::Reset, 3, Some(1));
+    let (status, text) = put(&stack, "/upload/big.jpg", photo.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let chunks = photo.len().div_ceil(256 * 1024) as u64;
+    // start + every chunk + the broken one + one query.
+    assert_eq!(count(&stack, "uploads"), 1 + chunks + 2);
+    let lib = stack.emulator().current_library();
+    let item = lib.items.iter().find(|i| i.filename == "big.jpg").unwrap();
+    assert_eq!(sha256(&item.bytes), sha256(&photo));
+}
+
+/// The XML body of a LOCK as Finder and Explorer send it.
+const LOCKINFO: &str = "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\n<D:lockinfo xmlns:D=\"DAV:\">\
+    <D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype>\
+    <D:owner><D:href>user</D:href></D:owner></D:lockinfo>";
+
+async fn lock(stack: &Stack, path: &str, agent: &str) -> (StatusCode, String) {
+    let resp = stack
+        .http
+        .request(Method::from_bytes(b"LOCK").unwrap(), stack.full_url(path))
+        .header("User-Agent", agent)
+        .header("Content-Type", "text/xml; charset=\"utf-8\"")
+        .header("Depth", "0")
+        .header("Timeout", "Second-600")
+        .body(LOCKINFO)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let token = resp
+        .headers()
+        .get("Lock-Token")
+        .map(|v| v.to_str().unwrap().trim_matches(['<', '>']).to_string())
+        .unwrap_or_default();
+    (status, token)
+}
+
+async fn unlock(stack: &Stack, path: &str, agent: &str, token: &str) -> StatusCode {
+    stack
+        .http
+        .request(Method::from_bytes(b"UNLOCK").unwrap(), stack.full_url(path))
+        .header("User-Agent", agent)
+        .header("Lock-Token", format!("<{token}>"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn proppatch(stack: &Stack, path: &str, agent: &str, token: &str, body: &str) -> StatusCode {
+    stack
+        .http
+        .request(
+            Method::from_bytes(b"PROPPATCH").unwrap(),
+            stack.full_url(path),
+        )
+        .header("User-Agent", agent)
+        .header("If", format!("(<{token}>)"))
+        .header("Content-Type", "text/xml; charset=\"utf-8\"")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+const FINDER: &str = "WebDAVFS/3.0.0 (03008000) Darwin/23.0.0 (arm64)";
+const EXPLORER: &str = "Microsoft-WebDAV-MiniRedir/10.0.19045";
+
+/// Finder's copy of one photo: an empty PUT, LOCK, the content PUT (chunked, with
+/// `X-Expected-Entity-Length` and the lock token), the AppleDouble sidecar, PROPPATCH,
+/// UNLOCK. The sequence ends with one item; the sidecar stays on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finder_chunked_copy_replay_creates_one_item() {
+    let stack = writable(10, 50).await;
+    let photo = jpeg(48, 32, 21, 90);
+    let path = "/album/Empty/IMG_0042.jpg";
+
+    let resp = stack
+        .http
+        .put(stack.full_url(path))
+        .header("User-Agent", FINDER)
+        .header("Content-Length", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let listed = stack.list("/album/Empty/").await;
+    let placeholder = listed.iter().find(|e| e.name() == "IMG_0042.jpg").unwrap();
+    assert_eq!(placeholder.size(), 0);
+    assert_eq!(count(&stack, "uploads"), 0);
+
+    let (status, token) = lock(&stack, path, FINDER).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(token.starts_with("urn:uuid:"), "{token}");
+
+    // Without the token the locked file cannot be written.
+    let (status, _) = put(&stack, path, photo.clone()).await;
+    assert_eq!(status, StatusCode::LOCKED);
+
+    let chunks: Vec<Result<Bytes, std::io::Error>> = photo
+        .chunks(1000)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let resp = stack
+        .http
+        .put(stack.full_url(path))
+        .header("User-Agent", FINDER)
+        .header("X-Expected-Entity-Length", photo.len().to_string())
+        .header("If", format!("(<{token}>)"))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::NO_CONTENT,
+        "replaces the placeholder"
+    );
+
+    let sidecar = vec![0u8; 4096];
+    let resp = stack
+        .http
+        .put(stack.full_url("/album/Empty/._IMG_0042.jpg"))
+        .header("User-Agent", FINDER)
+        .body(sidecar.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+
+    let status = proppatch(
+        &stack,
+        path,
+        FINDER,
+        &token,
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?><D:propertyupdate xmlns:D=\"DAV:\">\
+         <D:set><D:prop><D:getlastmodified>Mon, 01 Jun 2026 10:00:00 GMT</D:getlastmodified>\
+         </D:prop></D:set></D:propertyupdate>",
+    )
+    .await;
+    assert_eq!(status, StatusCode::MULTI_STATUS);
+    assert_eq!(
+        unlock(&stack, path, FINDER, &token).await,
+        StatusCode::NO_CONTENT
+    );
+
+    let files = album_files(&stack, "Empty");
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].0, "IMG_0042.jpg");
+    assert_eq!(sha256(&files[0].1), sha256(&photo));
+    assert_eq!(count(&stack, "uploads"), 1);
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
+    let listed = stack.list("/album/Empty/").await;
+    let names: Vec<(String, u64)> = listed
+        .iter()
+        .filter(|e| !e.is_collection)
+        .map(|e| (e.name(), e.size()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("IMG_0042.jpg".to_string(), photo.len() as u64),
+            ("._IMG_0042.jpg".to_string(), 4096)
+        ]
+    );
+    let resp = stack
+        .http
+        .get(stack.full_url("/album/Empty/._IMG_0042.jpg"))
+        .header("User-Agent", FINDER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), sidecar.as_slice());
+    // Finder tidies up its sidecar: that works; the photo itself cannot be deleted.
+    let (status, _) = request(&stack, "DELETE", "/album/Empty/._IMG_0042.jpg").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+/// Explorer's copy of one photo: LOCK of the missing name (which creates it empty), PUT with
+/// the token, PROPPATCH of the Win32 times, UNLOCK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explorer_lock_put_unlock_replay_creates_one_item() {
+    let stack = writable(10, 50).await;
+    let photo = jpeg(40, 30, 31, 90);
+    let path = "/album/Empty/Picture.jpg";
+    let options = stack
+        .http
+        .request(Method::OPTIONS, stack.full_url("/"))
+        .header("User-Agent", EXPLORER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(options.headers()["DAV"], "1, 2");
+
+    let (status, token) = lock(&stack, path, EXPLORER).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let listed = stack.list("/album/Empty/").await;
+    assert_eq!(
+        listed
+            .iter()
+            .find(|e| e.name() == "Picture.jpg")
+            .unwrap()
+            .size(),
+        0
+    );
+    let resp = stack
+        .http
+        .put(stack.full_url(path))
+        .header("User-Agent", EXPLORER)
+        .header("If", format!("(<{token}>)"))
+        .body(photo.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let status = proppatch(
+        &stack,
+        path,
+        EXPLORER,
+        &token,
+        "<?xml version=\"1.0\" encoding=\"utf-8\" ?><D:propertyupdate xmlns:D=\"DAV:\" \
+         xmlns:Z=\"urn:schemas-microsoft-com:\"><D:set><D:prop>\
+         <Z:Win32LastModifiedTime>Mon, 01 Jun 2026 10:00:00 GMT</Z:Win32LastModifiedTime>\
+         <Z:Win32FileAttributes>00000020</Z:Win32FileAttributes>\
+         </D:prop></D:set></D:propertyupdate>",
+    )
+    .await;
+    assert_eq!(status, StatusCode::MULTI_STATUS);
+    assert_eq!(
+        unlock(&stack, path, EXPLORER, &token).await,
+        StatusCode::NO_CONTENT
+    );
+    let files = album_files(&stack, "Empty");
+    assert_eq!(files.len(), 1);
+    assert_eq!(sha256(&files[0].1), sha256(&photo));
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
+    let listed = stack.list("/album/Empty/").await;
+    let entry = listed.iter().find(|e| e.name() == "Picture.jpg").unwrap();
+    assert_eq!(entry.size(), photo.len() as u64);
+}
+
+async fn rclone(args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new("rclone")
+        .args(args)
+        .args(["--retries", "1", "--low-level-retries", "1"])
+        .env("RCLONE_CONFIG", "/nonexistent/rclone.conf")
+        .output()
+        .await
+        .expect("rclone must be installed: run tests/run-all.sh")
+}
+
+/// `rclone copy` of a local folder into a new album, twice: the first run creates the album
+/// and the items (sharing batchCreate calls); the second uploads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rclone_copy_twice_uploads_once() {
+    let stack = writable(200, 50).await;
+    let src = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for i in 0..4u64 {
+        let bytes = jpeg(24, 24, 40 + i, 90);
+        std::fs::write(src.path().join(format!("p{i}.jpg")), &bytes).unwrap();
+        files.push((format!("p{i}.jpg"), bytes));
+    }
+    // One with a location: Google serves it smaller than the original.
+    let located = with_exif(&jpeg(24, 24, 50, 90), &exif_with_gps());
+    std::fs::write(src.path().join("located.jpg"), &located).unwrap();
+    files.push(("located.jpg".to_string(), located));
+    let video = mp4(60_000, 3);
+    std::fs::write(src.path().join("clip.mp4"), &video).unwrap();
+    files.push(("clip.mp4".to_string(), video));
+
+    let args = [
+        "copy",
+        src.path().to_str().unwrap(),
+        ":webdav:album/Rclone Trip",
+        "--webdav-url",
+        &stack.url,
+        "--webdav-vendor",
+        "other",
+        "--ignore-size",
+    ];
+    let out = rclone(&args).await;
+    assert!(
+        out.status.success(),
+        "first run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(count(&stack, "albums.create"), 1);
+    assert_eq!(count(&stack, "uploads"), files.len() as u64);
+    let first_batches = count(&stack, "mediaItems.batchCreate");
+    assert!(
+        (1..files.len() as u64).contains(&first_batches),
+        "{first_batches} batchCreate calls for {} files",
+        files.len()
+    );
+    let mut got: Vec<String> = album_files(&stack, "Rclone Trip")
+        .into_iter()
+        .map(|f| f.0)
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
+    want.sort();
+    assert_eq!(got, want);
+
+    let out = rclone(&args).await;
+    assert!(
+        out.status.success(),
+        "second run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        count(&stack, "uploads"),
+        files.len() as u64,
+        "the second run uploads nothing"
+    );
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), first_batches);
+    assert_eq!(count(&stack, "albums.create"), 1);
+    assert_eq!(album_files(&stack, "Rclone Trip").len(), files.len());
+
+    // Without --ignore-size rclone sees that Google serves other sizes for the located photo
+    // and the video, and sends them again: they are answered 204 from the store, nothing
+    // is uploaded, and rclone then reports the size difference (docs/uploads.md).
+    let strict: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| *a != "--ignore-size")
+        .collect();
+    let out = rclone(&strict).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("sizes differ"), "{stderr}");
+    assert_eq!(count(&stack, "uploads"), files.len() as u64);
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), first_batches);
+    assert_eq!(album_files(&stack, "Rclone Trip").len(), files.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cadaver_put_uploads_into_an_album() {
+    let stack = writable(10, 50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let photo = jpeg(20, 20, 77, 90);
+    std::fs::write(dir.path().join("from-cadaver.jpg"), &photo).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new("cadaver")
+        .arg("-t")
+        .arg(stack.full_url("/album/Empty/"))
+        .current_dir(dir.path())
+        .env("HOME", home.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cadaver must be installed: run tests/run-all.sh");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"put from-cadaver.jpg\nls\nquit\n")
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("succeeded"), "{text}");
+    let files = album_files(&stack, "Empty");
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].0, "from-cadaver.jpg");
+    assert_eq!(sha256(&files[0].1), sha256(&photo));
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_servers_still_refuse_every_write() {
+    let stack = start_custom(EmulatorOptions::default(), emulator::REFRESH_TOKEN, |_| {}).await;
+    // What read-only servers answered before uploads existed: dav-server refuses the method.
+    let (status, _) = put(&stack, "/album/Empty/x.jpg", jpeg(8, 8, 1, 90)).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let (status, _) = request(&stack, "MKCOL", "/album/New").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let names: Vec<String> = stack.list("/").await.iter().map(|e| e.name()).collect();
+    assert!(!names.contains(&"upload".to_string()), "{names:?}");
+    assert_eq!(count(&stack, "uploads"), 0);
+    let body = parse_multistatus(&stack.propfind_raw("/", Some("0")).await.1);
+    assert_eq!(body.len(), 1);
+}
+
+/// The store keeps what was uploaded where across restarts: a new server on the same store
+/// answers a repeat with 204, different bytes with 409, and uploads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_remembers_uploads_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("metadata.sqlite");
+    let db_first = db.clone();
+    let stack = writable_with(10, 50, move |c| c.cache.path = Some(db_first)).await;
+    let photo = jpeg(30, 20, 90, 90);
+    let (status, _) = put(&stack, "/upload/kept.jpg", photo.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(count(&stack, "uploads"), 1);
+
+    let again = stack
+        .gateway(|c| {
+            c.server.read_only = false;
+            c.upload.batch_window_ms = 10;
+            c.cache.path = Some(db);
+        })
+        .await;
+    let url = format!("{}upload/kept.jpg", again.url);
+    let resp = stack.http.put(&url).body(photo).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let resp = stack
+        .http
+        .put(&url)
+        .body(jpeg(30, 20, 91, 90))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    assert_eq!(count(&stack, "uploads"), 1);
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
+    // The new server lists the item under /upload from the store's record.
+    let resp = stack
+        .http
+        .request(
+            Method::from_bytes(b"PROPFIND").unwrap(),
+            format!("{}upload/", again.url),
+        )
+        .header("Depth", "1")
+        .send()
+        .await
+        .unwrap();
+    let entries = parse_multistatus(&resp.text().await.unwrap());
+    assert!(
+        entries.iter().any(|e| e.name() == "kept.jpg"),
+        "{entries:?}"
+    );
+}
