@@ -46,6 +46,10 @@ pub struct UploadConfig {
     /// Most items created by one batchCreate (1 to 50, Google's limit).
     #[serde(default = "default_batch_max_items")]
     pub batch_max_items: usize,
+    /// Create a batch as soon as no other upload is on its way, instead of waiting out the
+    /// window (a client copying one file at a time then never waits).
+    #[serde(default = "default_true")]
+    pub batch_close_early: bool,
     /// Files of at least this many bytes use Google's resumable upload protocol.
     #[serde(default = "default_resumable_threshold")]
     pub resumable_threshold: u64,
@@ -62,6 +66,7 @@ impl Default for UploadConfig {
         UploadConfig {
             batch_window_ms: default_batch_window_ms(),
             batch_max_items: default_batch_max_items(),
+            batch_close_early: true,
             resumable_threshold: default_resumable_threshold(),
             chunk_size: default_chunk_size(),
             spool_dir: None,
@@ -91,6 +96,7 @@ impl UploadConfig {
         crate::upload::UploadOptions {
             batch_window: std::time::Duration::from_millis(self.batch_window_ms),
             batch_max_items: self.batch_max_items,
+            batch_close_early: self.batch_close_early,
             spool_dir: self.spool_dir.clone(),
             tuning: crate::google::UploadTuning {
                 resumable_threshold: self.resumable_threshold,
