@@ -462,6 +462,14 @@ impl Config {
                 "[upload] batch_max_items must be between 1 and 50 (Google's limit)".into(),
             ));
         }
+        if let Some(dir) = &self.upload.spool_dir
+            && !dir.is_dir()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[upload] spool_dir {} is not a directory",
+                dir.display()
+            )));
+        }
         if self.upload.chunk_size < crate::google::upload::CHUNK_GRANULARITY {
             return Err(ConfigError::Invalid(
                 "[upload] chunk_size must be at least 262144 (256 KiB, Google's granularity)"
@@ -685,6 +693,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("chunk_size"), "{err}");
+        let text = format!("{}[upload]\nspool_dir = \"/nonexistent/spool\"\n", full());
+        let err = Config::parse(&text)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("spool_dir") && err.contains("/nonexistent/spool"),
+            "{err}"
+        );
         let err = Config::parse("[upload]\nbatch_window = 5\n").unwrap_err();
         assert!(err.contains("batch_window_ms"), "{err}");
     }
