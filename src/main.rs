@@ -91,6 +91,16 @@ enum Command {
         /// Add an album of this many tiny photos (to try a client on a big folder).
         #[arg(long, default_value_t = 0)]
         big_album: usize,
+        /// Add a video of this many bytes, generated while it is sent, in the album
+        /// "Big item" (to try big downloads).
+        #[arg(long, default_value_t = 0)]
+        big_item: u64,
+        /// Limit the content host to this many bytes per second in all (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        content_rate: u64,
+        /// Answer every Library API and content request this many milliseconds late.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
     },
 }
 
@@ -284,6 +294,9 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             token_ttl,
             hostile_names,
             big_album,
+            big_item,
+            content_rate,
+            latency_ms,
         } => {
             let emu = Emulator::start(
                 EmulatorOptions {
@@ -292,6 +305,9 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
                     access_token_ttl: Duration::from_secs(token_ttl),
                     hostile_names,
                     big_album,
+                    big_item,
+                    content_rate: (content_rate > 0).then_some(content_rate),
+                    latency: Duration::from_millis(latency_ms),
                 },
                 listen,
             )

@@ -52,7 +52,10 @@ pub struct CatalogOptions {
     /// How long a folder listing is fresh; after that it is still answered from the cache
     /// while it is fetched again in the background.
     pub listing_ttl: Duration,
-    /// How many size probes run at once.
+    /// How many size probes run at once. A cold listing waits for one probe per file, so at
+    /// a latency of L it takes about N x L / probe_concurrency: 64 probes 1,000 files in
+    /// about 0.3 s at 20 ms (benches/cold_listing.rs). Probes are HEADs on the
+    /// content host, which cost no API quota, and over HTTP/2 they share one connection.
     pub probe_concurrency: usize,
     /// The time zone whose calendar dates bucket the date views.
     pub timezone: chrono_tz::Tz,
@@ -68,7 +71,7 @@ impl Default for CatalogOptions {
     fn default() -> Self {
         CatalogOptions {
             listing_ttl: Duration::from_secs(300),
-            probe_concurrency: 8,
+            probe_concurrency: 64,
             timezone: chrono_tz::UTC,
             root_album: None,
             store: Store::in_memory(),

@@ -16,6 +16,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use super::fixtures::{FixtureItem, MediaKind, id_hash, render_jpeg};
+use super::generated::GeneratedRange;
 use super::reply::Reply;
 use super::{Inner, Req};
 
@@ -310,6 +311,14 @@ pub(crate) fn serve(inner: &Inner, req: &Req, rest: &str) -> Reply {
         // `=dv` on a photo.
         return Reply::html_error(StatusCode::NOT_FOUND);
     };
+    if variant == Variant::Original
+        && let Some(big) = inner.library.big_item.as_ref().filter(|b| b.id == item.id)
+        && !inner
+            .lock_renditions()
+            .contains_key(&format!("{}|original", item.id))
+    {
+        return respond_generated(inner, req, big, &item.mime_type);
+    }
     let rendition = match rendition(inner, item, variant) {
         Ok(r) => r,
         Err(reply) => return reply,
@@ -317,16 +326,69 @@ pub(crate) fn serve(inner: &Inner, req: &Req, rest: &str) -> Reply {
     respond(inner, req, rendition)
 }
 
-fn respond(inner: &Inner, req: &Req, rendition: Rendition) -> Reply {
-    let total = rendition.bytes.len() as u64;
-    let range = if inner.ignore_range() {
+/// The range a request asks of a body of `total` bytes, as far as the host honours it.
+fn requested_range(inner: &Inner, req: &Req, total: u64) -> RangeRequest {
+    if inner.ignore_range() {
         RangeRequest::Whole
     } else {
         req.headers
             .get(RANGE)
             .and_then(|v| v.to_str().ok())
             .map_or(RangeRequest::Whole, |v| parse_range(v, total))
+    }
+}
+
+/// Serves the big item's original: the same headers and range handling as [`respond`], with
+/// the body generated while it is sent.
+fn respond_generated(
+    inner: &Inner,
+    req: &Req,
+    big: &super::fixtures::BigItem,
+    mime_type: &str,
+) -> Reply {
+    let total = big.size;
+    let (status, start, len) = match requested_range(inner, req, total) {
+        RangeRequest::Whole => (StatusCode::OK, 0, total),
+        RangeRequest::Single(start, end) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        RangeRequest::Unsatisfiable => {
+            return Reply::html_error(StatusCode::RANGE_NOT_SATISFIABLE)
+                .with_header(CONTENT_RANGE, header_value(format!("bytes */{total}")))
+                .with_header(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        }
     };
+    let mut reply = Reply::new(status, "video/mp4", Bytes::new());
+    reply.generated = Some(GeneratedRange {
+        seed: big.seed,
+        start,
+        len,
+    });
+    if status == StatusCode::PARTIAL_CONTENT {
+        reply.headers.insert(
+            CONTENT_RANGE,
+            header_value(format!("bytes {start}-{}/{total}", start + len - 1)),
+        );
+    }
+    if let Ok(mime) = HeaderValue::from_str(mime_type) {
+        reply.headers.insert(CONTENT_TYPE, mime);
+    }
+    reply.headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    reply
+        .headers
+        .insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    reply.headers.insert(
+        ETAG,
+        header_value(format!("\"generated-{:x}-{total:x}\"", big.seed)),
+    );
+    reply.headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400, no-transform"),
+    );
+    reply
+}
+
+fn respond(inner: &Inner, req: &Req, rendition: Rendition) -> Reply {
+    let total = rendition.bytes.len() as u64;
+    let range = requested_range(inner, req, total);
     let mime = HeaderValue::from_str(&rendition.mime_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     let etag = HeaderValue::from_str(&rendition.etag).ok();
@@ -335,6 +397,7 @@ fn respond(inner: &Inner, req: &Req, rendition: Rendition) -> Reply {
             status: StatusCode::OK,
             headers: Default::default(),
             body: rendition.bytes,
+            generated: None,
         },
         RangeRequest::Single(start, end) => {
             let slice = rendition.bytes.slice(start as usize..=end as usize);
@@ -342,6 +405,7 @@ fn respond(inner: &Inner, req: &Req, rendition: Rendition) -> Reply {
                 status: StatusCode::PARTIAL_CONTENT,
                 headers: Default::default(),
                 body: slice,
+                generated: None,
             }
             .with_header(
                 CONTENT_RANGE,

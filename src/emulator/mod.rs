@@ -17,7 +17,9 @@ mod api;
 mod clock;
 mod content;
 mod fixtures;
+mod generated;
 mod oauth;
+mod pacing;
 mod reply;
 mod search;
 #[cfg(test)]
@@ -44,8 +46,8 @@ use tokio::task::{JoinHandle, JoinSet};
 
 pub use clock::{Clock, Counters};
 pub use fixtures::{
-    BIG_ALBUM_TITLE, FixtureAlbum, FixtureItem, HOSTILE_ALBUMS, HOSTILE_LONG_FILENAME,
-    HOSTILE_LONG_TITLE, Library, MediaKind,
+    BIG_ALBUM_TITLE, BIG_ITEM_ALBUM, BIG_ITEM_FILENAME, BigItem, FixtureAlbum, FixtureItem,
+    HOSTILE_ALBUMS, HOSTILE_LONG_FILENAME, HOSTILE_LONG_TITLE, Library, MediaKind,
 };
 
 pub use upload::{strip_gps, transcode};
@@ -87,6 +89,16 @@ pub struct EmulatorOptions {
     /// Adds one album, titled [`BIG_ALBUM_TITLE`], of this many tiny photos (0: none), to
     /// measure listings of the size real libraries reach.
     pub big_album: usize,
+    /// Adds a video of this many bytes (0: none), alone in the album [`BIG_ITEM_ALBUM`],
+    /// whose bytes are generated while they are sent (see [`BigItem`]): benchmarks download
+    /// hundreds of MiB without the emulator holding them.
+    pub big_item: u64,
+    /// The content host's total upload rate in bytes per second, shared by all downloads
+    /// (None: as fast as connections drain). Real time: for benchmarks only.
+    pub content_rate: Option<u64>,
+    /// Every Library API and content host request is answered this much later (real time:
+    /// for benchmarks only; tests inject [`Fault::Latency`] on chosen calls instead).
+    pub latency: Duration,
 }
 
 impl Default for EmulatorOptions {
@@ -97,6 +109,9 @@ impl Default for EmulatorOptions {
             access_token_ttl: Duration::from_secs(3599),
             hostile_names: false,
             big_album: 0,
+            big_item: 0,
+            content_rate: None,
+            latency: Duration::ZERO,
         }
     }
 }
@@ -165,6 +180,8 @@ pub(crate) struct Inner {
     ignore_range: AtomicBool,
     /// How many of the next content downloads are cut after half their body.
     cut_downloads: AtomicU32,
+    /// The content host's bandwidth limit and sent-bytes count.
+    pacer: Arc<pacing::Pacer>,
     /// Injected faults, checked in order for every request.
     faults: Mutex<Vec<FaultRule>>,
     /// Authorization codes waiting for their exchange.
@@ -367,9 +384,11 @@ impl Emulator {
     pub fn new(opts: EmulatorOptions) -> Emulator {
         let mut page_key = [0u8; 32];
         rand::rng().fill(&mut page_key);
-        let library = fixtures::library_for(opts.seed, opts.hostile_names, opts.big_album);
+        let library =
+            fixtures::library_for(opts.seed, opts.hostile_names, opts.big_album, opts.big_item);
         Emulator {
             inner: Arc::new(Inner {
+                pacer: Arc::new(pacing::Pacer::new(opts.content_rate)),
                 current: Mutex::new(library.clone()),
                 write_lock: Mutex::default(),
                 uploads: Mutex::default(),
@@ -459,6 +478,12 @@ impl Emulator {
     /// Requests received, by kind.
     pub fn counters(&self) -> &Counters {
         &self.inner.counters
+    }
+
+    /// Body bytes the content host has handed to its connections for downloads (GET), in
+    /// all: how much a client pulled from "Google".
+    pub fn content_bytes_sent(&self) -> u64 {
+        self.inner.pacer.sent()
     }
 
     /// The seeded fixture library this emulator started with.
@@ -568,6 +593,13 @@ impl Emulator {
 
         let fault = self.next_fault(kind);
         let content = kind.starts_with("content.");
+        let delayed = content
+            || kind.starts_with("albums.")
+            || kind.starts_with("mediaItems.")
+            || kind == "sharedAlbums.list";
+        if delayed && !self.inner.opts.latency.is_zero() {
+            tokio::time::sleep(self.inner.opts.latency).await;
+        }
         let injected = match &fault {
             Some(Fault::Latency(delay)) => {
                 tokio::time::sleep(*delay).await;
@@ -650,14 +682,24 @@ impl Emulator {
             status = reply.status.as_u16(),
             "emulator request"
         );
-        if !head && reply.body.len() > 1 && (cut || (kind == "content.get" && self.take_cut())) {
-            tracing::debug!(
-                kind,
-                "emulator cuts this body after half its bytes (injected fault)"
-            );
-            return Ok(reply.into_cut_response());
+        // (A generated body has an empty `body` and is never cut.)
+        let response =
+            if !head && reply.body.len() > 1 && (cut || (kind == "content.get" && self.take_cut()))
+            {
+                tracing::debug!(
+                    kind,
+                    "emulator cuts this body after half its bytes (injected fault)"
+                );
+                reply.into_cut_response()
+            } else {
+                reply.into_response(head)
+            };
+        if kind == "content.get" {
+            let (parts, body) = response.into_parts();
+            let body = pacing::paced(body, self.inner.pacer.clone());
+            return Ok(Response::from_parts(parts, body));
         }
-        Ok(reply.into_response(head))
+        Ok(response)
     }
 
     fn dispatch(&self, route: &Route<'_>, req: &Req) -> Reply {

@@ -14,6 +14,8 @@ use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::Frame;
 use serde_json::{Value, json};
 
+use super::generated::GeneratedRange;
+
 /// The response body type the emulator serves. The error type is `io::Error` rather than
 /// `Infallible` so that a later fault (a body cut in half) can abort a body mid-stream.
 pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
@@ -25,6 +27,9 @@ pub(crate) struct Reply {
     /// Boxed: a bare HeaderMap makes `Result<_, Reply>` large enough to slow every `?`.
     pub headers: Box<HeaderMap>,
     pub body: Bytes,
+    /// Instead of `body`: a range of a generated item, produced while it is sent (the big
+    /// item is far too large to hold). Content-Length must then be set by the handler.
+    pub generated: Option<GeneratedRange>,
 }
 
 impl Reply {
@@ -35,6 +40,7 @@ impl Reply {
             status,
             headers,
             body: body.into(),
+            generated: None,
         }
     }
 
@@ -111,6 +117,8 @@ impl Reply {
             Empty::<Bytes>::new()
                 .map_err(|never: Infallible| match never {})
                 .boxed()
+        } else if let Some(generated) = self.generated {
+            generated.into_body()
         } else {
             Full::new(self.body)
                 .map_err(|never: Infallible| match never {})

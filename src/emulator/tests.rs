@@ -1138,7 +1138,7 @@ async fn dropping_stops_the_server() {
 #[test]
 fn same_seed_same_library_other_seed_other_ids() {
     let a = fixtures::generate(1);
-    let b = fixtures::library_for(1, false, 0);
+    let b = fixtures::library_for(1, false, 0, 0);
     assert_eq!(a.albums.len(), b.albums.len());
     for (x, y) in a.items.iter().zip(&b.items) {
         assert_eq!(x.id, y.id);
@@ -1150,7 +1150,7 @@ fn same_seed_same_library_other_seed_other_ids() {
         assert_eq!(x.id, y.id);
         assert_eq!(x.item_ids, y.item_ids);
     }
-    let c = fixtures::library_for(2, false, 0);
+    let c = fixtures::library_for(2, false, 0, 0);
     let ids_a: HashSet<&str> = a.items.iter().map(|i| i.id.as_str()).collect();
     assert!(c.items.iter().all(|i| !ids_a.contains(i.id.as_str())));
     assert_ne!(a.albums[0].id, c.albums[0].id);
@@ -1159,7 +1159,7 @@ fn same_seed_same_library_other_seed_other_ids() {
 #[test]
 fn fixture_facts() {
     for seed in [1, 2] {
-        let lib = fixtures::library_for(seed, false, 0);
+        let lib = fixtures::library_for(seed, false, 0, 0);
         assert_eq!(lib.items.len(), 60);
         assert_eq!(lib.albums.len(), 8);
         let titles: Vec<&str> = lib.albums.iter().map(|a| a.title.as_str()).collect();
@@ -1313,7 +1313,7 @@ fn fixture_facts() {
 
 #[test]
 fn photos_are_baseline_jpegs_of_their_stated_size() {
-    let lib = fixtures::library_for(1, false, 0);
+    let lib = fixtures::library_for(1, false, 0, 0);
     for item in lib.items.iter().filter(|i| i.kind == MediaKind::Photo) {
         assert_eq!(item.mime_type, "image/jpeg");
         let img = image::load_from_memory(&item.bytes).expect("decodes");
@@ -1328,6 +1328,68 @@ fn photos_are_baseline_jpegs_of_their_stated_size() {
         assert!(has(0xC0) && !has(0xC2), "{}", item.id);
         assert!((64..=800).contains(&item.width.max(item.height)));
     }
+}
+
+/// The big item (benchmarks): its original is generated while sent, honours ranges, matches
+/// `BigItem::fill` byte for byte, and every body byte of a download is counted.
+#[tokio::test]
+async fn big_item_is_generated_ranged_and_counted() {
+    const SIZE: u64 = 3 * 1024 * 1024 + 5;
+    let emu = start_with(EmulatorOptions {
+        big_item: SIZE,
+        ..Default::default()
+    })
+    .await;
+    let token = token(&emu).await;
+    let library = emu.emulator.library();
+    let big = library.big_item.clone().expect("a big item");
+    let album = &library.albums_titled(BIG_ITEM_ALBUM)[0];
+    assert_eq!(album.item_ids, vec![big.id.clone()]);
+    assert_eq!(library.item(&big.id).unwrap().filename, BIG_ITEM_FILENAME);
+    let url = format!("{}=dv", base_url(&emu, &token, &big.id).await);
+    let mut whole = vec![0u8; SIZE as usize];
+    big.fill(0, &mut whole);
+
+    let head = client().head(&url).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()[CONTENT_LENGTH], SIZE.to_string().as_str());
+    assert_eq!(emu.emulator.content_bytes_sent(), 0, "HEAD sends no body");
+
+    let resp = client().get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[CONTENT_TYPE], "video/mp4");
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(sha(&body), sha(&whole));
+    assert_eq!(emu.emulator.content_bytes_sent(), SIZE);
+
+    let resp = client()
+        .get(&url)
+        .header(RANGE, "bytes=-1000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        resp.headers()[CONTENT_RANGE],
+        format!("bytes {}-{}/{SIZE}", SIZE - 1000, SIZE - 1).as_str()
+    );
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(body[..], whole[(SIZE - 1000) as usize..]);
+    assert_eq!(emu.emulator.content_bytes_sent(), SIZE + 1000);
+
+    let resp = client()
+        .get(&url)
+        .header(RANGE, format!("bytes={SIZE}-"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    let page = resp.bytes().await.unwrap();
+    // Every body a content GET sends counts, error pages included.
+    assert_eq!(
+        emu.emulator.content_bytes_sent(),
+        SIZE + 1000 + page.len() as u64
+    );
 }
 
 // ---------------------------------------------------------------------------------------

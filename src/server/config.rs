@@ -114,6 +114,11 @@ pub struct CacheConfig {
     /// fetched again in the background (stale-while-revalidate).
     #[serde(default = "default_listing_ttl")]
     pub listing_ttl: u64,
+    /// How many size probes (HEAD on the content host) run at once while a cold folder is
+    /// listed: sizes are not in the API, so a cold listing of N items costs N probes, and at
+    /// Google's latency only concurrency makes that quick (docs/performance.md).
+    #[serde(default = "default_probe_concurrency")]
+    pub probe_concurrency: usize,
     /// The metadata store (SQLite): sizes, listings and quota counts that survive a restart.
     /// Default: `<user cache dir>/gphotos-dav/metadata.sqlite`; `":memory:"` keeps it in
     /// memory (nothing survives a restart).
@@ -124,6 +129,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             listing_ttl: default_listing_ttl(),
+            probe_concurrency: default_probe_concurrency(),
             path: None,
         }
     }
@@ -150,6 +156,10 @@ impl CacheConfig {
 
 fn default_listing_ttl() -> u64 {
     300
+}
+
+fn default_probe_concurrency() -> usize {
+    crate::catalog::CatalogOptions::default().probe_concurrency
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -481,6 +491,11 @@ impl Config {
                 "[cache] listing_ttl must be at least 1 (seconds)".into(),
             ));
         }
+        if !(1..=256).contains(&self.cache.probe_concurrency) {
+            return Err(ConfigError::Invalid(
+                "[cache] probe_concurrency must be between 1 and 256".into(),
+            ));
+        }
         if self.google.daily_quota == 0 || self.google.daily_media_quota == 0 {
             return Err(ConfigError::Invalid(
                 "[google] daily_quota and daily_media_quota must be at least 1 (requests per \
@@ -659,6 +674,21 @@ mod tests {
         assert_eq!(c.google.token_url, DEFAULT_TOKEN_URL);
         assert_eq!(c.google.picker_base, DEFAULT_PICKER_BASE);
         assert_eq!(c.google.auth_url, DEFAULT_AUTH_URL);
+    }
+
+    #[test]
+    fn probe_concurrency_defaults_to_the_catalogs_and_is_bounded() {
+        let c = Config::parse(full()).unwrap();
+        assert_eq!(c.cache.probe_concurrency, 64);
+        let c = Config::parse(&format!("{}[cache]\nprobe_concurrency = 1\n", full())).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.cache.probe_concurrency, 1);
+        for bad in [0, 257] {
+            let c =
+                Config::parse(&format!("{}[cache]\nprobe_concurrency = {bad}\n", full())).unwrap();
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("[cache] probe_concurrency"), "{err}");
+        }
     }
 
     #[test]

@@ -105,9 +105,9 @@ impl Server {
                 timezone: config.google.timezone,
                 root_album,
                 listing_ttl: Duration::from_secs(config.cache.listing_ttl),
+                probe_concurrency: config.cache.probe_concurrency,
                 uploads: !config.server.read_only,
                 store,
-                ..CatalogOptions::default()
             },
         );
         catalog.load_remembered().await;

@@ -1,0 +1,189 @@
+//! Benchmark 2 of issue #7: a warm PROPFIND Depth 1 of a 10,000-item album, compared with
+//! `dufs` (a Rust WebDAV file server) listing 10,000 local files (target: ours/dufs <= 1.0).
+//!
+//! `cargo bench --bench propfind_vs_dufs`
+//!
+//! Installs dufs with `cargo install dufs --locked` when it is not on PATH (or in
+//! ~/.cargo/bin); that takes minutes once. The same 10,000 names (IMG_00001.jpg, ...) on both
+//! sides, the same request (the properties rclone asks for when it lists a folder), the same
+//! client; both servers are separate processes on loopback. Ours is warm: the album's listing
+//! and every size are known before timing starts (the warm-up listing is checked to carry all
+//! 10,000 sizes). Each side is warmed up, then the two are timed alternately; the medians of
+//! the latency from request to last byte are compared.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use gphotos_dav::emulator::{BIG_ALBUM_TITLE, EmulatorOptions};
+use support::{Proxy, median, verdict};
+use tokio::process::Command;
+
+const ITEMS: usize = 10_000;
+const WARMUP: usize = 3;
+const RUNS: usize = 15;
+
+/// What rclone's webdav backend asks for when it lists a folder.
+const RCLONE_LIST: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<d:propfind xmlns:d=\"DAV:\">\n <d:prop>\n  <d:displayname />\n  <d:getlastmodified />\n  <d:getcontentlength />\n  <d:resourcetype />\n  <d:getcontenttype />\n </d:prop>\n</d:propfind>\n";
+
+#[tokio::main]
+async fn main() {
+    support::print_machine();
+    println!("benchmark 2: warm PROPFIND Depth 1 of {ITEMS} items, gphotos-dav vs dufs");
+    let dufs = dufs_binary().await;
+    let version = Command::new(&dufs).arg("--version").output().await.unwrap();
+    println!("dufs: {}", String::from_utf8_lossy(&version.stdout).trim());
+
+    // dufs side: 10,000 small files with the album's names.
+    let dir = tempfile::tempdir().unwrap();
+    let body = vec![0x5Au8; 700];
+    for n in 1..=ITEMS {
+        std::fs::write(dir.path().join(format!("IMG_{n:05}.jpg")), &body).unwrap();
+    }
+    let port = free_port();
+    let mut dufs_child = Command::new(&dufs)
+        .arg(dir.path())
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("dufs starts");
+    let dufs_url = format!("http://127.0.0.1:{port}/");
+
+    // Our side.
+    let emu = support::emulator(EmulatorOptions {
+        big_album: ITEMS,
+        ..EmulatorOptions::default()
+    })
+    .await;
+    let proxy = Proxy::spawn(&emu, "").await;
+    let ours_url = format!(
+        "{}album/{}/",
+        proxy.url,
+        BIG_ALBUM_TITLE.replace(' ', "%20")
+    );
+
+    let http = reqwest::Client::new();
+    wait_until_up(&http, &dufs_url).await;
+    let probes_before = emu.emulator.counters().get("content.head");
+    for (name, url) in [("gphotos-dav", &ours_url), ("dufs", &dufs_url)] {
+        for _ in 0..WARMUP {
+            let (_, bytes) = propfind(&http, url, true).await;
+            println!("{name}: warm-up answer {bytes} bytes, {ITEMS} files with their sizes");
+        }
+    }
+    let probes = emu.emulator.counters().get("content.head") - probes_before;
+    println!("gphotos-dav probed {probes} sizes while warming up (none after)");
+
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        ours.push(propfind(&http, &ours_url, false).await.0);
+        theirs.push(propfind(&http, &dufs_url, false).await.0);
+    }
+    let after = emu.emulator.counters().get("content.head") - probes_before;
+    assert_eq!(after, probes, "timed listings were warm: no more probes");
+    let (o, t) = (median(ours.clone()), median(theirs.clone()));
+    let fmt = |v: &[f64]| {
+        v.iter()
+            .map(|s| format!("{:.0}", s * 1000.0))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("gphotos-dav ms: {}", fmt(&ours));
+    println!("dufs ms:        {}", fmt(&theirs));
+    println!(
+        "median: gphotos-dav {:.1} ms, dufs {:.1} ms",
+        o * 1000.0,
+        t * 1000.0
+    );
+    verdict(
+        "warm PROPFIND Depth 1 latency, ours/dufs",
+        format!("{:.2}", o / t),
+        "<= 1.0",
+        o / t <= 1.0,
+    );
+    dufs_child.kill().await.ok();
+}
+
+/// One PROPFIND Depth 1; returns its latency to the last byte and the answer's size. With
+/// `check`, the answer must list the folder and all ITEMS files with a size each.
+async fn propfind(http: &reqwest::Client, url: &str, check: bool) -> (f64, usize) {
+    let started = Instant::now();
+    let resp = http
+        .request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), url)
+        .header("Depth", "1")
+        .header("Content-Type", "application/xml")
+        .body(RCLONE_LIST)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(status, 207, "{url}");
+    if check {
+        let text = std::str::from_utf8(&body).unwrap();
+        let doc = roxmltree::Document::parse(text).unwrap();
+        let responses = doc
+            .descendants()
+            .filter(|n| n.has_tag_name(("DAV:", "response")))
+            .count();
+        let sizes = doc
+            .descendants()
+            .filter(|n| n.has_tag_name(("DAV:", "getcontentlength")))
+            .filter(|n| {
+                n.text()
+                    .is_some_and(|t| t.parse::<u64>().is_ok_and(|s| s > 0))
+            })
+            .count();
+        assert_eq!(responses, ITEMS + 1, "{url}: the folder and every file");
+        assert!(sizes >= ITEMS, "{url}: every file has a size");
+    }
+    (secs, body.len())
+}
+
+/// dufs from PATH or ~/.cargo/bin, installed with cargo when missing.
+async fn dufs_binary() -> PathBuf {
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|c| c.join("bin").join("dufs"));
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("dufs"))
+            .find(|p| p.is_file())
+    });
+    if let Some(found) = on_path.or_else(|| cargo_bin.clone().filter(|p| p.is_file())) {
+        return found;
+    }
+    println!("dufs is not installed: running `cargo install dufs --locked` (takes minutes)");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["install", "dufs", "--locked"])
+        .status()
+        .await
+        .expect("cargo runs");
+    assert!(status.success(), "cargo install dufs --locked failed");
+    cargo_bin
+        .filter(|p| p.is_file())
+        .expect("dufs in ~/.cargo/bin after installing")
+}
+
+/// A port nothing listens on right now (dufs takes a port number, not a listener).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_until_up(http: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.head(url).send().await.is_err() {
+        assert!(Instant::now() < deadline, "dufs did not start on {url}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

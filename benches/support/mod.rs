@@ -1,0 +1,294 @@
+//! What the benchmarks share: starting the emulator in the benchmark's process and the
+//! `gphotos-dav serve` binary as a child process (so its CPU time and peak RSS are the
+//! proxy's alone), reading those figures from /proc, one download loop used for every
+//! side of a comparison, and the verdict lines.
+//!
+//! Each benchmark is its own `harness = false` target, run with `cargo bench --bench NAME`
+//! (release profile); `cargo test --tests` never runs them. Figures are wall-clock by nature:
+//! they are printed, with the target and PASS or MISS, never asserted as a test would.
+//! Correctness (exact bytes, counts) is asserted, because a fast wrong answer is no result.
+
+#![allow(dead_code)] // Each benchmark uses part of this module.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use gphotos_dav::emulator::RunningEmulator;
+use gphotos_dav::emulator::{self, BIG_ITEM_ALBUM, BIG_ITEM_FILENAME, Emulator, EmulatorOptions};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const MIB: u64 = 1024 * 1024;
+pub const GIB: u64 = 1024 * MIB;
+
+/// The release binary cargo built for this benchmark.
+pub const BIN: &str = env!("CARGO_BIN_EXE_gphotos-dav");
+
+/// Prints the machine the figures come from.
+pub fn print_machine() {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    println!(
+        "machine: {cores} cores ({cpu}), load average {} at start",
+        load.join(" ")
+    );
+}
+
+/// Starts the emulator in this process.
+pub async fn emulator(opts: EmulatorOptions) -> RunningEmulator {
+    Emulator::start(opts, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("emulator starts")
+}
+
+/// A `gphotos-dav serve` child process pointed at an emulator.
+pub struct Proxy {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT/`
+    pub url: String,
+    pub pid: u32,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    /// Writes a config for `emu` (plus `cache`, lines for its `[cache]` table) and starts
+    /// the server; returns once it listens. Its metadata store is a new file in its own
+    /// temporary directory: every Proxy starts cold.
+    pub async fn spawn(emu: &RunningEmulator, cache: &str) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), emu, cache);
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env("RUST_LOG", "info")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("gphotos-dav serve starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = String::new();
+        let url = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                seen.push_str(&line);
+                seen.push('\n');
+                if let Some(at) = line.find("listening on http://") {
+                    return Some(line[at + "listening on ".len()..].trim().to_owned());
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("gphotos-dav serve did not start:\n{seen}"));
+        // Keep draining its log so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let pid = child.id().unwrap();
+        Proxy {
+            child,
+            url,
+            pid,
+            _dir: dir,
+        }
+    }
+
+    /// User plus system CPU seconds the server has used so far.
+    pub fn cpu_secs(&self) -> f64 {
+        cpu_secs(self.pid)
+    }
+
+    /// System (kernel) CPU seconds the server has used so far.
+    pub fn sys_secs(&self) -> f64 {
+        sys_secs(self.pid)
+    }
+
+    /// The server's peak resident set size (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        status_kib(self.pid, "VmHWM:")
+    }
+
+    /// The server's current resident set size (VmRSS) in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        status_kib(self.pid, "VmRSS:")
+    }
+
+    /// The big item through the proxy.
+    pub fn big_item_url(&self) -> String {
+        format!(
+            "{}album/{}/{}",
+            self.url,
+            BIG_ITEM_ALBUM.replace(' ', "%20"),
+            BIG_ITEM_FILENAME
+        )
+    }
+}
+
+fn write_config(dir: &Path, emu: &RunningEmulator, cache: &str) -> PathBuf {
+    let path = dir.join("webdav.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[google]\nclient_id = \"{}\"\n\
+             client_secret = \"{}\"\nrefresh_token = \"{}\"\napi_base = \"{}\"\n\
+             token_url = \"{}\"\n[cache]\npath = \"{}\"\n{cache}\n",
+            emulator::CLIENT_ID,
+            emulator::CLIENT_SECRET,
+            emulator::REFRESH_TOKEN,
+            emu.api_base(),
+            emu.token_url(),
+            dir.join("metadata.sqlite").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// utime + stime of a process, in seconds (fields 14 and 15 of /proc/PID/stat, in clock
+/// ticks; Linux reports them in USER_HZ = 100 per second).
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name (field 2) may hold spaces: count fields after its closing ')'.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// System (kernel) CPU seconds of a process: for a proxy, mostly copying through sockets.
+pub fn sys_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[12].parse::<u64>().unwrap() as f64 / 100.0
+}
+
+fn status_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// The download URL (`baseUrl=dv`) the Library API hands out for the big item: what a
+/// client without the proxy would fetch.
+pub async fn direct_big_item_url(http: &reqwest::Client, emu: &RunningEmulator) -> String {
+    let token: serde_json::Value = http
+        .post(emu.token_url())
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", emulator::CLIENT_ID),
+            ("client_secret", emulator::CLIENT_SECRET),
+            ("refresh_token", emulator::REFRESH_TOKEN),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().expect("an access token");
+    let id = &emu.emulator.library().big_item.as_ref().unwrap().id;
+    let item: serde_json::Value = http
+        .get(format!("{}/v1/mediaItems/{id}", emu.api_base()))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    format!("{}=dv", item["baseUrl"].as_str().expect("a baseUrl"))
+}
+
+/// What one download received.
+pub struct Fetched {
+    pub status: u16,
+    /// The Content-Range header, if any.
+    pub content_range: Option<String>,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    /// Whether every byte matched the big item's bytes at its offset (when checked).
+    pub exact: Option<bool>,
+}
+
+/// GETs `url` (with `range`, if any) and reads the whole body, timing from the request to
+/// the last byte. With `check = Some((item, offset))`, compares every byte with the big
+/// item's bytes from `offset` on; the comparison costs client CPU, so timed comparisons
+/// pass None on both sides.
+pub async fn fetch(
+    http: &reqwest::Client,
+    url: &str,
+    range: Option<&str>,
+    check: Option<(&emulator::BigItem, u64)>,
+) -> Fetched {
+    let started = Instant::now();
+    let mut req = http.get(url);
+    if let Some(range) = range {
+        req = req.header("Range", range);
+    }
+    let mut resp = req.send().await.expect("the request is answered");
+    let status = resp.status().as_u16();
+    let content_range = resp
+        .headers()
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut bytes = 0u64;
+    let mut exact = check.map(|_| true);
+    let mut expected = Vec::new();
+    while let Some(chunk) = resp.chunk().await.expect("the body arrives whole") {
+        if let Some((item, offset)) = check {
+            expected.resize(chunk.len(), 0);
+            item.fill(offset + bytes, &mut expected);
+            if expected[..] != chunk[..] {
+                exact = Some(false);
+            }
+        }
+        bytes += chunk.len() as u64;
+    }
+    Fetched {
+        status,
+        content_range,
+        bytes,
+        elapsed: started.elapsed(),
+        exact,
+    }
+}
+
+/// The median of some durations or figures.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Prints one result line: `RESULT <name>: <figure> (target <target>) PASS|MISS`, and
+/// returns whether it passed.
+pub fn verdict(name: &str, figure: String, target: &str, pass: bool) -> bool {
+    println!(
+        "RESULT {name}: {figure} (target {target}) {}",
+        if pass { "PASS" } else { "MISS" }
+    );
+    pass
+}
+
+/// MB/s (10^6 bytes per second) of `bytes` in `secs`.
+pub fn mb_per_s(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / secs / 1e6
+}
