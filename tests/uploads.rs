@@ -16,7 +16,8 @@ use image::codecs::jpeg::JpegEncoder;
 use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A writable gateway whose batches close after `window_ms` or `max_items` items.
+/// A writable gateway whose batches close after `window_ms` or `max_items` items (not
+/// earlier: `batch_close_early` is off, so tests decide what shares a batch).
 async fn writable(window_ms: u64, max_items: usize) -> Stack {
     writable_with(window_ms, max_items, |_| {}).await
 }
@@ -26,6 +27,7 @@ async fn writable_with(window_ms: u64, max_items: usize, more: impl FnOnce(&mut 
         c.server.read_only = false;
         c.upload.batch_window_ms = window_ms;
         c.upload.batch_max_items = max_items;
+        c.upload.batch_close_early = false;
         more(c);
     })
     .await
@@ -255,8 +257,17 @@ async fn curl_t_uploads_and_google_serves_the_photo_without_location() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mkcol_creates_an_album_and_upload_takes_videos_without_an_album() {
     let stack = writable(10, 50).await;
-    let (status, _) = request(&stack, "MKCOL", "/album/Holidays 2026").await;
-    assert_eq!(status, StatusCode::CREATED);
+    // Two clients creating the same album at once make one album.
+    let (a, b) = tokio::join!(
+        request(&stack, "MKCOL", "/album/Holidays 2026"),
+        request(&stack, "MKCOL", "/album/Holidays 2026")
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::CREATED, StatusCode::METHOD_NOT_ALLOWED]
+    );
     assert_eq!(count(&stack, "albums.create"), 1);
     assert!(album_files(&stack, "Holidays 2026").is_empty());
     let albums = stack.list("/album/").await;
@@ -438,6 +449,28 @@ async fn puts_finishing_together_share_one_batch_create_per_album() {
     for i in 0..3 {
         assert!(pets.iter().any(|(n, _)| *n == format!("new{i}.jpg")));
     }
+}
+
+/// With `batch_close_early` (the default), a client sending one file at a time never waits
+/// for the window: each PUT's batch is created as soon as no other upload is on its way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_file_at_a_time_does_not_wait_for_the_window() {
+    let stack = writable_with(600_000, 50, |c| c.upload.batch_close_early = true).await;
+    for i in 0..3u64 {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(60),
+            put(
+                &stack,
+                &format!("/album/Empty/seq{i}.jpg"),
+                jpeg(12, 12, 300 + i, 90),
+            ),
+        )
+        .await
+        .expect("answered long before the 10-minute window");
+        assert_eq!(answer.0, StatusCode::CREATED);
+    }
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 3);
+    assert_eq!(album_files(&stack, "Empty").len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,8 +15,9 @@
 //!
 //! The uploaded items live in an overlay on top of the shared seeded library: the emulator
 //! swaps in a new [`Library`] (copy on write) after each batchCreate or albums.create, so
-//! every reader sees a consistent snapshot. Upload sessions and tokens keep their bytes in
-//! memory: tests upload kilobytes to a few megabytes.
+//! every reader sees a consistent snapshot. A resumable session collects its chunks in a
+//! temporary file, which its token keeps until batchCreate; only then are the bytes read into
+//! memory, where the content host serves every item from.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -27,6 +28,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::api::{INVALID_ARGUMENT, album_json, authorize_scope, media_item_json};
 use super::fixtures::{FixtureAlbum, FixtureItem, Library, MediaKind};
@@ -45,10 +47,30 @@ pub(crate) const CHUNK_GRANULARITY: usize = 256 * 1024;
 /// What Google answers per item for a token it cannot use.
 const ITEM_FAILED: &str = "Failed: There was an error while trying to create this media item.";
 
+/// Where an upload's bytes wait for batchCreate.
+#[derive(Clone, Debug)]
+enum Payload {
+    /// A raw upload (its body was read whole anyway).
+    Memory(Bytes),
+    /// A finalized resumable session's file.
+    File(Arc<tempfile::TempPath>),
+}
+
+impl Payload {
+    fn load(&self) -> std::io::Result<Bytes> {
+        match self {
+            Payload::Memory(b) => Ok(b.clone()),
+            Payload::File(path) => {
+                std::fs::read(path.as_ref() as &std::path::Path).map(Bytes::from)
+            }
+        }
+    }
+}
+
 /// Bytes that arrived and were given a token.
 #[derive(Clone, Debug)]
 struct Uploaded {
-    bytes: Bytes,
+    payload: Payload,
     mime_type: Option<String>,
     issued_at: DateTime<Utc>,
     used: bool,
@@ -57,7 +79,9 @@ struct Uploaded {
 /// A resumable upload in progress.
 #[derive(Debug)]
 struct Session {
-    received: Vec<u8>,
+    /// The chunks so far, on disk (taken when the session is finalized).
+    file: Option<tempfile::NamedTempFile>,
+    received: usize,
     raw_size: Option<u64>,
     mime_type: Option<String>,
     /// The token once finalized (a repeated finalize answers the same token).
@@ -110,13 +134,13 @@ fn check_append(inner: &Inner, req: &Req, rpc: &str) -> Result<(), Reply> {
     authorize_scope(inner, req, rpc, APPEND_SCOPE).map(|_| ())
 }
 
-/// Mints a token for `bytes`.
-fn issue(inner: &Inner, bytes: Bytes, mime_type: Option<String>) -> String {
+/// Mints a token for `payload`.
+fn issue(inner: &Inner, payload: Payload, mime_type: Option<String>) -> String {
     let token = format!("CAIS{}", random_token(60));
     relock(&inner.uploads).tokens.insert(
         token.clone(),
         Uploaded {
-            bytes,
+            payload,
             mime_type,
             issued_at: inner.clock.now(),
             used: false,
@@ -147,7 +171,7 @@ fn uploads_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
                     "The upload is empty.",
                 ));
             }
-            let token = issue(inner, req.body.clone(), mime);
+            let token = issue(inner, Payload::Memory(req.body.clone()), mime);
             Ok(Reply::new(StatusCode::OK, "text/plain", token))
         }
         Some("resumable") => {
@@ -160,10 +184,14 @@ fn uploads_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
             }
             let raw_size = header(req, "X-Goog-Upload-Raw-Size").and_then(|v| v.parse().ok());
             let id = random_token(40);
+            let file = tempfile::NamedTempFile::new().map_err(|e| {
+                upload_error(StatusCode::INTERNAL_SERVER_ERROR, 13, &format!("{e}"))
+            })?;
             relock(&inner.uploads).sessions.insert(
                 id.clone(),
                 Session {
-                    received: Vec::new(),
+                    file: Some(file),
+                    received: 0,
                     raw_size,
                     mime_type: mime,
                     token: None,
@@ -229,7 +257,7 @@ fn session_command(inner: &Inner, req: &Req, id: &str) -> Reply {
         );
     }
     if command == ["query"] {
-        return status_reply("active", session.received.len());
+        return status_reply("active", session.received);
     }
     let upload = command.iter().any(|c| c == "upload");
     let finalize = command.iter().any(|c| c == "finalize");
@@ -239,10 +267,9 @@ fn session_command(inner: &Inner, req: &Req, id: &str) -> Reply {
     if upload {
         let offset: Option<usize> =
             header(req, "X-Goog-Upload-Offset").and_then(|v| v.parse().ok());
-        if offset != Some(session.received.len()) {
+        if offset != Some(session.received) {
             // Google answers the offset it has, so the client can query and resume.
-            return status_reply("active", session.received.len())
-                .with_status(StatusCode::BAD_REQUEST);
+            return status_reply("active", session.received).with_status(StatusCode::BAD_REQUEST);
         }
         if !finalize && !req.body.len().is_multiple_of(CHUNK_GRANULARITY) {
             return upload_error(
@@ -251,13 +278,20 @@ fn session_command(inner: &Inner, req: &Req, id: &str) -> Reply {
                 "Chunks other than the last must be a multiple of the chunk granularity.",
             );
         }
-        session.received.extend_from_slice(&req.body);
+        use std::io::Write;
+        let Some(file) = session.file.as_mut() else {
+            return upload_error(StatusCode::CONFLICT, 10, "The upload is being finalized.");
+        };
+        if let Err(e) = file.write_all(&req.body) {
+            return upload_error(StatusCode::INTERNAL_SERVER_ERROR, 13, &format!("{e}"));
+        }
+        session.received += req.body.len();
     }
     if !finalize {
-        return status_reply("active", session.received.len());
+        return status_reply("active", session.received);
     }
     if let Some(size) = session.raw_size
-        && size != session.received.len() as u64
+        && size != session.received as u64
     {
         return upload_error(
             StatusCode::BAD_REQUEST,
@@ -265,10 +299,12 @@ fn session_command(inner: &Inner, req: &Req, id: &str) -> Reply {
             "The upload is shorter or longer than X-Goog-Upload-Raw-Size.",
         );
     }
-    let bytes = Bytes::from(std::mem::take(&mut session.received));
+    let Some(file) = session.file.take() else {
+        return upload_error(StatusCode::CONFLICT, 10, "The upload is being finalized.");
+    };
     let mime = session.mime_type.clone();
     drop(state);
-    let token = issue(inner, bytes, mime);
+    let token = issue(inner, Payload::File(Arc::new(file.into_temp_path())), mime);
     if let Some(session) = relock(&inner.uploads).sessions.get_mut(id) {
         session.token = Some(token.clone());
     }
@@ -353,9 +389,27 @@ fn batch_create_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
             let upload = state.tokens.get_mut(&token).expect("checked above");
             upload.used = true;
             let upload = upload.clone();
+            let bytes = match upload.payload.load() {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!("emulator cannot read an upload back: {e}");
+                    results.push(json!({
+                        "uploadToken": token,
+                        "status": {"code": 13, "message": ITEM_FAILED},
+                    }));
+                    continue;
+                }
+            };
             state.created += 1;
             let id = format!("AF1QipUp{:05}{}", state.created, random_token(20));
-            let item = uploaded_item(id, &simple.file_name, &new.description, &upload, now);
+            let item = uploaded_item(
+                id,
+                &simple.file_name,
+                &new.description,
+                &bytes,
+                upload.mime_type.as_deref(),
+                now,
+            );
             results.push(
                 json!({"uploadToken": token, "status": {"message": "Success"}, "id": item.id}),
             );
@@ -401,23 +455,24 @@ fn uploaded_item(
     id: String,
     file_name: &str,
     description: &str,
-    upload: &Uploaded,
+    uploaded: &[u8],
+    declared_mime: Option<&str>,
     now: DateTime<Utc>,
 ) -> FixtureItem {
-    let sniffed = sniff_mime(&upload.bytes);
+    let sniffed = sniff_mime(uploaded);
     let mime_type = sniffed
+        .or(declared_mime)
         .map(str::to_owned)
-        .or_else(|| upload.mime_type.clone())
         .unwrap_or_else(|| "application/octet-stream".to_owned());
     let kind = if mime_type.starts_with("video/") {
         MediaKind::Video
     } else {
         MediaKind::Photo
     };
-    let (width, height) = dimensions(&upload.bytes).unwrap_or((640, 480));
+    let (width, height) = dimensions(uploaded).unwrap_or((640, 480));
     let bytes = match kind {
-        MediaKind::Photo => strip_gps(&upload.bytes),
-        MediaKind::Video => transcode(&upload.bytes),
+        MediaKind::Photo => strip_gps(uploaded),
+        MediaKind::Video => transcode(uploaded),
     };
     FixtureItem {
         id,

@@ -46,6 +46,10 @@ pub struct UploadConfig {
     /// Most items created by one batchCreate (1 to 50, Google's limit).
     #[serde(default = "default_batch_max_items")]
     pub batch_max_items: usize,
+    /// Create a batch as soon as no other upload is on its way, instead of waiting out the
+    /// window (a client copying one file at a time then never waits).
+    #[serde(default = "default_true")]
+    pub batch_close_early: bool,
     /// Files of at least this many bytes use Google's resumable upload protocol.
     #[serde(default = "default_resumable_threshold")]
     pub resumable_threshold: u64,
@@ -62,6 +66,7 @@ impl Default for UploadConfig {
         UploadConfig {
             batch_window_ms: default_batch_window_ms(),
             batch_max_items: default_batch_max_items(),
+            batch_close_early: true,
             resumable_threshold: default_resumable_threshold(),
             chunk_size: default_chunk_size(),
             spool_dir: None,
@@ -91,6 +96,7 @@ impl UploadConfig {
         crate::upload::UploadOptions {
             batch_window: std::time::Duration::from_millis(self.batch_window_ms),
             batch_max_items: self.batch_max_items,
+            batch_close_early: self.batch_close_early,
             spool_dir: self.spool_dir.clone(),
             tuning: crate::google::UploadTuning {
                 resumable_threshold: self.resumable_threshold,
@@ -466,6 +472,14 @@ impl Config {
                 "[upload] batch_max_items must be between 1 and 50 (Google's limit)".into(),
             ));
         }
+        if let Some(dir) = &self.upload.spool_dir
+            && !dir.is_dir()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[upload] spool_dir {} is not a directory",
+                dir.display()
+            )));
+        }
         if self.upload.chunk_size < crate::google::upload::CHUNK_GRANULARITY {
             return Err(ConfigError::Invalid(
                 "[upload] chunk_size must be at least 262144 (256 KiB, Google's granularity)"
@@ -709,6 +723,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("chunk_size"), "{err}");
+        let text = format!("{}[upload]\nspool_dir = \"/nonexistent/spool\"\n", full());
+        let err = Config::parse(&text)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("spool_dir") && err.contains("/nonexistent/spool"),
+            "{err}"
+        );
         let err = Config::parse("[upload]\nbatch_window = 5\n").unwrap_err();
         assert!(err.contains("batch_window_ms"), "{err}");
     }

@@ -46,7 +46,7 @@ use crate::catalog::store::Upload;
 use crate::catalog::{Catalog, CatalogError, UploadDir};
 use crate::google::library::NewItem;
 use crate::google::{GoogleError, UploadClient, UploadTuning};
-use batcher::{Batcher, CreateError};
+use batcher::{BatchPolicy, Batcher, CreateError};
 use local::LocalFiles;
 use sniff::Kind;
 
@@ -60,6 +60,8 @@ pub struct UploadOptions {
     pub batch_window: Duration,
     /// At most this many items per batch (Google: 50).
     pub batch_max_items: usize,
+    /// Close a batch as soon as no other upload is on its way (see `batcher`).
+    pub batch_close_early: bool,
     /// Where PUT bodies are spooled (None: the system's temporary directory).
     pub spool_dir: Option<PathBuf>,
     /// Raw or resumable, chunk sizes.
@@ -71,6 +73,7 @@ impl Default for UploadOptions {
         UploadOptions {
             batch_window: Duration::from_secs(2),
             batch_max_items: 50,
+            batch_close_early: true,
             spool_dir: None,
             tuning: UploadTuning::default(),
         }
@@ -184,8 +187,11 @@ impl Uploader {
         let google = catalog.google();
         let batcher = Batcher::start(
             google.library.clone(),
-            opts.batch_window,
-            opts.batch_max_items,
+            BatchPolicy {
+                window: opts.batch_window,
+                max_items: opts.batch_max_items,
+                close_early: opts.batch_close_early,
+            },
         );
         Uploader {
             upload: google.upload.clone().with_tuning(opts.tuning.clone()),
@@ -271,6 +277,8 @@ impl Uploader {
                 Err(CatalogError::NotFound) => {}
             }
         }
+        // From here this PUT may produce an item: batches wait for it (see `batcher`).
+        let ticket = self.batcher.ticket();
         let spooled = match self.spool(body, announced).await {
             Ok(s) => s,
             Err(answer) => return answer,
@@ -313,6 +321,7 @@ impl Uploader {
         let item = match self
             .batcher
             .create(
+                ticket,
                 album.clone(),
                 NewItem {
                     upload_token: token,
@@ -462,6 +471,9 @@ impl Uploader {
 
     /// MKCOL of `segments`: `/album/<title>` creates an album.
     pub async fn mkcol(&self, segments: &[String]) -> Answer {
+        // One at a time per path: two clients creating the same folder make one album.
+        let gate = self.gate(&local::key(segments));
+        let _held = gate.lock().await;
         match self.catalog.is_dir(segments).await {
             Ok(true) => {
                 return Answer::new(StatusCode::METHOD_NOT_ALLOWED, "the folder already exists");
