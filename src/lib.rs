@@ -7,6 +7,7 @@
 //! - [`upload`]: the write path (PUT, MKCOL), batching item creation, local placeholders.
 //! - [`server`]: configuration and the HTTP service around dav-server.
 //! - [`emulator`]: a faithful stand-in for Google's endpoints, for tests and the demo.
+//! - [`pick`]: the `pick` command's Picker API flow (create, poll, store, list, delete).
 //! - [`doctor`]: checks a configuration end to end and says how to fix what fails.
 //!
 //! See `docs/architecture.md` for the path a PROPFIND and a GET take through them.
@@ -17,5 +18,6 @@ pub mod doctor;
 pub mod emulator;
 pub mod google;
 pub mod metrics;
+pub mod pick;
 pub mod server;
 pub mod upload;

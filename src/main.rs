@@ -59,6 +59,30 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// Pick photos in Google Photos (Picker API) and serve them as /picked/<NAME>/ until the
+    /// picking session expires; or list or delete the picked sets.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["name", "list", "delete"])))]
+    Pick {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Name of the picked set (its folder under /picked).
+        #[arg(long)]
+        name: Option<String>,
+        /// Let the user pick at most this many items (1 to 2000).
+        #[arg(long, requires = "name")]
+        max: Option<u32>,
+        /// Show the stored sets and when they expire.
+        #[arg(long)]
+        list: bool,
+        /// End the picking session of this set and forget it.
+        #[arg(long, value_name = "NAME")]
+        delete: Option<String>,
+        /// Copy the set into the app-created album of this title (created if missing), so
+        /// its items stay after the session ends. A set named --name that has not expired is
+        /// imported as it is; otherwise items are picked first. Reruns skip imported items.
+        #[arg(long, value_name = "TITLE", requires = "name")]
+        import_to_album: Option<String>,
+    },
     /// Check the configuration, the token, the scopes, the APIs and the listen settings.
     Doctor {
         #[arg(long, short)]
@@ -225,6 +249,49 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             }
             println!("Next: gphotos-dav doctor --config {}", path.display());
         }
+        Command::Pick {
+            config: path,
+            name,
+            max,
+            list,
+            delete,
+            import_to_album,
+        } => {
+            use std::io::IsTerminal;
+            let config = Config::load(&path)?;
+            let store = config.open_store();
+            let mut stdout = std::io::stdout();
+            if list {
+                gphotos_dav::pick::list(&store, &mut stdout).await?;
+                return Ok(());
+            }
+            let google = gphotos_dav::google::Google::new(
+                &config.credentials()?,
+                &config.endpoints(),
+                gphotos_dav::google::RetryPolicy::default(),
+            )?;
+            if let Some(name) = delete {
+                gphotos_dav::pick::delete(&google, &store, &name, &mut stdout).await?;
+            } else if let Some(name) = name {
+                let terminal = stdout.is_terminal();
+                let mut output = gphotos_dav::pick::Output {
+                    out: &mut stdout,
+                    terminal,
+                };
+                let stored = store
+                    .picked_sets()
+                    .await
+                    .into_iter()
+                    .find(|s| s.name == name && s.expire_time > chrono::Utc::now());
+                let set = match (&import_to_album, stored) {
+                    (Some(_), Some(set)) => set,
+                    _ => gphotos_dav::pick::pick(&google, &store, &name, max, &mut output).await?,
+                };
+                if let Some(title) = import_to_album {
+                    gphotos_dav::pick::import(&google, &store, &set, &title, &mut output).await?;
+                }
+            }
+        }
         Command::Doctor { config } => {
             let checks = gphotos_dav::doctor::run(&config, |c| println!("{c}")).await;
             let failed = checks
@@ -308,6 +375,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
                     big_item,
                     content_rate: (content_rate > 0).then_some(content_rate),
                     latency: Duration::from_millis(latency_ms),
+                    ..EmulatorOptions::default()
                 },
                 listen,
             )

@@ -268,7 +268,7 @@ async fn folders_have_sensible_dates_and_etags_are_stable() {
     let names: BTreeSet<String> = root[1..].iter().map(|e| e.name()).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["album", "feature", "media", "shared-album"].map(String::from))
+        BTreeSet::from(["album", "feature", "media", "picked", "shared-album"].map(String::from))
     );
     let a = stack.list("/media/all/").await;
     let b = stack.list("/media/all/").await;

@@ -9,6 +9,7 @@
 //! /media/by-year/YYYY/<file>                the library index, bucketed by the local
 //! /media/by-month/YYYY/YYYY-MM/<file>       date of each item's creation time in the
 //! /media/by-day/YYYY/YYYY-MM-DD/<file>      configured time zone; only dates that hold items
+//! /picked/<set>/<file>                      items picked with the Picker API (see `picked`)
 //! /upload/<file>                            items uploaded with no album (writable servers)
 //! ```
 //!
@@ -23,6 +24,7 @@
 
 pub mod clock;
 pub mod naming;
+pub mod picked;
 pub mod store;
 pub mod urls;
 
@@ -109,6 +111,10 @@ pub enum FolderKey {
     YearBuckets(DateView, i32),
     /// The items of one year, month or day.
     Dated(DateBucket),
+    /// `/picked`: the picked sets that have not expired.
+    Picked,
+    /// The items of one picked set, by the set's name.
+    PickedSet(String),
 }
 
 /// The three date views.
@@ -226,7 +232,7 @@ impl Listing {
                     name
                 }
                 Listed::File { name, item } => {
-                    by_id.insert(item.id.clone(), i);
+                    by_id.insert(picked::naming_id(&item.id).to_string(), i);
                     name
                 }
             };
@@ -273,6 +279,8 @@ struct Inner {
     revalidating: Mutex<std::collections::HashSet<FolderKey>>,
     /// Size probes in flight, shared by everyone who needs the same item's size meanwhile.
     probes: Mutex<HashMap<String, SharedProbe>>,
+    /// Picked sets: expiry logged, URL refreshes (see `picked`).
+    picked: picked::PickedState,
 }
 
 /// The tree over a Google Photos library. Cheap to clone.
@@ -294,6 +302,7 @@ impl Catalog {
                 folders: Mutex::new(HashMap::new()),
                 revalidating: Mutex::new(Default::default()),
                 probes: Mutex::new(HashMap::new()),
+                picked: picked::PickedState::default(),
             }),
         }
     }
@@ -426,6 +435,9 @@ impl Catalog {
     /// Starts downloading item `id` at byte `start`. An old download URL is refreshed first;
     /// one the content host refuses (expired) is refreshed and tried once more.
     pub async fn download(&self, id: &str, start: u64) -> Result<Download, CatalogError> {
+        if let Some((set, item)) = picked::split_picked_id(id) {
+            return self.picked_download(set, item, start).await;
+        }
         let item = self.fresh_item(id).await?;
         match self
             .inner
@@ -581,7 +593,7 @@ impl Catalog {
                 .map(SystemTime::from)
                 .unwrap_or(self.inner.started),
             size,
-            bearer_only: false,
+            bearer_only: picked::split_picked_id(&item.id).is_some(),
         }
     }
 
@@ -618,6 +630,11 @@ impl Catalog {
         key: &'a FolderKey,
     ) -> futures::future::BoxFuture<'a, Result<Arc<Listing>, CatalogError>> {
         Box::pin(async move {
+            if matches!(key, FolderKey::Picked | FolderKey::PickedSet(_)) {
+                // Read from the store every time: `pick` may add a set while we run, and a
+                // set must vanish the moment it expires.
+                return Ok(Arc::new(self.load(key).await?));
+            }
             let slot = self
                 .inner
                 .folders
@@ -796,6 +813,8 @@ impl Catalog {
             FolderKey::Albums => self.album_dirs(lib.list_albums().await?, FolderKey::Album),
             FolderKey::Album(id) => self.files(lib.album_items(id).await?),
             FolderKey::MediaAll => self.files(lib.list_media_items().await?),
+            FolderKey::Picked => self.picked_root_listing().await,
+            FolderKey::PickedSet(set) => self.picked_set_listing(set).await?,
         })
     }
 
@@ -977,6 +996,9 @@ impl Catalog {
     }
 
     async fn probe(&self, id: &str) -> Result<u64, CatalogError> {
+        if let Some((set, item)) = picked::split_picked_id(id) {
+            return self.picked_probe(set, item).await;
+        }
         let item = self.fresh_item(id).await?;
         let content = &self.inner.google.content;
         match content.probe_size(&item.download_url()).await {
@@ -1059,6 +1081,7 @@ fn static_listing(key: &FolderKey) -> Option<Listing> {
             dir("album", FolderKey::Albums),
             dir("feature", FolderKey::Feature),
             dir("media", FolderKey::Media),
+            dir(picked::PICKED_ROOT, FolderKey::Picked),
             dir("shared-album", FolderKey::SharedAlbums),
         ]),
         FolderKey::Media => Listing::new(vec![

@@ -60,19 +60,42 @@ const SYSTEM_PARAMS: &[&str] = &[
 // ---------------------------------------------------------------------------------------
 // Authentication and authorisation
 
-/// Checks the bearer token for an RPC named `rpc` (e.g. `ListAlbums`); the error reply is
-/// what Google answers in that situation.
-pub(super) fn authorize(inner: &Inner, req: &Req, rpc: &str) -> Result<Grant, Reply> {
-    authorize_scope(inner, req, rpc, READ_SCOPE)
+/// One Google API as its errors name it: the service, the RPC prefix of its methods and the
+/// scope its calls need.
+pub(super) struct Service {
+    pub name: &'static str,
+    pub rpc_prefix: &'static str,
+    pub scope: &'static str,
 }
 
-/// [`authorize`] for a call that needs `scope` (uploads need `photoslibrary.appendonly`).
+/// The Photos Library API (read calls).
+pub(super) const LIBRARY: Service = Service {
+    name: SERVICE,
+    rpc_prefix: RPC_PREFIX,
+    scope: READ_SCOPE,
+};
+
+/// Checks the bearer token for a Library API RPC named `rpc` (e.g. `ListAlbums`); the error
+/// reply is what Google answers in that situation.
+pub(super) fn authorize(inner: &Inner, req: &Req, rpc: &str) -> Result<Grant, Reply> {
+    authorize_for(&LIBRARY, inner, req, rpc)
+}
+
+/// [`authorize`] for a Library API call that needs `scope` (uploads need
+/// `photoslibrary.appendonly`).
 pub(super) fn authorize_scope(
     inner: &Inner,
     req: &Req,
     rpc: &str,
-    scope: &str,
+    scope: &'static str,
 ) -> Result<Grant, Reply> {
+    let service = Service { scope, ..LIBRARY };
+    authorize_for(&service, inner, req, rpc)
+}
+
+/// The access token a request carries: the `Authorization: Bearer` header, or the
+/// `access_token` query parameter Google also accepts (the client never sends it so).
+pub(super) fn bearer_token(req: &Req) -> Option<String> {
     let from_header = req
         .headers
         .get(AUTHORIZATION)
@@ -83,14 +106,23 @@ pub(super) fn authorize_scope(
                 .eq_ignore_ascii_case("bearer")
                 .then(|| token.trim().to_owned())
         });
-    // Google also accepts the token as a query parameter; the client never sends it so.
-    let token = from_header.or_else(|| {
+    from_header.or_else(|| {
         url::form_urlencoded::parse(req.query.as_deref().unwrap_or("").as_bytes())
             .find(|(k, _)| k == "access_token")
             .map(|(_, v)| v.into_owned())
-    });
-    let Some(token) = token else {
+    })
+}
+
+/// Checks the bearer token for an RPC named `rpc` of `service`.
+pub(super) fn authorize_for(
+    service: &Service,
+    inner: &Inner,
+    req: &Req,
+    rpc: &str,
+) -> Result<Grant, Reply> {
+    let Some(token) = bearer_token(req) else {
         return Err(unauthenticated(
+            service,
             rpc,
             "CREDENTIALS_MISSING",
             REALM.to_owned(),
@@ -100,22 +132,28 @@ pub(super) fn authorize_scope(
     let found = inner.lock_tokens().get(&token).cloned();
     let Some(found) = found else {
         return Err(unauthenticated(
+            service,
             rpc,
             "ACCESS_TOKEN_TYPE_UNSUPPORTED",
             invalid_realm,
         ));
     };
     if inner.clock.now() >= found.expires_at {
-        return Err(unauthenticated(rpc, "ACCESS_TOKEN_EXPIRED", invalid_realm));
+        return Err(unauthenticated(
+            service,
+            rpc,
+            "ACCESS_TOKEN_EXPIRED",
+            invalid_realm,
+        ));
     }
     match found.grant {
         Grant::ApiDisabled => Err(api_disabled()),
-        grant if !grant.has_scope(scope) => Err(insufficient_scopes_for(rpc, scope)),
+        grant if !grant.has_scope(service.scope) => Err(insufficient_scopes(service, rpc)),
         grant => Ok(grant),
     }
 }
 
-fn unauthenticated(rpc: &str, reason: &str, www_authenticate: String) -> Reply {
+fn unauthenticated(service: &Service, rpc: &str, reason: &str, www_authenticate: String) -> Reply {
     let reply = Reply::google_error_with_details(
         StatusCode::UNAUTHORIZED,
         UNAUTHENTICATED,
@@ -124,7 +162,7 @@ fn unauthenticated(rpc: &str, reason: &str, www_authenticate: String) -> Reply {
             "@type": "type.googleapis.com/google.rpc.ErrorInfo",
             "reason": reason,
             "domain": "googleapis.com",
-            "metadata": {"service": SERVICE, "method": format!("{RPC_PREFIX}{rpc}")},
+            "metadata": {"service": service.name, "method": format!("{}{rpc}", service.rpc_prefix)},
         }]),
     );
     match HeaderValue::from_str(&www_authenticate) {
@@ -133,11 +171,7 @@ fn unauthenticated(rpc: &str, reason: &str, www_authenticate: String) -> Reply {
     }
 }
 
-fn insufficient_scopes(rpc: &str) -> Reply {
-    insufficient_scopes_for(rpc, READ_SCOPE)
-}
-
-fn insufficient_scopes_for(rpc: &str, scope: &str) -> Reply {
+fn insufficient_scopes(service: &Service, rpc: &str) -> Reply {
     let reply = Reply::google_error_with_details(
         StatusCode::FORBIDDEN,
         "Request had insufficient authentication scopes.",
@@ -146,12 +180,13 @@ fn insufficient_scopes_for(rpc: &str, scope: &str) -> Reply {
             "@type": "type.googleapis.com/google.rpc.ErrorInfo",
             "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
             "domain": "googleapis.com",
-            "metadata": {"service": SERVICE, "method": format!("{RPC_PREFIX}{rpc}")},
+            "metadata": {"service": service.name, "method": format!("{}{rpc}", service.rpc_prefix)},
         }]),
     );
     let challenge = format!(
         "{REALM}, error=\"insufficient_scope\", \
-         scope=\"https://www.googleapis.com/auth/{scope}\""
+         scope=\"https://www.googleapis.com/auth/{}\"",
+        service.scope
     );
     match HeaderValue::from_str(&challenge) {
         Ok(v) => reply.with_header(WWW_AUTHENTICATE, v),
@@ -210,7 +245,7 @@ impl Query {
         Ok(Query(pairs))
     }
 
-    fn first(&self, name: &str) -> Option<&str> {
+    pub(super) fn first(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -264,7 +299,7 @@ pub(super) fn page_size(raw: Option<Int32>, default: usize, max: usize) -> Resul
     }
 }
 
-fn query_page_size(query: &Query, default: usize, max: usize) -> Result<usize, Reply> {
+pub(super) fn query_page_size(query: &Query, default: usize, max: usize) -> Result<usize, Reply> {
     page_size(
         query
             .first("pageSize")
@@ -285,7 +320,7 @@ fn page_token_mac(inner: &Inner, listing: &str, offset: usize) -> String {
     hex::encode(&hasher.finalize()[..8])
 }
 
-fn encode_page_token(inner: &Inner, listing: &str, offset: usize) -> String {
+pub(super) fn encode_page_token(inner: &Inner, listing: &str, offset: usize) -> String {
     let mac = page_token_mac(inner, listing, offset);
     URL_SAFE_NO_PAD.encode(format!("{offset}.{mac}"))
 }
@@ -311,7 +346,11 @@ pub(super) fn decode_page_token(
 }
 
 /// The slice of a listing one page covers, and the offset of the next page if any remain.
-fn page_range(total: usize, offset: usize, size: usize) -> (Range<usize>, Option<usize>) {
+pub(super) fn page_range(
+    total: usize,
+    offset: usize,
+    size: usize,
+) -> (Range<usize>, Option<usize>) {
     let start = offset.min(total);
     let end = start.saturating_add(size).min(total);
     (start..end, (end < total).then_some(end))
@@ -343,7 +382,7 @@ pub(super) fn album_json(inner: &Inner, base: &str, album: &FixtureAlbum) -> Val
     Value::Object(m)
 }
 
-const CAMERAS: [(&str, &str); 4] = [
+pub(super) const CAMERAS: [(&str, &str); 4] = [
     ("Google", "Pixel 7"),
     ("Apple", "iPhone 12"),
     ("Canon", "Canon EOS 5D Mark IV"),
@@ -414,7 +453,11 @@ pub(crate) fn media_item_json(inner: &Inner, base: &str, item: &FixtureItem) -> 
 }
 
 /// `{"<field>":[...],"nextPageToken":"..."}`, with both members omitted when empty.
-fn listing_json(field: &str, entries: Vec<Value>, next_page_token: Option<String>) -> Value {
+pub(super) fn listing_json(
+    field: &str,
+    entries: Vec<Value>,
+    next_page_token: Option<String>,
+) -> Value {
     let mut m = Map::new();
     if !entries.is_empty() {
         m.insert(field.into(), Value::Array(entries));
@@ -474,7 +517,7 @@ fn albums_get_inner(inner: &Inner, req: &Req, id: &str) -> Result<Reply, Reply> 
 pub(crate) fn shared_albums_list(inner: &Inner, req: &Req) -> Reply {
     match authorize(inner, req, "ListSharedAlbums") {
         Err(e) => e,
-        Ok(_) => insufficient_scopes("ListSharedAlbums"),
+        Ok(_) => insufficient_scopes(&LIBRARY, "ListSharedAlbums"),
     }
 }
 

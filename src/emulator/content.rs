@@ -31,6 +31,9 @@ const DEFAULT_THUMB: u32 = 512;
 pub(crate) struct BaseUrlEntry {
     item_id: String,
     issued_at: DateTime<Utc>,
+    /// The picking session of a Picker API URL (served under `/pk/`, bearer token required);
+    /// None for a Library API URL (served under `/lh/`, no token needed).
+    session: Option<String>,
 }
 
 /// Bytes one base URL plus options resolves to, with the validator served for them.
@@ -43,6 +46,19 @@ pub(crate) struct Rendition {
 
 /// Mints a fresh base URL for `item_id`, remembered with the emulator's current time.
 pub(crate) fn mint(inner: &Inner, base: &str, item_id: &str) -> String {
+    format!("{base}/lh/{}", mint_token(inner, item_id, None))
+}
+
+/// Mints a fresh base URL for an item picked in `session`: it serves bytes only with the
+/// bearer token, while the session lives, for the base-URL lifetime.
+pub(crate) fn mint_picked(inner: &Inner, base: &str, item_id: &str, session: &str) -> String {
+    format!(
+        "{base}/pk/{}",
+        mint_token(inner, item_id, Some(session.to_owned()))
+    )
+}
+
+fn mint_token(inner: &Inner, item_id: &str, session: Option<String>) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
     let mut rng = rand::rng();
     let token: String = (0..96)
@@ -53,9 +69,10 @@ pub(crate) fn mint(inner: &Inner, base: &str, item_id: &str) -> String {
         BaseUrlEntry {
             item_id: item_id.to_owned(),
             issued_at: inner.clock.now(),
+            session,
         },
     );
-    format!("{base}/lh/{token}")
+    token
 }
 
 /// The `=...` options of a content URL, e.g. `=d`, `=dv`, `=w200-h100-c`.
@@ -281,8 +298,10 @@ fn parse_range(header: &str, total: u64) -> RangeRequest {
     }
 }
 
-/// Handles `GET`/`HEAD /lh/{token}[={options}]`.
-pub(crate) fn serve(inner: &Inner, req: &Req, rest: &str) -> Reply {
+/// Handles `GET`/`HEAD /lh/{token}[={options}]` (Library API URLs, `picked` false) and
+/// `/pk/{token}[={options}]` (Picker API URLs, `picked` true: bearer token and live session
+/// checked first).
+pub(crate) fn serve(inner: &Inner, req: &Req, rest: &str, picked: bool) -> Reply {
     if req.method != Method::GET && req.method != Method::HEAD {
         return Reply::html_error(StatusCode::METHOD_NOT_ALLOWED)
             .with_header(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
@@ -292,9 +311,14 @@ pub(crate) fn serve(inner: &Inner, req: &Req, rest: &str) -> Reply {
         None => (rest, ""),
     };
     let entry = inner.lock_base_urls().get(token).cloned();
-    let Some(entry) = entry else {
+    let Some(entry) = entry.filter(|e| e.session.is_some() == picked) else {
         return Reply::html_error(StatusCode::NOT_FOUND);
     };
+    if let Some(session) = &entry.session
+        && let Err(refused) = super::picker::check_content_access(inner, req, session)
+    {
+        return refused;
+    }
     let age = inner.clock.now() - entry.issued_at;
     let ttl = chrono::Duration::from_std(inner.opts.baseurl_ttl).unwrap_or(chrono::Duration::MAX);
     if age >= ttl {
@@ -319,10 +343,18 @@ pub(crate) fn serve(inner: &Inner, req: &Req, rest: &str) -> Reply {
     {
         return respond_generated(inner, req, big, &item.mime_type);
     }
-    let rendition = match rendition(inner, item, variant) {
+    let mut rendition = match rendition(inner, item, variant) {
         Ok(r) => r,
         Err(reply) => return reply,
     };
+    if picked && variant == Variant::Original && item.kind == MediaKind::Photo {
+        // Google serves picked photos without their location.
+        let stripped = super::strip_gps(&rendition.bytes);
+        if stripped != rendition.bytes {
+            rendition.etag = etag_of(&stripped);
+            rendition.bytes = stripped;
+        }
+    }
     respond(inner, req, rendition)
 }
 

@@ -20,6 +20,7 @@ mod fixtures;
 mod generated;
 mod oauth;
 mod pacing;
+mod picker;
 mod reply;
 mod search;
 #[cfg(test)]
@@ -99,6 +100,11 @@ pub struct EmulatorOptions {
     /// Every Library API and content host request is answered this much later (real time:
     /// for benchmarks only; tests inject [`Fault::Latency`] on chosen calls instead).
     pub latency: Duration,
+    /// The `pollInterval` picking sessions tell clients to wait between polls (Google: 5 s;
+    /// tests make it tiny so no test waits long).
+    pub picker_poll_interval: Duration,
+    /// How long a picking session lives (its `expireTime`) after it is created.
+    pub picker_session_ttl: Duration,
 }
 
 impl Default for EmulatorOptions {
@@ -112,6 +118,8 @@ impl Default for EmulatorOptions {
             big_item: 0,
             content_rate: None,
             latency: Duration::ZERO,
+            picker_poll_interval: Duration::from_secs(5),
+            picker_session_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -191,6 +199,8 @@ pub(crate) struct Inner {
     tokens: Mutex<HashMap<String, AccessToken>>,
     base_urls: Mutex<HashMap<String, BaseUrlEntry>>,
     renditions: Mutex<HashMap<String, Rendition>>,
+    /// Picker API sessions by id.
+    picker_sessions: Mutex<HashMap<String, picker::Session>>,
     /// Keys page tokens to this instance so they stay opaque and tamper-evident.
     page_key: [u8; 32],
 }
@@ -245,6 +255,10 @@ enum Route<'a> {
     Authorize,
     /// The path after `/lh/`: `{token}[={options}]`.
     Content(&'a str),
+    /// The path after `/pk/` (a picked item's bytes): `{token}[={options}]`.
+    PickedContent(&'a str),
+    /// A Picker API call, or the stand-in picking page (under `/picker`).
+    Picker(picker::PickerRoute),
     AlbumsList,
     AlbumsGet(String),
     SharedAlbumsList,
@@ -271,6 +285,13 @@ impl<'a> Route<'a> {
         }
         if let Some(rest) = path.strip_prefix("/lh/") {
             return Route::Content(rest);
+        }
+        if let Some(rest) = path.strip_prefix("/pk/") {
+            return Route::PickedContent(rest);
+        }
+        if let Some(rest) = path.strip_prefix(picker::PICKER_PREFIX) {
+            return picker::PickerRoute::classify(method, rest)
+                .map_or(Route::NotFound, Route::Picker);
         }
         let single_segment = |prefix: &str| -> Option<String> {
             let id = path.strip_prefix(prefix)?;
@@ -310,6 +331,10 @@ impl<'a> Route<'a> {
             Route::Content(_) if method == Method::HEAD => "content.head",
             Route::Content(_) if method == Method::GET => "content.get",
             Route::Content(_) => "content.other",
+            Route::PickedContent(_) if method == Method::HEAD => "picker.content.head",
+            Route::PickedContent(_) if method == Method::GET => "picker.content.get",
+            Route::PickedContent(_) => "picker.content.other",
+            Route::Picker(route) => route.kind(),
             Route::AlbumsList => "albums.list",
             Route::AlbumsGet(_) => "albums.get",
             Route::SharedAlbumsList => "sharedAlbums.list",
@@ -328,14 +353,18 @@ impl<'a> Route<'a> {
 /// The path as logged: base-URL tokens are capabilities, so only a prefix of them is shown.
 /// (Access and refresh tokens travel in headers and bodies, which are never logged.)
 fn loggable_path(path: &str) -> String {
-    match path.strip_prefix("/lh/") {
-        Some(rest) => {
+    let hidden = path
+        .strip_prefix("/lh/")
+        .map(|rest| ("/lh/", rest))
+        .or_else(|| path.strip_prefix("/pk/").map(|rest| ("/pk/", rest)));
+    match hidden {
+        Some((prefix, rest)) => {
             let (token, options) = rest.split_once('=').unwrap_or((rest, ""));
             let shown: String = token.chars().take(6).collect();
             if options.is_empty() {
-                format!("/lh/{shown}…")
+                format!("{prefix}{shown}…")
             } else {
-                format!("/lh/{shown}…={options}")
+                format!("{prefix}{shown}…={options}")
             }
         }
         None => path.to_owned(),
@@ -404,6 +433,7 @@ impl Emulator {
                 tokens: Mutex::default(),
                 base_urls: Mutex::default(),
                 renditions: Mutex::default(),
+                picker_sessions: Mutex::default(),
                 page_key,
             }),
         }
@@ -543,6 +573,15 @@ impl Emulator {
         out
     }
 
+    /// What the user does in Google Photos' picking page: picks `ids` (fixture item ids) for
+    /// picking session `session_id`, which sets its `mediaItemsSet`. Returns how many distinct
+    /// items were picked, or why the pick was refused (unknown or expired session, already
+    /// picked, no ids, more than `maxItemCount`, an id not in the library). The session's
+    /// `pickerUri` with `?ids=a,b` does the same over HTTP.
+    pub fn pick(&self, session_id: &str, ids: &[String]) -> Result<usize, String> {
+        picker::pick(&self.inner, session_id, ids)
+    }
+
     /// Removes every injected fault.
     pub fn clear_faults(&self) {
         relock(&self.inner.faults).clear();
@@ -592,7 +631,7 @@ impl Emulator {
         self.inner.counters.increment(kind);
 
         let fault = self.next_fault(kind);
-        let content = kind.starts_with("content.");
+        let content = kind.starts_with("content.") || kind.starts_with("picker.content.");
         let delayed = content
             || kind.starts_with("albums.")
             || kind.starts_with("mediaItems.")
@@ -707,7 +746,9 @@ impl Emulator {
         match route {
             Route::Token => oauth::token(inner, req),
             Route::Authorize => oauth::authorize(inner, req),
-            Route::Content(rest) => content::serve(inner, req, rest),
+            Route::Content(rest) => content::serve(inner, req, rest, false),
+            Route::PickedContent(rest) => content::serve(inner, req, rest, true),
+            Route::Picker(route) => picker::dispatch(inner, req, route),
             Route::AlbumsList => api::albums_list(inner, req),
             Route::AlbumsGet(id) => api::albums_get(inner, req, id),
             Route::SharedAlbumsList => api::shared_albums_list(inner, req),
@@ -753,9 +794,11 @@ impl RunningEmulator {
         self.base_url()
     }
 
-    /// The Picker API base (its endpoints come in a later issue).
+    /// The Picker API base (Google: `https://photospicker.googleapis.com`); the client
+    /// appends `/v1/sessions` etc. The emulator serves it under `/picker`, so that its
+    /// `mediaItems` do not collide with the Library API's.
     pub fn picker_base(&self) -> String {
-        self.base_url()
+        format!("{}{}", self.base_url(), picker::PICKER_PREFIX)
     }
 }
 

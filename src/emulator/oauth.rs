@@ -24,7 +24,7 @@ const SCOPE_PREFIX: &str = "https://www.googleapis.com/auth/";
 /// The scope the Library API's read calls require since the 2025 change.
 pub(crate) const READ_SCOPE: &str = "photoslibrary.readonly.appcreateddata";
 pub(crate) const APPEND_SCOPE: &str = "photoslibrary.appendonly";
-const PICKER_SCOPE: &str = "photospicker.mediaitems.readonly";
+pub(crate) const PICKER_SCOPE: &str = "photospicker.mediaitems.readonly";
 
 /// What an access token was granted, decided by the refresh token it came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

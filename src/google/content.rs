@@ -41,31 +41,77 @@ impl ContentClient {
 
     /// The size in bytes of what `url` serves (transient failures retried).
     pub async fn probe_size(&self, url: &str) -> Result<u64, GoogleError> {
-        // Each attempt owns its data: futures that borrow through a retried closure defeat
-        // the compiler's Send inference (rust-lang/rust#64552).
-        let (this, url) = (self.clone(), url.to_owned());
-        self.retry
-            .run("content.probe", move || {
-                Self::probe_once(this.clone(), url.clone())
-            })
-            .await
+        self.probe_size_with(url, None).await
     }
 
     /// Starts a download at byte `start` (transient failures to connect retried).
     pub async fn download(&self, url: &str, start: u64) -> Result<Download, GoogleError> {
-        let (this, url) = (self.clone(), url.to_owned());
+        self.download_with(url, start, None).await
+    }
+
+    /// [`ContentClient::probe_size`] for a URL that needs the OAuth access token (Picker API
+    /// items). A refused token is [`GoogleError::Unauthenticated`].
+    pub async fn probe_size_bearer(&self, url: &str, token: &str) -> Result<u64, GoogleError> {
+        self.probe_size_with(url, Some(token)).await
+    }
+
+    /// [`ContentClient::download`] for a URL that needs the OAuth access token.
+    pub async fn download_bearer(
+        &self,
+        url: &str,
+        start: u64,
+        token: &str,
+    ) -> Result<Download, GoogleError> {
+        self.download_with(url, start, Some(token)).await
+    }
+
+    async fn probe_size_with(&self, url: &str, token: Option<&str>) -> Result<u64, GoogleError> {
+        // Each attempt owns its data: futures that borrow through a retried closure defeat
+        // the compiler's Send inference (rust-lang/rust#64552).
+        let (this, url, token) = (self.clone(), url.to_owned(), token.map(str::to_owned));
         self.retry
-            .run("content.download", move || {
-                Self::download_once(this.clone(), url.clone(), start)
+            .run("content.probe", move || {
+                Self::probe_once(this.clone(), url.clone(), token.clone())
             })
             .await
     }
 
-    async fn probe_once(self, url: String) -> Result<u64, GoogleError> {
-        let url = url.as_str();
+    async fn download_with(
+        &self,
+        url: &str,
+        start: u64,
+        token: Option<&str>,
+    ) -> Result<Download, GoogleError> {
+        let (this, url, token) = (self.clone(), url.to_owned(), token.map(str::to_owned));
+        self.retry
+            .run("content.download", move || {
+                Self::download_once(this.clone(), url.clone(), start, token.clone())
+            })
+            .await
+    }
+
+    /// A request to the content host, with the bearer token when the URL needs one.
+    fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, url);
+        match token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        }
+    }
+
+    async fn probe_once(self, url: String, token: Option<String>) -> Result<u64, GoogleError> {
+        let (url, token) = (url.as_str(), token.as_deref());
         self.quota.count(Bucket::Media);
-        let resp = super::counted("content.head", self.http.head(url).send().await)
-            .map_err(GoogleError::transport)?;
+        let resp = super::counted(
+            "content.head",
+            self.request(reqwest::Method::HEAD, url, token).send().await,
+        )
+        .map_err(GoogleError::transport)?;
         check_status(&resp)?;
         if resp.status() == StatusCode::OK
             && let Some(len) = header_u64(&resp, CONTENT_LENGTH)
@@ -76,7 +122,10 @@ impl ContentClient {
         self.quota.count(Bucket::Media);
         let resp = super::counted(
             "content.probe",
-            self.http.get(url).header(RANGE, "bytes=0-0").send().await,
+            self.request(reqwest::Method::GET, url, token)
+                .header(RANGE, "bytes=0-0")
+                .send()
+                .await,
         )
         .map_err(GoogleError::transport)?;
         check_status(&resp)?;
@@ -94,13 +143,17 @@ impl ContentClient {
         }
     }
 
-    async fn download_once(self, url: String, start: u64) -> Result<Download, GoogleError> {
-        let url = url.as_str();
+    async fn download_once(
+        self,
+        url: String,
+        start: u64,
+        token: Option<String>,
+    ) -> Result<Download, GoogleError> {
+        let (url, token) = (url.as_str(), token.as_deref());
         self.quota.count(Bucket::Media);
         let resp = super::counted(
             "content.download",
-            self.http
-                .get(url)
+            self.request(reqwest::Method::GET, url, token)
                 .header(RANGE, format!("bytes={start}-"))
                 .send()
                 .await,
@@ -137,6 +190,8 @@ fn check_status(resp: &reqwest::Response) -> Result<(), GoogleError> {
     match resp.status() {
         s if s.is_success() || s == StatusCode::RANGE_NOT_SATISFIABLE => Ok(()),
         StatusCode::FORBIDDEN => Err(GoogleError::UrlExpired),
+        // Only URLs that need the bearer token answer this: the token was refused.
+        StatusCode::UNAUTHORIZED => Err(GoogleError::Unauthenticated),
         StatusCode::TOO_MANY_REQUESTS => Err(GoogleError::RateLimited {
             message: "the content host is rate limiting downloads".into(),
             retry_after: header_u64(resp, reqwest::header::RETRY_AFTER)

@@ -86,6 +86,17 @@ impl LibraryClient {
         }
     }
 
+    /// Sends one request of another Google API that shares this access token (the Picker
+    /// API): the same token handling, error mapping and retry policy, without the Library
+    /// API's daily-quota gate (each API has its own quota).
+    pub(crate) async fn send_shared_token<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<T, GoogleError> {
+        self.retry.run(what, || self.attempt(what, &build)).await
+    }
+
     /// One attempt, with the bearer token. A 401 invalidates the token and tries exactly once
     /// more with a fresh one.
     async fn attempt<T: DeserializeOwned>(

@@ -8,6 +8,7 @@ pub mod authorize;
 pub mod content;
 pub mod error;
 pub mod library;
+pub mod picker;
 pub mod quota;
 pub mod retry;
 pub mod token_file;
@@ -21,6 +22,7 @@ pub use auth::{Credentials, TokenSource};
 pub use content::ContentClient;
 pub use error::{GoogleError, SCOPES};
 pub use library::LibraryClient;
+pub use picker::PickerClient;
 pub use retry::RetryPolicy;
 pub use types::{Album, MediaItem};
 pub use upload::{UploadClient, UploadTuning};
@@ -52,6 +54,8 @@ pub struct Google {
     pub upload: UploadClient,
     /// The project's daily quotas, shared by the clients.
     pub quota: Arc<quota::QuotaGate>,
+    /// The Picker API (picking sessions), sharing the library client's access token.
+    pub picker: PickerClient,
 }
 
 impl Google {
@@ -93,22 +97,24 @@ impl Google {
             .build()
             .map_err(GoogleError::transport)?;
         let quota = Arc::new(quota::QuotaGate::default());
+        let library = LibraryClient::new(
+            api_http.clone(),
+            &endpoints.api_base,
+            tokens.clone(),
+            retry.clone(),
+            quota.clone(),
+        );
         Ok(Google {
             upload: UploadClient::new(
                 upload_http,
                 &endpoints.api_base,
-                tokens.clone(),
+                tokens,
                 retry.clone(),
                 UploadTuning::default(),
                 quota.clone(),
             ),
-            library: LibraryClient::new(
-                api_http,
-                &endpoints.api_base,
-                tokens,
-                retry.clone(),
-                quota.clone(),
-            ),
+            picker: PickerClient::new(api_http, &endpoints.picker_base, library.clone()),
+            library,
             content: ContentClient::new(content_http, retry, quota.clone()),
             quota,
         })

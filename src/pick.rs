@@ -1,0 +1,585 @@
+//! `gphotos-dav pick`: the Picker API flow from the terminal.
+//!
+//! 1. `sessions.create` (with `maxItemCount` when `--max` is given);
+//! 2. print the session's `pickerUri` + `/autoclose` (the tab closes itself when the user is
+//!    done) and, when standard output is a terminal, a QR code of it for a phone;
+//! 3. poll `sessions.get` every `pollInterval` (what Google asks) until `mediaItemsSet`, or
+//!    until the session's polling `timeoutIn` runs out; a spinner on standard error shows the
+//!    wait (hidden when standard error is not a terminal);
+//! 4. list the picked items (`mediaItems.list`, all pages) and store the set (name, session
+//!    id, `expireTime`, items with the time their URLs were fetched) in the metadata store,
+//!    where a running server finds it and shows it as `/picked/<name>/`;
+//! 5. print what was picked, under the names the tree shows.
+//!
+//! `--list` prints the stored sets and their expiry; `--delete NAME` ends the session at
+//! Google (`sessions.delete`) and removes the set. `--import-to-album TITLE` copies a set into
+//! an app-created album through the upload path ([`import`]), so its items outlive the
+//! session.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::catalog::naming;
+use crate::catalog::picked::{PICKED_ROOT, StoredItem, check_set_name, decode_items, encode_items};
+use crate::catalog::store::{PickedSet, Store};
+use crate::catalog::urls::URL_MAX_AGE;
+use crate::google::library::{BATCH_CREATE_MAX, NewItem};
+use crate::google::picker::{MAX_ITEM_COUNT, PickedMediaItem, PickingSession};
+use crate::google::{Google, GoogleError};
+
+/// How long to poll when Google does not say (its own `timeoutIn` starts at 30 minutes).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// What can go wrong in the pick command.
+#[derive(Debug, thiserror::Error)]
+pub enum PickError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Google(#[from] GoogleError),
+    #[error(transparent)]
+    Store(#[from] crate::catalog::store::StoreError),
+    #[error("could not write the output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Where the command writes: what it reports (stdout), and whether that is a terminal (then
+/// the picker URL also comes as a QR code).
+pub struct Output<'a> {
+    pub out: &'a mut (dyn Write + Send),
+    pub terminal: bool,
+}
+
+/// The names the tree shows for `items` (see `catalog::naming`).
+pub fn tree_names(items: &[PickedMediaItem]) -> Vec<String> {
+    let named: Vec<naming::Named> = items
+        .iter()
+        .map(|i| naming::Named {
+            id: &i.id,
+            name: &i.media_file.filename,
+            mime: Some(&i.media_file.mime_type),
+        })
+        .collect();
+    naming::folder_names(&named)
+}
+
+/// Creates a session, waits for the user to pick, stores the set under `name`.
+pub async fn pick(
+    google: &Google,
+    store: &Store,
+    name: &str,
+    max: Option<u32>,
+    output: &mut Output<'_>,
+) -> Result<PickedSet, PickError> {
+    let session = begin(google, store, name, max, output).await?;
+    finish(google, store, name, &session, output).await
+}
+
+/// Steps 1 and 2: checks the name, creates the session and shows where to pick.
+pub async fn begin(
+    google: &Google,
+    store: &Store,
+    name: &str,
+    max: Option<u32>,
+    output: &mut Output<'_>,
+) -> Result<PickingSession, PickError> {
+    check_set_name(name).map_err(PickError::Usage)?;
+    if let Some(n) = max
+        && !(1..=MAX_ITEM_COUNT).contains(&n)
+    {
+        return Err(PickError::Usage(format!(
+            "--max must be between 1 and {MAX_ITEM_COUNT}"
+        )));
+    }
+    let now = Utc::now();
+    if let Some(existing) = store
+        .picked_sets()
+        .await
+        .into_iter()
+        .find(|s| s.name == name)
+        && existing.expire_time > now
+    {
+        return Err(PickError::Usage(format!(
+            "a picked set named {name:?} exists until {}: choose another name, or end it \
+             first with `gphotos-dav pick --delete {name:?}`",
+            existing.expire_time.to_rfc3339()
+        )));
+    }
+
+    let session = google.picker.create_session(max).await?;
+    let uri = session.autoclose_uri();
+    writeln!(
+        output.out,
+        "Open this link, pick photos and videos in Google Photos, then press Done:\n\n{uri}\n"
+    )?;
+    if output.terminal
+        && let Ok(code) = qrcode::QrCode::new(uri.as_bytes())
+    {
+        let qr = code
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .build();
+        writeln!(output.out, "Or scan this with your phone:\n\n{qr}\n")?;
+    }
+    output.out.flush()?;
+    Ok(session)
+}
+
+/// Steps 3 to 5: waits until the user picked in `session`, stores the set, reports it.
+pub async fn finish(
+    google: &Google,
+    store: &Store,
+    name: &str,
+    session: &PickingSession,
+    output: &mut Output<'_>,
+) -> Result<PickedSet, PickError> {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    spinner.set_message("waiting for you to pick in Google Photos…");
+    let started = tokio::time::Instant::now();
+    let mut deadline = started + session.timeout_in().unwrap_or(DEFAULT_TIMEOUT);
+    let mut current = session.clone();
+    while !current.media_items_set {
+        if tokio::time::Instant::now() >= deadline {
+            spinner.finish_and_clear();
+            // The session is useless now; ending it is a courtesy, its failure no problem.
+            if let Err(e) = google.picker.delete_session(&session.id).await {
+                tracing::debug!("could not delete the timed-out picking session: {e}");
+            }
+            return Err(PickError::Usage(
+                "nothing was picked before the picking session timed out; run pick again".into(),
+            ));
+        }
+        tokio::time::sleep(current.poll_interval()).await;
+        spinner.tick();
+        current = google.picker.get_session(&session.id).await?;
+        if let Some(left) = current.timeout_in() {
+            deadline = deadline.min(tokio::time::Instant::now() + left);
+        }
+        spinner.set_message(format!(
+            "waiting for you to pick in Google Photos… {} s",
+            started.elapsed().as_secs()
+        ));
+    }
+    spinner.finish_and_clear();
+
+    let fetched = Utc::now();
+    let items = google.picker.list_items(&session.id).await?;
+    let expire_time = current
+        .expire_time
+        .or(session.expire_time)
+        .ok_or_else(|| GoogleError::Protocol("the picking session has no expireTime".into()))?;
+    let set = PickedSet {
+        name: name.to_string(),
+        session_id: session.id.clone(),
+        expire_time,
+        items_json: encode_items(&items, fetched),
+        picked_at: fetched,
+    };
+    store.put_picked_set(set.clone()).await?;
+
+    writeln!(
+        output.out,
+        "Picked {} item(s): /{PICKED_ROOT}/{name}/ until {} ({}).",
+        items.len(),
+        expire_time.to_rfc3339(),
+        remaining(expire_time, Utc::now())
+    )?;
+    for (item, shown) in items.iter().zip(tree_names(&items)) {
+        let created = item
+            .create_time
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_else(|| "-".into());
+        writeln!(output.out, "  {shown}\t{}\t{created}", item.kind)?;
+    }
+    Ok(set)
+}
+
+/// "in 42 min", "in 3 h 5 min", or "expired".
+fn remaining(expire: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let left = (expire - now).num_minutes();
+    if expire <= now {
+        "expired".into()
+    } else if left >= 60 {
+        format!("expires in {} h {} min", left / 60, left % 60)
+    } else {
+        format!("expires in {left} min")
+    }
+}
+
+/// `pick --list`: every stored set, its size and its expiry.
+pub async fn list(store: &Store, out: &mut (dyn Write + Send)) -> Result<(), PickError> {
+    let sets = store.picked_sets().await;
+    if sets.is_empty() {
+        writeln!(
+            out,
+            "No picked sets. Pick some with: gphotos-dav pick --name NAME"
+        )?;
+        return Ok(());
+    }
+    let now = Utc::now();
+    for set in sets {
+        let count = decode_items(&set.items_json).map_or(0, |i| i.len());
+        writeln!(
+            out,
+            "{}\t{count} item(s)\t{}\t{}",
+            set.name,
+            set.expire_time.to_rfc3339(),
+            remaining(set.expire_time, now)
+        )?;
+    }
+    Ok(())
+}
+
+/// `pick --delete NAME`: ends the session at Google and forgets the set.
+pub async fn delete(
+    google: &Google,
+    store: &Store,
+    name: &str,
+    out: &mut (dyn Write + Send),
+) -> Result<(), PickError> {
+    let Some(set) = store
+        .picked_sets()
+        .await
+        .into_iter()
+        .find(|s| s.name == name)
+    else {
+        return Err(PickError::Usage(format!(
+            "no picked set named {name:?} (see `gphotos-dav pick --list`)"
+        )));
+    };
+    if set.expire_time > Utc::now() {
+        match google.picker.delete_session(&set.session_id).await {
+            // Already gone at Google: nothing left to end.
+            Ok(()) | Err(GoogleError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    store.delete_picked_set(name).await?;
+    writeln!(out, "Deleted the picked set {name:?}.")?;
+    Ok(())
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub imported: usize,
+    pub skipped: usize,
+    pub failed: usize,
+}
+
+/// A picked item downloaded to a private temporary file, removed when dropped.
+struct Spooled {
+    path: PathBuf,
+}
+
+impl Drop for Spooled {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// `pick --import-to-album TITLE`: copies every item of `set` into the app-created album
+/// titled `album_title` (found among the albums this app created, else created), through
+/// the upload path: download with the access token, upload the bytes, batchCreate into the
+/// album, record the copy in the store. Items recorded as imported are skipped, so a rerun
+/// after an interruption only does what is left. The copies have no location metadata:
+/// Google serves picked photos without it.
+pub async fn import(
+    google: &Google,
+    store: &Store,
+    set: &PickedSet,
+    album_title: &str,
+    output: &mut Output<'_>,
+) -> Result<ImportSummary, PickError> {
+    if set.expire_time <= Utc::now() {
+        return Err(PickError::Usage(format!(
+            "the picked set {:?} expired at {}: Google no longer serves its items; pick them \
+             again to import them",
+            set.name,
+            set.expire_time.to_rfc3339()
+        )));
+    }
+    if album_title.trim().is_empty() || album_title.chars().count() > 500 {
+        return Err(PickError::Usage(
+            "an album title has 1 to 500 characters".into(),
+        ));
+    }
+    let mut items = decode_items(&set.items_json).map_err(|e| {
+        PickError::Usage(format!("the stored set {:?} is unreadable: {e}", set.name))
+    })?;
+    let names = tree_names(&items.iter().map(|s| s.item.clone()).collect::<Vec<_>>());
+    let album = match google
+        .library
+        .list_albums()
+        .await?
+        .into_iter()
+        .find(|a| a.title == album_title)
+    {
+        Some(album) => album,
+        None => google.library.create_album(album_title).await?,
+    };
+    writeln!(
+        output.out,
+        "Importing {} item(s) of {:?} into the album {album_title:?} (shown as /album/…):",
+        items.len(),
+        set.name
+    )?;
+    let progress = indicatif::ProgressBar::new(items.len() as u64);
+    progress.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}") {
+        progress.set_style(style);
+    }
+    let mut summary = ImportSummary::default();
+    let mut batch: Vec<(usize, NewItem)> = Vec::new();
+    for i in 0..items.len() {
+        let (id, name) = (items[i].item.id.clone(), names[i].clone());
+        if store.imported_copy(&id).await.is_some() {
+            progress.suspend(|| writeln!(output.out, "  {name}\tskipped (imported before)"))?;
+            summary.skipped += 1;
+            progress.inc(1);
+            continue;
+        }
+        progress.set_message(name.clone());
+        let spooled = match spool(google, store, set, &mut items, i).await {
+            Ok(s) => s,
+            Err(e) => {
+                progress.suspend(|| writeln!(output.out, "  {name}\tfailed: {e}"))?;
+                summary.failed += 1;
+                progress.inc(1);
+                continue;
+            }
+        };
+        let (path, size) = spooled;
+        let upload = google
+            .upload
+            .upload_file(&path.path, size, &items[i].item.media_file.mime_type)
+            .await;
+        drop(path);
+        match upload {
+            Ok(token) => batch.push((
+                i,
+                NewItem {
+                    upload_token: token,
+                    file_name: upload_name(&items[i].item, &name),
+                },
+            )),
+            Err(e) => {
+                progress.suspend(|| writeln!(output.out, "  {name}\tfailed: {e}"))?;
+                summary.failed += 1;
+                progress.inc(1);
+            }
+        }
+        if batch.len() == BATCH_CREATE_MAX {
+            create(
+                google,
+                store,
+                &album.id,
+                &items,
+                &names,
+                &mut batch,
+                &mut summary,
+                output,
+                &progress,
+            )
+            .await?;
+        }
+    }
+    create(
+        google,
+        store,
+        &album.id,
+        &items,
+        &names,
+        &mut batch,
+        &mut summary,
+        output,
+        &progress,
+    )
+    .await?;
+    progress.finish_and_clear();
+    writeln!(
+        output.out,
+        "Imported {}, skipped {} (imported before), failed {}. The copies have no location \
+         metadata: Google serves picked photos without it.",
+        summary.imported, summary.skipped, summary.failed
+    )?;
+    Ok(summary)
+}
+
+/// The file name the copy gets: the picked item's own, else the name the tree shows.
+fn upload_name(item: &PickedMediaItem, shown: &str) -> String {
+    if item.media_file.filename.is_empty() {
+        shown.to_string()
+    } else {
+        item.media_file.filename.clone()
+    }
+}
+
+/// batchCreate of the uploaded items waiting in `batch`; each created item is recorded.
+#[allow(clippy::too_many_arguments)]
+async fn create(
+    google: &Google,
+    store: &Store,
+    album_id: &str,
+    items: &[StoredItem],
+    names: &[String],
+    batch: &mut Vec<(usize, NewItem)>,
+    summary: &mut ImportSummary,
+    output: &mut Output<'_>,
+    progress: &indicatif::ProgressBar,
+) -> Result<(), PickError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let new_items: Vec<NewItem> = batch.iter().map(|(_, n)| n.clone()).collect();
+    let results = google
+        .library
+        .batch_create(Some(album_id), &new_items)
+        .await?;
+    for ((i, _), result) in batch.drain(..).zip(results) {
+        match result {
+            Ok(created) => {
+                store.record_import(&items[i].item.id, &created.id).await?;
+                progress.suspend(|| writeln!(output.out, "  {}\timported", names[i]))?;
+                summary.imported += 1;
+            }
+            Err(status) => {
+                progress.suspend(|| {
+                    writeln!(
+                        output.out,
+                        "  {}\tfailed: Google refused the item: {} (code {})",
+                        names[i], status.message, status.code
+                    )
+                })?;
+                summary.failed += 1;
+            }
+        }
+        progress.inc(1);
+    }
+    Ok(())
+}
+
+/// Downloads item `i` of the set (with the access token) to a private temporary file. A URL
+/// that is old or refused is replaced by listing the session again (stored back).
+async fn spool(
+    google: &Google,
+    store: &Store,
+    set: &PickedSet,
+    items: &mut [StoredItem],
+    i: usize,
+) -> Result<(Spooled, u64), PickError> {
+    let age = (Utc::now() - items[i].url_fetched_at)
+        .to_std()
+        .unwrap_or_default();
+    if age >= URL_MAX_AGE {
+        refresh_urls(google, store, set, items).await?;
+    }
+    match download_to_file(google, &items[i].item).await {
+        Err(PickError::Google(GoogleError::UrlExpired)) => {
+            refresh_urls(google, store, set, items).await?;
+            download_to_file(google, &items[i].item).await
+        }
+        other => other,
+    }
+}
+
+/// Lists the session's items again for fresh URLs, and stores them.
+async fn refresh_urls(
+    google: &Google,
+    store: &Store,
+    set: &PickedSet,
+    items: &mut [StoredItem],
+) -> Result<(), PickError> {
+    let fetched = Utc::now();
+    let fresh = google.picker.list_items(&set.session_id).await?;
+    for stored in items.iter_mut() {
+        if let Some(f) = fresh.iter().find(|f| f.id == stored.item.id) {
+            stored.item = f.clone();
+            stored.url_fetched_at = fetched;
+        }
+    }
+    store
+        .put_picked_set(PickedSet {
+            items_json: encode_items(&fresh, fetched),
+            ..set.clone()
+        })
+        .await?;
+    Ok(())
+}
+
+async fn download_to_file(
+    google: &Google,
+    item: &PickedMediaItem,
+) -> Result<(Spooled, u64), PickError> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let tokens = google.library.tokens();
+    let token = tokens.access_token().await?;
+    let url = item.download_url();
+    let mut download = match google
+        .content
+        .download_bearer(&url, 0, token.secret())
+        .await
+    {
+        Err(GoogleError::Unauthenticated) => {
+            tokens.invalidate(&token).await;
+            let token = tokens.access_token().await?;
+            google
+                .content
+                .download_bearer(&url, 0, token.secret())
+                .await?
+        }
+        other => other?,
+    };
+    let spooled = Spooled {
+        path: std::env::temp_dir().join(format!(
+            "gphotos-dav-import-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        )),
+    };
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    // The bytes are the user's private photos: readable by the user only.
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(&spooled.path).await?;
+    let mut written = 0u64;
+    while let Some(chunk) = download.body.next().await {
+        let chunk = chunk?;
+        written += chunk.len() as u64;
+        file.write_all(&chunk).await?;
+    }
+    file.flush().await?;
+    if download.start != 0 || download.total.is_some_and(|t| t != written) {
+        return Err(PickError::Google(GoogleError::Protocol(format!(
+            "the content host sent {written} bytes of {:?}",
+            download.total
+        ))));
+    }
+    Ok((spooled, written))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remaining_time() {
+        let now = Utc::now();
+        assert_eq!(remaining(now, now), "expired");
+        assert_eq!(
+            remaining(now + chrono::Duration::seconds(42 * 60 + 30), now),
+            "expires in 42 min"
+        );
+        assert_eq!(
+            remaining(now + chrono::Duration::minutes(185), now),
+            "expires in 3 h 5 min"
+        );
+    }
+}
