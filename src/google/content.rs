@@ -8,17 +8,21 @@
 
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, HeaderMap, RANGE};
 
+use super::download_http::DownloadHttp;
 use super::error::GoogleError;
 use super::quota::{Bucket, QuotaGate};
 use super::retry::RetryPolicy;
 
 #[derive(Clone)]
 pub struct ContentClient {
+    /// Size probes.
     http: reqwest::Client,
+    /// Downloads (a client whose read buffer is bounded; see `download_http`).
+    downloads: DownloadHttp,
     retry: RetryPolicy,
     /// Every request to a download URL counts against the daily media quota.
     quota: Arc<QuotaGate>,
@@ -35,8 +39,18 @@ pub struct Download {
 }
 
 impl ContentClient {
-    pub fn new(http: reqwest::Client, retry: RetryPolicy, quota: Arc<QuotaGate>) -> Self {
-        ContentClient { http, retry, quota }
+    pub fn new(
+        http: reqwest::Client,
+        downloads: DownloadHttp,
+        retry: RetryPolicy,
+        quota: Arc<QuotaGate>,
+    ) -> Self {
+        ContentClient {
+            http,
+            downloads,
+            retry,
+            quota,
+        }
     }
 
     /// The size in bytes of what `url` serves (transient failures retried).
@@ -112,9 +126,9 @@ impl ContentClient {
             self.request(reqwest::Method::HEAD, url, token).send().await,
         )
         .map_err(GoogleError::transport)?;
-        check_status(&resp)?;
+        check_status(resp.status(), resp.headers())?;
         if resp.status() == StatusCode::OK
-            && let Some(len) = header_u64(&resp, CONTENT_LENGTH)
+            && let Some(len) = header_u64(resp.headers(), CONTENT_LENGTH)
         {
             return Ok(len);
         }
@@ -128,7 +142,7 @@ impl ContentClient {
                 .await,
         )
         .map_err(GoogleError::transport)?;
-        check_status(&resp)?;
+        check_status(resp.status(), resp.headers())?;
         match resp.status() {
             StatusCode::PARTIAL_CONTENT => resp
                 .headers()
@@ -138,7 +152,7 @@ impl ContentClient {
                 .map(|(_, _, total)| total)
                 .ok_or_else(|| GoogleError::Protocol("206 without a usable Content-Range".into())),
             StatusCode::RANGE_NOT_SATISFIABLE => Ok(0),
-            _ => header_u64(&resp, CONTENT_LENGTH)
+            _ => header_u64(resp.headers(), CONTENT_LENGTH)
                 .ok_or_else(|| GoogleError::Protocol("the content host sent no length".into())),
         }
     }
@@ -151,19 +165,20 @@ impl ContentClient {
     ) -> Result<Download, GoogleError> {
         let (url, token) = (url.as_str(), token.as_deref());
         self.quota.count(Bucket::Media);
-        let resp = super::counted(
+        let answer = self
+            .downloads
+            .get(url, &format!("bytes={start}-"), token)
+            .await;
+        crate::metrics::get().upstream(
             "content.download",
-            self.request(reqwest::Method::GET, url, token)
-                .header(RANGE, format!("bytes={start}-"))
-                .send()
-                .await,
-        )
-        .map_err(GoogleError::transport)?;
-        check_status(&resp)?;
-        let (begin, total) = match resp.status() {
+            answer.as_ref().ok().map(|a| a.status.as_u16()),
+        );
+        let answer = answer?;
+        check_status(answer.status, &answer.headers)?;
+        let (begin, total) = match answer.status {
             StatusCode::PARTIAL_CONTENT => {
-                let (first, _last, total) = resp
-                    .headers()
+                let (first, _last, total) = answer
+                    .headers
                     .get(CONTENT_RANGE)
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_content_range)
@@ -172,29 +187,26 @@ impl ContentClient {
                     })?;
                 (first, Some(total))
             }
-            StatusCode::OK => (0, header_u64(&resp, CONTENT_LENGTH)),
+            StatusCode::OK => (0, header_u64(&answer.headers, CONTENT_LENGTH)),
             other => return Err(GoogleError::Content(other.as_u16())),
         };
-        let body = resp
-            .bytes_stream()
-            .map(|r| r.map_err(GoogleError::transport));
         Ok(Download {
             start: begin,
             total,
-            body: Box::pin(body),
+            body: answer.body,
         })
     }
 }
 
-fn check_status(resp: &reqwest::Response) -> Result<(), GoogleError> {
-    match resp.status() {
+fn check_status(status: StatusCode, headers: &HeaderMap) -> Result<(), GoogleError> {
+    match status {
         s if s.is_success() || s == StatusCode::RANGE_NOT_SATISFIABLE => Ok(()),
         StatusCode::FORBIDDEN => Err(GoogleError::UrlExpired),
         // Only URLs that need the bearer token answer this: the token was refused.
         StatusCode::UNAUTHORIZED => Err(GoogleError::Unauthenticated),
         StatusCode::TOO_MANY_REQUESTS => Err(GoogleError::RateLimited {
             message: "the content host is rate limiting downloads".into(),
-            retry_after: header_u64(resp, reqwest::header::RETRY_AFTER)
+            retry_after: header_u64(headers, reqwest::header::RETRY_AFTER)
                 .map(std::time::Duration::from_secs),
             daily: false,
         }),
@@ -203,8 +215,8 @@ fn check_status(resp: &reqwest::Response) -> Result<(), GoogleError> {
     }
 }
 
-fn header_u64(resp: &reqwest::Response, name: reqwest::header::HeaderName) -> Option<u64> {
-    resp.headers()
+fn header_u64(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<u64> {
+    headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())

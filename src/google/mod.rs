@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod authorize;
 pub mod content;
+pub mod download_http;
 pub mod error;
 pub mod library;
 pub mod picker;
@@ -115,7 +116,12 @@ impl Google {
             ),
             picker: PickerClient::new(api_http, &endpoints.picker_base, library.clone()),
             library,
-            content: ContentClient::new(content_http, retry, quota.clone()),
+            content: ContentClient::new(
+                content_http,
+                download_http::DownloadHttp::new(user_agent)?,
+                retry,
+                quota.clone(),
+            ),
             quota,
         })
     }

@@ -1,0 +1,154 @@
+//! The HTTP client that carries downloads from the content host.
+//!
+//! API calls and size probes use reqwest. Downloads do not: a proxied download reads from
+//! Google as fast as Google sends and hands each chunk to the WebDAV client as it can take it,
+//! and reqwest's HTTP/1 connection then grows its read buffer to hyper's default ceiling
+//! (~400 KiB) and keeps the chunks it handed out alive inside it; reqwest has no setting to
+//! bound that. With 100 concurrent downloads the proxy peaked at 127-132 MiB
+//! (`cargo bench --bench concurrent_rss`, docs/performance.md). hyper-util's client exposes
+//! `http1_max_buf_size`. Measured with the same benchmark: a 64 KiB ceiling gave 46 MiB, 128 KiB
+//! 65 MiB, 256 KiB 110 MiB; the unlimited-throughput ratio of `proxy_throughput` went the other
+//! way (0.50, 0.72, 0.65 in runs on a shared machine), so 128 KiB it is.
+//!
+//! What reqwest did for us is done here: TLS (rustls with ring, webpki roots), at most five
+//! redirects (the Authorization header is dropped when the host changes), a connect timeout,
+//! a timeout for the response headers, and a read timeout between body chunks.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use http::{HeaderMap, Request, StatusCode};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+
+use super::error::GoogleError;
+
+/// Read buffer ceiling per download connection.
+const MAX_BUF: usize = 128 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// For the response headers, and between two chunks of a body.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_REDIRECTS: usize = 5;
+
+type Body = http_body_util::Empty<Bytes>;
+
+/// A body as a stream of chunks.
+pub type ByteStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, GoogleError>> + Send>>;
+
+#[derive(Clone)]
+pub struct DownloadHttp {
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+    user_agent: &'static str,
+}
+
+/// An answer: status, headers and the body still to be read.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: ByteStream,
+}
+
+impl DownloadHttp {
+    pub fn new(user_agent: &'static str) -> Result<Self, GoogleError> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| GoogleError::Transport(format!("TLS setup: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http1_max_buf_size(MAX_BUF)
+            .build(https);
+        Ok(DownloadHttp { client, user_agent })
+    }
+
+    /// GET `url` with a `Range` header (and the bearer token when given), following
+    /// redirects.
+    pub async fn get(
+        &self,
+        url: &str,
+        range: &str,
+        token: Option<&str>,
+    ) -> Result<Answer, GoogleError> {
+        let mut url = url::Url::parse(url).map_err(|e| {
+            GoogleError::Protocol(format!("a download URL that does not parse: {e}"))
+        })?;
+        let first_host = url.host_str().map(str::to_owned);
+        for _ in 0..=MAX_REDIRECTS {
+            let mut req = Request::get(url.as_str())
+                .header(http::header::RANGE, range)
+                .header(http::header::USER_AGENT, self.user_agent);
+            // Like reqwest: credentials never follow a redirect to another host.
+            if let Some(t) = token
+                && url.host_str().map(str::to_owned) == first_host
+            {
+                req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            let req = req
+                .body(Body::new())
+                .map_err(|e| GoogleError::Protocol(format!("building a download request: {e}")))?;
+            let resp = tokio::time::timeout(READ_TIMEOUT, self.client.request(req))
+                .await
+                .map_err(|_| {
+                    GoogleError::Transport("the content host sent no answer for 60 s".into())
+                })?
+                .map_err(|e| GoogleError::Transport(transport_text(&e)))?;
+            if resp.status().is_redirection()
+                && let Some(next) = resp
+                    .headers()
+                    .get(http::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|l| url.join(l).ok())
+            {
+                url = next;
+                continue;
+            }
+            let (parts, body) = resp.into_parts();
+            return Ok(Answer {
+                status: parts.status,
+                headers: parts.headers,
+                body: with_read_timeout(body),
+            });
+        }
+        Err(GoogleError::Protocol(format!(
+            "the content host redirected more than {MAX_REDIRECTS} times"
+        )))
+    }
+}
+
+/// The body's chunks; a pause longer than [`READ_TIMEOUT`] ends it with an error.
+fn with_read_timeout(body: hyper::body::Incoming) -> ByteStream {
+    let chunks = http_body_util::BodyDataStream::new(body);
+    Box::pin(futures::stream::unfold(Some(chunks), |state| async move {
+        let mut chunks = state?;
+        match tokio::time::timeout(READ_TIMEOUT, chunks.next()).await {
+            Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(chunks))),
+            Ok(Some(Err(e))) => Some((Err(GoogleError::Transport(e.to_string())), None)),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(GoogleError::Transport(
+                    "the content host sent nothing for 60 s".into(),
+                )),
+                None,
+            )),
+        }
+    }))
+}
+
+/// An error's text with its causes, never the URL (download URLs are credentials).
+fn transport_text(e: &hyper_util::client::legacy::Error) -> String {
+    let mut text = String::from("download connection failed");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
