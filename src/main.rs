@@ -381,21 +381,9 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             )
             .await?;
             tracing::info!("Google emulator listening on {}/", emu.base_url());
-            println!(
-                "# Point gphotos-dav at this emulator with:\n\
-                 [google]\n\
-                 client_id = \"{}\"\n\
-                 client_secret = \"{}\"\n\
-                 refresh_token = \"{}\"\n\
-                 api_base = \"{}\"\n\
-                 token_url = \"{}\"\n\
-                 picker_base = \"{}\"",
-                emulator::CLIENT_ID,
-                emulator::CLIENT_SECRET,
-                emulator::REFRESH_TOKEN,
-                emu.api_base(),
-                emu.token_url(),
-                emu.picker_base(),
+            print!(
+                "# Point gphotos-dav at this emulator with:\n{}",
+                emu.google_config()
             );
             shutdown_signal().await;
         }

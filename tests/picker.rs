@@ -636,15 +636,8 @@ fn cli_config(dir: &std::path::Path, emu: &RunningEmulator) -> std::path::PathBu
     std::fs::write(
         &path,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[google]\nclient_id = \"{}\"\n\
-             client_secret = \"{}\"\nrefresh_token = \"{}\"\napi_base = \"{}\"\n\
-             token_url = \"{}\"\npicker_base = \"{}\"\n[cache]\npath = \"{}\"\n",
-            emulator::CLIENT_ID,
-            emulator::CLIENT_SECRET,
-            emulator::REFRESH_TOKEN,
-            emu.api_base(),
-            emu.token_url(),
-            emu.picker_base(),
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}[cache]\npath = \"{}\"\n",
+            emu.google_config(),
             dir.join("metadata.sqlite").display(),
         ),
     )

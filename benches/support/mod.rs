@@ -138,14 +138,8 @@ fn write_config(dir: &Path, emu: &RunningEmulator, cache: &str) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[google]\nclient_id = \"{}\"\n\
-             client_secret = \"{}\"\nrefresh_token = \"{}\"\napi_base = \"{}\"\n\
-             token_url = \"{}\"\n[cache]\npath = \"{}\"\n{cache}\n",
-            emulator::CLIENT_ID,
-            emulator::CLIENT_SECRET,
-            emulator::REFRESH_TOKEN,
-            emu.api_base(),
-            emu.token_url(),
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}[cache]\npath = \"{}\"\n{cache}\n",
+            emu.google_config(),
             dir.join("metadata.sqlite").display()
         ),
     )

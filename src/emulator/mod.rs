@@ -800,6 +800,21 @@ impl RunningEmulator {
     pub fn picker_base(&self) -> String {
         format!("{}{}", self.base_url(), picker::PICKER_PREFIX)
     }
+
+    /// A `[google]` configuration section pointing gphotos-dav at this emulator (printed by
+    /// `gphotos-dav emulator`, written into configs by tests and benchmarks).
+    pub fn google_config(&self) -> String {
+        format!(
+            "[google]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{}\"\n\
+             api_base = \"{}\"\ntoken_url = \"{}\"\npicker_base = \"{}\"\n",
+            CLIENT_ID,
+            CLIENT_SECRET,
+            REFRESH_TOKEN,
+            self.api_base(),
+            self.token_url(),
+            self.picker_base(),
+        )
+    }
 }
 
 impl Drop for RunningEmulator {

@@ -418,14 +418,8 @@ pub fn serve_config(dir: &std::path::Path, emu: &RunningEmulator) -> std::path::
     std::fs::write(
         &path,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[google]\nclient_id = \"{}\"\n\
-             client_secret = \"{}\"\nrefresh_token = \"{}\"\napi_base = \"{}\"\n\
-             token_url = \"{}\"\n",
-            emulator::CLIENT_ID,
-            emulator::CLIENT_SECRET,
-            emulator::REFRESH_TOKEN,
-            emu.api_base(),
-            emu.token_url()
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}",
+            emu.google_config()
         ),
     )
     .unwrap();
