@@ -980,6 +980,11 @@ impl Catalog {
         if let Some(p) = probes.get(id) {
             return p.clone();
         }
+        // A probe may have finished since the caller looked for the size: it records the size
+        // before it leaves `probes`, so under this lock the size is either in flight or known.
+        if let Some(size) = self.inner.sizes.lock().unwrap().get(id).copied() {
+            return futures::future::ready(Ok(size)).boxed().shared();
+        }
         let (this, key) = (self.clone(), id.to_string());
         let probe = async move {
             let result = this.probe(&key).await;
