@@ -948,33 +948,11 @@ async fn import_copies_a_set_into_an_album_and_a_rerun_skips_what_was_imported()
     assert_eq!(listed.len(), items.len() - 1);
 }
 
-/// A minimal JPEG whose EXIF holds a GPS IFD (big-endian TIFF; the GPS IFD is not last).
-fn jpeg_with_gps() -> Vec<u8> {
-    let mut t = b"MM\0\x2a\0\0\0\x08".to_vec();
-    t.extend_from_slice(&1u16.to_be_bytes());
-    t.extend_from_slice(&[0x88, 0x25, 0, 4]);
-    t.extend_from_slice(&1u32.to_be_bytes());
-    t.extend_from_slice(&26u32.to_be_bytes());
-    t.extend_from_slice(&0u32.to_be_bytes());
-    t.extend_from_slice(&1u16.to_be_bytes());
-    t.extend_from_slice(&[0, 1, 0, 2]);
-    t.extend_from_slice(&2u32.to_be_bytes());
-    t.extend_from_slice(b"N\0\0\0");
-    t.extend_from_slice(&0u32.to_be_bytes());
-    t.extend_from_slice(b"tail");
-    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE1];
-    jpeg.extend_from_slice(&((t.len() + 8) as u16).to_be_bytes());
-    jpeg.extend_from_slice(b"Exif\0\0");
-    jpeg.extend_from_slice(&t);
-    jpeg.extend_from_slice(&[0xFF, 0xD9]);
-    jpeg
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn picked_photos_come_without_their_location() {
     let stack = stack_with(opts(), Policy::NativeProxy).await;
     let photo = chosen(&stack.emu)[5].clone();
-    let with_gps = jpeg_with_gps();
+    let with_gps = emulator::jpeg_with_gps(b'N');
     stack
         .emulator()
         .replace_bytes(&photo.id, with_gps.clone().into());

@@ -129,3 +129,28 @@ async fn concurrent_refreshes_coalesce_into_batch_get_calls() {
     }
     assert_eq!(counters.get("mediaItems.get"), 0);
 }
+
+/// Many threads asking for one old URL at once, round after round: exactly one batchGet per
+/// round, also for a request that found the URL old just before the call came back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_refreshes_of_one_url_make_one_call() {
+    let stack = stack().await;
+    stack.list("/media/all/").await;
+    let id = stack.emulator().library().items[3].id.clone();
+    let counters = stack.emulator().counters();
+    for round in 1..=20u64 {
+        stack.advance(MINUTE * 51);
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let (catalog, id) = (stack.catalog.clone(), id.clone());
+                tokio::spawn(async move { catalog.download_url(&id).await })
+            })
+            .collect();
+        let mut urls = std::collections::BTreeSet::new();
+        for t in tasks {
+            urls.insert(t.await.unwrap().unwrap());
+        }
+        assert_eq!(urls.len(), 1, "round {round}: one fresh URL for everyone");
+        assert_eq!(counters.get("mediaItems.batchGet"), round, "round {round}");
+    }
+}

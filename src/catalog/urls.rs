@@ -118,38 +118,56 @@ impl Catalog {
     /// The freshest copy of an item whose URL has at least `60 - URL_MAX_AGE` minutes to
     /// live; fetched (batchGet) when unknown or older.
     pub(super) async fn fresh_item(&self, id: &str) -> Outcome {
-        if let Some(known) = self.inner.urls.known().get(id)
-            && self.inner.clock.since(known.fetched) < URL_MAX_AGE
-        {
-            return Ok(known.item.clone());
+        let young = |known: &Known| self.inner.clock.since(known.fetched) < URL_MAX_AGE;
+        if let Some(item) = self.known_if(id, &young) {
+            return Ok(item);
         }
         tracing::debug!(
             item = id,
             "download URL unknown or old; fetching a fresh one"
         );
-        self.refresh(id).await
+        self.refresh(id, &young).await
     }
 
     /// A fresh copy of an item after the content host refused `refused`'s URL (403). A URL
     /// that another request already replaced is not fetched again.
     pub(super) async fn refresh_refused(&self, id: &str, refused: &MediaItem) -> Outcome {
-        if let Some(known) = self.inner.urls.known().get(id)
-            && known.item.base_url != refused.base_url
-            && self.inner.clock.since(known.fetched) < URL_MAX_AGE
-        {
-            return Ok(known.item.clone());
+        let replaced = |known: &Known| {
+            known.item.base_url != refused.base_url
+                && self.inner.clock.since(known.fetched) < URL_MAX_AGE
+        };
+        if let Some(item) = self.known_if(id, &replaced) {
+            return Ok(item);
         }
         tracing::debug!(
             item = id,
             "download URL refused (expired); fetching a fresh one"
         );
-        self.refresh(id).await
+        self.refresh(id, &replaced).await
     }
 
-    /// Fetches `id` in the next batchGet call and waits for the answer.
-    async fn refresh(&self, id: &str) -> Outcome {
+    /// The remembered copy of `id`, if `usable` accepts it.
+    fn known_if(
+        &self,
+        id: &str,
+        usable: &(dyn Fn(&Known) -> bool + Sync),
+    ) -> Option<Arc<MediaItem>> {
+        let known = self.inner.urls.known();
+        known.get(id).filter(|k| usable(k)).map(|k| k.item.clone())
+    }
+
+    /// Fetches `id` in the next batchGet call and waits for the answer, unless a call that
+    /// finished since the caller looked brought a copy `usable` accepts.
+    async fn refresh(&self, id: &str, usable: &(dyn Fn(&Known) -> bool + Sync)) -> Outcome {
         let answer = {
             let mut batch = self.inner.urls.batch();
+            // A call remembers its items before it leaves `in_flight` (and this lock is held
+            // while it does), so an id neither in flight nor usable here really needs a call.
+            if !batch.in_flight.contains(id)
+                && let Some(item) = self.known_if(id, usable)
+            {
+                return Ok(item);
+            }
             let (tx, rx) = oneshot::channel();
             batch.waiting.entry(id.to_string()).or_default().push(tx);
             if !batch.in_flight.contains(id) && !batch.queued.iter().any(|q| q == id) {

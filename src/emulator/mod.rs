@@ -51,7 +51,7 @@ pub use fixtures::{
     HOSTILE_ALBUMS, HOSTILE_LONG_FILENAME, HOSTILE_LONG_TITLE, Library, MediaKind,
 };
 
-pub use upload::{strip_gps, transcode};
+pub use upload::{jpeg_with_gps, strip_gps, transcode};
 
 use content::{BaseUrlEntry, Rendition};
 use oauth::AccessToken;

@@ -1650,27 +1650,11 @@ async fn albums_create_makes_a_writeable_album() {
 #[test]
 fn gps_is_stripped_big_endian_too() {
     // A big-endian TIFF whose GPS IFD is not last: the pointer goes, the IFD is zeroed.
-    let mut t = b"MM\0\x2a\0\0\0\x08".to_vec();
-    t.extend_from_slice(&1u16.to_be_bytes());
-    t.extend_from_slice(&[0x88, 0x25, 0, 4]);
-    t.extend_from_slice(&1u32.to_be_bytes());
-    t.extend_from_slice(&26u32.to_be_bytes());
-    t.extend_from_slice(&0u32.to_be_bytes());
-    // GPS IFD at 26: one inline entry, then 4 trailing bytes of something else.
-    t.extend_from_slice(&1u16.to_be_bytes());
-    t.extend_from_slice(&[0, 1, 0, 2]);
-    t.extend_from_slice(&2u32.to_be_bytes());
-    t.extend_from_slice(b"S\0\0\0");
-    t.extend_from_slice(&0u32.to_be_bytes());
-    t.extend_from_slice(b"tail");
-    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE1];
-    jpeg.extend_from_slice(&((t.len() + 8) as u16).to_be_bytes());
-    jpeg.extend_from_slice(b"Exif\0\0");
-    jpeg.extend_from_slice(&t);
-    jpeg.extend_from_slice(&[0xFF, 0xD9]);
+    let jpeg = upload::jpeg_with_gps(b'S');
+    let t_len = jpeg.len() - 14;
     let stripped = upload::strip_gps(&jpeg);
     assert_eq!(stripped.len(), jpeg.len());
-    let tiff = &stripped[12..12 + t.len()];
+    let tiff = &stripped[12..12 + t_len];
     assert_eq!(&tiff[8..10], &[0, 0], "IFD0 has no entries left");
     assert!(tiff[26..44].iter().all(|b| *b == 0), "the GPS IFD is gone");
     assert_eq!(&tiff[44..], b"tail");

@@ -545,6 +545,31 @@ pub fn transcode(original: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
+/// A minimal JPEG whose EXIF holds a GPS IFD with latitude reference `lat_ref` (`b'N'` or
+/// `b'S'`): a big-endian TIFF whose GPS IFD is not the last thing in the block, followed by
+/// four bytes of something else. Tests feed it to [`strip_gps`] and to the upload path.
+pub fn jpeg_with_gps(lat_ref: u8) -> Vec<u8> {
+    let mut t = b"MM\0\x2a\0\0\0\x08".to_vec();
+    t.extend_from_slice(&1u16.to_be_bytes());
+    t.extend_from_slice(&[0x88, 0x25, 0, 4]);
+    t.extend_from_slice(&1u32.to_be_bytes());
+    t.extend_from_slice(&26u32.to_be_bytes());
+    t.extend_from_slice(&0u32.to_be_bytes());
+    // The GPS IFD at 26: one inline entry (GPSLatitudeRef), then the tail.
+    t.extend_from_slice(&1u16.to_be_bytes());
+    t.extend_from_slice(&[0, 1, 0, 2]);
+    t.extend_from_slice(&2u32.to_be_bytes());
+    t.extend_from_slice(&[lat_ref, 0, 0, 0]);
+    t.extend_from_slice(&0u32.to_be_bytes());
+    t.extend_from_slice(b"tail");
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    jpeg.extend_from_slice(&((t.len() + 8) as u16).to_be_bytes());
+    jpeg.extend_from_slice(b"Exif\0\0");
+    jpeg.extend_from_slice(&t);
+    jpeg.extend_from_slice(&[0xFF, 0xD9]);
+    jpeg
+}
+
 /// What `=d` serves for an uploaded JPEG: the same bytes without the EXIF GPS IFD (Google
 /// keeps EXIF but drops location). The pointer entry (tag 0x8825) is removed from IFD0; a
 /// GPS IFD stored at the end of the EXIF block is cut off (the segment shrinks), one stored
