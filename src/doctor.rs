@@ -128,8 +128,8 @@ pub async fn run(path: &Path, mut report: impl FnMut(&Check)) -> Vec<Check> {
             Check {
                 name: "scopes",
                 outcome: Outcome::Warn(format!(
-                    "reading works; not granted: {} (uploads or picking need them: \
-                     {auth_fix} --scopes all)",
+                    "reading works; not granted: {} (uploads, album renames or picking \
+                     need them: {auth_fix} --scopes all)",
                     missing.join(" ")
                 )),
             },

@@ -132,7 +132,7 @@ enum Command {
 enum Scopes {
     /// Read what this app created.
     Read,
-    /// Upload and create albums.
+    /// Upload, create albums and rename the albums this app created.
     Upload,
     /// Read what you pick in Google Photos.
     Picker,

@@ -440,6 +440,20 @@ impl Store {
         .await
     }
 
+    /// Moves the uploads recorded below the folder `from` (`/album/<name>`) to the folder
+    /// `to`, after the album was renamed; returns how many moved. Durable when it returns.
+    pub async fn move_uploads(&self, from: &str, to: &str) -> Result<usize, StoreError> {
+        let (from, to) = (format!("{from}/"), format!("{to}/"));
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE uploads SET path = ?2 || substr(path, length(?1) + 1)
+                 WHERE substr(path, 1, length(?1)) = ?1",
+                params![from, to],
+            )
+        })
+        .await
+    }
+
     /// Every recorded upload, by path.
     pub async fn uploads(&self) -> Vec<Upload> {
         self.call(|conn| {
@@ -848,6 +862,53 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v as usize, SCHEMA_VERSION);
+    }
+
+    #[tokio::test]
+    async fn uploads_move_with_their_album() {
+        let store = Store::in_memory();
+        let up = |path: &str| Upload {
+            path: path.into(),
+            sha256: "ab".into(),
+            size: 3,
+            item_id: path.into(),
+            uploaded_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+        };
+        for path in [
+            "/album/Trip/a.jpg",
+            "/album/Trip/b.jpg",
+            "/album/Trip 2/c.jpg",
+            "/album/Tri%/d.jpg",
+            "/upload/e.jpg",
+        ] {
+            store.record_upload(up(path)).await.unwrap();
+        }
+        assert_eq!(
+            store
+                .move_uploads("/album/Trip", "/album/Été")
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            store.move_uploads("/album/Tri%", "/album/X").await.unwrap(),
+            1
+        );
+        let paths: Vec<String> = store.uploads().await.into_iter().map(|u| u.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "/album/Trip 2/c.jpg",
+                "/album/X/d.jpg",
+                "/album/Été/a.jpg",
+                "/album/Été/b.jpg",
+                "/upload/e.jpg"
+            ]
+        );
+        assert_eq!(
+            store.upload_at("/album/Été/a.jpg").await.unwrap().item_id,
+            "/album/Trip/a.jpg"
+        );
     }
 
     #[tokio::test]

@@ -69,6 +69,9 @@ pub const REFRESH_TOKEN_NO_SCOPE: &str = "emulator-refresh-no-scope";
 /// Its access tokens belong to a project with the Photos Library API disabled: Library
 /// calls answer 403 "Photos Library API has not been used in project ...".
 pub const REFRESH_TOKEN_API_DISABLED: &str = "emulator-refresh-api-disabled";
+/// Granted every scope but `photoslibrary.edit.appcreateddata` (what the project asked for
+/// before it renamed albums): albums.patch answers 403 insufficient scopes.
+pub const REFRESH_TOKEN_NO_EDIT: &str = "emulator-refresh-no-edit";
 /// Answered with `invalid_grant`, like every unknown refresh token.
 pub const REFRESH_TOKEN_REVOKED: &str = "emulator-refresh-revoked";
 
@@ -268,6 +271,8 @@ enum Route<'a> {
     MediaBatchGet,
     MediaBatchCreate,
     AlbumsCreate,
+    /// `PATCH /v1/albums/{id}?updateMask=...`
+    AlbumsPatch(String),
     /// `POST /v1/uploads`: raw, resumable start, or a command on a session (`upload_id`).
     Uploads,
     NotFound,
@@ -310,6 +315,9 @@ impl<'a> Route<'a> {
             (&Method::POST, "/v1/mediaItems:batchCreate") => Route::MediaBatchCreate,
             (&Method::POST, "/v1/albums") => Route::AlbumsCreate,
             (&Method::POST, "/v1/uploads") => Route::Uploads,
+            (&Method::PATCH, _) => {
+                single_segment("/v1/albums/").map_or(Route::NotFound, Route::AlbumsPatch)
+            }
             (&Method::GET, _) => {
                 if let Some(id) = single_segment("/v1/albums/") {
                     Route::AlbumsGet(id)
@@ -344,6 +352,7 @@ impl<'a> Route<'a> {
             Route::MediaBatchGet => "mediaItems.batchGet",
             Route::MediaBatchCreate => "mediaItems.batchCreate",
             Route::AlbumsCreate => "albums.create",
+            Route::AlbumsPatch(_) => "albums.patch",
             Route::Uploads => "uploads",
             Route::NotFound => "other",
         }
@@ -758,6 +767,7 @@ impl Emulator {
             Route::MediaBatchGet => api::media_batch_get(inner, req),
             Route::MediaBatchCreate => upload::batch_create(inner, req),
             Route::AlbumsCreate => upload::albums_create(inner, req),
+            Route::AlbumsPatch(id) => upload::albums_patch(inner, req, id),
             Route::Uploads => upload::uploads(inner, req),
             Route::NotFound => {
                 Reply::google_error(StatusCode::NOT_FOUND, "Method not found.", "NOT_FOUND")

@@ -17,7 +17,7 @@ use sha2::Digest;
 use super::reply::Reply;
 use super::{
     CLIENT_ID, CLIENT_SECRET, Inner, REFRESH_TOKEN, REFRESH_TOKEN_API_DISABLED,
-    REFRESH_TOKEN_NO_SCOPE, Req, relock,
+    REFRESH_TOKEN_NO_EDIT, REFRESH_TOKEN_NO_SCOPE, Req, relock,
 };
 
 const SCOPE_PREFIX: &str = "https://www.googleapis.com/auth/";
@@ -25,6 +25,8 @@ const SCOPE_PREFIX: &str = "https://www.googleapis.com/auth/";
 pub(crate) const READ_SCOPE: &str = "photoslibrary.readonly.appcreateddata";
 pub(crate) const APPEND_SCOPE: &str = "photoslibrary.appendonly";
 pub(crate) const PICKER_SCOPE: &str = "photospicker.mediaitems.readonly";
+/// Patching app-created albums and items (albums.patch renames an album).
+pub(crate) const EDIT_SCOPE: &str = "photoslibrary.edit.appcreateddata";
 
 /// What an access token was granted, decided by the refresh token it came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,27 +42,20 @@ pub(crate) enum Grant {
 }
 
 /// The scopes a user can grant, one bit each in [`Grant::Scopes`].
-const SCOPE_BITS: [&str; 3] = [READ_SCOPE, APPEND_SCOPE, PICKER_SCOPE];
-
-/// Every subset of [`SCOPE_BITS`], indexed by its bit set.
-const SCOPE_SETS: [&[&str]; 8] = [
-    &[],
-    &[READ_SCOPE],
-    &[APPEND_SCOPE],
-    &[READ_SCOPE, APPEND_SCOPE],
-    &[PICKER_SCOPE],
-    &[READ_SCOPE, PICKER_SCOPE],
-    &[APPEND_SCOPE, PICKER_SCOPE],
-    &[READ_SCOPE, APPEND_SCOPE, PICKER_SCOPE],
-];
+const SCOPE_BITS: [&str; 4] = [READ_SCOPE, APPEND_SCOPE, PICKER_SCOPE, EDIT_SCOPE];
 
 impl Grant {
     /// Scope names without the URL prefix.
-    pub fn scopes(self) -> &'static [&'static str] {
+    pub fn scopes(self) -> Vec<&'static str> {
         match self {
-            Grant::Full | Grant::ApiDisabled => &[READ_SCOPE, APPEND_SCOPE, PICKER_SCOPE],
-            Grant::NoScope => &[APPEND_SCOPE],
-            Grant::Scopes(bits) => SCOPE_SETS[(bits & 7) as usize],
+            Grant::Full | Grant::ApiDisabled => SCOPE_BITS.to_vec(),
+            Grant::NoScope => vec![APPEND_SCOPE],
+            Grant::Scopes(bits) => SCOPE_BITS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| bits & (1 << i) != 0)
+                .map(|(_, s)| *s)
+                .collect(),
         }
     }
 
@@ -214,6 +209,8 @@ fn refresh_grant(inner: &Inner, refresh_token: &str) -> Option<Grant> {
         REFRESH_TOKEN => Grant::Full,
         REFRESH_TOKEN_NO_SCOPE => Grant::NoScope,
         REFRESH_TOKEN_API_DISABLED => Grant::ApiDisabled,
+        // Read, append and picker: what this project asked for before album renames.
+        REFRESH_TOKEN_NO_EDIT => Grant::Scopes(0b0111),
         // REFRESH_TOKEN_REVOKED and every unknown token.
         other => return relock(&inner.refresh_grants).get(other).copied(),
     };

@@ -165,6 +165,7 @@ async fn token_with_basic_and_with_form_credentials() {
         "https://www.googleapis.com/auth/photoslibrary.readonly.appcreateddata",
         "https://www.googleapis.com/auth/photoslibrary.appendonly",
         "https://www.googleapis.com/auth/photospicker.mediaitems.readonly",
+        "https://www.googleapis.com/auth/photoslibrary.edit.appcreateddata",
     ]
     .into();
     assert_eq!(scopes, expected);
@@ -1645,6 +1646,62 @@ async fn albums_create_makes_a_writeable_album() {
         emu.emulator.current_library().albums.len(),
         emu.emulator.library().albums.len() + 1
     );
+}
+
+#[tokio::test]
+async fn albums_patch_renames_with_the_edit_scope_only() {
+    let emu = start().await;
+    let id = emu.emulator.library().albums[0].id.clone();
+    let patch = |token: String, query: &'static str, body: Value| {
+        let url = format!("{}/v1/albums/{id}{query}", emu.api_base());
+        async move {
+            let resp = client()
+                .patch(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("patch");
+            let status = resp.status();
+            (status, resp.json::<Value>().await.expect("json"))
+        }
+    };
+    let token = token(&emu).await;
+    let renamed = json!({"id": id, "title": "Renamed"});
+    for (query, body) in [
+        ("", renamed.clone()),
+        ("?updateMask=description", renamed.clone()),
+        ("?updateMask=title", json!({"title": "x".repeat(501)})),
+        ("?updateMask=title", json!({"title": "  "})),
+    ] {
+        let (status, got) = patch(token.clone(), query, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {got}");
+        assert_eq!(got["error"]["status"], "INVALID_ARGUMENT");
+    }
+    let no_edit = token_for(&emu, super::REFRESH_TOKEN_NO_EDIT).await;
+    let (status, got) = patch(no_edit, "?updateMask=title", renamed.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        got["error"]["message"],
+        "Request had insufficient authentication scopes."
+    );
+    assert_eq!(
+        emu.emulator.current_library().albums[0].title,
+        emu.emulator.library().albums[0].title
+    );
+
+    let (status, got) = patch(token.clone(), "?updateMask=title", renamed).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["id"], id.as_str());
+    assert_eq!(got["title"], "Renamed");
+    let (_, listed) = get(&emu, &token, &format!("/v1/albums/{id}")).await;
+    assert_eq!(listed["title"], "Renamed");
+    let lib = emu.emulator.current_library();
+    assert_eq!(
+        lib.albums[0].item_ids,
+        emu.emulator.library().albums[0].item_ids
+    );
+    assert_eq!(emu.emulator.counters().get("albums.patch"), 6);
 }
 
 #[test]

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use super::api::{INVALID_ARGUMENT, album_json, authorize_scope, media_item_json};
 use super::fixtures::{FixtureAlbum, FixtureItem, Library, MediaKind};
-use super::oauth::APPEND_SCOPE;
+use super::oauth::{APPEND_SCOPE, EDIT_SCOPE};
 use super::reply::Reply;
 use super::{Inner, Req, relock};
 
@@ -718,5 +718,66 @@ fn albums_create_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
     Ok(Reply::json(
         StatusCode::OK,
         &album_json(inner, &req.base, &created),
+    ))
+}
+
+/// `PATCH /v1/albums/{id}?updateMask=title`: renames an app-created album. Only `title` and
+/// `coverPhotoMediaItemId` may be in the mask (this emulator changes the title only); the
+/// body is an Album of which only `title` is read. Needs `photoslibrary.edit.appcreateddata`.
+pub(crate) fn albums_patch(inner: &Inner, req: &Req, id: &str) -> Reply {
+    albums_patch_inner(inner, req, id).unwrap_or_else(|e| e)
+}
+
+fn albums_patch_inner(inner: &Inner, req: &Req, id: &str) -> Result<Reply, Reply> {
+    authorize_scope(inner, req, "UpdateAlbum", EDIT_SCOPE)?;
+    let mask: Vec<String> =
+        url::form_urlencoded::parse(req.query.as_deref().unwrap_or("").as_bytes())
+            .filter(|(k, _)| k == "updateMask")
+            .flat_map(|(_, v)| {
+                v.split(',')
+                    .map(str::trim)
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+    if mask.is_empty() {
+        return Err(Reply::invalid_argument("Request must have an update mask."));
+    }
+    if let Some(bad) = mask
+        .iter()
+        .find(|f| *f != "title" && *f != "coverPhotoMediaItemId")
+    {
+        return Err(Reply::invalid_argument(&format!(
+            "Invalid update mask field: {bad}"
+        )));
+    }
+    let body: NewAlbum = serde_json::from_slice(&req.body)
+        .map_err(|e| Reply::invalid_argument(&format!("Invalid JSON payload received. {e}")))?;
+    let renames = mask.iter().any(|f| f == "title");
+    if renames && body.title.trim().is_empty() {
+        return Err(Reply::invalid_argument(
+            "The album title must not be empty.",
+        ));
+    }
+    if body.title.chars().count() > TITLE_MAX {
+        return Err(Reply::invalid_argument(&format!(
+            "The album title must not be longer than {TITLE_MAX} characters."
+        )));
+    }
+    let _write = relock(&inner.write_lock);
+    let mut next: Library = (*inner.current()).clone();
+    let album = next
+        .albums
+        .iter_mut()
+        .find(|a| a.id == id)
+        .ok_or_else(|| Reply::invalid_argument(INVALID_ARGUMENT))?;
+    if renames {
+        album.title = body.title;
+    }
+    let patched = album.clone();
+    inner.replace_library(next);
+    Ok(Reply::json(
+        StatusCode::OK,
+        &album_json(inner, &req.base, &patched),
     ))
 }

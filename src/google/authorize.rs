@@ -35,7 +35,7 @@ impl ScopeSet {
     pub fn scopes(self) -> Vec<&'static str> {
         match self {
             ScopeSet::Read => vec![SCOPES[0]],
-            ScopeSet::Upload => vec![SCOPES[1]],
+            ScopeSet::Upload => vec![SCOPES[1], SCOPES[3]],
             ScopeSet::Picker => vec![SCOPES[2]],
             ScopeSet::All => SCOPES.to_vec(),
         }

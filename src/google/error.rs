@@ -8,10 +8,13 @@
 use std::time::Duration;
 
 /// The scopes this program asks for, as Google spells them.
-pub const SCOPES: [&str; 3] = [
+/// Reading what this app created; uploading and creating albums; the Picker; renaming the
+/// albums this app created (albums.patch, for a folder renamed in Finder or Explorer).
+pub const SCOPES: [&str; 4] = [
     "https://www.googleapis.com/auth/photoslibrary.readonly.appcreateddata",
     "https://www.googleapis.com/auth/photoslibrary.appendonly",
     "https://www.googleapis.com/auth/photospicker.mediaitems.readonly",
+    "https://www.googleapis.com/auth/photoslibrary.edit.appcreateddata",
 ];
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -37,8 +40,9 @@ pub enum GoogleError {
     #[error(
         "Google answered 403 \"Request had insufficient authentication scopes\": the refresh token \
          was granted without the needed scopes. Authorize again granting \
-         photoslibrary.readonly.appcreateddata, photoslibrary.appendonly and \
-         photospicker.mediaitems.readonly (https://www.googleapis.com/auth/...)"
+         photoslibrary.readonly.appcreateddata, photoslibrary.appendonly, \
+         photospicker.mediaitems.readonly and photoslibrary.edit.appcreateddata \
+         (https://www.googleapis.com/auth/...)"
     )]
     InsufficientScopes,
 

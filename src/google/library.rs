@@ -345,6 +345,21 @@ impl LibraryClient {
         self.send("albums.create", || self.http.post(&url).json(&body))
             .await
     }
+
+    /// albums.patch with `updateMask=title`: renames an album this app created. Needs the
+    /// `photoslibrary.edit.appcreateddata` scope (403 insufficient scopes without it). Safe
+    /// to retry: setting a title twice leaves the same album.
+    pub async fn rename_album(&self, id: &str, title: &str) -> Result<Album, GoogleError> {
+        let url = self.url(&format!("albums/{}", encode_segment(id)));
+        let body = json!({"id": id, "title": title});
+        self.send("albums.patch", || {
+            self.http
+                .patch(&url)
+                .query(&[("updateMask", "title")])
+                .json(&body)
+        })
+        .await
+    }
 }
 
 /// Ids are URL-safe in practice, but never trust that when building a path.

@@ -288,9 +288,39 @@ impl DavService {
             }
             "MKCOL" => uploader.mkcol(&segs).await,
             "DELETE" => uploader.delete(&segs),
+            "MOVE" => {
+                let headers = req.headers();
+                let Some(destination) = headers.get("Destination") else {
+                    return answer_response(
+                        &method,
+                        path,
+                        Answer::new(StatusCode::BAD_REQUEST, "MOVE needs a Destination header"),
+                    );
+                };
+                // RFC 4918 10.6: Overwrite defaults to T.
+                let overwrite = !headers
+                    .get("Overwrite")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("F"));
+                let to = self.destination(destination);
+                uploader.move_folder(&segs, to.as_deref(), overwrite).await
+            }
             _ => uploader.refuse_move(),
         };
         answer_response(&method, path, answer)
+    }
+
+    /// The decoded tree segments a `Destination` header names (an absolute URL or an absolute
+    /// path), or None when it is not a path below this server's prefix.
+    fn destination(&self, header: &HeaderValue) -> Option<Vec<String>> {
+        let raw = header.to_str().ok()?.trim();
+        let path = if raw.starts_with('/') {
+            raw.split(['?', '#']).next()?.to_string()
+        } else {
+            url::Url::parse(raw).ok()?.path().to_string()
+        };
+        let tree = self.tree_path(&path)?;
+        segments(&DavPath::new(tree).ok()?).ok()
     }
 
     /// Answers a client's probe for a file it expects to be missing (see `dav::probes`)

@@ -82,6 +82,23 @@ impl LocalFiles {
         self.files.lock().unwrap().remove(key).is_some()
     }
 
+    /// Moves every local file below the folder `from` (a key) to the folder `to`: an album
+    /// renamed keeps Finder's sidecars and the placeholders written into it.
+    pub fn move_folder(&self, from: &str, to: &str) {
+        let (from, to) = (format!("{from}/"), format!("{to}/"));
+        let mut files = self.files.lock().unwrap();
+        let moving: Vec<String> = files
+            .range(from.clone()..)
+            .take_while(|(k, _)| k.starts_with(&from))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in moving {
+            if let Some(file) = files.remove(&key) {
+                files.insert(format!("{to}{}", &key[from.len()..]), file);
+            }
+        }
+    }
+
     /// The local files directly inside the folder `dir_key`, as (name, file).
     pub fn children(&self, dir_key: &str) -> Vec<(String, LocalFile)> {
         let prefix = if dir_key.ends_with('/') {
@@ -117,6 +134,15 @@ mod tests {
             .map(|(n, _)| n)
             .collect();
         assert_eq!(names, vec!["._a.jpg".to_string(), "a.jpg".to_string()]);
+        local.move_folder("/album/Trip", "/album/Road trip");
+        assert!(local.children("/album/Trip").is_empty());
+        assert_eq!(local.children("/album/Road trip").len(), 2);
+        assert!(local.get("/album/Road trip/sub/c.jpg").is_some());
+        assert_eq!(
+            local.children("/album/Trip2").len(),
+            1,
+            "a longer name is not below"
+        );
         assert_eq!(
             key(&["album".into(), "Cafe\u{301}".into()]),
             "/album/Caf\u{e9}"
