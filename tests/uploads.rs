@@ -1270,3 +1270,34 @@ async fn album_renames_work_under_a_prefix() {
     assert!(!titles.contains(&"Draft".to_string()), "{titles:?}");
     assert_eq!(count(&stack, "albums.patch"), 1);
 }
+
+/// `rclone moveto` of an album folder renames the album (rclone's WebDAV DirMove is a MOVE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rclone_moveto_of_an_album_folder_renames_it() {
+    let stack = writable(10, 50).await;
+    let before = stack.emulator().current_library();
+    let pets = before.albums.iter().find(|a| a.title == "Pets").unwrap();
+    let out = rclone(&[
+        "moveto",
+        ":webdav:album/Pets",
+        ":webdav:album/Animals",
+        "--webdav-url",
+        &stack.url,
+        "--webdav-vendor",
+        "other",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = stack.emulator().current_library();
+    let renamed = after.albums.iter().find(|a| a.id == pets.id).unwrap();
+    assert_eq!(renamed.title, "Animals");
+    assert_eq!(renamed.item_ids, pets.item_ids, "the same items");
+    assert_eq!(count(&stack, "albums.patch"), 1);
+    assert_eq!(count(&stack, "uploads"), 0);
+    let listed = stack.list("/album/Animals/").await;
+    assert_eq!(listed.len(), pets.item_ids.len());
+}
