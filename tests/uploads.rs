@@ -1301,3 +1301,61 @@ async fn rclone_moveto_of_an_album_folder_renames_it() {
     let listed = stack.list("/album/Animals/").await;
     assert_eq!(listed.len(), pets.item_ids.len());
 }
+
+/// A rename waits for the uploads into the album that are under way: the one below is
+/// recorded under the new name (the same bytes again answer 204), never left behind under
+/// a name that no longer exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_waits_for_uploads_into_the_album() {
+    let spool = tempfile::tempdir().unwrap();
+    let spool_dir = spool.path().to_path_buf();
+    let stack = writable_with(10, 50, move |c| c.upload.spool_dir = Some(spool_dir)).await;
+    let photo = jpeg(32, 32, 61, 90);
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    tx.unbounded_send(Ok(photo[..100].to_vec())).unwrap();
+    let uploading = {
+        let (http, url) = (stack.http.clone(), stack.full_url("/album/Empty/slow.jpg"));
+        let len = photo.len();
+        tokio::spawn(async move {
+            http.put(url)
+                .header("Content-Length", len)
+                .body(reqwest::Body::wrap_stream(rx))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    // The PUT is spooling its body: it is inside the album's folder.
+    while std::fs::read_dir(spool.path()).unwrap().next().is_none() {
+        tokio::task::yield_now().await;
+    }
+    let mover = {
+        let (http, from, to) = (
+            stack.http.clone(),
+            stack.full_url("/album/Empty/"),
+            stack.full_url("/album/Renamed/"),
+        );
+        tokio::spawn(async move {
+            http.request(Method::from_bytes(b"MOVE").unwrap(), from)
+                .header("Destination", to)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    for _ in 0..200 {
+        tokio::task::yield_now().await;
+    }
+    tx.unbounded_send(Ok(photo[100..].to_vec())).unwrap();
+    drop(tx);
+    assert_eq!(uploading.await.unwrap(), StatusCode::CREATED);
+    assert_eq!(mover.await.unwrap(), StatusCode::CREATED);
+    let files = album_files(&stack, "Renamed");
+    assert_eq!(files.len(), 1);
+    assert_eq!(sha256(&files[0].1), sha256(&photo));
+    let (status, _) = put(&stack, "/album/Renamed/slow.jpg", photo.clone()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(count(&stack, "uploads"), 1);
+}

@@ -137,6 +137,9 @@ pub struct Uploader {
     spool_dir: PathBuf,
     /// One gate per path being written.
     gates: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// One per folder written into: PUTs share it, an album rename takes it alone, so no
+    /// upload is recorded under a folder name that stopped existing while it ran.
+    folders: Arc<Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>>,
 }
 
 /// A spooled body.
@@ -201,6 +204,7 @@ impl Uploader {
             locks,
             spool_dir: opts.spool_dir.unwrap_or_else(std::env::temp_dir),
             gates: Arc::default(),
+            folders: Arc::default(),
             catalog,
         }
     }
@@ -216,6 +220,12 @@ impl Uploader {
         gates.entry(key.to_string()).or_default().clone()
     }
 
+    fn folder_gate(&self, key: &str) -> Arc<tokio::sync::RwLock<()>> {
+        let mut folders = self.folders.lock().unwrap();
+        folders.retain(|_, g| Arc::strong_count(g) > 1);
+        folders.entry(key.to_string()).or_default().clone()
+    }
+
     /// PUT of `segments` (`lock_path` as dav-server's lock system knows it).
     pub async fn put(
         &self,
@@ -228,6 +238,8 @@ impl Uploader {
             return Answer::new(StatusCode::FORBIDDEN, NOT_HERE);
         };
         let key = local::key(segments);
+        let folder = self.folder_gate(&local::key(dir));
+        let _in_folder = folder.read().await;
         if self
             .locks
             .check(lock_path, None, false, false, &submitted_tokens(headers))
@@ -568,6 +580,10 @@ impl Uploader {
         };
         let (gate1, gate2) = (self.gate(first), self.gate(second));
         let _held = (gate1.lock().await, gate2.lock().await);
+        // Uploads into the album finish first (and record themselves under the old name,
+        // which moves below); later ones find the old name gone.
+        let folder = self.folder_gate(&from_key);
+        let _alone = folder.write().await;
         match self.catalog.is_dir(to).await {
             Ok(true) if overwrite => {
                 return Answer::new(
