@@ -870,17 +870,19 @@ async fn rclone_copy_twice_uploads_once() {
     assert_eq!(album_files(&stack, "Rclone Trip").len(), files.len());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cadaver_put_uploads_into_an_album() {
-    let stack = writable(10, 50).await;
-    let dir = tempfile::tempdir().unwrap();
-    let photo = jpeg(20, 20, 77, 90);
-    std::fs::write(dir.path().join("from-cadaver.jpg"), &photo).unwrap();
+/// Runs cadaver at `path` in `cwd` with `script` on its stdin (and an empty HOME, so no
+/// user's .netrc or .cadaverrc counts); returns whether it exited 0, and all it printed.
+async fn cadaver(
+    stack: &Stack,
+    path: &str,
+    cwd: &std::path::Path,
+    script: &[u8],
+) -> (bool, String) {
     let home = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new("cadaver")
         .arg("-t")
-        .arg(stack.full_url("/album/Empty/"))
-        .current_dir(dir.path())
+        .arg(stack.full_url(path))
+        .current_dir(cwd)
         .env("HOME", home.path())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -888,10 +890,7 @@ async fn cadaver_put_uploads_into_an_album() {
         .spawn()
         .expect("cadaver must be installed: run tests/run-all.sh");
     let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(b"put from-cadaver.jpg\nls\nquit\n")
-        .await
-        .unwrap();
+    stdin.write_all(script).await.unwrap();
     drop(stdin);
     let out = child.wait_with_output().await.unwrap();
     let text = format!(
@@ -899,7 +898,23 @@ async fn cadaver_put_uploads_into_an_album() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{text}");
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cadaver_put_uploads_into_an_album() {
+    let stack = writable(10, 50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let photo = jpeg(20, 20, 77, 90);
+    std::fs::write(dir.path().join("from-cadaver.jpg"), &photo).unwrap();
+    let (ok, text) = cadaver(
+        &stack,
+        "/album/Empty/",
+        dir.path(),
+        b"put from-cadaver.jpg\nls\nquit\n",
+    )
+    .await;
+    assert!(ok, "{text}");
     assert!(text.contains("succeeded"), "{text}");
     let files = album_files(&stack, "Empty");
     assert_eq!(files.len(), 1);
@@ -992,6 +1007,11 @@ async fn rename(stack: &Stack, from: &str, to: &str, overwrite: &str) -> (Status
     (status, resp.text().await.unwrap())
 }
 
+/// The names a PROPFIND of `path` lists.
+async fn folder_names(stack: &Stack, path: &str) -> Vec<String> {
+    stack.list(path).await.iter().map(|e| e.name()).collect()
+}
+
 fn album_titles(stack: &Stack) -> Vec<String> {
     let lib = stack.emulator().current_library();
     lib.albums.iter().map(|a| a.title.clone()).collect()
@@ -1022,12 +1042,7 @@ async fn new_folder_then_rename_makes_one_album_with_the_typed_title() {
         let lib = stack.emulator().current_library();
         let album = lib.albums.iter().find(|a| a.id == created).unwrap();
         assert_eq!(album.title, title, "the same album, renamed");
-        let listed: Vec<String> = stack
-            .list("/album/")
-            .await
-            .iter()
-            .map(|e| e.name())
-            .collect();
+        let listed = folder_names(&stack, "/album/").await;
         assert!(listed.contains(&title.to_string()), "{listed:?}");
         let old = placeholder.trim_start_matches("/album/");
         assert!(!listed.contains(&old.to_string()), "{listed:?}");
@@ -1198,41 +1213,17 @@ async fn a_rename_without_the_edit_scope_says_to_authorize_again() {
     assert!(text.contains("gphotos-dav auth"), "{text}");
     assert_eq!(count(&stack, "albums.patch"), 1);
     assert!(album_titles(&stack).contains(&"Pets".to_string()));
-    let listed: Vec<String> = stack
-        .list("/album/")
-        .await
-        .iter()
-        .map(|e| e.name())
-        .collect();
+    let listed = folder_names(&stack, "/album/").await;
     assert!(listed.contains(&"Pets".to_string()), "{listed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cadaver_mkcol_and_move_rename_an_album() {
     let stack = writable(10, 50).await;
-    let home = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new("cadaver")
-        .arg("-t")
-        .arg(stack.full_url("/album/"))
-        .env("HOME", home.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("cadaver must be installed: run tests/run-all.sh");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(b"mkcol Draft\nmove Draft Trip2026\nls\nquit\n")
-        .await
-        .unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
+    let cwd = tempfile::tempdir().unwrap();
+    let script = b"mkcol Draft\nmove Draft Trip2026\nls\nquit\n";
+    let (ok, text) = cadaver(&stack, "/album/", cwd.path(), script).await;
+    assert!(ok, "{text}");
     assert!(!text.contains("failed"), "{text}");
     let titles = album_titles(&stack);
     assert!(titles.contains(&"Trip2026".to_string()), "{titles:?}");
