@@ -231,6 +231,20 @@ async fn doctor_names_each_failure_and_its_fix() {
         assert!(text.contains(fix), "{token}: {text}");
         assert!(!text.contains(token), "no secret in the report");
     }
+    // A token from before album renames: everything works but renames, so a warning.
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &emu, Some(emulator::REFRESH_TOKEN_NO_EDIT));
+    let (ok, text) = run(&["doctor", "--config", &config]).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("warn  scopes: reading works; not granted: https://www.googleapis.com/auth/photoslibrary.edit.appcreateddata"),
+        "{text}"
+    );
+    assert!(
+        text.contains("album renames") && text.contains("--scopes all"),
+        "{text}"
+    );
+
     let (ok, text) = run(&["doctor", "--config", "/nonexistent.toml"]).await;
     assert!(!ok && text.contains("FAIL  config"), "{text}");
 }
