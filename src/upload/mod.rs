@@ -648,7 +648,8 @@ impl Uploader {
         if let Err(e) = self.catalog.store().move_uploads(&from_key, &new_key).await {
             tracing::warn!(
                 "the album was renamed, but the uploads recorded in it could not be moved \
-                 along ({e}): a new copy of the same files into {new_key:?} would upload them again"
+                 along ({e}): copying the same files into {new_key:?} again will get 409 \
+                 instead of 204"
             );
         }
         Answer::new(StatusCode::CREATED, "")
