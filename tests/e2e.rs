@@ -283,6 +283,50 @@ async fn folders_have_sensible_dates_and_etags_are_stable() {
     );
 }
 
+/// RFC 4918 15.6: `getetag` is the entity tag as the ETag header carries it, quotes
+/// included, so a client may compare the two or send the property back in If-Match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn getetag_is_the_etag_header_and_works_in_if_match() {
+    let stack = start().await;
+    let listed = stack.list("/media/all/").await;
+    for e in listed.iter().take(5) {
+        let tag = &e.props["getetag"];
+        assert!(
+            tag.starts_with('"') && tag.ends_with('"') && tag.len() > 2,
+            "{tag}"
+        );
+        let resp = stack
+            .http
+            .head(stack.full_url(&e.href))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["etag"].to_str().unwrap(), tag, "{}", e.href);
+    }
+    let e = &listed[0];
+    let tag = &e.props["getetag"];
+    let resp = stack
+        .http
+        .get(stack.full_url(&e.href))
+        .header("If-Match", tag.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap().len() as u64, e.size());
+    let resp = stack
+        .http
+        .get(stack.full_url(&e.href))
+        .header("If-None-Match", tag.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    let (_, folder) = stack.propfind_raw("/media/all/", Some("0")).await;
+    assert!(folder.contains("<D:getetag>\""), "{folder}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sizes_are_probed_once_and_remembered() {
     let stack = start().await;

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod etag_quotes;
 pub mod guard;
 pub mod policy;
 pub mod service;

@@ -249,6 +249,14 @@ impl DavService {
             Some(err) if status.is_client_error() || status.is_server_error() => {
                 upstream_failure(&method, &path, &err)
             }
+            _ if method.as_str() == "PROPFIND" && status == StatusCode::MULTI_STATUS => {
+                // The quotes change the length: never keep a Content-Length for it.
+                let mut response = response.map(|b| {
+                    crate::server::etag_quotes::QuoteEtags::new(box_dav_body(b)).boxed_unsync()
+                });
+                response.headers_mut().remove(http::header::CONTENT_LENGTH);
+                response
+            }
             _ => response.map(box_dav_body),
         };
         if response.headers().contains_key("DAV") {
