@@ -438,22 +438,23 @@ impl Catalog {
         if let Some((set, item)) = picked::split_picked_id(id) {
             return self.picked_download(set, item, start).await;
         }
-        let item = self.fresh_item(id).await?;
-        match self
-            .inner
-            .google
-            .content
-            .download(&item.download_url(), start)
+        let content = &self.inner.google.content;
+        self.with_url(id, |url| async move { content.download(&url, start).await })
             .await
-        {
+    }
+
+    /// Runs `op` on item `id`'s download URL (refreshed first when old) and, when the content
+    /// host refuses that URL as expired, once more on a fresh one.
+    async fn with_url<T, F, Fut>(&self, id: &str, op: F) -> Result<T, CatalogError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, GoogleError>>,
+    {
+        let item = self.fresh_item(id).await?;
+        match op(item.download_url()).await {
             Err(GoogleError::UrlExpired) => {
                 let item = self.refresh_refused(id, &item).await?;
-                Ok(self
-                    .inner
-                    .google
-                    .content
-                    .download(&item.download_url(), start)
-                    .await?)
+                Ok(op(item.download_url()).await?)
             }
             other => Ok(other?),
         }
@@ -1004,15 +1005,9 @@ impl Catalog {
         if let Some((set, item)) = picked::split_picked_id(id) {
             return self.picked_probe(set, item).await;
         }
-        let item = self.fresh_item(id).await?;
         let content = &self.inner.google.content;
-        match content.probe_size(&item.download_url()).await {
-            Err(GoogleError::UrlExpired) => {
-                let item = self.refresh_refused(id, &item).await?;
-                Ok(content.probe_size(&item.download_url()).await?)
-            }
-            other => Ok(other?),
-        }
+        self.with_url(id, |url| async move { content.probe_size(&url).await })
+            .await
     }
 }
 

@@ -198,26 +198,11 @@ impl Catalog {
 
     /// The size of picked item `id` of `set`, probed with the bearer token.
     pub(super) async fn picked_probe(&self, set: &str, id: &str) -> Result<u64, CatalogError> {
-        let item = self.picked_item(set, id, None).await?;
         let content = &self.inner.google.content;
-        let url = item.download_url();
-        let url = url.as_str();
-        match self
-            .with_bearer(|t| async move { content.probe_size_bearer(url, &t).await })
-            .await
-        {
-            Err(GoogleError::UrlExpired) => {
-                let item = self
-                    .picked_item(set, id, Some(&item.media_file.base_url))
-                    .await?;
-                let url = item.download_url();
-                let url = url.as_str();
-                Ok(self
-                    .with_bearer(|t| async move { content.probe_size_bearer(url, &t).await })
-                    .await?)
-            }
-            other => Ok(other?),
-        }
+        self.with_picked_url(set, id, |url, token| async move {
+            content.probe_size_bearer(&url, &token).await
+        })
+        .await
     }
 
     /// Starts downloading picked item `id` of `set` at byte `start`, with the bearer token.
@@ -227,23 +212,31 @@ impl Catalog {
         id: &str,
         start: u64,
     ) -> Result<Download, CatalogError> {
-        let item = self.picked_item(set, id, None).await?;
         let content = &self.inner.google.content;
-        let url = item.download_url();
-        let url = url.as_str();
-        match self
-            .with_bearer(|t| async move { content.download_bearer(url, start, &t).await })
-            .await
-        {
+        self.with_picked_url(set, id, |url, token| async move {
+            content.download_bearer(&url, start, &token).await
+        })
+        .await
+    }
+
+    /// Runs `op` on picked item `id`'s download URL and the access token and, when the content
+    /// host refuses that URL as expired, once more on a fresh one (see [`Self::picked_item`]).
+    async fn with_picked_url<T, F, Fut>(
+        &self,
+        set: &str,
+        id: &str,
+        op: F,
+    ) -> Result<T, CatalogError>
+    where
+        F: Fn(String, String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, GoogleError>>,
+    {
+        let item = self.picked_item(set, id, None).await?;
+        match self.with_bearer(|t| op(item.download_url(), t)).await {
             Err(GoogleError::UrlExpired) => {
-                let item = self
-                    .picked_item(set, id, Some(&item.media_file.base_url))
-                    .await?;
-                let url = item.download_url();
-                let url = url.as_str();
-                Ok(self
-                    .with_bearer(|t| async move { content.download_bearer(url, start, &t).await })
-                    .await?)
+                let refused = Some(item.media_file.base_url.as_str());
+                let item = self.picked_item(set, id, refused).await?;
+                Ok(self.with_bearer(|t| op(item.download_url(), t)).await?)
             }
             other => Ok(other?),
         }
