@@ -206,8 +206,7 @@ fn check_status(status: StatusCode, headers: &HeaderMap) -> Result<(), GoogleErr
         StatusCode::UNAUTHORIZED => Err(GoogleError::Unauthenticated),
         StatusCode::TOO_MANY_REQUESTS => Err(GoogleError::RateLimited {
             message: "the content host is rate limiting downloads".into(),
-            retry_after: header_u64(headers, reqwest::header::RETRY_AFTER)
-                .map(std::time::Duration::from_secs),
+            retry_after: super::error::retry_after(headers),
             daily: false,
         }),
         StatusCode::NOT_FOUND => Err(GoogleError::NotFound("the item's bytes".into())),

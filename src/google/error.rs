@@ -186,6 +186,15 @@ fn extract_url(message: &str) -> Option<String> {
     Some(rest[..end].trim_end_matches(['.', ',']).to_string())
 }
 
+/// The `Retry-After` of an answer, when Google gave it in seconds (the only form it uses).
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,6 @@
 //! refreshes it once on a 401, and turns Google's JSON errors into [`GoogleError`]s.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
@@ -117,12 +116,7 @@ impl LibraryClient {
                 retried_auth = true;
                 continue;
             }
-            let retry_after = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let retry_after = super::error::retry_after(resp.headers());
             let body = resp.bytes().await.map_err(GoogleError::transport)?;
             if !status.is_success() {
                 let err = GoogleError::from_api_response(status.as_u16(), &body, retry_after);
@@ -363,7 +357,7 @@ impl LibraryClient {
 }
 
 /// Ids are URL-safe in practice, but never trust that when building a path.
-fn encode_segment(id: &str) -> String {
+pub(super) fn encode_segment(id: &str) -> String {
     const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'_')

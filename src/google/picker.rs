@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::GoogleError;
-use super::library::LibraryClient;
+use super::library::{LibraryClient, encode_segment};
 
 /// mediaItems.list takes at most 100 per page.
 pub const PICKED_PAGE_SIZE: u32 = 100;
@@ -215,15 +215,6 @@ impl PickerClient {
             }
         }
     }
-}
-
-fn encode_segment(id: &str) -> String {
-    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(id, SEGMENT).to_string()
 }
 
 #[cfg(test)]

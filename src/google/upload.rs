@@ -14,7 +14,6 @@
 use std::io::SeekFrom;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -290,12 +289,7 @@ async fn token_from(resp: reqwest::Response) -> Result<String, GoogleError> {
 
 async fn error_of(resp: reqwest::Response) -> GoogleError {
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = super::error::retry_after(resp.headers());
     let body = resp.bytes().await.unwrap_or_default();
     GoogleError::from_api_response(status, &body, retry_after)
 }
