@@ -78,9 +78,12 @@ async fn a_size_change_upstream_aborts_the_download_and_the_next_listing_has_the
     let new_bytes = Bytes::from(item.bytes[..item.bytes.len() / 3].to_vec());
     stack.emulator().replace_bytes(&item.id, new_bytes.clone());
 
+    // The first answer states another total: nothing was sent yet, so the client gets a
+    // status and the reason, not a body cut after a 200.
     let resp = stack.http.get(stack.full_url(&path)).send().await.unwrap();
-    let body = resp.bytes().await;
-    assert!(body.is_err(), "a download of changed bytes must break");
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("size changed"), "{text}");
 
     let entries = stack.list("/media/all/").await;
     let entry = entries.iter().find(|e| e.href == path).unwrap();
@@ -197,4 +200,50 @@ async fn a_daily_quota_is_not_retried_and_answers_503_with_retry_after() {
     assert!(body.contains("midnight Pacific"), "{body}");
     assert_eq!(stack.emulator().counters().get("albums.list"), 0);
     assert_eq!(stack.emulator().counters().get("mediaItems.list"), 1);
+}
+
+/// An upstream that refuses a download before sending anything: the client sees a status and
+/// the reason, never a 200 whose body is cut (which a client cannot tell from a network fault).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_download_is_a_status_not_a_cut_body() {
+    let stack = start().await;
+    let (item, path) = largest(&stack).await;
+    let gets = stack.emulator().counters().get("content.get");
+    stack
+        .emulator()
+        .inject("content.get", Fault::Status(500), 1, None);
+    let resp = stack.http.get(stack.full_url(&path)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    assert!(resp.headers().get("content-range").is_none());
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("500"),
+        "the reason names Google's answer: {text}"
+    );
+    let tried = stack.emulator().counters().get("content.get") - gets;
+    assert!((2..=24).contains(&tried), "bounded retries: {tried}");
+
+    // A ranged GET the same way.
+    let resp = stack
+        .http
+        .get(stack.full_url(&path))
+        .header("Range", "bytes=100-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+
+    // An item Google no longer serves: 404, not a cut body.
+    stack.emulator().clear_faults();
+    stack
+        .emulator()
+        .inject("content.get", Fault::Status(404), 1, None);
+    let resp = stack.http.get(stack.full_url(&path)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    // Healthy again: exact bytes.
+    stack.emulator().clear_faults();
+    let (status, _, body) = stack.get(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sha256(&body), sha256(&item.bytes));
 }

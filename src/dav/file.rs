@@ -114,6 +114,8 @@ impl PhotoFile {
         let download = match self.catalog.download(&self.info.id, self.pos).await {
             Ok(d) => d,
             Err(CatalogError::Google(e)) if e.is_transient() => {
+                // Kept as the reason in case this was the last try before any byte went out.
+                failure::record(&CatalogError::Google(e.clone()));
                 self.broken(&e.to_string())?;
                 return Ok(None);
             }
@@ -130,11 +132,21 @@ impl PhotoFile {
                  (the next listing probes it again)"
             );
             self.catalog.forget_size(&self.info.id);
+            // Before any byte went out this becomes the answer's status and body.
+            failure::record(&CatalogError::Google(GoogleError::Protocol(format!(
+                "the item's size changed in Google Photos ({size} bytes were announced, Google \
+                 now serves {total}); the next listing shows the new size: list the folder \
+                 again and retry"
+            ))));
             return Err(FsError::GeneralFailure);
         }
         if download.start != self.pos && download.start != 0 {
             tracing::warn!(item = %self.info.id, asked = self.pos, got = download.start,
                 "the content host answered another range than asked; aborting");
+            failure::record(&CatalogError::Google(GoogleError::Protocol(format!(
+                "the content host answered a range starting at byte {} when asked for byte {}",
+                download.start, self.pos
+            ))));
             return Err(FsError::GeneralFailure);
         }
         Ok(Some(Upstream {

@@ -31,6 +31,7 @@ use bytes::Bytes;
 use dav_server::body::Body as DavBody;
 use dav_server::davpath::DavPath;
 use dav_server::{DavHandler, DavMethodSet};
+use futures::StreamExt;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 
@@ -243,7 +244,32 @@ impl DavService {
             .redirect
             .is_some()
             .then(|| req.headers().clone());
-        let (response, failure) = failure::capture(self.handler.handle(req)).await;
+        let is_get = method == Method::GET;
+        let (response, failure) = failure::capture(async {
+            let response = self.handler.handle(req).await;
+            if is_get {
+                first_bytes(response).await
+            } else {
+                Ok(response.map(box_dav_body))
+            }
+        })
+        .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(()) => {
+                return match failure {
+                    Some(err) => upstream_failure(&method, &path, &err),
+                    None => {
+                        tracing::warn!(%method, path, "the download failed before any byte was sent");
+                        text_response(
+                            StatusCode::BAD_GATEWAY,
+                            "gphotos-dav: the download from Google failed before any byte was \
+                             sent; the server log says why\n",
+                        )
+                    }
+                };
+            }
+        };
         let status = response.status();
         let mut response = match failure {
             Some(err) if status.is_client_error() || status.is_server_error() => {
@@ -251,13 +277,12 @@ impl DavService {
             }
             _ if method.as_str() == "PROPFIND" && status == StatusCode::MULTI_STATUS => {
                 // The quotes change the length: never keep a Content-Length for it.
-                let mut response = response.map(|b| {
-                    crate::server::etag_quotes::QuoteEtags::new(box_dav_body(b)).boxed_unsync()
-                });
+                let mut response =
+                    response.map(|b| crate::server::etag_quotes::QuoteEtags::new(b).boxed_unsync());
                 response.headers_mut().remove(http::header::CONTENT_LENGTH);
                 response
             }
-            _ => response.map(box_dav_body),
+            _ => response,
         };
         if response.headers().contains_key("DAV") {
             let class = if self.uploader.is_some() { "1, 2" } else { "1" };
@@ -535,6 +560,41 @@ async fn with_content_length(response: Response<Body>) -> Response<Body> {
     }
 }
 
+/// Waits for the first piece of a GET's body before the response head goes out.
+///
+/// dav-server sends the head (200 or 206, with a `Content-Length`) before it reads the file,
+/// and the file contacts Google at its first read. Without this wait, a refused download (a
+/// spent quota, an item Google no longer serves, an expired token) could only show as a body
+/// cut after the head: a client cannot tell that from a network fault and retries at once.
+/// Here the first read happens first, inside the request's failure scope: a failure becomes an
+/// `Err` and the caller answers its status (404, 502, 503 with `Retry-After`) instead. Once
+/// bytes flow, a later failure can only cut the connection, never pad it.
+async fn first_bytes(response: Response<DavBody>) -> Result<Response<Body>, ()> {
+    use http_body::Body as _;
+    if !matches!(
+        response.status(),
+        StatusCode::OK | StatusCode::PARTIAL_CONTENT
+    ) || response.body().is_end_stream()
+    {
+        return Ok(response.map(box_dav_body));
+    }
+    let (parts, mut body) = response.into_parts();
+    let first = match body.frame().await {
+        None => return Ok(Response::from_parts(parts, box_dav_body(body))),
+        Some(Err(e)) => {
+            tracing::debug!("the first read of a download failed: {e}");
+            return Err(());
+        }
+        Some(Ok(frame)) => frame,
+    };
+    let rest = http_body_util::BodyStream::new(body);
+    let stream = futures::stream::once(std::future::ready(Ok(first))).chain(rest);
+    Ok(Response::from_parts(
+        parts,
+        http_body_util::StreamBody::new(stream).boxed_unsync(),
+    ))
+}
+
 fn box_dav_body(body: DavBody) -> Body {
     body.boxed_unsync()
 }
@@ -571,7 +631,9 @@ fn finite_depth_required() -> Response<Body> {
 /// it was not its fault, and a body and log line that tell the user what to do.
 pub(super) fn upstream_failure(method: &Method, path: &str, err: &CatalogError) -> Response<Body> {
     let (status, retry_after) = match err {
-        CatalogError::NotFound => (StatusCode::NOT_FOUND, None),
+        CatalogError::NotFound | CatalogError::Google(GoogleError::NotFound(_)) => {
+            (StatusCode::NOT_FOUND, None)
+        }
         CatalogError::Google(GoogleError::RateLimited { retry_after, .. }) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Some(retry_after.map_or(60, |d| d.as_secs().max(1))),
