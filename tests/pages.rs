@@ -12,7 +12,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Gateway, Stack, album_items, album_names, file_names, parse_multistatus};
+use common::{
+    Gateway, Stack, album_items, album_names, file_names, library_api_calls as api_calls,
+    parse_multistatus,
+};
 use gphotos_dav::emulator::{self, BIG_ALBUM_TITLE, EmulatorOptions, Library};
 use reqwest::StatusCode;
 
@@ -21,17 +24,6 @@ const BIG: usize = 200;
 /// Empty albums added to the 8 seeded ones and the big album: 100 albums, two albums.list
 /// pages, three when entries repeat.
 const MANY: usize = 91;
-
-/// The kinds of Library API calls (everything but tokens and the content host).
-const API_KINDS: &[&str] = &[
-    "albums.list",
-    "albums.get",
-    "sharedAlbums.list",
-    "mediaItems.list",
-    "mediaItems.search",
-    "mediaItems.get",
-    "mediaItems.batchGet",
-];
 
 async fn stack() -> Stack {
     let opts = EmulatorOptions {
@@ -42,20 +34,6 @@ async fn stack() -> Stack {
         ..EmulatorOptions::default()
     };
     common::start_custom(opts, emulator::REFRESH_TOKEN, |_| {}).await
-}
-
-/// The Library API calls made between two counter snapshots, by kind.
-fn api_calls(
-    before: &BTreeMap<String, u64>,
-    after: &BTreeMap<String, u64>,
-) -> BTreeMap<String, u64> {
-    API_KINDS
-        .iter()
-        .filter_map(|k| {
-            let spent = after.get(*k).copied().unwrap_or(0) - before.get(*k).copied().unwrap_or(0);
-            (spent > 0).then(|| (k.to_string(), spent))
-        })
-        .collect()
 }
 
 /// The entry names of a folder (PROPFIND Depth 1 through the gateway at `base`, without the
