@@ -518,9 +518,13 @@ async fn stale_listings_are_answered_from_cache_and_revalidated_in_the_backgroun
     emu.clear_faults();
     let before = emu.counters().get("mediaItems.list");
     stack.list("/media/all/").await;
-    while emu.counters().get("mediaItems.list") == before {
-        tokio::task::yield_now().await;
-    }
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while emu.counters().get("mediaItems.list") == before {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the background revalidation calls mediaItems.list within 60 s");
     let again = stack.list("/media/all/").await;
     assert_eq!(again.len(), first.len());
 }
