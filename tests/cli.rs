@@ -310,9 +310,13 @@ async fn sigterm_lets_in_flight_downloads_finish_then_exits_zero() {
         )
     });
     // Wait until the download reached the content host, then ask the server to stop.
-    while emu.emulator.counters().get("content.get") == gets {
-        tokio::task::yield_now().await;
-    }
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while emu.emulator.counters().get("content.get") == gets {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the download reaches the content host within 60 s");
     let pid = serve.id().unwrap().to_string();
     let kill = Command::new("kill")
         .args(["-TERM", &pid])

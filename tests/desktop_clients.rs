@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 
 use common::{Stack, album_items, album_names, by_name, parse_multistatus, start, start_custom};
 use gphotos_dav::emulator::{self, EmulatorOptions, FixtureItem};
+use gphotos_dav::google::library::NewItem;
+use gphotos_dav::google::{Credentials, Endpoints, Google, RetryPolicy};
 use gphotos_dav::server::auth::hash_password;
 use gphotos_dav::server::config::UserConfig;
 use reqwest::{Method, StatusCode};
@@ -302,11 +304,127 @@ async fn probes_are_answered_from_memory_without_any_upstream_call() {
     assert_eq!(counters.snapshot(), before, "no Google call for any probe");
 }
 
+/// Uploads a photo named `name` into the album `album_id` the way any Google Photos app does
+/// (uploads, then mediaItems.batchCreate), straight to the emulator; returns the bytes Google
+/// then serves for it.
+async fn upload_to_album(stack: &Stack, album_id: &str, name: &str, photo: &[u8]) -> Vec<u8> {
+    let google = Google::new(
+        &Credentials {
+            client_id: emulator::CLIENT_ID.into(),
+            client_secret: emulator::CLIENT_SECRET.into(),
+            refresh_token: emulator::REFRESH_TOKEN.into(),
+            persist_to: None,
+        },
+        &Endpoints {
+            api_base: stack.emu.api_base(),
+            token_url: stack.emu.token_url(),
+            picker_base: stack.emu.picker_base(),
+        },
+        RetryPolicy::immediate(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, photo).unwrap();
+    let token = google
+        .upload
+        .upload_file(&file, photo.len() as u64, "image/jpeg")
+        .await
+        .unwrap();
+    let created = google
+        .library
+        .batch_create(
+            Some(album_id),
+            &[NewItem {
+                upload_token: token,
+                file_name: name.into(),
+            }],
+        )
+        .await
+        .unwrap();
+    let id = created[0].as_ref().expect("the item is created").id.clone();
+    let lib = stack.emulator().current_library();
+    lib.item(&id).unwrap().bytes.to_vec()
+}
+
+/// A PROPFIND Depth 1 of `folder` as Explorer sends it: the names it lists.
+async fn explorer_lists(stack: &Stack, folder: &str) -> Vec<String> {
+    let resp = stack
+        .http
+        .request(
+            Method::from_bytes(b"PROPFIND").unwrap(),
+            stack.full_url(&format!("{folder}/")),
+        )
+        .header("User-Agent", EXPLORER)
+        .header("Depth", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::MULTI_STATUS, "{folder}");
+    let entries = parse_multistatus(&resp.text().await.unwrap());
+    entries.iter().skip(1).map(|e| e.name()).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_photo_named_like_a_probe_stays_reachable() {
     // `folder.jpg` is a probe only for Explorer, and a listed name is served to anyone.
     let stack = start().await;
+    let lib = stack.emulator().library();
     let (pets, items) = pets(&stack);
+    let pets_album = lib.albums_titled("Pets")[0];
+    let (camera, camera_items) = {
+        let (album, name) = lib
+            .albums
+            .iter()
+            .zip(album_names(lib))
+            .find(|(a, _)| a.title == "Old Camera")
+            .unwrap();
+        (format!("/album/{name}"), album_items(lib, &album.id))
+    };
+    assert!(
+        items
+            .iter()
+            .chain(&camera_items)
+            .all(|i| !i.filename.eq_ignore_ascii_case("folder.jpg")),
+        "no fixture is named folder.jpg before the upload"
+    );
+    let photo = camera_items[0].bytes.to_vec();
+    let served = upload_to_album(&stack, &pets_album.id, "folder.jpg", &photo).await;
+    let counters = stack.emulator().counters();
+
+    // Any other client asks for it by name before listing the folder: the photo.
+    for agent in ["rclone/v1.60", FINDER] {
+        let resp = send(&stack, "GET", &format!("{pets}/folder.jpg"), agent, "").await;
+        assert_eq!(resp.status(), StatusCode::OK, "{agent}");
+        assert_eq!(
+            common::sha256(&resp.bytes().await.unwrap()),
+            common::sha256(&served),
+            "{agent}"
+        );
+    }
+
+    // Explorer lists the folder first, as it always does: the photo is there, and served.
+    let listed = explorer_lists(&stack, &pets).await;
+    assert!(listed.iter().any(|n| n == "folder.jpg"), "{listed:?}");
+    assert_eq!(listed.len(), items.len() + 1, "{listed:?}");
+    let resp = send(&stack, "GET", &format!("{pets}/folder.jpg"), EXPLORER, "").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        common::sha256(&resp.bytes().await.unwrap()),
+        common::sha256(&served)
+    );
+    let resp = send(
+        &stack,
+        "PROPFIND",
+        &format!("{pets}/folder.jpg"),
+        EXPLORER,
+        "",
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::MULTI_STATUS);
+    let entry = parse_multistatus(&resp.text().await.unwrap()).remove(0);
+    assert_eq!(entry.size(), served.len() as u64);
+    // And an ordinary name of the folder, to Explorer too.
     let (name, item) = by_name(&items).into_iter().next().unwrap();
     let resp = send(&stack, "GET", &format!("{pets}/{name}"), EXPLORER, "").await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -314,19 +432,30 @@ async fn a_real_photo_named_like_a_probe_stays_reachable() {
         common::sha256(&resp.bytes().await.unwrap()),
         common::sha256(&item.bytes)
     );
+
+    // Where no such photo exists, Explorer's probe is a 404 from memory, whether the folder
+    // was listed or not, and costs Google nothing.
+    explorer_lists(&stack, &camera).await;
+    let before = counters.snapshot();
+    for folder in [camera.as_str(), "/album/Highlights", "/media/all"] {
+        for method in ["GET", "PROPFIND"] {
+            let path = format!("{folder}/folder.jpg");
+            let resp = send(&stack, method, &path, EXPLORER, "").await;
+            assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        }
+    }
+    assert_eq!(counters.snapshot(), before, "no Google call for a probe");
+
+    // To any other client it is an ordinary miss, answered from the folder's listing.
     let resp = send(
         &stack,
         "GET",
-        &format!("{pets}/folder.jpg"),
+        &format!("{camera}/folder.jpg"),
         "rclone/v1.60",
         "",
     )
     .await;
-    assert_eq!(
-        resp.status(),
-        StatusCode::NOT_FOUND,
-        "an ordinary miss, asked upstream"
-    );
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{
-    Stack, album_items, album_names, by_name, parse_multistatus, sha256, start, start_with,
+    Stack, album_items, album_names, by_name, library_api_calls, parse_multistatus, sha256, start,
+    start_with,
 };
 use gphotos_dav::emulator::{self, EmulatorOptions, FixtureItem, Library, MediaKind};
 use reqwest::StatusCode;
@@ -352,13 +353,20 @@ async fn an_expired_download_url_is_fetched_again() {
     let want = by_name(&items);
     // Past the 60-minute lifetime of every baseUrl handed out so far.
     emu.clock().advance(Duration::from_secs(61 * 60));
-    let before = emu.counters().get("mediaItems.get") + emu.counters().get("mediaItems.batchGet");
+    let before = emu.counters().snapshot();
     let e = &entries[3];
     let (status, _, body) = stack.get(&format!("/media/all/{}", e.name())).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(sha256(&body), sha256(&want[&e.name()].bytes));
-    let after = emu.counters().get("mediaItems.get") + emu.counters().get("mediaItems.batchGet");
-    assert!(after > before, "a fresh URL was fetched");
+    // The access token (59 minutes) died too: the first batchGet is refused with a 401 and
+    // sent again with a fresh token.
+    let after = emu.counters().snapshot();
+    assert_eq!(
+        library_api_calls(&before, &after),
+        [("mediaItems.batchGet".to_string(), 2)].into(),
+        "a fresh URL was fetched by batchGet, and nothing else was called"
+    );
+    assert_eq!(after["token"] - before["token"], 1);
 }
 
 async fn assert_upstream_error(refresh_token: &str, needles: &[&str]) {
@@ -510,9 +518,13 @@ async fn stale_listings_are_answered_from_cache_and_revalidated_in_the_backgroun
     emu.clear_faults();
     let before = emu.counters().get("mediaItems.list");
     stack.list("/media/all/").await;
-    while emu.counters().get("mediaItems.list") == before {
-        tokio::task::yield_now().await;
-    }
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while emu.counters().get("mediaItems.list") == before {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the background revalidation calls mediaItems.list within 60 s");
     let again = stack.list("/media/all/").await;
     assert_eq!(again.len(), first.len());
 }

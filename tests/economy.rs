@@ -18,17 +18,6 @@ use reqwest::StatusCode;
 const N: usize = 250;
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// The kinds of Library API calls (everything but tokens and the content host).
-const API_KINDS: &[&str] = &[
-    "albums.list",
-    "albums.get",
-    "sharedAlbums.list",
-    "mediaItems.list",
-    "mediaItems.search",
-    "mediaItems.get",
-    "mediaItems.batchGet",
-];
-
 async fn stack() -> Stack {
     let opts = EmulatorOptions {
         big_album: N,
@@ -73,10 +62,12 @@ async fn files(http: &reqwest::Client, base: &str, folder: &str) -> BTreeMap<Str
         .collect()
 }
 
+/// Every Library API call among `counts` (everything but tokens and the content host).
 fn api_calls(counts: &BTreeMap<String, u64>) -> u64 {
-    API_KINDS
+    counts
         .iter()
-        .map(|k| counts.get(*k).copied().unwrap_or(0))
+        .filter(|(k, _)| common::is_library_api(k))
+        .map(|(_, v)| *v)
         .sum()
 }
 

@@ -6,7 +6,11 @@ use gphotos_dav::emulator::{self, Emulator, EmulatorOptions, RunningEmulator};
 use gphotos_dav::google::{Credentials, Endpoints, Google, GoogleError, RetryPolicy};
 
 async fn setup(refresh_token: &str) -> (RunningEmulator, Google) {
-    let emu = Emulator::start(EmulatorOptions::default(), "127.0.0.1:0".parse().unwrap())
+    setup_with(EmulatorOptions::default(), refresh_token).await
+}
+
+async fn setup_with(opts: EmulatorOptions, refresh_token: &str) -> (RunningEmulator, Google) {
+    let emu = Emulator::start(opts, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let google = Google::new(
@@ -45,26 +49,107 @@ async fn concurrent_requests_with_an_expired_token_make_exactly_one_token_call()
     assert_eq!(counters.get("token"), 2, "one refresh for 100 requests");
 }
 
+/// A library longer than one page everywhere: 200 items in one album (search pages of 100),
+/// 260 items in all (list pages of 100), 100 albums (albums.list pages of 50). With repeated
+/// entries, the album and the album list each take one page more.
+fn paged_library() -> EmulatorOptions {
+    EmulatorOptions {
+        big_album: 200,
+        many_albums: 91,
+        ..EmulatorOptions::default()
+    }
+}
+
+/// Pages a listing of `n` entries takes when each page after the first begins with the last
+/// entry of the page before (the repeat takes one of the page's `size` places).
+fn pages_with_repeats(n: usize, size: usize) -> u64 {
+    if n <= size {
+        1
+    } else {
+        1 + (n - size).div_ceil(size - 1) as u64
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pagination_is_followed_to_the_end() {
-    let (emu, google) = setup(emulator::REFRESH_TOKEN).await;
+    let (emu, google) = setup_with(paged_library(), emulator::REFRESH_TOKEN).await;
+    let counters = emu.emulator.counters();
     let lib = emu.emulator.library();
+    assert!(
+        lib.albums.len() > 50 && lib.items.len() > 200,
+        "more than a page"
+    );
+
     let albums = google.library.list_albums().await.unwrap();
     let ids: Vec<&str> = albums.iter().map(|a| a.id.as_str()).collect();
     let want: Vec<&str> = lib.albums.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(ids, want);
+    assert_eq!(
+        counters.get("albums.list"),
+        lib.albums.len().div_ceil(50) as u64
+    );
 
     let items = google.library.list_media_items().await.unwrap();
-    assert_eq!(items.len(), lib.items.len());
-    let pages = emu.emulator.counters().get("mediaItems.list");
-    assert_eq!(pages, lib.items.len().div_ceil(100) as u64);
+    let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+    let want: Vec<&str> = lib.items.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, want);
+    assert_eq!(
+        counters.get("mediaItems.list"),
+        lib.items.len().div_ceil(100) as u64
+    );
 
+    let mut searches = 0;
     for album in &lib.albums {
         let items = google.library.album_items(&album.id).await.unwrap();
         let got: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
         let want: Vec<&str> = album.item_ids.iter().map(String::as_str).collect();
         assert_eq!(got, want, "album {}", album.title);
+        // An empty album still costs its one (empty) page.
+        searches += album.item_ids.len().div_ceil(100).max(1) as u64;
     }
+    assert_eq!(counters.get("mediaItems.search"), searches);
+    assert!(
+        searches > lib.albums.len() as u64,
+        "one album took several pages"
+    );
+}
+
+/// Google at times repeats a page's last entry at the top of the next page: each listing
+/// still holds every entry exactly once, in Google's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_repeated_on_the_next_page_is_listed_once() {
+    let (emu, google) = setup_with(paged_library(), emulator::REFRESH_TOKEN).await;
+    let counters = emu.emulator.counters();
+    let lib = emu.emulator.library();
+    emu.emulator.set_repeat_last_entry(true);
+
+    let albums = google.library.list_albums().await.unwrap();
+    let ids: Vec<&str> = albums.iter().map(|a| a.id.as_str()).collect();
+    let want: Vec<&str> = lib.albums.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, want);
+    assert_eq!(
+        counters.get("albums.list"),
+        pages_with_repeats(lib.albums.len(), 50)
+    );
+
+    let items = google.library.list_media_items().await.unwrap();
+    let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+    let want: Vec<&str> = lib.items.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, want);
+    assert_eq!(
+        counters.get("mediaItems.list"),
+        pages_with_repeats(lib.items.len(), 100)
+    );
+
+    let big = &lib.albums_titled(emulator::BIG_ALBUM_TITLE)[0];
+    let items = google.library.album_items(&big.id).await.unwrap();
+    let got: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+    let want: Vec<&str> = big.item_ids.iter().map(String::as_str).collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        counters.get("mediaItems.search"),
+        pages_with_repeats(big.item_ids.len(), 100)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

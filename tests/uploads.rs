@@ -1318,9 +1318,13 @@ async fn a_rename_waits_for_uploads_into_the_album() {
         })
     };
     // The PUT is spooling its body: it is inside the album's folder.
-    while std::fs::read_dir(spool.path()).unwrap().next().is_none() {
-        tokio::task::yield_now().await;
-    }
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while std::fs::read_dir(spool.path()).unwrap().next().is_none() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the PUT starts spooling its body within 60 s");
     let mover = {
         let (http, from, to) = (
             stack.http.clone(),

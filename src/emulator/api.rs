@@ -345,6 +345,23 @@ pub(super) fn decode_page_token(
     Ok(offset)
 }
 
+/// [`page_range`] for the Library API's listings, which at times repeat the last entry of a
+/// page at the top of the next one (see [`Emulator::set_repeat_last_entry`]): while that
+/// knob is on, a page after the first starts one entry early. The repeat takes one of the
+/// page's `size` places, as the documented maximum stays the maximum; with `size` 1 a page
+/// would hold nothing new and the listing never end, so such pages repeat nothing.
+///
+/// [`Emulator::set_repeat_last_entry`]: super::Emulator::set_repeat_last_entry
+fn library_page_range(
+    inner: &Inner,
+    total: usize,
+    offset: usize,
+    size: usize,
+) -> (Range<usize>, Option<usize>) {
+    let repeat = inner.repeat_last_entry() && offset > 0 && size > 1;
+    page_range(total, if repeat { offset - 1 } else { offset }, size)
+}
+
 /// The slice of a listing one page covers, and the offset of the next page if any remain.
 pub(super) fn page_range(
     total: usize,
@@ -483,7 +500,7 @@ fn albums_list_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
     let offset = decode_page_token(inner, "albums", query.first("pageToken"))?;
     let library = inner.current();
     let albums = &library.albums;
-    let (range, next) = page_range(albums.len(), offset, size);
+    let (range, next) = library_page_range(inner, albums.len(), offset, size);
     let entries = albums[range]
         .iter()
         .map(|a| album_json(inner, &req.base, a))
@@ -547,7 +564,7 @@ pub(super) fn items_page(
     offset: usize,
     size: usize,
 ) -> Reply {
-    let (range, next) = page_range(items.len(), offset, size);
+    let (range, next) = library_page_range(inner, items.len(), offset, size);
     let entries = items[range]
         .iter()
         .map(|item| media_item_json(inner, &req.base, item))

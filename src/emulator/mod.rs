@@ -48,7 +48,8 @@ use tokio::task::{JoinHandle, JoinSet};
 pub use clock::{Clock, Counters};
 pub use fixtures::{
     BIG_ALBUM_TITLE, BIG_ITEM_ALBUM, BIG_ITEM_FILENAME, BigItem, FixtureAlbum, FixtureItem,
-    HOSTILE_ALBUMS, HOSTILE_LONG_FILENAME, HOSTILE_LONG_TITLE, Library, MediaKind,
+    HOSTILE_ALBUMS, HOSTILE_LONG_FILENAME, HOSTILE_LONG_TITLE, Library, MANY_ALBUMS_PREFIX,
+    MediaKind,
 };
 
 pub use upload::{jpeg_with_gps, strip_gps, transcode};
@@ -93,6 +94,9 @@ pub struct EmulatorOptions {
     /// Adds one album, titled [`BIG_ALBUM_TITLE`], of this many tiny photos (0: none), to
     /// measure listings of the size real libraries reach.
     pub big_album: usize,
+    /// Adds this many empty albums (0: none), titled [`MANY_ALBUMS_PREFIX`] and a number,
+    /// after the seeded ones: more than one albums.list page (50) needs more than 50.
+    pub many_albums: usize,
     /// Adds a video of this many bytes (0: none), alone in the album [`BIG_ITEM_ALBUM`],
     /// whose bytes are generated while they are sent (see [`BigItem`]): benchmarks download
     /// hundreds of MiB without the emulator holding them.
@@ -118,6 +122,7 @@ impl Default for EmulatorOptions {
             access_token_ttl: Duration::from_secs(3599),
             hostile_names: false,
             big_album: 0,
+            many_albums: 0,
             big_item: 0,
             content_rate: None,
             latency: Duration::ZERO,
@@ -191,6 +196,8 @@ pub(crate) struct Inner {
     ignore_range: AtomicBool,
     /// How many of the next content downloads are cut after half their body.
     cut_downloads: AtomicU32,
+    /// Whether listing pages begin with the previous page's last entry.
+    repeat_last_entry: AtomicBool,
     /// The content host's bandwidth limit and sent-bytes count.
     pacer: Arc<pacing::Pacer>,
     /// Injected faults, checked in order for every request.
@@ -238,6 +245,10 @@ impl Inner {
 
     fn ignore_range(&self) -> bool {
         self.ignore_range.load(Ordering::SeqCst)
+    }
+
+    fn repeat_last_entry(&self) -> bool {
+        self.repeat_last_entry.load(Ordering::SeqCst)
     }
 }
 
@@ -422,8 +433,13 @@ impl Emulator {
     pub fn new(opts: EmulatorOptions) -> Emulator {
         let mut page_key = [0u8; 32];
         rand::rng().fill(&mut page_key);
-        let library =
-            fixtures::library_for(opts.seed, opts.hostile_names, opts.big_album, opts.big_item);
+        let library = fixtures::library_for(
+            opts.seed,
+            opts.hostile_names,
+            opts.big_album,
+            opts.many_albums,
+            opts.big_item,
+        );
         Emulator {
             inner: Arc::new(Inner {
                 pacer: Arc::new(pacing::Pacer::new(opts.content_rate)),
@@ -436,6 +452,7 @@ impl Emulator {
                 counters: Counters::default(),
                 ignore_range: AtomicBool::new(false),
                 cut_downloads: AtomicU32::new(0),
+                repeat_last_entry: AtomicBool::new(false),
                 faults: Mutex::default(),
                 auth_codes: Mutex::default(),
                 refresh_grants: Mutex::default(),
@@ -547,6 +564,15 @@ impl Emulator {
     /// must cope with both.
     pub fn set_ignore_range(&self, on: bool) {
         self.inner.ignore_range.store(on, Ordering::SeqCst);
+    }
+
+    /// While on, every page but the first of albums.list, mediaItems.list and
+    /// mediaItems.search begins with the last entry of the page before, as Google's pages do
+    /// at times (rclone's googlephotos backend drops an id equal to the previous page's last
+    /// one, for albums and for items). The repeat takes one of the page's places, so a long
+    /// listing needs a few more pages. Page tokens stay valid across a switch.
+    pub fn set_repeat_last_entry(&self, on: bool) {
+        self.inner.repeat_last_entry.store(on, Ordering::SeqCst);
     }
 
     /// The next `n` content downloads (GET with a body) send half their body, then break the

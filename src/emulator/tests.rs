@@ -94,17 +94,23 @@ fn assert_google_error(body: &Value, code: u16, status: &str) {
     assert!(body["error"]["message"].is_string(), "{body}");
 }
 
-/// Follows nextPageToken through a GET listing, returning ids and the number of pages.
-async fn list_all(
+/// More pages than any listing here has: a listing that goes on past it never ends.
+const MAX_PAGES: usize = 1000;
+
+/// Follows nextPageToken through a GET listing, returning the ids of each page.
+async fn list_pages(
     emu: &RunningEmulator,
     token: &str,
     path: &str,
     field: &str,
-) -> (Vec<String>, usize) {
-    let mut all = Vec::new();
+) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
     let mut page_token: Option<String> = None;
-    let mut pages = 0;
     loop {
+        assert!(
+            pages.len() < MAX_PAGES,
+            "{path}: no end after {MAX_PAGES} pages"
+        );
         let sep = if path.contains('?') { '&' } else { '?' };
         let url = match &page_token {
             Some(t) => format!("{path}{sep}pageToken={t}"),
@@ -112,26 +118,45 @@ async fn list_all(
         };
         let (status, body) = get(emu, token, &url).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        pages += 1;
-        all.extend(ids(&body, field));
+        pages.push(ids(&body, field));
         match body.get("nextPageToken").and_then(Value::as_str) {
             Some(t) => page_token = Some(t.to_owned()),
-            None => return (all, pages),
+            None => return pages,
         }
     }
 }
 
-async fn search_all(emu: &RunningEmulator, token: &str, mut body: Value) -> Vec<String> {
-    let mut all = Vec::new();
+/// Follows nextPageToken through a GET listing, returning ids and the number of pages.
+async fn list_all(
+    emu: &RunningEmulator,
+    token: &str,
+    path: &str,
+    field: &str,
+) -> (Vec<String>, usize) {
+    let pages = list_pages(emu, token, path, field).await;
+    (pages.concat(), pages.len())
+}
+
+/// Follows nextPageToken through a search, returning the ids of each page.
+async fn search_pages(emu: &RunningEmulator, token: &str, mut body: Value) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
     loop {
+        assert!(
+            pages.len() < MAX_PAGES,
+            "{body}: no end after {MAX_PAGES} pages"
+        );
         let (status, page) = search(emu, token, &body).await;
         assert_eq!(status, StatusCode::OK, "{page}");
-        all.extend(ids(&page, "mediaItems"));
+        pages.push(ids(&page, "mediaItems"));
         match page.get("nextPageToken").and_then(Value::as_str) {
             Some(t) => body["pageToken"] = json!(t),
-            None => return all,
+            None => return pages,
         }
     }
+}
+
+async fn search_all(emu: &RunningEmulator, token: &str, body: Value) -> Vec<String> {
+    search_pages(emu, token, body).await.concat()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -591,6 +616,69 @@ async fn search_by_album() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// Checks pages of `size` against the listing `expected` when each page after the first
+/// begins with the previous page's last entry: the repeat takes one of the `size` places.
+fn assert_repeating_pages(pages: &[Vec<String>], expected: &[String], size: usize, what: &str) {
+    assert!(expected.len() > size, "{what}: needs more than one page");
+    assert_eq!(
+        pages[0],
+        expected[..size],
+        "{what}: the first page repeats nothing"
+    );
+    for (k, pair) in pages.windows(2).enumerate() {
+        assert_eq!(
+            pair[1].first(),
+            pair[0].last(),
+            "{what}: page {} begins with the last entry of page {}",
+            k + 2,
+            k + 1
+        );
+        assert!(pair[1].len() <= size, "{what}: page {} too long", k + 2);
+    }
+    let without_repeats: Vec<String> = pages
+        .iter()
+        .enumerate()
+        .flat_map(|(k, page)| page.iter().skip(usize::from(k > 0)).cloned())
+        .collect();
+    assert_eq!(without_repeats, expected, "{what}: nothing else changes");
+    assert_eq!(
+        pages.len(),
+        1 + (expected.len() - size).div_ceil(size - 1),
+        "{what}: pages"
+    );
+}
+
+#[tokio::test]
+async fn pages_repeat_the_previous_last_entry_while_the_knob_is_on() {
+    let emu = start().await;
+    let token = token(&emu).await;
+    let library = emu.emulator.library();
+    let albums: Vec<String> = library.albums.iter().map(|a| a.id.clone()).collect();
+    let items: Vec<String> = library.items.iter().map(|i| i.id.clone()).collect();
+    let friends = &library.albums_titled("Friends/Family 2021")[0];
+    emu.emulator.set_repeat_last_entry(true);
+
+    let pages = list_pages(&emu, &token, "/v1/albums?pageSize=3", "albums").await;
+    assert_repeating_pages(&pages, &albums, 3, "albums.list");
+    let pages = list_pages(&emu, &token, "/v1/mediaItems?pageSize=7", "mediaItems").await;
+    assert_repeating_pages(&pages, &items, 7, "mediaItems.list");
+    let pages = search_pages(&emu, &token, json!({"albumId": friends.id, "pageSize": 3})).await;
+    assert_repeating_pages(&pages, &friends.item_ids, 3, "mediaItems.search");
+    let pages = search_pages(&emu, &token, json!({"pageSize": 25})).await;
+    assert_repeating_pages(&pages, &items, 25, "mediaItems.search of the library");
+
+    // Pages of one entry cannot hold a repeat and something new: they repeat nothing, and
+    // the listing still ends.
+    let (all, pages) = list_all(&emu, &token, "/v1/albums?pageSize=1", "albums").await;
+    assert_eq!(all, albums);
+    assert_eq!(pages, albums.len());
+
+    emu.emulator.set_repeat_last_entry(false);
+    let (all, pages) = list_all(&emu, &token, "/v1/albums?pageSize=3", "albums").await;
+    assert_eq!(all, albums);
+    assert_eq!(pages, albums.len().div_ceil(3));
 }
 
 #[tokio::test]
@@ -1139,7 +1227,7 @@ async fn dropping_stops_the_server() {
 #[test]
 fn same_seed_same_library_other_seed_other_ids() {
     let a = fixtures::generate(1);
-    let b = fixtures::library_for(1, false, 0, 0);
+    let b = fixtures::library_for(1, false, 0, 0, 0);
     assert_eq!(a.albums.len(), b.albums.len());
     for (x, y) in a.items.iter().zip(&b.items) {
         assert_eq!(x.id, y.id);
@@ -1151,7 +1239,7 @@ fn same_seed_same_library_other_seed_other_ids() {
         assert_eq!(x.id, y.id);
         assert_eq!(x.item_ids, y.item_ids);
     }
-    let c = fixtures::library_for(2, false, 0, 0);
+    let c = fixtures::library_for(2, false, 0, 0, 0);
     let ids_a: HashSet<&str> = a.items.iter().map(|i| i.id.as_str()).collect();
     assert!(c.items.iter().all(|i| !ids_a.contains(i.id.as_str())));
     assert_ne!(a.albums[0].id, c.albums[0].id);
@@ -1160,7 +1248,7 @@ fn same_seed_same_library_other_seed_other_ids() {
 #[test]
 fn fixture_facts() {
     for seed in [1, 2] {
-        let lib = fixtures::library_for(seed, false, 0, 0);
+        let lib = fixtures::library_for(seed, false, 0, 0, 0);
         assert_eq!(lib.items.len(), 60);
         assert_eq!(lib.albums.len(), 8);
         let titles: Vec<&str> = lib.albums.iter().map(|a| a.title.as_str()).collect();
@@ -1313,8 +1401,27 @@ fn fixture_facts() {
 }
 
 #[test]
+fn many_albums_are_empty_and_come_after_the_seeded_ones() {
+    let seeded = fixtures::library_for(1, false, 0, 0, 0);
+    let lib = fixtures::library_for(1, false, 0, 60, 0);
+    assert_eq!(lib.albums.len(), seeded.albums.len() + 60);
+    assert_eq!(lib.items.len(), seeded.items.len());
+    for (a, b) in seeded.albums.iter().zip(&lib.albums) {
+        assert_eq!((&a.id, &a.title), (&b.id, &b.title));
+    }
+    let extra = &lib.albums[seeded.albums.len()..];
+    assert_eq!(extra[0].title, format!("{MANY_ALBUMS_PREFIX}0001"));
+    assert_eq!(extra[59].title, format!("{MANY_ALBUMS_PREFIX}0060"));
+    assert!(extra.iter().all(|a| a.item_ids.is_empty()));
+    let ids: HashSet<&str> = lib.albums.iter().map(|a| a.id.as_str()).collect();
+    let titles: HashSet<&str> = extra.iter().map(|a| a.title.as_str()).collect();
+    assert_eq!(ids.len(), lib.albums.len());
+    assert_eq!(titles.len(), 60);
+}
+
+#[test]
 fn photos_are_baseline_jpegs_of_their_stated_size() {
-    let lib = fixtures::library_for(1, false, 0, 0);
+    let lib = fixtures::library_for(1, false, 0, 0, 0);
     for item in lib.items.iter().filter(|i| i.kind == MediaKind::Photo) {
         assert_eq!(item.mime_type, "image/jpeg");
         let img = image::load_from_memory(&item.bytes).expect("decodes");

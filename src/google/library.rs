@@ -3,6 +3,7 @@
 //! Every call goes through [`LibraryClient::send`], the one place that attaches the access token,
 //! refreshes it once on a 401, and turns Google's JSON errors into [`GoogleError`]s.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -14,8 +15,8 @@ use super::error::GoogleError;
 use super::quota::{Bucket, QuotaGate};
 use super::retry::RetryPolicy;
 use super::types::{
-    Album, AlbumPage, BatchCreateResponse, BatchGetResponse, MediaItem, MediaItemPage, Page,
-    SharedAlbumPage, Status,
+    Album, AlbumPage, BatchCreateResponse, BatchGetResponse, Listed, MediaItem, MediaItemPage,
+    Page, SharedAlbumPage, Status,
 };
 
 /// albums.list allows at most 50 per page; mediaItems.list/search at most 100.
@@ -130,17 +131,38 @@ impl LibraryClient {
 
     /// Follows `nextPageToken` to the end (its absence is the only reliable end signal).
     /// `request` builds the call for one page, given the page token (None for the first).
+    ///
+    /// An entry whose id was already listed is dropped: Google at times repeats the last
+    /// entry of a page at the top of the next one (rclone's backend drops exactly that
+    /// repeat). Kept, the copy would make a unique name look duplicated, so both copies
+    /// would get an ` {ID}` suffix and a sync tool would see the file deleted and a new one
+    /// created. Any id seen before is dropped, not only the previous page's last, so a
+    /// repeat further back costs nothing either.
     async fn all_pages<P: Page>(
         &self,
         what: &'static str,
         request: impl Fn(Option<&str>) -> RequestBuilder,
     ) -> Result<Vec<P::Item>, GoogleError> {
         let mut out = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         let mut page_token: Option<String> = None;
         loop {
             let page: P = self.send(what, || request(page_token.as_deref())).await?;
             let (items, next) = page.into_parts();
-            out.extend(items);
+            let (received, before) = (items.len(), out.len());
+            out.extend(
+                items
+                    .into_iter()
+                    .filter(|item| seen.insert(item.id().to_owned())),
+            );
+            let repeated = received - (out.len() - before);
+            if repeated > 0 {
+                tracing::debug!(
+                    call = what,
+                    repeated,
+                    "dropped entries this listing already had (Google repeated them)"
+                );
+            }
             match next.filter(|t| !t.is_empty()) {
                 Some(t) => page_token = Some(t),
                 None => return Ok(out),

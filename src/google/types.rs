@@ -135,9 +135,26 @@ pub struct NewMediaItemResult {
     pub media_item: Option<MediaItem>,
 }
 
+/// An entry of a listing, known by its id.
+pub(crate) trait Listed {
+    fn id(&self) -> &str;
+}
+
+impl Listed for Album {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Listed for MediaItem {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// One page of a paginated list answer.
 pub(crate) trait Page: serde::de::DeserializeOwned {
-    type Item;
+    type Item: Listed;
     /// The page's entries and its `nextPageToken`.
     fn into_parts(self) -> (Vec<Self::Item>, Option<String>);
 }

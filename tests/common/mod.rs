@@ -216,6 +216,31 @@ pub fn parse_multistatus(xml: &str) -> Vec<DavEntry> {
     out
 }
 
+/// Whether an emulator counter kind is a Library API call (albums, media items, uploads),
+/// whichever method it is: not a token, picker or content host request.
+pub fn is_library_api(kind: &str) -> bool {
+    kind.starts_with("albums.")
+        || kind.starts_with("mediaItems.")
+        || kind.starts_with("sharedAlbums.")
+        || kind == "uploads"
+}
+
+/// The Library API calls made between two counter snapshots, by kind (kinds not called are
+/// left out).
+pub fn library_api_calls(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter(|(k, _)| is_library_api(k))
+        .filter_map(|(k, v)| {
+            let spent = v - before.get(k).copied().unwrap_or(0);
+            (spent > 0).then(|| (k.clone(), spent))
+        })
+        .collect()
+}
+
 pub fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
