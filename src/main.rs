@@ -103,7 +103,8 @@ enum Command {
         /// Seed of the sample library.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Lifetime of the download URLs (baseUrl) it hands out, in seconds.
+        /// Lifetime of the download URLs (baseUrl) it hands out, in seconds (Google documents
+        /// 3600; in the field URLs have died after 1800 to 2400).
         #[arg(long, default_value_t = 3600)]
         baseurl_ttl: u64,
         /// Lifetime of the access tokens it issues, in seconds.
@@ -288,7 +289,10 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
                     _ => gphotos_dav::pick::pick(&google, &store, &name, max, &mut output).await?,
                 };
                 if let Some(title) = import_to_album {
-                    gphotos_dav::pick::import(&google, &store, &set, &title, &mut output).await?;
+                    let url_age =
+                        gphotos_dav::catalog::urls::UrlAge::new(config.google.url_max_age());
+                    gphotos_dav::pick::import(&google, &store, &set, &title, &url_age, &mut output)
+                        .await?;
                 }
             }
         }

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use crate::catalog::naming;
 use crate::catalog::picked::{PICKED_ROOT, StoredItem, check_set_name, decode_items, encode_items};
 use crate::catalog::store::{PickedSet, Store};
-use crate::catalog::urls::URL_MAX_AGE;
+use crate::catalog::urls::UrlAge;
 use crate::google::library::{BATCH_CREATE_MAX, NewItem};
 use crate::google::picker::{MAX_ITEM_COUNT, PickedMediaItem, PickingSession};
 use crate::google::{Google, GoogleError};
@@ -288,12 +288,14 @@ impl Drop for Spooled {
 /// the upload path: download with the access token, upload the bytes, batchCreate into the
 /// album, record the copy in the store. Items recorded as imported are skipped, so a rerun
 /// after an interruption only does what is left. The copies have no location metadata:
-/// Google serves picked photos without it.
+/// Google serves picked photos without it. Download URLs older than `url_age` allows are
+/// replaced before use, as the server does.
 pub async fn import(
     google: &Google,
     store: &Store,
     set: &PickedSet,
     album_title: &str,
+    url_age: &UrlAge,
     output: &mut Output<'_>,
 ) -> Result<ImportSummary, PickError> {
     if set.expire_time <= Utc::now() {
@@ -345,7 +347,7 @@ pub async fn import(
             continue;
         }
         progress.set_message(name.clone());
-        let spooled = match spool(google, store, set, &mut items, i).await {
+        let spooled = match spool(google, store, set, &mut items, i, url_age).await {
             Ok(s) => s,
             Err(e) => {
                 progress.suspend(|| writeln!(output.out, "  {name}\tfailed: {e}"))?;
@@ -465,22 +467,27 @@ async fn create(
 }
 
 /// Downloads item `i` of the set (with the access token) to a private temporary file. A URL
-/// that is old or refused is replaced by listing the session again (stored back).
+/// that is old or refused is replaced by listing the session again (stored back); a refusal
+/// of a URL younger than `url_age` allows shortens it.
 async fn spool(
     google: &Google,
     store: &Store,
     set: &PickedSet,
     items: &mut [StoredItem],
     i: usize,
+    url_age: &UrlAge,
 ) -> Result<(Spooled, u64), PickError> {
-    let age = (Utc::now() - items[i].url_fetched_at)
-        .to_std()
-        .unwrap_or_default();
-    if age >= URL_MAX_AGE {
+    let age = |item: &StoredItem| {
+        (Utc::now() - item.url_fetched_at)
+            .to_std()
+            .unwrap_or_default()
+    };
+    if age(&items[i]) >= url_age.max() {
         refresh_urls(google, store, set, items).await?;
     }
     match download_to_file(google, &items[i].item).await {
         Err(PickError::Google(GoogleError::UrlExpired)) => {
+            url_age.refused_at(age(&items[i]));
             refresh_urls(google, store, set, items).await?;
             download_to_file(google, &items[i].item).await
         }

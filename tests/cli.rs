@@ -73,6 +73,28 @@ async fn config_errors_stop_the_start_naming_the_key() {
         "{err}"
     );
 
+    // A download-URL age outside Google's range, or not a number of seconds.
+    for (value, named) in [
+        ("100", "600 to 3600"),
+        ("7200", "600 to 3600"),
+        ("\"25m\"", "invalid type"),
+    ] {
+        std::fs::write(
+            &path,
+            format!(
+                "[google]\nclient_id = \"i\"\nclient_secret = \"s\"\nrefresh_token = \"r\"\n\
+                 url_max_age_secs = {value}\n"
+            ),
+        )
+        .unwrap();
+        let (ok, err) = run_to_end(&["serve", "--config", p], &[]).await;
+        assert!(!ok, "{value}");
+        assert!(
+            err.contains("url_max_age_secs") && err.contains(named),
+            "{value}: {err}"
+        );
+    }
+
     let (ok, err) = run_to_end(&["serve", "--config", "/nonexistent/webdav.toml"], &[]).await;
     assert!(!ok);
     assert!(err.contains("/nonexistent/webdav.toml"), "{err}");

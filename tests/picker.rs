@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::{Stack, file_names, sha256, start_custom};
 use gphotos_dav::catalog::picked::decode_items;
 use gphotos_dav::catalog::store::PickedSet;
+use gphotos_dav::catalog::urls::UrlAge;
 use gphotos_dav::emulator::{self, EmulatorOptions, FixtureItem, MediaKind, RunningEmulator};
 use gphotos_dav::google::{Credentials, Endpoints, Google, GoogleError, RetryPolicy};
 use gphotos_dav::pick;
@@ -313,6 +314,72 @@ async fn urls_past_their_lifetime_are_refreshed_by_listing_the_session_again() {
         new[0].item.media_file.base_url,
         old[0].item.media_file.base_url
     );
+}
+
+/// Picked URLs follow `[google] url_max_age_secs` as Library URLs do: by default one 24
+/// minutes old is used and one 26 minutes old is replaced first (a listing of the session, no
+/// refusal); with 3000 s and Google ending URLs at 35 minutes, the refusal at 36 shortens the
+/// age to 31 minutes, after which URLs are replaced in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn picked_urls_are_replaced_at_the_same_age_as_library_urls() {
+    let path = |name: &str| format!("/picked/{SET}/{name}");
+    let stack = stack_with(opts(), Policy::NativeProxy).await;
+    let items = chosen(&stack.emu);
+    pick_into(&stack, SET, &items).await;
+    // Listed: the sizes are known, so the GETs below are the only uses of the URLs.
+    stack.list(&format!("/picked/{SET}/")).await;
+    let (name, item) = expected(&items).remove(0);
+    let c = stack.emulator().counters();
+    for (minutes, listings) in [(24, 0), (2, 1)] {
+        stack.advance(minutes * MINUTE);
+        c.reset();
+        let (status, _, body) = stack.get(&path(&name)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(sha256(&body), sha256(&item.bytes));
+        assert_eq!(
+            c.get("picker.mediaItems.list"),
+            listings,
+            "{:?}",
+            c.snapshot()
+        );
+        assert_eq!(c.get("picker.content.get"), 1, "{:?}", c.snapshot());
+        assert_eq!(c.get("picker.content.expired"), 0);
+    }
+
+    let stack = start_custom(
+        EmulatorOptions {
+            baseurl_ttl: 35 * MINUTE,
+            ..opts()
+        },
+        emulator::REFRESH_TOKEN,
+        |c| c.google.url_max_age_secs = 3000,
+    )
+    .await;
+    let items = chosen(&stack.emu);
+    pick_into(&stack, SET, &items).await;
+    // Listed: the sizes are known, so the GETs below are the only uses of the URLs.
+    stack.list(&format!("/picked/{SET}/")).await;
+    let want = expected(&items);
+    let c = stack.emulator().counters();
+    // (minutes later, file, session listings, refusals): refused at 36, then 30 minutes old
+    // is still used, 32 minutes old is replaced first.
+    for (minutes, file, listings, refused) in [(36, 0, 1, 1), (30, 1, 0, 0), (2, 2, 1, 0)] {
+        stack.advance(minutes * MINUTE);
+        c.reset();
+        let (name, item) = &want[file];
+        let (status, _, body) = stack.get(&path(name)).await;
+        assert_eq!(status, StatusCode::OK, "{minutes} minutes later");
+        assert_eq!(
+            sha256(&body),
+            sha256(&item.bytes),
+            "{minutes} minutes later"
+        );
+        let snapshot = c.snapshot();
+        assert_eq!(c.get("picker.mediaItems.list"), listings, "{snapshot:?}");
+        assert_eq!(c.get("picker.content.expired"), refused, "{snapshot:?}");
+        assert_eq!(c.get("picker.content.get"), 1 + refused, "{snapshot:?}");
+        assert_eq!(stack.catalog.url_age().max(), 31 * MINUTE);
+    }
 }
 
 async fn stored_set(stack: &Stack) -> PickedSet {
@@ -845,7 +912,7 @@ async fn import_copies_a_set_into_an_album_and_a_rerun_skips_what_was_imported()
         out: &mut printed,
         terminal: false,
     };
-    let summary = pick::import(&google, store, &set, ALBUM, &mut output)
+    let summary = pick::import(&google, store, &set, ALBUM, &UrlAge::default(), &mut output)
         .await
         .unwrap();
     let printed = String::from_utf8(printed).unwrap();
@@ -913,7 +980,7 @@ async fn import_copies_a_set_into_an_album_and_a_rerun_skips_what_was_imported()
         out: &mut again,
         terminal: false,
     };
-    let summary = pick::import(&google, store, &set, ALBUM, &mut output)
+    let summary = pick::import(&google, store, &set, ALBUM, &UrlAge::default(), &mut output)
         .await
         .unwrap();
     assert_eq!(

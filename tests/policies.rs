@@ -660,6 +660,54 @@ async fn redirects_lead_to_the_right_bytes_past_the_url_lifetime() {
     }
 }
 
+/// `302_redirect` hands a client only URLs at least 5 minutes younger than
+/// `url_max_age_secs`, so the client has time to follow them before Google may end them: two
+/// hours of GETs, one every 2 minutes, each Location checked against the time the emulator
+/// issued that URL, and followed to the exact bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_302_never_hands_out_a_url_older_than_url_max_age() {
+    for max_age in [1500u64, 900] {
+        let stack = start_custom(opts(), emulator::REFRESH_TOKEN, |c| {
+            c.webdav.policy = Policy::Redirect302;
+            c.google.url_max_age_secs = max_age;
+            // No background revalidation: URLs age exactly as the clocks move.
+            c.cache.listing_ttl = 24 * 3600;
+        })
+        .await;
+        let (path, item, _) = pick(&stack, &stack.url, MediaKind::Photo).await;
+        let emu = stack.emulator();
+        let limit = chrono::Duration::seconds(max_age as i64 - 5 * 60);
+        let mut oldest = chrono::Duration::zero();
+        for round in 0..60 {
+            stack.advance(MINUTE * 2);
+            let (status, h, _) = stack.get(&path).await;
+            assert_eq!(status, StatusCode::FOUND, "{max_age} s, round {round}");
+            let location = header(&h, "location");
+            let issued = emu
+                .url_issued_at(&location)
+                .unwrap_or_else(|| panic!("{location} was not issued by the emulator"));
+            let age = emu.clock().now() - issued;
+            assert!(
+                age < limit,
+                "{max_age} s, round {round}: handed out a URL {} s old",
+                age.num_seconds()
+            );
+            oldest = oldest.max(age);
+            let (status, _, bytes) = send(&stack.http, Method::GET, &location, &[]).await;
+            assert_eq!(status, StatusCode::OK, "{max_age} s, round {round}");
+            assert_eq!(sha256(&bytes), sha256(&item.bytes));
+        }
+        // The URLs handed out came close to the limit: the rounds crossed it many times.
+        assert!(
+            oldest >= limit - chrono::Duration::minutes(2),
+            "{max_age} s: the oldest URL handed out was {} s old",
+            oldest.num_seconds()
+        );
+        assert_eq!(emu.counters().get("content.expired"), 0);
+        assert_eq!(emu.counters().get("mediaItems.get"), 0);
+    }
+}
+
 /// A URL that dies before its time is refused by the content host; the byte node refreshes it
 /// once, through batchGet, and retries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,6 +67,9 @@ pub struct CatalogOptions {
     pub store: Store,
     /// Writes are allowed: the tree has `/upload`, where items uploaded without an album go.
     pub uploads: bool,
+    /// Download URLs this old are replaced before use (`[google] url_max_age_secs`; see
+    /// [`urls::UrlAge`]).
+    pub url_max_age: Duration,
 }
 
 impl Default for CatalogOptions {
@@ -78,6 +81,7 @@ impl Default for CatalogOptions {
             root_album: None,
             store: Store::in_memory(),
             uploads: false,
+            url_max_age: urls::DEFAULT_URL_MAX_AGE,
         }
     }
 }
@@ -272,6 +276,8 @@ struct Inner {
     clock: Clock,
     /// The freshest copy of each item seen, for its baseUrl (see `urls`).
     urls: urls::Urls,
+    /// How old a download URL may get before it is replaced.
+    url_age: urls::UrlAge,
     /// Sizes learned from the content host, per item id.
     sizes: Mutex<HashMap<String, u64>>,
     folders: Mutex<HashMap<FolderKey, Slot>>,
@@ -291,6 +297,7 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn new(google: Google, opts: CatalogOptions) -> Self {
+        let url_age = urls::UrlAge::new(opts.url_max_age);
         Catalog {
             inner: Arc::new(Inner {
                 google,
@@ -298,6 +305,7 @@ impl Catalog {
                 started: SystemTime::now(),
                 clock: Clock::default(),
                 urls: urls::Urls::default(),
+                url_age,
                 sizes: Mutex::new(HashMap::new()),
                 folders: Mutex::new(HashMap::new()),
                 revalidating: Mutex::new(Default::default()),

@@ -9,14 +9,16 @@
 //! Picked items differ from Library items in three ways that matter here:
 //! - their bytes need the OAuth bearer token, so [`FileInfo::bearer_only`] is set and every
 //!   policy streams them through this server (a redirect cannot carry the token);
-//! - `mediaItems.batchGet` does not know them: a base URL older than [`URL_MAX_AGE`] (or one
-//!   the content host refused) is replaced by listing the session's items again, and the new
-//!   URLs are written back to the store (one listing per set at a time);
+//! - `mediaItems.batchGet` does not know them: a base URL older than the age trusted
+//!   ([`UrlAge`], the same as for Library items, and shortened the same way when Google ends
+//!   a URL early), or one the content host refused, is replaced by listing the session's items
+//!   again, and the new URLs are written back to the store (one listing per set at a time);
 //! - they belong to a set: the catalog identifies a picked file as `picked/<set>/<item id>`
 //!   ([`picked_id`]), so its size, its ETag and its downloads never mix with a Library item
 //!   that has the same id.
 //!
 //! [`FileInfo::bearer_only`]: super::FileInfo::bearer_only
+//! [`UrlAge`]: super::urls::UrlAge
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -25,7 +27,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::store::PickedSet;
-use super::urls::URL_MAX_AGE;
 use super::{Catalog, CatalogError, FolderKey, Listed, Listing, naming};
 use crate::google::content::Download;
 use crate::google::picker::PickedMediaItem;
@@ -231,12 +232,18 @@ impl Catalog {
         F: Fn(String, String) -> Fut,
         Fut: std::future::Future<Output = Result<T, GoogleError>>,
     {
-        let item = self.picked_item(set, id, None).await?;
-        match self.with_bearer(|t| op(item.download_url(), t)).await {
+        let stored = self.picked_item(set, id, None).await?;
+        match self
+            .with_bearer(|t| op(stored.item.download_url(), t))
+            .await
+        {
             Err(GoogleError::UrlExpired) => {
-                let refused = Some(item.media_file.base_url.as_str());
-                let item = self.picked_item(set, id, refused).await?;
-                Ok(self.with_bearer(|t| op(item.download_url(), t)).await?)
+                self.inner.url_age.refused_at(self.url_age_of(&stored));
+                let refused = Some(stored.item.media_file.base_url.as_str());
+                let fresh = self.picked_item(set, id, refused).await?;
+                Ok(self
+                    .with_bearer(|t| op(fresh.item.download_url(), t))
+                    .await?)
             }
             other => Ok(other?),
         }
@@ -261,16 +268,27 @@ impl Catalog {
         }
     }
 
-    /// Picked item `id` of `set` with a base URL young enough to use: the stored one, or,
-    /// when it is older than [`URL_MAX_AGE`] or was `refused`, a fresh one from listing the
-    /// session's items again (batchGet does not know picked items).
+    /// How old a stored item's base URL is (catalog clock).
+    fn url_age_of(&self, stored: &StoredItem) -> std::time::Duration {
+        (self.now_utc() - stored.url_fetched_at)
+            .to_std()
+            .unwrap_or_default()
+    }
+
+    /// Picked item `id` of `set` with a base URL young enough to use, and when it was fetched:
+    /// the stored one, or, when it is older than the age trusted ([`UrlAge::max`]) or was
+    /// `refused`, a fresh one from listing the session's items again (batchGet does not know
+    /// picked items).
+    ///
+    /// [`UrlAge::max`]: super::urls::UrlAge::max
     async fn picked_item(
         &self,
         set: &str,
         id: &str,
         refused: Option<&str>,
-    ) -> Result<PickedMediaItem, CatalogError> {
-        let usable = |stored: &PickedSet| -> Result<Option<PickedMediaItem>, CatalogError> {
+    ) -> Result<StoredItem, CatalogError> {
+        let max_age = self.inner.url_age.max();
+        let usable = |stored: &PickedSet| -> Result<Option<StoredItem>, CatalogError> {
             let items = decode_items(&stored.items_json).map_err(|e| {
                 CatalogError::Google(GoogleError::Protocol(format!(
                     "the stored picked set {set:?} is unreadable: {e}"
@@ -280,12 +298,9 @@ impl Catalog {
                 .into_iter()
                 .find(|s| s.item.id == id)
                 .ok_or(CatalogError::NotFound)?;
-            let age = (self.now_utc() - found.url_fetched_at)
-                .to_std()
-                .unwrap_or_default();
-            let fresh =
-                age < URL_MAX_AGE && refused.is_none_or(|r| r != found.item.media_file.base_url);
-            Ok(fresh.then_some(found.item))
+            let fresh = self.url_age_of(&found) < max_age
+                && refused.is_none_or(|r| r != found.item.media_file.base_url);
+            Ok(fresh.then_some(found))
         };
         if let Some(item) = usable(&self.live_set(set).await?)? {
             return Ok(item);
@@ -334,7 +349,10 @@ impl Catalog {
         if let Err(e) = self.store().put_picked_set(updated).await {
             tracing::warn!(set, "could not store the picked set's fresh URLs: {e}");
         }
-        Ok(found)
+        Ok(StoredItem {
+            item: found,
+            url_fetched_at: sent,
+        })
     }
 }
 

@@ -1,10 +1,15 @@
 //! Download URLs: the freshest `baseUrl` of each item, how old it is, and getting a new one.
 //!
-//! A baseUrl serves bytes for 60 minutes (sometimes less). So:
-//! - a URL older than [`URL_MAX_AGE`] is refreshed *before* it is used (a download, a size
-//!   probe, or a 302 that hands it to a client);
+//! Google documents that a baseUrl serves bytes for 60 minutes, but in the field URLs have
+//! been refused after 30 to 40 minutes. So a URL is trusted only up to an age, [`UrlAge`]
+//! (`[google] url_max_age_secs`, default 25 minutes), and:
+//! - a URL older than that is refreshed *before* it is used (a download, a size probe);
+//! - a 302 hands a client only URLs [`REDIRECT_HEADROOM`] younger than that, so the client
+//!   has that long to follow it;
 //! - a URL the content host refuses (403) is refreshed once and the request retried (see
-//!   `Catalog::download` and `probe`).
+//!   `Catalog::download` and `probe`), and when it was refused younger than the age trusted,
+//!   Google ended it early: the age trusted shortens to the refused URL's age less
+//!   [`REFUSAL_MARGIN`] (never below [`URL_MIN_AGE`]), so the next URLs are replaced in time.
 //!
 //! Every refresh goes through mediaItems.batchGet. Refreshes coalesce: the ids asked for while
 //! a call is being prepared or is in flight all go into the next call (up to 50 per call), and
@@ -16,6 +21,7 @@
 //! (`use_proxy_url`) looks items up the same way, by id, without listing any folder.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -25,8 +31,104 @@ use super::{Catalog, CatalogError, FileInfo};
 use crate::google::library::BATCH_GET_MAX;
 use crate::google::{GoogleError, MediaItem};
 
-/// A baseUrl older than this is refreshed before use (Google's lifetime: 60 minutes).
-pub const URL_MAX_AGE: Duration = Duration::from_secs(50 * 60);
+/// The age after which a URL is refreshed before use, unless `[google] url_max_age_secs` says
+/// otherwise: Google promises 60 minutes, the field has seen 30 to 40.
+pub const DEFAULT_URL_MAX_AGE: Duration = Duration::from_secs(25 * 60);
+/// The shortest age trusted, however early Google ends URLs: below it the refreshes would cost
+/// more calls than the refusals they avoid (a refused URL is refreshed and retried anyway).
+pub const URL_MIN_AGE: Duration = Duration::from_secs(10 * 60);
+/// The longest age accepted in the configuration: Google's documented lifetime.
+pub const URL_MAX_AGE_LIMIT: Duration = Duration::from_secs(60 * 60);
+/// How much younger than the age trusted a URL handed to a client by a 302 is: the time the
+/// client has to follow the redirect (and start its download) before the URL is as old as
+/// anything this server still uses itself.
+pub const REDIRECT_HEADROOM: Duration = Duration::from_secs(5 * 60);
+/// A URL refused at age T says only that Google ended it at some time before T; the age trusted
+/// becomes T less this, so URLs issued alike are replaced before they die.
+pub const REFUSAL_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// How old a download URL may be before it is replaced: the configured age, shortened while
+/// the server runs each time Google refuses a URL younger than that (see the module doc).
+/// Shared by the Library items (`urls`), the picked items (`picked`) and `pick --import`.
+#[derive(Debug)]
+pub struct UrlAge {
+    secs: AtomicU64,
+}
+
+impl Default for UrlAge {
+    fn default() -> Self {
+        UrlAge::new(DEFAULT_URL_MAX_AGE)
+    }
+}
+
+impl UrlAge {
+    /// Starts at `max` (clamped to [`URL_MIN_AGE`]..=[`URL_MAX_AGE_LIMIT`]; the configuration
+    /// refuses values outside).
+    pub fn new(max: Duration) -> Self {
+        let max = max.clamp(URL_MIN_AGE, URL_MAX_AGE_LIMIT);
+        UrlAge {
+            secs: AtomicU64::new(max.as_secs()),
+        }
+    }
+
+    /// URLs this old or older are replaced before this server uses them.
+    pub fn max(&self) -> Duration {
+        Duration::from_secs(self.secs.load(Ordering::Relaxed))
+    }
+
+    /// URLs this old or older are replaced before a 302 hands them to a client.
+    pub fn max_for_redirect(&self) -> Duration {
+        self.max().saturating_sub(REDIRECT_HEADROOM)
+    }
+
+    /// The content host refused (403) a URL that was `age` old. When that is younger than the
+    /// age trusted, Google ended the URL early: the age trusted becomes `age` less
+    /// [`REFUSAL_MARGIN`], at least [`URL_MIN_AGE`], logged once per change. Returns the new
+    /// age when it changed.
+    ///
+    /// A URL refused at or past the age trusted (it was handed out, or in use, before an
+    /// earlier shortening) teaches nothing new, and one refused younger than [`URL_MIN_AGE`]
+    /// was not ended by its age (a replaced item, a revoked grant): neither changes anything.
+    pub fn refused_at(&self, age: Duration) -> Option<Duration> {
+        if age < URL_MIN_AGE {
+            tracing::debug!(
+                age_secs = age.as_secs(),
+                "a download URL was refused younger than any lifetime Google uses; the URL age \
+                 trusted stays as it is"
+            );
+            return None;
+        }
+        let wanted = age
+            .saturating_sub(REFUSAL_MARGIN)
+            .max(URL_MIN_AGE)
+            .as_secs();
+        let mut current = self.secs.load(Ordering::Relaxed);
+        loop {
+            if age.as_secs() >= current || wanted >= current {
+                return None;
+            }
+            match self
+                .secs
+                .compare_exchange(current, wanted, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => current = now,
+            }
+        }
+        tracing::warn!(
+            refused_at_secs = age.as_secs(),
+            was_secs = current,
+            now_secs = wanted,
+            "Google refused a download URL after {} s, earlier than the {} s this server \
+             trusted URLs for: from now on URLs are replaced once {} s old (lower [google] \
+             url_max_age_secs to start there next time)",
+            age.as_secs(),
+            current,
+            wanted
+        );
+        Some(Duration::from_secs(wanted))
+    }
+}
 
 type Outcome = Result<Arc<MediaItem>, CatalogError>;
 
@@ -81,10 +183,18 @@ impl Catalog {
         Ok(self.file_info(name.to_string(), &item, size))
     }
 
-    /// A download URL for item `id` (`baseUrl=d` for a photo, `=dv` for a video) that has at
-    /// least ten minutes to live, to hand to a client.
+    /// A download URL for item `id` (`baseUrl=d` for a photo, `=dv` for a video) to hand to
+    /// a client: at least [`REDIRECT_HEADROOM`] younger than the age this server still uses
+    /// URLs at, so the client has that long to follow it.
     pub async fn download_url(&self, id: &str) -> Result<String, CatalogError> {
-        Ok(self.fresh_item(id).await?.download_url())
+        let max = self.inner.url_age.max_for_redirect();
+        Ok(self.item_younger_than(id, max).await?.download_url())
+    }
+
+    /// How old download URLs may get before they are replaced (`[google] url_max_age_secs`,
+    /// shortened when Google ends URLs earlier).
+    pub fn url_age(&self) -> &UrlAge {
+        &self.inner.url_age
     }
 
     /// Remembers items just fetched (a listing) as the freshest copies, fetched `at`. An item
@@ -115,10 +225,16 @@ impl Catalog {
         }
     }
 
-    /// The freshest copy of an item whose URL has at least `60 - URL_MAX_AGE` minutes to
-    /// live; fetched (batchGet) when unknown or older.
+    /// The freshest copy of an item whose URL is younger than the age trusted
+    /// ([`UrlAge::max`]); fetched (batchGet) when unknown or older.
     pub(super) async fn fresh_item(&self, id: &str) -> Outcome {
-        let young = |known: &Known| self.inner.clock.since(known.fetched) < URL_MAX_AGE;
+        self.item_younger_than(id, self.inner.url_age.max()).await
+    }
+
+    /// The freshest copy of an item whose URL is younger than `max`; fetched when unknown or
+    /// older.
+    async fn item_younger_than(&self, id: &str, max: Duration) -> Outcome {
+        let young = |known: &Known| self.inner.clock.since(known.fetched) < max;
         if let Some(item) = self.known_if(id, &young) {
             return Ok(item);
         }
@@ -130,11 +246,22 @@ impl Catalog {
     }
 
     /// A fresh copy of an item after the content host refused `refused`'s URL (403). A URL
-    /// that another request already replaced is not fetched again.
+    /// that another request already replaced is not fetched again. The refused URL's age
+    /// tells [`UrlAge`] whether Google ended it early.
     pub(super) async fn refresh_refused(&self, id: &str, refused: &MediaItem) -> Outcome {
+        let refused_age = self
+            .inner
+            .urls
+            .known()
+            .get(id)
+            .filter(|k| k.item.base_url == refused.base_url)
+            .map(|k| self.inner.clock.since(k.fetched));
+        if let Some(age) = refused_age {
+            self.inner.url_age.refused_at(age);
+        }
         let replaced = |known: &Known| {
             known.item.base_url != refused.base_url
-                && self.inner.clock.since(known.fetched) < URL_MAX_AGE
+                && self.inner.clock.since(known.fetched) < self.inner.url_age.max()
         };
         if let Some(item) = self.known_if(id, &replaced) {
             return Ok(item);
@@ -252,13 +379,16 @@ impl Catalog {
 impl Catalog {
     /// Up to `room` items to refresh along with `ids`: those remembered from the same listing
     /// fetch as the first of `ids` (so their URLs are exactly as old), next in listing order
-    /// first, then the ones before. Nobody waits for them; they are simply fresh when asked for.
+    /// first, then the ones before, when the first is old enough that they soon need it too. Nobody waits for them; they are simply fresh when asked for.
     fn companions(&self, ids: &[String], batch: &Batch, room: usize) -> Vec<String> {
         let known = self.inner.urls.known();
         let Some(anchor) = ids.first().and_then(|id| known.get(id)) else {
             return Vec::new();
         };
-        if room == 0 || self.inner.clock.since(anchor.fetched) < URL_MAX_AGE {
+        // An anchor younger than this was refreshed for another reason than its age (its
+        // URL was refused early): its siblings are not due yet.
+        let due = self.inner.url_age.max_for_redirect();
+        if room == 0 || self.inner.clock.since(anchor.fetched) < due {
             return Vec::new();
         }
         let (fetched, seq) = (anchor.fetched, anchor.seq);
@@ -305,5 +435,46 @@ impl Drop for Running<'_> {
             batch.waiting.clear();
             batch.running = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn the_age_shortens_on_early_refusals_and_never_below_the_floor() {
+        let age = UrlAge::new(MIN * 50);
+        assert_eq!(age.max(), MIN * 50);
+        assert_eq!(age.max_for_redirect(), MIN * 45);
+        // Refused at 36 minutes: URLs are replaced 5 minutes before that from now on.
+        assert_eq!(age.refused_at(MIN * 36), Some(MIN * 31));
+        assert_eq!(age.max(), MIN * 31);
+        assert_eq!(age.max_for_redirect(), MIN * 26);
+        // URLs as old as the one refused, or older, were in use before: nothing new.
+        assert_eq!(age.refused_at(MIN * 36), None);
+        assert_eq!(age.refused_at(MIN * 31), None);
+        assert_eq!(age.max(), MIN * 31);
+        // Younger refusals shorten it again, but never below 10 minutes.
+        assert_eq!(age.refused_at(MIN * 20), Some(MIN * 15));
+        assert_eq!(age.refused_at(MIN * 12), Some(MIN * 10));
+        assert_eq!(age.max(), URL_MIN_AGE);
+        assert_eq!(age.refused_at(MIN * 10), None);
+        // A URL refused younger than any lifetime was not ended by its age.
+        assert_eq!(age.refused_at(MIN * 2), None);
+        assert_eq!(age.max(), URL_MIN_AGE);
+        assert_eq!(age.max_for_redirect(), MIN * 5);
+    }
+
+    #[test]
+    fn the_configured_age_is_kept_within_googles_range() {
+        assert_eq!(UrlAge::default().max(), MIN * 25);
+        assert_eq!(UrlAge::new(MIN).max(), URL_MIN_AGE);
+        assert_eq!(UrlAge::new(MIN * 600).max(), URL_MAX_AGE_LIMIT);
+        // At the floor, no refusal shortens it further.
+        let age = UrlAge::new(URL_MIN_AGE);
+        assert_eq!(age.refused_at(MIN * 11), None);
     }
 }

@@ -75,6 +75,16 @@ fn mint_token(inner: &Inner, item_id: &str, session: Option<String>) -> String {
     token
 }
 
+/// When the base URL `url` (`.../lh/<token>` or `.../pk/<token>`, options allowed) was
+/// issued.
+pub(crate) fn issued_at(inner: &Inner, url: &str) -> Option<DateTime<Utc>> {
+    let (_, rest) = url
+        .rsplit_once("/lh/")
+        .or_else(|| url.rsplit_once("/pk/"))?;
+    let token = rest.split_once('=').map_or(rest, |(token, _)| token);
+    inner.lock_base_urls().get(token).map(|e| e.issued_at)
+}
+
 /// The `=...` options of a content URL, e.g. `=d`, `=dv`, `=w200-h100-c`.
 #[derive(Debug, Default)]
 struct Options {
@@ -320,8 +330,13 @@ pub(crate) fn serve(inner: &Inner, req: &Req, rest: &str, picked: bool) -> Reply
         return refused;
     }
     let age = inner.clock.now() - entry.issued_at;
-    let ttl = chrono::Duration::from_std(inner.opts.baseurl_ttl).unwrap_or(chrono::Duration::MAX);
+    let ttl = chrono::Duration::from_std(inner.url_lifetime()).unwrap_or(chrono::Duration::MAX);
     if age >= ttl {
+        inner.counters.increment(if picked {
+            "picker.content.expired"
+        } else {
+            "content.expired"
+        });
         return Reply::html_error(StatusCode::FORBIDDEN);
     }
     let library = inner.current();

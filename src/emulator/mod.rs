@@ -29,7 +29,7 @@ mod upload;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -84,7 +84,9 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 pub struct EmulatorOptions {
     /// Picks the fixture library: same seed, same ids, names, dates and bytes.
     pub seed: u64,
-    /// How long a base URL serves bytes before answering 403 (Google: 60 minutes).
+    /// How long a base URL serves bytes before answering 403 (Google documents 60 minutes;
+    /// in the field URLs have died after 30 to 40). [`Emulator::set_url_lifetime`] changes
+    /// it while the emulator runs.
     pub baseurl_ttl: Duration,
     /// Lifetime of minted access tokens, also reported as `expires_in`.
     pub access_token_ttl: Duration,
@@ -208,6 +210,9 @@ pub(crate) struct Inner {
     refresh_grants: Mutex<HashMap<String, oauth::Grant>>,
     tokens: Mutex<HashMap<String, AccessToken>>,
     base_urls: Mutex<HashMap<String, BaseUrlEntry>>,
+    /// How long a base URL serves bytes, in milliseconds: `opts.baseurl_ttl` until a test
+    /// changes it (every URL, already issued or not, is judged by the current value).
+    url_lifetime_ms: AtomicU64,
     renditions: Mutex<HashMap<String, Rendition>>,
     /// Picker API sessions by id.
     picker_sessions: Mutex<HashMap<String, picker::Session>>,
@@ -228,6 +233,11 @@ impl Inner {
 
     fn lock_base_urls(&self) -> MutexGuard<'_, HashMap<String, BaseUrlEntry>> {
         relock(&self.base_urls)
+    }
+
+    /// How long a base URL serves bytes from its issue.
+    fn url_lifetime(&self) -> Duration {
+        Duration::from_millis(self.url_lifetime_ms.load(Ordering::SeqCst))
     }
 
     fn lock_renditions(&self) -> MutexGuard<'_, HashMap<String, Rendition>> {
@@ -440,6 +450,7 @@ impl Emulator {
             opts.many_albums,
             opts.big_item,
         );
+        let url_lifetime_ms = u64::try_from(opts.baseurl_ttl.as_millis()).unwrap_or(u64::MAX);
         Emulator {
             inner: Arc::new(Inner {
                 pacer: Arc::new(pacing::Pacer::new(opts.content_rate)),
@@ -458,6 +469,7 @@ impl Emulator {
                 refresh_grants: Mutex::default(),
                 tokens: Mutex::default(),
                 base_urls: Mutex::default(),
+                url_lifetime_ms: AtomicU64::new(url_lifetime_ms),
                 renditions: Mutex::default(),
                 picker_sessions: Mutex::default(),
                 page_key,
@@ -557,6 +569,20 @@ impl Emulator {
     /// error status (the call itself succeeds), as Google does for an item it cannot create.
     pub fn reject_uploads_named(&self, file_name: &str) {
         relock(&self.inner.uploads).reject_filename(file_name);
+    }
+
+    /// From now on a base URL serves bytes for `lifetime` after it was issued, then answers
+    /// 403 (counted as `content.expired`, or `picker.content.expired`), also URLs issued
+    /// before the change: Google documents 60 minutes but has ended URLs after 30 to 40.
+    pub fn set_url_lifetime(&self, lifetime: Duration) {
+        let ms = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
+        self.inner.url_lifetime_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// When the base URL that `url` starts with (a Library or Picker download URL, with or
+    /// without `=options`) was issued, on the emulator's clock; None for a URL it never issued.
+    pub fn url_issued_at(&self, url: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        content::issued_at(&self.inner, url)
     }
 
     /// When on, the content host ignores `Range` and answers 200 with the whole body,

@@ -250,6 +250,23 @@ pub struct GoogleConfig {
     /// The project's daily quota of download-URL (content) requests (default 75,000).
     #[serde(default = "default_daily_media_quota")]
     pub daily_media_quota: u64,
+    /// Seconds a download URL (baseUrl) is used before it is replaced (600 to 3600, default
+    /// 1500): Google documents 60 minutes, but has refused URLs after 30 to 40. Redirects
+    /// hand out URLs 5 minutes younger; a URL Google refuses earlier shortens it while the
+    /// server runs (see `catalog::urls`).
+    #[serde(default = "default_url_max_age_secs")]
+    pub url_max_age_secs: u64,
+}
+
+fn default_url_max_age_secs() -> u64 {
+    crate::catalog::urls::DEFAULT_URL_MAX_AGE.as_secs()
+}
+
+impl GoogleConfig {
+    /// `url_max_age_secs` as a duration.
+    pub fn url_max_age(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.url_max_age_secs)
+    }
 }
 
 fn default_daily_quota() -> u64 {
@@ -275,6 +292,7 @@ impl Default for GoogleConfig {
             root_folder_id: default_root_folder_id(),
             daily_quota: default_daily_quota(),
             daily_media_quota: default_daily_media_quota(),
+            url_max_age_secs: default_url_max_age_secs(),
         }
     }
 }
@@ -318,6 +336,7 @@ impl std::fmt::Debug for GoogleConfig {
             .field("root_folder_id", &self.root_folder_id)
             .field("daily_quota", &self.daily_quota)
             .field("daily_media_quota", &self.daily_media_quota)
+            .field("url_max_age_secs", &self.url_max_age_secs)
             .finish()
     }
 }
@@ -502,6 +521,18 @@ impl Config {
                  day; Google's defaults are 10000 and 75000)"
                     .into(),
             ));
+        }
+        let (min, max) = (
+            crate::catalog::urls::URL_MIN_AGE.as_secs(),
+            crate::catalog::urls::URL_MAX_AGE_LIMIT.as_secs(),
+        );
+        if !(min..=max).contains(&self.google.url_max_age_secs) {
+            return Err(ConfigError::Invalid(format!(
+                "[google] url_max_age_secs = {} is out of range: use {min} to {max} seconds \
+                 (default {}; Google documents 3600 but has ended URLs after 30 to 40 minutes)",
+                self.google.url_max_age_secs,
+                default_url_max_age_secs()
+            )));
         }
         let s = &self.server;
         let mut names = std::collections::HashSet::new();
@@ -689,6 +720,43 @@ mod tests {
             let err = c.validate().unwrap_err().to_string();
             assert!(err.contains("[cache] probe_concurrency"), "{err}");
         }
+    }
+
+    #[test]
+    fn url_max_age_defaults_to_25_minutes_and_is_bounded() {
+        let c = Config::parse(full()).unwrap();
+        assert_eq!(c.google.url_max_age_secs, 1500);
+        assert_eq!(c.google.url_max_age(), std::time::Duration::from_secs(1500));
+        for ok in [600, 3000, 3600] {
+            let text = full().replace(
+                "[google]\n",
+                &format!("[google]\nurl_max_age_secs = {ok}\n"),
+            );
+            let c = Config::parse(&text).unwrap();
+            c.validate().unwrap();
+            assert_eq!(c.google.url_max_age_secs, ok);
+        }
+        for bad in [0, 599, 3601, 86400] {
+            let text = full().replace(
+                "[google]\n",
+                &format!("[google]\nurl_max_age_secs = {bad}\n"),
+            );
+            let err = Config::parse(&text)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("[google] url_max_age_secs") && err.contains("600 to 3600"),
+                "{bad}: {err}"
+            );
+        }
+        for bad in ["-5", "\"25m\"", "1.5"] {
+            let err = Config::parse(&format!("[google]\nurl_max_age_secs = {bad}\n")).unwrap_err();
+            assert!(err.contains("url_max_age_secs"), "{bad}: {err}");
+        }
+        let err = Config::parse("[google]\nurl_max_age = 1500\n").unwrap_err();
+        assert!(err.contains("url_max_age_secs"), "{err}");
     }
 
     #[test]

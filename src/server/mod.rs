@@ -108,6 +108,7 @@ impl Server {
                 listing_ttl: Duration::from_secs(config.cache.listing_ttl),
                 probe_concurrency: config.cache.probe_concurrency,
                 uploads: !config.server.read_only,
+                url_max_age: config.google.url_max_age(),
                 store,
             },
         );
