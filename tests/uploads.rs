@@ -522,6 +522,83 @@ async fn an_item_google_refuses_fails_only_its_own_put() {
     assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
 }
 
+/// Google refuses a batchCreate once (`fault`) before creating anything: the PUT still
+/// answers 201, and Google ends up with exactly one item, created by the second call.
+async fn a_refused_batch_create_is_retried(fault: Fault) {
+    let stack = writable(10, 50).await;
+    stack
+        .emulator()
+        .inject("mediaItems.batchCreate", fault.clone(), 1, Some(1));
+    let photo = jpeg(24, 16, 77, 90);
+    let (status, text) = put(&stack, "/album/Empty/retried.jpg", photo.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{fault:?}: {text}");
+    assert_eq!(count(&stack, "uploads"), 1, "{fault:?}");
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 2, "{fault:?}");
+    let files = album_files(&stack, "Empty");
+    assert_eq!(files.len(), 1, "{fault:?}");
+    assert_eq!(files[0].0, "retried.jpg");
+    assert_eq!(sha256(&files[0].1), sha256(&photo));
+    let lib = stack.emulator().current_library();
+    let named: Vec<_> = lib
+        .items
+        .iter()
+        .filter(|i| i.filename == "retried.jpg")
+        .collect();
+    assert_eq!(named.len(), 1, "{fault:?}: one item in the whole library");
+    let listed: Vec<String> = stack
+        .list("/album/Empty/")
+        .await
+        .iter()
+        .map(|e| e.name())
+        .collect();
+    assert_eq!(listed, vec!["retried.jpg".to_string()], "{fault:?}");
+}
+
+/// The per-minute write limit (429 RESOURCE_EXHAUSTED with its ErrorInfo) is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_create_refused_by_the_write_limit_is_retried() {
+    a_refused_batch_create_is_retried(Fault::WriteRateLimited).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_create_refused_with_503_is_retried() {
+    a_refused_batch_create_is_retried(Fault::Status(503)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_create_refused_with_500_is_retried() {
+    a_refused_batch_create_is_retried(Fault::Status(500)).await;
+}
+
+/// A batchCreate whose answer is lost (the connection breaks after the request went out) is
+/// not sent again: Google may have created the item, and a repeat would find its token
+/// used. The PUT fails with 502 and one call was made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_create_whose_answer_is_lost_is_not_retried() {
+    let stack = writable(10, 50).await;
+    stack
+        .emulator()
+        .inject("mediaItems.batchCreate", Fault::Reset, 1, Some(1));
+    let (status, text) = put(&stack, "/album/Empty/lost.jpg", jpeg(8, 8, 5, 90)).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{text}");
+    assert!(text.contains("could not create the item"), "{text}");
+    assert_eq!(count(&stack, "uploads"), 1);
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
+}
+
+/// The daily quota is not retried: one call, 503 with Retry-After.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_create_refused_by_the_daily_quota_is_not_retried() {
+    let stack = writable(10, 50).await;
+    stack
+        .emulator()
+        .inject("mediaItems.batchCreate", Fault::DailyQuota, 1, Some(1));
+    let (status, text) = put(&stack, "/album/Empty/daily.jpg", jpeg(8, 8, 6, 90)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
+    assert!(album_files(&stack, "Empty").is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_files_use_the_resumable_protocol_and_resume_after_a_broken_chunk() {
     let stack = writable_with(10, 50, |c| {

@@ -134,6 +134,12 @@ pub enum Fault {
     RateLimited { retry_after_secs: u64 },
     /// 429 for the per-day quota: retrying before Pacific midnight is pointless.
     DailyQuota,
+    /// 429 RESOURCE_EXHAUSTED of the per-minute *write* limit, as users of batchCreate and
+    /// albums.create meet it ("Write requests per minute per user"), without `Retry-After`
+    /// and with the structured ErrorInfo (`reason` RATE_LIMIT_EXCEEDED, `metadata.quota_limit`
+    /// `WritesPerMinutePerUser`) that tells it apart from a daily quota. Google created
+    /// nothing: the client may retry.
+    WriteRateLimited,
     /// An error status: 500, 502, 503, 504, ...
     Status(u16),
     /// The connection is closed without an answer.
@@ -158,6 +164,34 @@ const RATE_MESSAGE: &str = "Quota exceeded for quota metric 'All requests' and l
 const DAILY_MESSAGE: &str = "Quota exceeded for quota metric 'All requests' and limit 'All \
     requests per day' of service 'photoslibrary.googleapis.com' for consumer \
     'project_number:123456789012'.";
+
+const WRITE_RATE_MESSAGE: &str = "Quota exceeded for quota metric 'Write requests' and limit \
+    'Write requests per minute per user' of service 'photoslibrary.googleapis.com' for \
+    consumer 'project_number:123456789012'.";
+
+/// The answer of [`Fault::WriteRateLimited`]: Google's error envelope with the ErrorInfo its
+/// quota errors carry (the quota metric and limit names are the ones users reported).
+fn write_rate_limited(content: bool) -> Reply {
+    if content {
+        return Reply::html_error(StatusCode::TOO_MANY_REQUESTS);
+    }
+    Reply::google_error_with_details(
+        StatusCode::TOO_MANY_REQUESTS,
+        WRITE_RATE_MESSAGE,
+        "RESOURCE_EXHAUSTED",
+        serde_json::json!([{
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "RATE_LIMIT_EXCEEDED",
+            "domain": "googleapis.com",
+            "metadata": {
+                "consumer": "projects/123456789012",
+                "quota_limit": "WritesPerMinutePerUser",
+                "quota_metric": "photoslibrary.googleapis.com/write_requests",
+                "service": "photoslibrary.googleapis.com",
+            },
+        }]),
+    )
+}
 
 /// An injected error in the style of the endpoint: HTML for the content host, Google's JSON
 /// error for the APIs.
@@ -669,6 +703,7 @@ impl Emulator {
                     HeaderValue::from(*retry_after_secs),
                 ),
             ),
+            Some(Fault::WriteRateLimited) => Some(write_rate_limited(content)),
             Some(Fault::DailyQuota) => Some(fault_reply(
                 content,
                 StatusCode::TOO_MANY_REQUESTS,
