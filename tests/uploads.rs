@@ -620,6 +620,99 @@ async fn large_files_use_the_resumable_protocol_and_resume_after_a_broken_chunk(
     assert_eq!(sha256(&item.bytes), sha256(&photo));
 }
 
+/// Google announces a chunk granularity when a resumable upload starts; here three times
+/// Google's 256 KiB, and a configured chunk size (1 MiB) that is not a multiple of it. Every
+/// chunk but the last must be a multiple of the announced granularity, and the bytes arrive
+/// exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumable_chunks_follow_the_announced_granularity() {
+    const GRANULARITY: usize = 3 * 256 * 1024;
+    let opts = EmulatorOptions {
+        upload_chunk_granularity: GRANULARITY,
+        ..EmulatorOptions::default()
+    };
+    let stack = start_custom(opts, emulator::REFRESH_TOKEN, |c| {
+        c.server.read_only = false;
+        c.upload.batch_window_ms = 10;
+        c.upload.resumable_threshold = 256 * 1024;
+        c.upload.chunk_size = 1024 * 1024;
+    })
+    .await;
+    let video = mp4(2 * GRANULARITY + 1000 * 1000 + 123, 9);
+    let (status, text) = put(&stack, "/upload/granular.mp4", video.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let chunks = stack.emulator().upload_chunks();
+    let sizes: Vec<usize> = chunks.iter().map(|c| c.0).collect();
+    // 786432 + 786432 + 786432 + the rest; never a 1 MiB chunk.
+    assert_eq!(
+        sizes,
+        vec![
+            GRANULARITY,
+            GRANULARITY,
+            GRANULARITY,
+            video.len() - 3 * GRANULARITY
+        ]
+    );
+    for (len, last) in &chunks[..chunks.len() - 1] {
+        assert!(!last);
+        assert_eq!(len % GRANULARITY, 0, "{sizes:?}");
+    }
+    assert!(chunks.last().unwrap().1, "the last chunk finalizes");
+    // start + the chunks: none was refused and sent again.
+    assert_eq!(count(&stack, "uploads"), 1 + chunks.len() as u64);
+    let lib = stack.emulator().current_library();
+    let item = lib
+        .items
+        .iter()
+        .find(|i| i.filename == "granular.mp4")
+        .unwrap();
+    // Google serves a transcode of a video: compare with the transcode of the exact bytes.
+    assert_eq!(sha256(&item.bytes), sha256(&emulator::transcode(&video)));
+}
+
+/// A refresh token granted without `photoslibrary.appendonly`: Google's uploads endpoint
+/// answers `401 {"code":16,"message":"Authentication session is not defined."}`. The PUT is
+/// answered 403 with the fix (authorize again with the scopes), after one refresh and one
+/// more attempt, and nothing is created. Raw and resumable uploads alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_without_the_append_scope_says_to_authorize_again() {
+    let stack = start_custom(
+        EmulatorOptions::default(),
+        emulator::REFRESH_TOKEN_NO_APPEND,
+        |c| {
+            c.server.read_only = false;
+            c.upload.batch_window_ms = 10;
+            c.upload.resumable_threshold = 256 * 1024;
+            c.upload.chunk_size = 256 * 1024;
+        },
+    )
+    .await;
+    // Reading works: the token has the read scope.
+    assert!(!stack.list("/album/").await.is_empty());
+    let tokens_before = count(&stack, "token");
+    let (status, text) = put(&stack, "/album/Empty/small.jpg", jpeg(8, 8, 3, 90)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("photoslibrary.appendonly"), "{text}");
+    assert!(
+        text.contains("Authentication session is not defined."),
+        "{text}"
+    );
+    assert!(text.contains("gphotos-dav auth"), "{text}");
+    assert_eq!(count(&stack, "uploads"), 2, "one refresh, one more attempt");
+    assert_eq!(count(&stack, "token") - tokens_before, 1);
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 0);
+
+    let big = jpeg(700, 700, 12, 100);
+    assert!(big.len() > 256 * 1024);
+    let (status, text) = put(&stack, "/upload/big.jpg", big).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("photoslibrary.appendonly"), "{text}");
+    assert_eq!(count(&stack, "uploads"), 4, "two starts, no chunk");
+    assert!(stack.emulator().upload_chunks().is_empty());
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 0);
+    assert!(album_files(&stack, "Empty").is_empty());
+}
+
 /// The XML body of a LOCK as Finder and Explorer send it.
 const LOCKINFO: &str = "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\n<D:lockinfo xmlns:D=\"DAV:\">\
     <D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype>\

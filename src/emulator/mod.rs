@@ -72,6 +72,9 @@ pub const REFRESH_TOKEN_API_DISABLED: &str = "emulator-refresh-api-disabled";
 /// Granted every scope but `photoslibrary.edit.appcreateddata` (what the project asked for
 /// before it renamed albums): albums.patch answers 403 insufficient scopes.
 pub const REFRESH_TOKEN_NO_EDIT: &str = "emulator-refresh-no-edit";
+/// Granted every scope but `photoslibrary.appendonly`: the uploads endpoint answers `401
+/// {"code":16,"message":"Authentication session is not defined."}`, as Google does.
+pub const REFRESH_TOKEN_NO_APPEND: &str = "emulator-refresh-no-append";
 /// Answered with `invalid_grant`, like every unknown refresh token.
 pub const REFRESH_TOKEN_REVOKED: &str = "emulator-refresh-revoked";
 
@@ -108,6 +111,9 @@ pub struct EmulatorOptions {
     pub picker_poll_interval: Duration,
     /// How long a picking session lives (its `expireTime`) after it is created.
     pub picker_session_ttl: Duration,
+    /// The `X-Goog-Upload-Chunk-Granularity` a resumable upload's start announces; every
+    /// chunk but the last must be a multiple of it (Google: 262144).
+    pub upload_chunk_granularity: usize,
 }
 
 impl Default for EmulatorOptions {
@@ -123,6 +129,7 @@ impl Default for EmulatorOptions {
             latency: Duration::ZERO,
             picker_poll_interval: Duration::from_secs(5),
             picker_session_ttl: Duration::from_secs(3600),
+            upload_chunk_granularity: upload::CHUNK_GRANULARITY,
         }
     }
 }
@@ -574,6 +581,12 @@ impl Emulator {
     /// error status (the call itself succeeds), as Google does for an item it cannot create.
     pub fn reject_uploads_named(&self, file_name: &str) {
         relock(&self.inner.uploads).reject_filename(file_name);
+    }
+
+    /// Every resumable upload chunk received so far, in order: its length and whether it
+    /// was the last of its upload (`finalize`).
+    pub fn upload_chunks(&self) -> Vec<(usize, bool)> {
+        relock(&self.inner.uploads).chunks()
     }
 
     /// When on, the content host ignores `Range` and answers 200 with the whole body,
