@@ -111,6 +111,10 @@ pub struct EmulatorOptions {
     pub picker_poll_interval: Duration,
     /// How long a picking session lives (its `expireTime`) after it is created.
     pub picker_session_ttl: Duration,
+    /// How many live (not expired, not deleted) picking sessions the user may hold; one more
+    /// `sessions.create` answers 429 RESOURCE_EXHAUSTED. Google documents the limit but not
+    /// its number: the default here is a guess, tests set a small one.
+    pub picker_session_limit: usize,
     /// The `X-Goog-Upload-Chunk-Granularity` a resumable upload's start announces; every
     /// chunk but the last must be a multiple of it (Google: 262144).
     pub upload_chunk_granularity: usize,
@@ -129,6 +133,7 @@ impl Default for EmulatorOptions {
             latency: Duration::ZERO,
             picker_poll_interval: Duration::from_secs(5),
             picker_session_ttl: Duration::from_secs(3600),
+            picker_session_limit: 100,
             upload_chunk_granularity: upload::CHUNK_GRANULARITY,
         }
     }

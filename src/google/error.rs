@@ -73,6 +73,16 @@ pub enum GoogleError {
         daily: bool,
     },
 
+    /// sessions.create answered 429 RESOURCE_EXHAUSTED: the user holds too many picking
+    /// sessions (Google's documented reason; its per-minute Picker quota of 100,000 requests
+    /// is out of reach for one user). Not retried: only deleting sessions helps.
+    #[error(
+        "Google refused to open another picking session (429 RESOURCE_EXHAUSTED: {0}): this \
+         account holds too many picking sessions; sessions that are no longer needed must be \
+         deleted first"
+    )]
+    PickingSessionLimit(String),
+
     /// A download URL (baseUrl) expired; fetch the item again for a fresh one.
     #[error("the download URL expired (403 from the content host)")]
     UrlExpired,

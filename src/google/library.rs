@@ -107,7 +107,20 @@ impl LibraryClient {
         what: &'static str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<T, GoogleError> {
-        self.retry.run(what, || self.attempt(what, &build)).await
+        self.send_shared_token_if(what, build, |_| true).await
+    }
+
+    /// [`LibraryClient::send_shared_token`] retrying only the transient failures `retryable`
+    /// accepts.
+    pub(crate) async fn send_shared_token_if<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        build: impl Fn() -> RequestBuilder,
+        retryable: impl Fn(&GoogleError) -> bool,
+    ) -> Result<T, GoogleError> {
+        self.retry
+            .run_if(what, || self.attempt(what, &build), retryable)
+            .await
     }
 
     /// One attempt, with the bearer token. A 401 invalidates the token and tries exactly once
