@@ -14,7 +14,11 @@
 //! `--list` prints the stored sets and their expiry; `--delete NAME` ends the session at
 //! Google (`sessions.delete`) and removes the set. `--import-to-album TITLE` copies a set into
 //! an app-created album through the upload path ([`import`]), so its items outlive the
-//! session.
+//! session; a complete import then ends the session and removes the set.
+//!
+//! A set's session lives as long as the set is served (its download URLs are renewed by
+//! listing the session again), and Google limits how many sessions a user holds: when
+//! `sessions.create` answers RESOURCE_EXHAUSTED, `pick` says which sets to end and how.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,6 +36,14 @@ use crate::google::{Google, GoogleError};
 
 /// How long to poll when Google does not say (its own `timeoutIn` starts at 30 minutes).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// What to do when Google refuses a new picking session: every stored set that has not
+/// expired holds one (its items are served by listing the session again), so the way out
+/// is ending sets.
+const SESSION_LIMIT_FIX: &str = "Each picked set holds its session until it expires, is \
+    deleted or is imported. See the sets with `gphotos-dav pick --list` and end the ones you \
+    no longer need with `gphotos-dav pick --delete NAME` (or keep one's items with \
+    `--import-to-album TITLE`, which ends its session), then pick again";
 
 /// What can go wrong in the pick command.
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +121,12 @@ pub async fn begin(
         )));
     }
 
-    let session = google.picker.create_session(max).await?;
+    let session = match google.picker.create_session(max).await {
+        Err(e @ GoogleError::PickingSessionLimit(_)) => {
+            return Err(PickError::Usage(format!("{e}. {SESSION_LIMIT_FIX}")));
+        }
+        other => other?,
+    };
     let uri = session.autoclose_uri();
     writeln!(
         output.out,
@@ -252,6 +269,15 @@ pub async fn delete(
             "no picked set named {name:?} (see `gphotos-dav pick --list`)"
         )));
     };
+    end_set(google, store, &set).await?;
+    writeln!(out, "Deleted the picked set {name:?}.")?;
+    Ok(())
+}
+
+/// Ends `set`'s picking session at Google (`sessions.delete`, so it stops counting against
+/// the user's session limit) and removes the set from the store. A session that expired or is
+/// already gone needs no ending; any other failure keeps the set, so it can be tried again.
+async fn end_set(google: &Google, store: &Store, set: &PickedSet) -> Result<(), PickError> {
     if set.expire_time > Utc::now() {
         match google.picker.delete_session(&set.session_id).await {
             // Already gone at Google: nothing left to end.
@@ -259,8 +285,7 @@ pub async fn delete(
             Err(e) => return Err(e.into()),
         }
     }
-    store.delete_picked_set(name).await?;
-    writeln!(out, "Deleted the picked set {name:?}.")?;
+    store.delete_picked_set(&set.name).await?;
     Ok(())
 }
 
@@ -290,6 +315,11 @@ impl Drop for Spooled {
 /// after an interruption only does what is left. The copies have no location metadata:
 /// Google serves picked photos without it. Download URLs older than `url_age` allows are
 /// replaced before use, as the server does.
+///
+/// Once every item is in the album (imported now or before), the set has served its purpose:
+/// its picking session is deleted at Google (sessions count against a per-user limit) and the
+/// set is removed, which the output says. If any item failed, both are kept, so a rerun can
+/// retry the failed items from the same session.
 pub async fn import(
     google: &Google,
     store: &Store,
@@ -410,6 +440,30 @@ pub async fn import(
          metadata: Google serves picked photos without it.",
         summary.imported, summary.skipped, summary.failed
     )?;
+    if summary.failed > 0 {
+        writeln!(
+            output.out,
+            "Kept the picked set {:?} and its picking session: run the same command again to \
+             retry the failed item(s).",
+            set.name
+        )?;
+        return Ok(summary);
+    }
+    match end_set(google, store, set).await {
+        Ok(()) => writeln!(
+            output.out,
+            "Deleted the picked set {:?} and ended its picking session: its items are in the \
+             album {album_title:?} now.",
+            set.name
+        )?,
+        // The import itself succeeded; only the clean-up is left to the user.
+        Err(e) => writeln!(
+            output.out,
+            "Could not end the picking session of {:?} ({e}); end it with `gphotos-dav pick \
+             --delete {:?}`.",
+            set.name, set.name
+        )?,
+    }
     Ok(summary)
 }
 

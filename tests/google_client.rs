@@ -236,3 +236,48 @@ async fn wrong_client_secret_is_named() {
     assert!(matches!(err, GoogleError::InvalidClient(_)), "{err:?}");
     assert!(!err.to_string().contains("wrong"), "no secret in errors");
 }
+
+/// An expired access token gets the same `401 {"code":16}` from the emulator's uploads
+/// endpoint as a token without `photoslibrary.appendonly` (whether Google's does is not
+/// documented): the upload refreshes the token once, sends again and gets its upload token.
+/// A token really lacking the scope is refused again after the refresh: a scope error, after
+/// exactly two attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_uploads_endpoint_refreshes_once_and_tells_a_missing_scope_apart() {
+    let (emu, google) = setup(emulator::REFRESH_TOKEN).await;
+    let counters = emu.emulator.counters();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bytes");
+    std::fs::write(&file, b"\xFF\xD8\xFF\xE0 not much of a jpeg").unwrap();
+    let size = std::fs::metadata(&file).unwrap().len();
+    google
+        .upload
+        .upload_file(&file, size, "image/jpeg")
+        .await
+        .unwrap();
+    assert_eq!((counters.get("uploads"), counters.get("token")), (1, 1));
+    // The emulator's clock passes the token's lifetime; our cache still believes it valid.
+    emu.emulator.clock().advance(Duration::from_secs(3600));
+    let token = google
+        .upload
+        .upload_file(&file, size, "image/jpeg")
+        .await
+        .unwrap();
+    assert!(!token.is_empty());
+    assert_eq!(
+        (counters.get("uploads"), counters.get("token")),
+        (3, 2),
+        "refused once, refreshed once, sent again"
+    );
+
+    let (emu, google) = setup(emulator::REFRESH_TOKEN_NO_APPEND).await;
+    let err = google
+        .upload
+        .upload_file(&file, size, "image/jpeg")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GoogleError::InsufficientScopes), "{err:?}");
+    let counters = emu.emulator.counters();
+    assert_eq!(counters.get("uploads"), 2);
+    assert_eq!(counters.get("token"), 2);
+}

@@ -542,6 +542,104 @@ async fn delete_ends_the_session_and_removes_the_folder() {
     ));
 }
 
+/// An import that copied every item ends the set: `sessions.delete` at Google, the set gone
+/// from the store and from `/picked`, and the output says so. The copies stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_import_deletes_the_session_and_the_set() {
+    const ALBUM: &str = "All of them";
+    let stack = stack_with(opts(), Policy::NativeProxy).await;
+    let items: Vec<FixtureItem> = chosen(&stack.emu).into_iter().skip(5).collect();
+    let (set, _) = pick_into(&stack, SET, &items).await;
+    let google = google_for(&stack.emu, emulator::REFRESH_TOKEN);
+    let store = stack.catalog.store();
+    let mut printed: Vec<u8> = Vec::new();
+    let mut output = pick::Output {
+        out: &mut printed,
+        terminal: false,
+    };
+    let summary = pick::import(&google, store, &set, ALBUM, &UrlAge::default(), &mut output)
+        .await
+        .unwrap();
+    let printed = String::from_utf8(printed).unwrap();
+    assert_eq!(summary.imported, items.len(), "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "Deleted the picked set {SET:?} and ended its picking session: its items are in \
+             the album {ALBUM:?} now."
+        )),
+        "{printed}"
+    );
+    assert_eq!(stack.emulator().counters().get("picker.sessions.delete"), 1);
+    assert!(matches!(
+        google.picker.get_session(&set.session_id).await,
+        Err(GoogleError::NotFound(_))
+    ));
+    assert!(store.picked_sets().await.is_empty());
+    assert!(stack.list("/picked/").await.is_empty());
+    let album = stack.list(&format!("/album/{ALBUM}/")).await;
+    assert_eq!(album.len(), items.len());
+}
+
+/// Google limits how many picking sessions a user holds (the number is not documented: the
+/// emulator's is set to 2 here). One more `pick` is refused once, not retried, with a message
+/// naming the commands that end sets; deleting a set ends its session and frees a place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_picking_sessions_say_which_sets_to_end() {
+    let stack = stack_with(
+        EmulatorOptions {
+            picker_session_limit: 2,
+            ..opts()
+        },
+        Policy::NativeProxy,
+    )
+    .await;
+    let items = chosen(&stack.emu);
+    let (first, _) = pick_into(&stack, "First", &items[..2]).await;
+    pick_into(&stack, "Second", &items[2..4]).await;
+    let google = google_for(&stack.emu, emulator::REFRESH_TOKEN);
+    let store = stack.catalog.store();
+    let mut sink: Vec<u8> = Vec::new();
+    let mut output = pick::Output {
+        out: &mut sink,
+        terminal: false,
+    };
+    let refused = pick::begin(&google, store, "Third", None, &mut output).await;
+    let Err(pick::PickError::Usage(message)) = refused else {
+        panic!("not refused: {refused:?}");
+    };
+    assert!(message.contains("RESOURCE_EXHAUSTED"), "{message}");
+    assert!(message.contains("too many picking sessions"), "{message}");
+    assert!(message.contains("`gphotos-dav pick --list`"), "{message}");
+    assert!(
+        message.contains("`gphotos-dav pick --delete NAME`"),
+        "{message}"
+    );
+    let c = stack.emulator().counters();
+    assert_eq!(
+        c.get("picker.sessions.create"),
+        3,
+        "the refusal is not retried"
+    );
+    // Both sets are still served: their sessions live.
+    assert_eq!(stack.list("/picked/").await.len(), 2);
+
+    // Deleting a set ends its session at Google, which frees a place.
+    let mut printed: Vec<u8> = Vec::new();
+    pick::delete(&google, store, "First", &mut printed)
+        .await
+        .unwrap();
+    assert_eq!(c.get("picker.sessions.delete"), 1);
+    assert!(matches!(
+        google.picker.get_session(&first.session_id).await,
+        Err(GoogleError::NotFound(_))
+    ));
+    let session = pick::begin(&google, store, "Third", None, &mut output)
+        .await
+        .unwrap();
+    assert!(!session.id.is_empty());
+    assert_eq!(c.get("picker.sessions.create"), 4);
+}
+
 // ------------------------------------------------------------------ the emulated Picker API
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -830,8 +928,8 @@ async fn the_pick_command_creates_waits_stores_lists_and_deletes() {
         assert_eq!(sha256(&body), sha256(&item.bytes), "{name}");
     }
 
-    // --import-to-album on the stored set: no new session, every item copied; a rerun
-    // copies nothing again.
+    // --import-to-album on the stored set: no new session, every item copied; then the set
+    // has served its purpose: its session ends at Google and the set is removed.
     let import = [
         "pick",
         "--config",
@@ -850,11 +948,10 @@ async fn the_pick_command_creates_waits_stores_lists_and_deletes() {
         )),
         "{out}"
     );
-    let (ok, out, err) = run_cli(&import).await;
-    assert!(ok, "{err}");
     assert!(
         out.contains(&format!(
-            "Imported 0, skipped {n} (imported before), failed 0."
+            "Deleted the picked set {SET:?} and ended its picking session: its items are in \
+             the album \"From CLI\" now."
         )),
         "{out}"
     );
@@ -862,11 +959,15 @@ async fn the_pick_command_creates_waits_stores_lists_and_deletes() {
     assert_eq!(c.get("picker.sessions.create"), 1);
     assert_eq!(c.get("albums.create"), 1);
     assert_eq!(c.get("uploads"), n as u64);
+    assert_eq!(c.get("picker.sessions.delete"), 1);
 
-    // --delete: the session ends at Google and the folder is gone at once.
-    let (ok, out, err) = run_cli(&["pick", "--config", cfg, "--delete", SET]).await;
-    assert!(ok, "{err}");
-    assert_eq!(out, format!("Deleted the picked set {SET:?}.\n"));
+    // The session is gone at Google, the folder at once, and --delete finds nothing left.
+    let (ok, _, err) = run_cli(&["pick", "--config", cfg, "--delete", SET]).await;
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("no picked set named {SET:?}")),
+        "{err}"
+    );
     assert_eq!(emu.emulator.counters().get("picker.sessions.delete"), 1);
     let google = google_for(&emu, emulator::REFRESH_TOKEN);
     assert!(matches!(
@@ -939,6 +1040,15 @@ async fn import_copies_a_set_into_an_album_and_a_rerun_skips_what_was_imported()
         assert!(printed.contains(&want), "{want:?} not in:\n{printed}");
     }
     assert!(printed.contains("no location metadata"), "{printed}");
+    // An item failed: the set and its session stay, for a rerun.
+    assert!(
+        printed.contains(&format!(
+            "Kept the picked set {SET:?} and its picking session: run the same command again"
+        )),
+        "{printed}"
+    );
+    assert_eq!(c.get("picker.sessions.delete"), 0);
+    assert_eq!(stack.list("/picked/").await.len(), 1);
 
     // Google now has the copies, byte for byte, in an app-created album; the store knows them.
     let lib = stack.emulator().current_library();

@@ -522,6 +522,83 @@ async fn an_item_google_refuses_fails_only_its_own_put() {
     assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
 }
 
+/// Google refuses a batchCreate once (`fault`) before creating anything: the PUT still
+/// answers 201, and Google ends up with exactly one item, created by the second call.
+async fn a_refused_batch_create_is_retried(fault: Fault) {
+    let stack = writable(10, 50).await;
+    stack
+        .emulator()
+        .inject("mediaItems.batchCreate", fault.clone(), 1, Some(1));
+    let photo = jpeg(24, 16, 77, 90);
+    let (status, text) = put(&stack, "/album/Empty/retried.jpg", photo.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{fault:?}: {text}");
+    assert_eq!(count(&stack, "uploads"), 1, "{fault:?}");
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 2, "{fault:?}");
+    let files = album_files(&stack, "Empty");
+    assert_eq!(files.len(), 1, "{fault:?}");
+    assert_eq!(files[0].0, "retried.jpg");
+    assert_eq!(sha256(&files[0].1), sha256(&photo));
+    let lib = stack.emulator().current_library();
+    let named: Vec<_> = lib
+        .items
+        .iter()
+        .filter(|i| i.filename == "retried.jpg")
+        .collect();
+    assert_eq!(named.len(), 1, "{fault:?}: one item in the whole library");
+    let listed: Vec<String> = stack
+        .list("/album/Empty/")
+        .await
+        .iter()
+        .map(|e| e.name())
+        .collect();
+    assert_eq!(listed, vec!["retried.jpg".to_string()], "{fault:?}");
+}
+
+/// The per-minute write limit (429 RESOURCE_EXHAUSTED with its ErrorInfo) is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_create_refused_by_the_write_limit_is_retried() {
+    a_refused_batch_create_is_retried(Fault::WriteRateLimited).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_create_refused_with_503_is_retried() {
+    a_refused_batch_create_is_retried(Fault::Status(503)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_create_refused_with_500_is_retried() {
+    a_refused_batch_create_is_retried(Fault::Status(500)).await;
+}
+
+/// A batchCreate whose answer is lost (the connection breaks after the request went out) is
+/// not sent again: Google may have created the item, and a repeat would find its token
+/// used. The PUT fails with 502 and one call was made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_create_whose_answer_is_lost_is_not_retried() {
+    let stack = writable(10, 50).await;
+    stack
+        .emulator()
+        .inject("mediaItems.batchCreate", Fault::Reset, 1, Some(1));
+    let (status, text) = put(&stack, "/album/Empty/lost.jpg", jpeg(8, 8, 5, 90)).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{text}");
+    assert!(text.contains("could not create the item"), "{text}");
+    assert_eq!(count(&stack, "uploads"), 1);
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
+}
+
+/// The daily quota is not retried: one call, 503 with Retry-After.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_create_refused_by_the_daily_quota_is_not_retried() {
+    let stack = writable(10, 50).await;
+    stack
+        .emulator()
+        .inject("mediaItems.batchCreate", Fault::DailyQuota, 1, Some(1));
+    let (status, text) = put(&stack, "/album/Empty/daily.jpg", jpeg(8, 8, 6, 90)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
+    assert!(album_files(&stack, "Empty").is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_files_use_the_resumable_protocol_and_resume_after_a_broken_chunk() {
     let stack = writable_with(10, 50, |c| {
@@ -541,6 +618,99 @@ async fn large_files_use_the_resumable_protocol_and_resume_after_a_broken_chunk(
     let lib = stack.emulator().current_library();
     let item = lib.items.iter().find(|i| i.filename == "big.jpg").unwrap();
     assert_eq!(sha256(&item.bytes), sha256(&photo));
+}
+
+/// Google announces a chunk granularity when a resumable upload starts; here three times
+/// Google's 256 KiB, and a configured chunk size (1 MiB) that is not a multiple of it. Every
+/// chunk but the last must be a multiple of the announced granularity, and the bytes arrive
+/// exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumable_chunks_follow_the_announced_granularity() {
+    const GRANULARITY: usize = 3 * 256 * 1024;
+    let opts = EmulatorOptions {
+        upload_chunk_granularity: GRANULARITY,
+        ..EmulatorOptions::default()
+    };
+    let stack = start_custom(opts, emulator::REFRESH_TOKEN, |c| {
+        c.server.read_only = false;
+        c.upload.batch_window_ms = 10;
+        c.upload.resumable_threshold = 256 * 1024;
+        c.upload.chunk_size = 1024 * 1024;
+    })
+    .await;
+    let video = mp4(2 * GRANULARITY + 1000 * 1000 + 123, 9);
+    let (status, text) = put(&stack, "/upload/granular.mp4", video.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let chunks = stack.emulator().upload_chunks();
+    let sizes: Vec<usize> = chunks.iter().map(|c| c.0).collect();
+    // 786432 + 786432 + 786432 + the rest; never a 1 MiB chunk.
+    assert_eq!(
+        sizes,
+        vec![
+            GRANULARITY,
+            GRANULARITY,
+            GRANULARITY,
+            video.len() - 3 * GRANULARITY
+        ]
+    );
+    for (len, last) in &chunks[..chunks.len() - 1] {
+        assert!(!last);
+        assert_eq!(len % GRANULARITY, 0, "{sizes:?}");
+    }
+    assert!(chunks.last().unwrap().1, "the last chunk finalizes");
+    // start + the chunks: none was refused and sent again.
+    assert_eq!(count(&stack, "uploads"), 1 + chunks.len() as u64);
+    let lib = stack.emulator().current_library();
+    let item = lib
+        .items
+        .iter()
+        .find(|i| i.filename == "granular.mp4")
+        .unwrap();
+    // Google serves a transcode of a video: compare with the transcode of the exact bytes.
+    assert_eq!(sha256(&item.bytes), sha256(&emulator::transcode(&video)));
+}
+
+/// A refresh token granted without `photoslibrary.appendonly`: Google's uploads endpoint
+/// answers `401 {"code":16,"message":"Authentication session is not defined."}`. The PUT is
+/// answered 403 with the fix (authorize again with the scopes), after one refresh and one
+/// more attempt, and nothing is created. Raw and resumable uploads alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_without_the_append_scope_says_to_authorize_again() {
+    let stack = start_custom(
+        EmulatorOptions::default(),
+        emulator::REFRESH_TOKEN_NO_APPEND,
+        |c| {
+            c.server.read_only = false;
+            c.upload.batch_window_ms = 10;
+            c.upload.resumable_threshold = 256 * 1024;
+            c.upload.chunk_size = 256 * 1024;
+        },
+    )
+    .await;
+    // Reading works: the token has the read scope.
+    assert!(!stack.list("/album/").await.is_empty());
+    let tokens_before = count(&stack, "token");
+    let (status, text) = put(&stack, "/album/Empty/small.jpg", jpeg(8, 8, 3, 90)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("photoslibrary.appendonly"), "{text}");
+    assert!(
+        text.contains("Authentication session is not defined."),
+        "{text}"
+    );
+    assert!(text.contains("gphotos-dav auth"), "{text}");
+    assert_eq!(count(&stack, "uploads"), 2, "one refresh, one more attempt");
+    assert_eq!(count(&stack, "token") - tokens_before, 1);
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 0);
+
+    let big = jpeg(700, 700, 12, 100);
+    assert!(big.len() > 256 * 1024);
+    let (status, text) = put(&stack, "/upload/big.jpg", big).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("photoslibrary.appendonly"), "{text}");
+    assert_eq!(count(&stack, "uploads"), 4, "two starts, no chunk");
+    assert!(stack.emulator().upload_chunks().is_empty());
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 0);
+    assert!(album_files(&stack, "Empty").is_empty());
 }
 
 /// The XML body of a LOCK as Finder and Explorer send it.

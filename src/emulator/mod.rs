@@ -73,6 +73,9 @@ pub const REFRESH_TOKEN_API_DISABLED: &str = "emulator-refresh-api-disabled";
 /// Granted every scope but `photoslibrary.edit.appcreateddata` (what the project asked for
 /// before it renamed albums): albums.patch answers 403 insufficient scopes.
 pub const REFRESH_TOKEN_NO_EDIT: &str = "emulator-refresh-no-edit";
+/// Granted every scope but `photoslibrary.appendonly`: the uploads endpoint answers `401
+/// {"code":16,"message":"Authentication session is not defined."}`, as Google does.
+pub const REFRESH_TOKEN_NO_APPEND: &str = "emulator-refresh-no-append";
 /// Answered with `invalid_grant`, like every unknown refresh token.
 pub const REFRESH_TOKEN_REVOKED: &str = "emulator-refresh-revoked";
 
@@ -114,6 +117,13 @@ pub struct EmulatorOptions {
     pub picker_poll_interval: Duration,
     /// How long a picking session lives (its `expireTime`) after it is created.
     pub picker_session_ttl: Duration,
+    /// How many live (not expired, not deleted) picking sessions the user may hold; one more
+    /// `sessions.create` answers 429 RESOURCE_EXHAUSTED. Google documents the limit but not
+    /// its number: the default here is a guess, tests set a small one.
+    pub picker_session_limit: usize,
+    /// The `X-Goog-Upload-Chunk-Granularity` a resumable upload's start announces; every
+    /// chunk but the last must be a multiple of it (Google: 262144).
+    pub upload_chunk_granularity: usize,
 }
 
 impl Default for EmulatorOptions {
@@ -130,6 +140,8 @@ impl Default for EmulatorOptions {
             latency: Duration::ZERO,
             picker_poll_interval: Duration::from_secs(5),
             picker_session_ttl: Duration::from_secs(3600),
+            picker_session_limit: 100,
+            upload_chunk_granularity: upload::CHUNK_GRANULARITY,
         }
     }
 }
@@ -141,6 +153,12 @@ pub enum Fault {
     RateLimited { retry_after_secs: u64 },
     /// 429 for the per-day quota: retrying before Pacific midnight is pointless.
     DailyQuota,
+    /// 429 RESOURCE_EXHAUSTED of the per-minute *write* limit, as users of batchCreate and
+    /// albums.create meet it ("Write requests per minute per user"), without `Retry-After`
+    /// and with the structured ErrorInfo (`reason` RATE_LIMIT_EXCEEDED, `metadata.quota_limit`
+    /// `WritesPerMinutePerUser`) that tells it apart from a daily quota. Google created
+    /// nothing: the client may retry.
+    WriteRateLimited,
     /// An error status: 500, 502, 503, 504, ...
     Status(u16),
     /// The connection is closed without an answer.
@@ -165,6 +183,34 @@ const RATE_MESSAGE: &str = "Quota exceeded for quota metric 'All requests' and l
 const DAILY_MESSAGE: &str = "Quota exceeded for quota metric 'All requests' and limit 'All \
     requests per day' of service 'photoslibrary.googleapis.com' for consumer \
     'project_number:123456789012'.";
+
+const WRITE_RATE_MESSAGE: &str = "Quota exceeded for quota metric 'Write requests' and limit \
+    'Write requests per minute per user' of service 'photoslibrary.googleapis.com' for \
+    consumer 'project_number:123456789012'.";
+
+/// The answer of [`Fault::WriteRateLimited`]: Google's error envelope with the ErrorInfo its
+/// quota errors carry (the quota metric and limit names are the ones users reported).
+fn write_rate_limited(content: bool) -> Reply {
+    if content {
+        return Reply::html_error(StatusCode::TOO_MANY_REQUESTS);
+    }
+    Reply::google_error_with_details(
+        StatusCode::TOO_MANY_REQUESTS,
+        WRITE_RATE_MESSAGE,
+        "RESOURCE_EXHAUSTED",
+        serde_json::json!([{
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "RATE_LIMIT_EXCEEDED",
+            "domain": "googleapis.com",
+            "metadata": {
+                "consumer": "projects/123456789012",
+                "quota_limit": "WritesPerMinutePerUser",
+                "quota_metric": "photoslibrary.googleapis.com/write_requests",
+                "service": "photoslibrary.googleapis.com",
+            },
+        }]),
+    )
+}
 
 /// An injected error in the style of the endpoint: HTML for the content host, Google's JSON
 /// error for the APIs.
@@ -585,6 +631,12 @@ impl Emulator {
         content::issued_at(&self.inner, url)
     }
 
+    /// Every resumable upload chunk received so far, in order: its length and whether it
+    /// was the last of its upload (`finalize`).
+    pub fn upload_chunks(&self) -> Vec<(usize, bool)> {
+        relock(&self.inner.uploads).chunks()
+    }
+
     /// When on, the content host ignores `Range` and answers 200 with the whole body,
     /// because whether Google's content host honours ranges is unverified and the client
     /// must cope with both.
@@ -721,6 +773,7 @@ impl Emulator {
                     HeaderValue::from(*retry_after_secs),
                 ),
             ),
+            Some(Fault::WriteRateLimited) => Some(write_rate_limited(content)),
             Some(Fault::DailyQuota) => Some(fault_reply(
                 content,
                 StatusCode::TOO_MANY_REQUESTS,

@@ -17,7 +17,7 @@ use sha2::Digest;
 use super::reply::Reply;
 use super::{
     CLIENT_ID, CLIENT_SECRET, Inner, REFRESH_TOKEN, REFRESH_TOKEN_API_DISABLED,
-    REFRESH_TOKEN_NO_EDIT, REFRESH_TOKEN_NO_SCOPE, Req, relock,
+    REFRESH_TOKEN_NO_APPEND, REFRESH_TOKEN_NO_EDIT, REFRESH_TOKEN_NO_SCOPE, Req, relock,
 };
 
 const SCOPE_PREFIX: &str = "https://www.googleapis.com/auth/";
@@ -211,6 +211,8 @@ fn refresh_grant(inner: &Inner, refresh_token: &str) -> Option<Grant> {
         REFRESH_TOKEN_API_DISABLED => Grant::ApiDisabled,
         // Read, append and picker: what this project asked for before album renames.
         REFRESH_TOKEN_NO_EDIT => Grant::Scopes(0b0111),
+        // Read, picker and edit: a grant where the user unticked uploading.
+        REFRESH_TOKEN_NO_APPEND => Grant::Scopes(0b1101),
         // REFRESH_TOKEN_REVOKED and every unknown token.
         other => return relock(&inner.refresh_grants).get(other).copied(),
     };

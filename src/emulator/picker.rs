@@ -11,7 +11,10 @@
 //!   cannot be handed to a WebDAV client by a redirect), and expire after the base-URL
 //!   lifetime (60 minutes: 403), while `mediaItems.batchGet` does not know picked items: the
 //!   only way to a fresh URL is listing the session's items again;
-//! - every call needs the `photospicker.mediaitems.readonly` scope.
+//! - every call needs the `photospicker.mediaitems.readonly` scope;
+//! - a user holds a limited number of sessions: one more `sessions.create` answers 429
+//!   RESOURCE_EXHAUSTED until sessions are deleted or expire (Google does not say how many;
+//!   [`super::EmulatorOptions::picker_session_limit`]).
 //!
 //! The emulator serves the Picker API under `/picker` on its one port (`picker_base()` is
 //! `http://host:port/picker`), so its `/picker/v1/mediaItems` does not collide with the
@@ -53,6 +56,9 @@ const PAGE_DEFAULT: usize = 50;
 const PAGE_MAX: usize = 100;
 const NOT_FOUND: &str = "Requested entity was not found.";
 const NOT_PICKED: &str = "The user has not finished picking media items yet.";
+/// sessions.create's answer when the user holds too many sessions. Google documents the
+/// RESOURCE_EXHAUSTED but neither the limit nor the message: this wording is the emulator's.
+const TOO_MANY_SESSIONS: &str = "The user has too many picking sessions.";
 
 /// One picking session.
 #[derive(Clone, Debug)]
@@ -247,8 +253,17 @@ fn create(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
         max_items,
         picked: None,
     };
+    let mut sessions = relock(&inner.picker_sessions);
+    let live = sessions.values().filter(|s| s.expire_time > now).count();
+    if live >= inner.opts.picker_session_limit {
+        return Err(Reply::google_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            TOO_MANY_SESSIONS,
+            "RESOURCE_EXHAUSTED",
+        ));
+    }
     let reply = Reply::json(StatusCode::OK, &session_json(inner, &req.base, &session));
-    relock(&inner.picker_sessions).insert(session.id.clone(), session);
+    sessions.insert(session.id.clone(), session);
     Ok(reply)
 }
 

@@ -1631,6 +1631,24 @@ async fn batch_create_answers_each_item_and_enforces_its_limits() {
         .inject("mediaItems.batchCreate", Fault::Status(503), 1, Some(1));
     let (status, _) = batch_create(&emu, &token, &body).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // The per-minute write limit: Google's envelope with the ErrorInfo naming the limit.
+    emu.emulator.inject(
+        "mediaItems.batchCreate",
+        Fault::WriteRateLimited,
+        1,
+        Some(1),
+    );
+    let (status, answer) = batch_create(&emu, &token, &body).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_google_error(&answer, 429, "RESOURCE_EXHAUSTED");
+    let info = &answer["error"]["details"][0];
+    assert_eq!(info["@type"], "type.googleapis.com/google.rpc.ErrorInfo");
+    assert_eq!(info["reason"], "RATE_LIMIT_EXCEEDED");
+    assert_eq!(info["metadata"]["quota_limit"], "WritesPerMinutePerUser");
+    assert_eq!(
+        info["metadata"]["quota_metric"],
+        "photoslibrary.googleapis.com/write_requests"
+    );
     emu.emulator
         .inject("uploads", Fault::Status(500), 1, Some(1));
     let (status, text) = raw_upload(&emu, &token, &photo).await;

@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::api::{INVALID_ARGUMENT, album_json, authorize_scope, media_item_json};
+use super::api::{INVALID_ARGUMENT, album_json, authorize_scope, bearer_token, media_item_json};
 use super::fixtures::{FixtureAlbum, FixtureItem, Library, MediaKind};
 use super::oauth::{APPEND_SCOPE, EDIT_SCOPE};
 use super::reply::Reply;
@@ -42,8 +42,13 @@ const TOKEN_TTL_HOURS: i64 = 24;
 pub(crate) const BATCH_CREATE_MAX: usize = 50;
 /// Longest album title albums.create accepts.
 const TITLE_MAX: usize = 500;
-/// Chunks of a resumable upload (other than the last) must be multiples of this.
+/// Chunks of a resumable upload (other than the last) must be multiples of the granularity
+/// the start announces: this, unless [`super::EmulatorOptions::upload_chunk_granularity`]
+/// says otherwise.
 pub(crate) const CHUNK_GRANULARITY: usize = 256 * 1024;
+/// What the uploads endpoint answers (401, bare body) to a token without
+/// `photoslibrary.appendonly`, and here also to a missing, unknown or expired token.
+const NO_SESSION: &str = "Authentication session is not defined.";
 /// What Google answers per item for a token it cannot use.
 const ITEM_FAILED: &str = "Failed: There was an error while trying to create this media item.";
 
@@ -96,11 +101,18 @@ pub(crate) struct Uploads {
     /// batchCreate answers items with these file names with a per-item error (tests).
     rejected_names: Vec<String>,
     created: u64,
+    /// Every resumable chunk received, accepted or not: its length and whether it was the
+    /// last (`finalize`), so tests see how a client sized its chunks.
+    chunks: Vec<(usize, bool)>,
 }
 
 impl Uploads {
     pub(crate) fn reject_filename(&mut self, name: &str) {
         self.rejected_names.push(name.to_owned());
+    }
+
+    pub(crate) fn chunks(&self) -> Vec<(usize, bool)> {
+        self.chunks.clone()
     }
 }
 
@@ -134,6 +146,24 @@ fn check_append(inner: &Inner, req: &Req, rpc: &str) -> Result<(), Reply> {
     authorize_scope(inner, req, rpc, APPEND_SCOPE).map(|_| ())
 }
 
+/// The uploads endpoint's own authentication: a token lacking `photoslibrary.appendonly`
+/// gets `401 {"code":16,"message":"Authentication session is not defined."}` (bare, like all
+/// of this endpoint's errors), not the Library API's 403. Whether Google answers an expired
+/// or unknown token the same way is not documented; the emulator does, which is the harder
+/// case for a client: it must refresh to tell an expired token from a missing scope.
+fn check_upload_auth(inner: &Inner, req: &Req) -> Result<(), Reply> {
+    let now = inner.clock.now();
+    let grant = bearer_token(req)
+        .and_then(|t| inner.lock_tokens().get(&t).cloned())
+        .filter(|t| t.expires_at > now)
+        .map(|t| t.grant);
+    match grant {
+        // Every other case (a disabled API, ...) as the Library API answers it.
+        Some(g) if g.has_scope(APPEND_SCOPE) => check_append(inner, req, "Upload"),
+        _ => Err(upload_error(StatusCode::UNAUTHORIZED, 16, NO_SESSION)),
+    }
+}
+
 /// Mints a token for `payload`.
 fn issue(inner: &Inner, payload: Payload, mime_type: Option<String>) -> String {
     let token = format!("CAIS{}", random_token(60));
@@ -160,7 +190,7 @@ fn uploads_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
         // The session URL is the capability; Google does not ask for the token again.
         return Ok(session_command(inner, req, &id));
     }
-    check_append(inner, req, "Upload")?;
+    check_upload_auth(inner, req)?;
     let mime = header(req, "X-Goog-Upload-Content-Type").map(str::to_owned);
     match header(req, "X-Goog-Upload-Protocol") {
         Some("raw") => {
@@ -214,7 +244,7 @@ fn uploads_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
                     "X-Goog-Upload-Chunk-Granularity"
                         .parse()
                         .expect("valid name"),
-                    HeaderValue::from(CHUNK_GRANULARITY),
+                    HeaderValue::from(inner.opts.upload_chunk_granularity),
                 ))
         }
         _ => Err(upload_error(
@@ -245,7 +275,9 @@ fn session_command(inner: &Inner, req: &Req, id: &str) -> Reply {
         .map(|c| c.trim().to_ascii_lowercase())
         .filter(|c| !c.is_empty())
         .collect();
-    let mut state = relock(&inner.uploads);
+    let mut guard = relock(&inner.uploads);
+    // Through a plain reference, so the session and the chunk log borrow apart.
+    let state = &mut *guard;
     let Some(session) = state.sessions.get_mut(id) else {
         return upload_error(StatusCode::NOT_FOUND, 5, "No such upload session.");
     };
@@ -265,13 +297,19 @@ fn session_command(inner: &Inner, req: &Req, id: &str) -> Reply {
         return upload_error(StatusCode::BAD_REQUEST, 3, "Unknown upload command.");
     }
     if upload {
+        state.chunks.push((req.body.len(), finalize));
         let offset: Option<usize> =
             header(req, "X-Goog-Upload-Offset").and_then(|v| v.parse().ok());
         if offset != Some(session.received) {
             // Google answers the offset it has, so the client can query and resume.
             return status_reply("active", session.received).with_status(StatusCode::BAD_REQUEST);
         }
-        if !finalize && !req.body.len().is_multiple_of(CHUNK_GRANULARITY) {
+        if !finalize
+            && !req
+                .body
+                .len()
+                .is_multiple_of(inner.opts.upload_chunk_granularity.max(1))
+        {
             return upload_error(
                 StatusCode::BAD_REQUEST,
                 3,
@@ -303,7 +341,7 @@ fn session_command(inner: &Inner, req: &Req, id: &str) -> Reply {
         return upload_error(StatusCode::CONFLICT, 10, "The upload is being finalized.");
     };
     let mime = session.mime_type.clone();
-    drop(state);
+    drop(guard);
     let token = issue(inner, Payload::File(Arc::new(file.into_temp_path())), mime);
     if let Some(session) = relock(&inner.uploads).sessions.get_mut(id) {
         session.token = Some(token.clone());

@@ -36,10 +36,13 @@ pub enum GoogleError {
     #[error("the OAuth token endpoint failed: {0}")]
     Token(String),
 
-    /// The access token lacks a scope the call needs.
+    /// The access token lacks a scope the call needs: the Library API's 403, or the uploads
+    /// endpoint's code-16 401 to a fresh token (see `google::upload`).
     #[error(
-        "Google answered 403 \"Request had insufficient authentication scopes\": the refresh token \
-         was granted without the needed scopes. Authorize again granting \
+        "Google refused the call for a missing scope (the Library API answers 403 \"Request had \
+         insufficient authentication scopes\", the uploads endpoint 401 \"Authentication \
+         session is not defined.\"): the refresh token was granted without the needed scopes. \
+         Authorize again granting \
          photoslibrary.readonly.appcreateddata, photoslibrary.appendonly, \
          photospicker.mediaitems.readonly and photoslibrary.edit.appcreateddata \
          (https://www.googleapis.com/auth/...)"
@@ -69,6 +72,16 @@ pub enum GoogleError {
         retry_after: Option<Duration>,
         daily: bool,
     },
+
+    /// sessions.create answered 429 RESOURCE_EXHAUSTED: the user holds too many picking
+    /// sessions (Google's documented reason; its per-minute Picker quota of 100,000 requests
+    /// is out of reach for one user). Not retried: only deleting sessions helps.
+    #[error(
+        "Google refused to open another picking session (429 RESOURCE_EXHAUSTED: {0}): this \
+         account holds too many picking sessions; sessions that are no longer needed must be \
+         deleted first"
+    )]
+    PickingSessionLimit(String),
 
     /// A download URL (baseUrl) expired; fetch the item again for a fresh one.
     #[error("the download URL expired (403 from the content host)")]

@@ -75,8 +75,22 @@ impl LibraryClient {
         what: &'static str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<T, GoogleError> {
+        self.send_if(what, build, |_| true).await
+    }
+
+    /// [`LibraryClient::send`] retrying only the transient failures `retryable` accepts.
+    async fn send_if<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        build: impl Fn() -> RequestBuilder,
+        retryable: impl Fn(&GoogleError) -> bool,
+    ) -> Result<T, GoogleError> {
         self.quota.check()?;
-        match self.retry.run(what, || self.attempt(what, &build)).await {
+        match self
+            .retry
+            .run_if(what, || self.attempt(what, &build), retryable)
+            .await
+        {
             Err(GoogleError::RateLimited {
                 daily: true,
                 message,
@@ -94,7 +108,20 @@ impl LibraryClient {
         what: &'static str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<T, GoogleError> {
-        self.retry.run(what, || self.attempt(what, &build)).await
+        self.send_shared_token_if(what, build, |_| true).await
+    }
+
+    /// [`LibraryClient::send_shared_token`] retrying only the transient failures `retryable`
+    /// accepts.
+    pub(crate) async fn send_shared_token_if<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        build: impl Fn() -> RequestBuilder,
+        retryable: impl Fn(&GoogleError) -> bool,
+    ) -> Result<T, GoogleError> {
+        self.retry
+            .run_if(what, || self.attempt(what, &build), retryable)
+            .await
     }
 
     /// One attempt, with the bearer token. A 401 invalidates the token and tries exactly once
@@ -304,8 +331,13 @@ impl LibraryClient {
     /// given. Each item is answered on its own: the created item or Google's status for it,
     /// in the order of `items`.
     ///
-    /// Not retried: a retry after an answer that got lost would find its tokens used and
-    /// report errors for items that exist. (A lost answer fails the batch instead.)
+    /// Retried by the policy after a 429 (the per-minute write limit, "Write requests per
+    /// minute per user", fires in the field) and after a 5xx: Google advises retrying both
+    /// with exponential backoff, since it created nothing when it answered so. Never
+    /// retried after a lost answer (a timeout or a connection broken once the request was
+    /// sent): Google may have created the items, and a retry would find their upload tokens
+    /// used and report errors for items that exist; the batch fails instead. A daily quota
+    /// 429 is not retried either: it closes the quota gate like any other call's.
     pub async fn batch_create(
         &self,
         album_id: Option<&str>,
@@ -326,11 +358,12 @@ impl LibraryClient {
         if let Some(album) = album_id {
             body["albumId"] = json!(album);
         }
-        self.quota.check()?;
         let resp: BatchCreateResponse = self
-            .attempt("mediaItems.batchCreate", &|| {
-                self.http.post(&url).json(&body)
-            })
+            .send_if(
+                "mediaItems.batchCreate",
+                || self.http.post(&url).json(&body),
+                |e| !matches!(e, GoogleError::Transport(_)),
+            )
             .await?;
         if resp.new_media_item_results.len() != items.len() {
             return Err(GoogleError::Protocol(format!(

@@ -158,6 +158,11 @@ impl PickerClient {
     }
 
     /// sessions.create; `max_items` caps how many items the user may pick (≤ 2000).
+    ///
+    /// A 429 RESOURCE_EXHAUSTED here means the user holds too many sessions (Google:
+    /// "If the client application creates too many sessions per user"); it is not retried,
+    /// since only deleting sessions helps, and comes back as
+    /// [`GoogleError::PickingSessionLimit`]. 5xx answers are retried by the policy.
     pub async fn create_session(
         &self,
         max_items: Option<u32>,
@@ -167,10 +172,19 @@ impl PickerClient {
             Some(n) => json!({"pickingConfig": {"maxItemCount": n.to_string()}}),
             None => json!({}),
         };
-        self.send("picker.sessions.create", || {
-            self.http.post(&url).json(&body)
-        })
-        .await
+        self.library
+            .send_shared_token_if(
+                "picker.sessions.create",
+                || self.http.post(&url).json(&body),
+                |e| !matches!(e, GoogleError::RateLimited { .. }),
+            )
+            .await
+            .map_err(|e| match e {
+                GoogleError::RateLimited { message, .. } => {
+                    GoogleError::PickingSessionLimit(message)
+                }
+                other => other,
+            })
     }
 
     /// sessions.get: whether the user has finished picking, and how to keep polling.

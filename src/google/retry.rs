@@ -58,7 +58,24 @@ impl RetryPolicy {
     /// The delays come from `backon`'s exponential backoff (with jitter and a total bound);
     /// the loop is written out because backon's closure combinators trip the compiler's
     /// `Send` inference for futures that borrow (rust-lang/rust#64552).
-    pub async fn run<T, F, Fut>(&self, what: &'static str, mut call: F) -> Result<T, GoogleError>
+    pub async fn run<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, GoogleError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, GoogleError>>,
+    {
+        self.run_if(what, call, GoogleError::is_transient).await
+    }
+
+    /// [`RetryPolicy::run`] for a call that may only be repeated after some of the transient
+    /// failures: `retryable` decides which (it is asked about transient errors only). A call
+    /// that is not idempotent, such as mediaItems.batchCreate, repeats only after answers
+    /// that prove nothing was done, never after a lost answer.
+    pub async fn run_if<T, F, Fut>(
+        &self,
+        what: &'static str,
+        mut call: F,
+        retryable: impl Fn(&GoogleError) -> bool,
+    ) -> Result<T, GoogleError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, GoogleError>>,
@@ -73,7 +90,7 @@ impl RetryPolicy {
         loop {
             match call().await {
                 Ok(value) => return Ok(value),
-                Err(err) if err.is_transient() => {
+                Err(err) if err.is_transient() && retryable(&err) => {
                     match delay_for(&err, backoff.next(), self.max_retry_after) {
                         Some(delay) => {
                             tracing::info!(

@@ -6,10 +6,22 @@
 //! The bytes are always read from a file (the write path spools a PUT body to disk while it
 //! hashes and checks it), so nothing is held in memory and every retry can start again from
 //! the file. Small files go in one raw request; files of `resumable_threshold` bytes or more
-//! use Google's resumable protocol, in chunks that are multiples of Google's 256 KiB
-//! granularity: a broken chunk is followed by a `query`, and the upload continues from the
+//! use Google's resumable protocol, in chunks that are multiples of the granularity Google
+//! announces when the session starts (`X-Goog-Upload-Chunk-Granularity`; 256 KiB when it
+//! says nothing): a broken chunk is followed by a `query`, and the upload continues from the
 //! `X-Goog-Upload-Size-Received` Google reports instead of starting over (what makes a
 //! 20 GB video upload survivable).
+//!
+//! The uploads endpoint is not the Library API's front end and fails differently: its errors
+//! are a bare `{"code","message"}`, and a token without `photoslibrary.appendonly` gets
+//! `401 {"code":16,"message":"Authentication session is not defined."}`: the status of an
+//! expired token, not the 403 "insufficient authentication scopes" of the Library API.
+//! Whether an *expired* token gets that same body is not documented, so the code-16 answer
+//! alone cannot tell the two apart. What can: a 401 is answered by refreshing the token and
+//! sending once more ([`UploadClient::with_token`]); a freshly minted token refused again
+//! with code 16 lacks the scope, and the upload fails with
+//! [`GoogleError::InsufficientScopes`] (the fix: authorize again), after two attempts and
+//! without a retry.
 
 use std::io::SeekFrom;
 use std::path::Path;
@@ -24,15 +36,20 @@ use super::error::GoogleError;
 use super::quota::{Bucket, QuotaGate};
 use super::retry::RetryPolicy;
 
-/// Google's chunk granularity for resumable uploads.
+/// Google's chunk granularity for resumable uploads when the start answer does not
+/// announce one (`X-Goog-Upload-Chunk-Granularity`; Google announces 256 KiB).
 pub const CHUNK_GRANULARITY: u64 = 256 * 1024;
+
+/// The gRPC code (UNAUTHENTICATED) of the uploads endpoint's bare 401 body.
+const CODE_UNAUTHENTICATED: i64 = 16;
 
 /// How uploads are sent.
 #[derive(Debug, Clone)]
 pub struct UploadTuning {
     /// Files of at least this many bytes use the resumable protocol.
     pub resumable_threshold: u64,
-    /// Bytes per resumable chunk (rounded down to a multiple of 256 KiB, at least one).
+    /// Bytes per resumable chunk (rounded down to a multiple of the granularity Google
+    /// announces, at least one).
     pub chunk_size: u64,
 }
 
@@ -105,31 +122,69 @@ impl UploadClient {
         }
     }
 
+    /// Sends a request that carries the access token (a raw upload, a resumable start),
+    /// built by `send` for a token. A 401 invalidates the token and sends once more with a
+    /// fresh one; a second 401 ends it: with the code-16 body it means the scope is missing
+    /// (see the module docs), otherwise the token is refused for another reason.
+    async fn with_token<F, Fut>(&self, send: F) -> Result<reqwest::Response, GoogleError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<reqwest::Response, GoogleError>>,
+    {
+        let mut refreshed = false;
+        loop {
+            let token = self.tokens.access_token().await?;
+            let resp = send(token.secret().to_owned()).await?;
+            if resp.status() != StatusCode::UNAUTHORIZED {
+                return Ok(resp);
+            }
+            let body = resp.bytes().await.unwrap_or_default();
+            if !refreshed {
+                tracing::debug!(
+                    "the uploads endpoint refused the access token (401); refreshing once"
+                );
+                self.tokens.invalidate(&token).await;
+                refreshed = true;
+                continue;
+            }
+            return Err(if is_code_16(&body) {
+                tracing::warn!(
+                    "the uploads endpoint refused a fresh access token with code 16 \
+                     (\"Authentication session is not defined.\"): the photoslibrary.appendonly \
+                     scope is missing"
+                );
+                GoogleError::InsufficientScopes
+            } else {
+                GoogleError::Unauthenticated
+            });
+        }
+    }
+
     /// One raw upload attempt, streaming the file.
     async fn raw_once(&self, file: &Path, size: u64, mime: &str) -> Result<String, GoogleError> {
-        let token = self.tokens.access_token().await?;
-        let f = tokio::fs::File::open(file)
-            .await
-            .map_err(|e| GoogleError::Transport(format!("reading the spooled upload: {e}")))?;
-        let body = reqwest::Body::wrap_stream(ReaderStream::new(f.take(size)));
-        self.quota.count(Bucket::Api);
-        let resp = super::counted(
-            "uploads",
-            self.http
-                .post(self.url())
-                .bearer_auth(token.secret())
-                .header("Content-Type", "application/octet-stream")
-                .header("Content-Length", size)
-                .header("X-Goog-Upload-Protocol", "raw")
-                .header("X-Goog-Upload-Content-Type", mime)
-                .body(body)
-                .send()
-                .await,
-        )
-        .map_err(GoogleError::transport)?;
-        if resp.status() == StatusCode::UNAUTHORIZED {
-            self.tokens.invalidate(&token).await;
-        }
+        let resp = self
+            .with_token(|token| async move {
+                let f = tokio::fs::File::open(file).await.map_err(|e| {
+                    GoogleError::Transport(format!("reading the spooled upload: {e}"))
+                })?;
+                let body = reqwest::Body::wrap_stream(ReaderStream::new(f.take(size)));
+                self.quota.count(Bucket::Api);
+                super::counted(
+                    "uploads",
+                    self.http
+                        .post(self.url())
+                        .bearer_auth(token)
+                        .header("Content-Type", "application/octet-stream")
+                        .header("Content-Length", size)
+                        .header("X-Goog-Upload-Protocol", "raw")
+                        .header("X-Goog-Upload-Content-Type", mime)
+                        .body(body)
+                        .send()
+                        .await,
+                )
+                .map_err(GoogleError::transport)
+            })
+            .await?;
         token_from(resp).await
     }
 
@@ -139,7 +194,9 @@ impl UploadClient {
             .retry
             .run("uploads.start", || self.start(size, mime))
             .await?;
-        let chunk = (self.tuning.chunk_size / CHUNK_GRANULARITY).max(1) * CHUNK_GRANULARITY;
+        let granularity = session.granularity;
+        let session = session.url;
+        let chunk = chunk_size(self.tuning.chunk_size, granularity);
         let mut f = tokio::fs::File::open(file)
             .await
             .map_err(|e| GoogleError::Transport(format!("reading the spooled upload: {e}")))?;
@@ -176,7 +233,7 @@ impl UploadClient {
                         .run("uploads.query", || self.query(&session))
                         .await?;
                     if received > size
-                        || (!received.is_multiple_of(CHUNK_GRANULARITY) && received != size)
+                        || (!received.is_multiple_of(granularity) && received != size)
                     {
                         return Err(GoogleError::Protocol(format!(
                             "Google reports {received} bytes received of {size}"
@@ -189,34 +246,52 @@ impl UploadClient {
         }
     }
 
-    async fn start(&self, size: u64, mime: &str) -> Result<String, GoogleError> {
-        let token = self.tokens.access_token().await?;
-        self.quota.count(Bucket::Api);
-        let resp = super::counted(
-            "uploads.start",
-            self.http
-                .post(self.url())
-                .bearer_auth(token.secret())
-                .header("Content-Length", 0)
-                .header("X-Goog-Upload-Command", "start")
-                .header("X-Goog-Upload-Content-Type", mime)
-                .header("X-Goog-Upload-Protocol", "resumable")
-                .header("X-Goog-Upload-Raw-Size", size)
-                .send()
-                .await,
-        )
-        .map_err(GoogleError::transport)?;
+    /// Starts a resumable session: its URL and the chunk granularity Google announced.
+    async fn start(&self, size: u64, mime: &str) -> Result<ResumableSession, GoogleError> {
+        let resp = self
+            .with_token(|token| async move {
+                self.quota.count(Bucket::Api);
+                super::counted(
+                    "uploads.start",
+                    self.http
+                        .post(self.url())
+                        .bearer_auth(token)
+                        .header("Content-Length", 0)
+                        .header("X-Goog-Upload-Command", "start")
+                        .header("X-Goog-Upload-Content-Type", mime)
+                        .header("X-Goog-Upload-Protocol", "resumable")
+                        .header("X-Goog-Upload-Raw-Size", size)
+                        .send()
+                        .await,
+                )
+                .map_err(GoogleError::transport)
+            })
+            .await?;
         if !resp.status().is_success() {
-            if resp.status() == StatusCode::UNAUTHORIZED {
-                self.tokens.invalidate(&token).await;
-            }
             return Err(error_of(resp).await);
         }
-        resp.headers()
+        let url = resp
+            .headers()
             .get("X-Goog-Upload-URL")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
-            .ok_or_else(|| GoogleError::Protocol("resumable upload without a session URL".into()))
+            .ok_or_else(|| {
+                GoogleError::Protocol("resumable upload without a session URL".into())
+            })?;
+        let granularity = match resp.headers().get("X-Goog-Upload-Chunk-Granularity") {
+            None => CHUNK_GRANULARITY,
+            Some(v) => v
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|g| *g > 0)
+                .ok_or_else(|| {
+                    GoogleError::Protocol(format!(
+                        "resumable upload with an unreadable chunk granularity {v:?}"
+                    ))
+                })?,
+        };
+        Ok(ResumableSession { url, granularity })
     }
 
     /// Sends one chunk; the token when it was the last.
@@ -274,6 +349,28 @@ impl UploadClient {
     }
 }
 
+/// A resumable upload session, as its start answered it.
+struct ResumableSession {
+    /// Where chunks, queries and the finalize go (`X-Goog-Upload-URL`).
+    url: String,
+    /// Every chunk but the last is a multiple of this (`X-Goog-Upload-Chunk-Granularity`).
+    granularity: u64,
+}
+
+/// The chunk size actually sent: `wanted` rounded down to a multiple of `granularity`
+/// (unchanged when it already is one), and at least one granularity.
+fn chunk_size(wanted: u64, granularity: u64) -> u64 {
+    (wanted / granularity).max(1) * granularity
+}
+
+/// Whether an uploads-endpoint error body is the bare code-16 (UNAUTHENTICATED) answer.
+fn is_code_16(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("code").and_then(serde_json::Value::as_i64))
+        == Some(CODE_UNAUTHENTICATED)
+}
+
 /// The upload token of a successful answer (plain text), or the error.
 async fn token_from(resp: reqwest::Response) -> Result<String, GoogleError> {
     if !resp.status().is_success() {
@@ -292,4 +389,32 @@ async fn error_of(resp: reqwest::Response) -> GoogleError {
     let retry_after = super::error::retry_after(resp.headers());
     let body = resp.bytes().await.unwrap_or_default();
     GoogleError::from_api_response(status, &body, retry_after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_follow_the_announced_granularity() {
+        const KIB: u64 = 1024;
+        // Already a multiple: kept.
+        assert_eq!(chunk_size(16 * 1024 * KIB, 256 * KIB), 16 * 1024 * KIB);
+        assert_eq!(chunk_size(768 * KIB, 768 * KIB), 768 * KIB);
+        // Not a multiple: rounded down, never below one granularity.
+        assert_eq!(chunk_size(1024 * KIB, 768 * KIB), 768 * KIB);
+        assert_eq!(chunk_size(256 * KIB, 768 * KIB), 768 * KIB);
+        assert_eq!(chunk_size(16 * 1024 * KIB, 3 * 256 * KIB), 21 * 768 * KIB);
+    }
+
+    #[test]
+    fn the_code_16_answer_is_recognised() {
+        assert!(is_code_16(
+            br#"{"code":16,"message":"Authentication session is not defined."}"#
+        ));
+        assert!(!is_code_16(
+            br#"{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}"#
+        ));
+        assert!(!is_code_16(b"<html>401</html>"));
+    }
 }

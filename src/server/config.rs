@@ -53,7 +53,8 @@ pub struct UploadConfig {
     /// Files of at least this many bytes use Google's resumable upload protocol.
     #[serde(default = "default_resumable_threshold")]
     pub resumable_threshold: u64,
-    /// Bytes per resumable chunk (a multiple of 256 KiB; rounded down).
+    /// Bytes per resumable chunk (rounded down to a multiple of the granularity Google
+    /// announces, 256 KiB).
     #[serde(default = "default_chunk_size")]
     pub chunk_size: u64,
     /// Where PUT bodies are spooled while they are checked and sent (default: the system's

@@ -98,18 +98,29 @@ impl Answer {
         }
     }
 
-    /// A failure of Google's, worded for the user.
+    /// A failure of Google's, worded for the user. A missing scope is 403, as for an album
+    /// rename without the edit scope: no retry helps until the user authorizes again, and
+    /// the message says how (for an upload, Google's uploads endpoint answers it with a
+    /// 401 code 16, which `google::upload` recognises).
     fn upstream(what: &str, e: &GoogleError) -> Answer {
         let (status, retry_after) = match e {
             GoogleError::RateLimited { retry_after, .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some(retry_after.map_or(60, |d| d.as_secs().max(1))),
             ),
+            GoogleError::InsufficientScopes => (StatusCode::FORBIDDEN, None),
             _ => (StatusCode::BAD_GATEWAY, None),
+        };
+        let message = match e {
+            GoogleError::InsufficientScopes => format!(
+                "{what}: {e}. Run `gphotos-dav auth` again to grant them (it asks for every \
+                 scope this program uses)"
+            ),
+            _ => format!("{what}: {e}"),
         };
         Answer {
             status,
-            message: format!("{what}: {e}"),
+            message,
             retry_after,
         }
     }
