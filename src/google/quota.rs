@@ -364,16 +364,19 @@ impl QuotaGate {
                 ),
                 _ => format!("{} counted today", self.used_today(bucket)),
             };
+            let raise = match bucket.config_key() {
+                Some(key) => format!(" (and [google] {key} with it)"),
+                None => String::new(),
+            };
             tracing::warn!(
                 bucket = bucket.name(),
                 until = %until,
                 "Google's daily quota of {} is used up ({why}; {counted}): no more of them \
                  until midnight Pacific time (in {} min); clients get 503 with Retry-After, \
                  what is cached is still served. Wait, or raise the quota on the Quotas page of \
-                 the Cloud console (and [google] {} with it)",
+                 the Cloud console{raise}",
                 bucket.what(),
                 minutes_left(now, until),
-                bucket.config_key().unwrap_or("-"),
             );
             if let Some(log) = self.log.get() {
                 log(pacific_today(now), bucket.exhausted_key(), 1);
