@@ -1,6 +1,7 @@
 //! gphotos-dav: a WebDAV server that exposes Google Photos as a network drive.
 //!
 //! The crate is layered; each layer only knows the one below it:
+//! - [`clock`]: the process clock that tests move (quota gates, listing and URL ages).
 //! - [`google`]: OAuth tokens, the Library API, the content host, typed errors.
 //! - [`catalog`]: the file tree over a library (names, listings, sizes, caching).
 //! - [`dav`]: dav-server's filesystem traits over the catalog.
@@ -13,6 +14,7 @@
 //! See `docs/architecture.md` for the path a PROPFIND and a GET take through them.
 
 pub mod catalog;
+pub mod clock;
 pub mod dav;
 pub mod doctor;
 pub mod emulator;

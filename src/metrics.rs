@@ -31,7 +31,9 @@ pub struct CacheLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BucketLabels {
-    /// `api` (Library API requests) or `media` (download-URL requests).
+    /// `api` (Library API requests), `media` (download-URL requests) or `picker` (Picker API
+    /// requests: Google's limit for those is per minute, 100,000; the figure here is, like the
+    /// others, the count of the Pacific-time day).
     pub bucket: String,
 }
 
@@ -79,7 +81,7 @@ pub fn get() -> &'static Metrics {
         let quota_used = Family::<BucketLabels, Gauge>::default();
         registry.register(
             "quota_used_today",
-            "Requests counted against Google's daily quotas today (Pacific time)",
+            "Requests sent to Google today (Pacific time), by quota bucket: api, media, picker",
             quota_used.clone(),
         );
         Metrics {

@@ -272,8 +272,9 @@ struct Inner {
     opts: CatalogOptions,
     /// Times for folders: the API has no dates for albums, and virtual folders have none at all.
     started: SystemTime,
-    /// Ages of listings and download URLs are measured on this clock.
-    clock: Clock,
+    /// Ages of listings and download URLs are measured on this clock (the Google clients' own,
+    /// so moving it also moves their quota gates).
+    clock: Arc<Clock>,
     /// The freshest copy of each item seen, for its baseUrl (see `urls`).
     urls: urls::Urls,
     /// How old a download URL may get before it is replaced.
@@ -298,12 +299,13 @@ pub struct Catalog {
 impl Catalog {
     pub fn new(google: Google, opts: CatalogOptions) -> Self {
         let url_age = urls::UrlAge::new(opts.url_max_age);
+        let clock = google.clock.clone();
         Catalog {
             inner: Arc::new(Inner {
                 google,
                 opts,
                 started: SystemTime::now(),
-                clock: Clock::default(),
+                clock,
                 urls: urls::Urls::default(),
                 url_age,
                 sizes: Mutex::new(HashMap::new()),

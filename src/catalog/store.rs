@@ -6,7 +6,9 @@
 //!   probe of the content host), mime type, filename, creation time and dimensions;
 //! - `listings`: the entries of each folder loaded from Google, with the time they were fetched,
 //!   so a restart answers PROPFIND from disk and revalidates in the background;
-//! - `quota`: API calls and download-URL requests per Pacific-time day (the days Google counts);
+//! - `quota`: API calls, download-URL requests and Picker calls per Pacific-time day (the days
+//!   Google counts), and whether a daily quota was used up that day (`exhausted` for the
+//!   Library API, `media_exhausted` for download URLs: rows of the same table, no new schema);
 //! - `uploads`, `picked_sets`, `imports`: what this server uploaded and what the user picked.
 //!
 //! # Never in the way
@@ -134,8 +136,12 @@ pub struct DayUsage {
     pub api: u64,
     /// Download-URL (content host) requests.
     pub media: u64,
-    /// Google answered 429 for the daily quota that day.
+    /// Picker API requests.
+    pub picker: u64,
+    /// The Library API's daily quota was used up that day.
     pub exhausted: bool,
+    /// The daily quota of download-URL requests was used up that day.
+    pub media_exhausted: bool,
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -376,7 +382,9 @@ impl Store {
                 match bucket.as_str() {
                     "api" => usage.api = used,
                     "media" => usage.media = used,
+                    "picker" => usage.picker = used,
                     "exhausted" => usage.exhausted = used > 0,
+                    "media_exhausted" => usage.media_exhausted = used > 0,
                     _ => {}
                 }
             }
@@ -386,7 +394,8 @@ impl Store {
         .unwrap_or_default()
     }
 
-    /// Adds `n` to a day's count in `bucket` (`api`, `media`, `exhausted`), without waiting.
+    /// Adds `n` to a day's count in `bucket` (`api`, `media`, `picker`, `exhausted`,
+    /// `media_exhausted`), without waiting.
     pub fn add_usage(&self, day: NaiveDate, bucket: &'static str, n: u64) {
         let day = day.to_string();
         self.submit("count quota", move |conn| {
@@ -952,17 +961,24 @@ mod tests {
         store.add_usage(day, "api", 3);
         store.add_usage(day, "api", 2);
         store.add_usage(day, "media", 7);
+        store.add_usage(day, "picker", 4);
         store.add_usage(day.succ_opt().unwrap(), "api", 1);
         assert_eq!(
             store.usage(day).await,
             DayUsage {
                 api: 5,
                 media: 7,
-                exhausted: false
+                picker: 4,
+                exhausted: false,
+                media_exhausted: false,
             }
         );
         store.add_usage(day, "exhausted", 1);
         assert!(store.usage(day).await.exhausted);
+        assert!(!store.usage(day).await.media_exhausted);
+        store.add_usage(day, "media_exhausted", 1);
+        assert!(store.usage(day).await.media_exhausted);
+        assert!(!store.usage(day.succ_opt().unwrap()).await.media_exhausted);
     }
 
     #[tokio::test]

@@ -108,12 +108,14 @@ impl PhotoFile {
     }
 
     /// Opens the upstream at `self.pos` and validates what the host answered. Transient
-    /// failures to connect count as a broken body and are retried.
+    /// failures to connect count as a broken body and are retried, but never a rate limit:
+    /// the content host's 429 closed the media gate, and the retry policy has already spent
+    /// its attempts on any other 429, so starting again would only storm Google.
     async fn open_upstream(&mut self) -> Result<Option<Upstream>, FsError> {
         let size = self.info.size;
         let download = match self.catalog.download(&self.info.id, self.pos).await {
             Ok(d) => d,
-            Err(CatalogError::Google(e)) if e.is_transient() => {
+            Err(CatalogError::Google(e)) if e.is_transient() && !e.is_rate_limit() => {
                 // Kept as the reason in case this was the last try before any byte went out.
                 failure::record(&CatalogError::Google(e.clone()));
                 self.broken(&e.to_string())?;

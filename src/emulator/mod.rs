@@ -124,6 +124,14 @@ pub struct EmulatorOptions {
     /// The `X-Goog-Upload-Chunk-Granularity` a resumable upload's start announces; every
     /// chunk but the last must be a multiple of it (Google: 262144).
     pub upload_chunk_granularity: usize,
+    /// The project's daily quota of Library API requests, counted per Pacific day on the
+    /// emulator's clock: past it every call answers Google's structured daily 429 until
+    /// midnight Pacific time (None: unlimited).
+    pub daily_quota: Option<u64>,
+    /// The project's daily quota of requests to Library API download URLs (`/lh/`): past it
+    /// the content host answers 429 (an HTML page, as for every content host error) until
+    /// midnight Pacific time (None: unlimited). Google's is 75,000.
+    pub daily_media_quota: Option<u64>,
 }
 
 impl Default for EmulatorOptions {
@@ -142,14 +150,19 @@ impl Default for EmulatorOptions {
             picker_session_ttl: Duration::from_secs(3600),
             picker_session_limit: 100,
             upload_chunk_granularity: upload::CHUNK_GRANULARITY,
+            daily_quota: None,
+            daily_media_quota: None,
         }
     }
 }
 
 /// A failure the emulator can inject (see [`Emulator::inject`]).
+///
+/// The 429s of the APIs carry Google's structured error (an ErrorInfo in `details` naming the
+/// quota limit); the content host's are an HTML page, as all its errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// 429 RESOURCE_EXHAUSTED (per-minute quota) with `Retry-After`.
+    /// 429 RESOURCE_EXHAUSTED for a per-minute limit, with `Retry-After`.
     RateLimited { retry_after_secs: u64 },
     /// 429 for the per-day quota: retrying before Pacific midnight is pointless.
     DailyQuota,
@@ -159,6 +172,14 @@ pub enum Fault {
     /// `WritesPerMinutePerUser`) that tells it apart from a daily quota. Google created
     /// nothing: the client may retry.
     WriteRateLimited,
+    /// A 429 of the given text: with an ErrorInfo naming `quota_limit` when set (e.g.
+    /// `WritesPerMinutePerUser`), without `details` when None (the bare shape older answers
+    /// show); `Retry-After` when set.
+    Throttled {
+        message: String,
+        quota_limit: Option<String>,
+        retry_after_secs: Option<u64>,
+    },
     /// An error status: 500, 502, 503, 504, ...
     Status(u16),
     /// The connection is closed without an answer.
@@ -211,6 +232,9 @@ fn write_rate_limited(content: bool) -> Reply {
         }]),
     )
 }
+/// The quota limits the injected and counted 429s name, as Google's errors spell them.
+const DAILY_LIMIT: &str = "ApiCallsPerProjectPerDay";
+const MINUTE_LIMIT: &str = "ApiCallsPerMinutePerUser";
 
 /// An injected error in the style of the endpoint: HTML for the content host, Google's JSON
 /// error for the APIs.
@@ -220,6 +244,66 @@ fn fault_reply(content: bool, status: StatusCode, message: &str, rpc: &str) -> R
     } else {
         Reply::google_error(status, message, rpc)
     }
+}
+
+/// A 429 in the style of the endpoint: the content host's HTML page, or Google's JSON error
+/// whose `details` hold an ErrorInfo naming the limit (`quota_limit` None: no details).
+fn throttled_reply(content: bool, kind: &str, message: &str, quota_limit: Option<&str>) -> Reply {
+    let status = StatusCode::TOO_MANY_REQUESTS;
+    if content {
+        return Reply::html_error(status);
+    }
+    let Some(limit) = quota_limit else {
+        return Reply::google_error(status, message, "RESOURCE_EXHAUSTED");
+    };
+    let (service, metric) = if kind.starts_with("picker.") {
+        (
+            "photospicker.googleapis.com",
+            "photospicker.googleapis.com/all_requests",
+        )
+    } else {
+        (
+            "photoslibrary.googleapis.com",
+            "photoslibrary.googleapis.com/all_requests",
+        )
+    };
+    let mut metadata = serde_json::json!({
+        "consumer": "projects/123456789012",
+        "service": service,
+        "quota_metric": metric,
+        "quota_limit": limit,
+    });
+    if limit == DAILY_LIMIT {
+        metadata["quota_limit_value"] = "10000".into();
+    }
+    Reply::google_error_with_details(
+        status,
+        message,
+        "RESOURCE_EXHAUSTED",
+        serde_json::json!([{
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "RATE_LIMIT_EXCEEDED",
+            "domain": "googleapis.com",
+            "metadata": metadata,
+        }]),
+    )
+}
+
+/// The emulator's own count of the project's daily quotas (see
+/// [`EmulatorOptions::daily_quota`]).
+#[derive(Debug)]
+struct DailyCount {
+    day: chrono::NaiveDate,
+    api: u64,
+    media: u64,
+    api_limit: Option<u64>,
+    media_limit: Option<u64>,
+}
+
+/// The Pacific-time date Google's daily quotas count.
+fn pacific_day(now: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {
+    now.with_timezone(&chrono_tz::America::Los_Angeles)
+        .date_naive()
 }
 
 /// A handle to one emulator's state; clones share it.
@@ -262,6 +346,8 @@ pub(crate) struct Inner {
     renditions: Mutex<HashMap<String, Rendition>>,
     /// Picker API sessions by id.
     picker_sessions: Mutex<HashMap<String, picker::Session>>,
+    /// Today's requests against the daily quotas, and those quotas.
+    daily: Mutex<DailyCount>,
     /// Keys page tokens to this instance so they stay opaque and tamper-evident.
     page_key: [u8; 32],
 }
@@ -497,15 +583,24 @@ impl Emulator {
             opts.big_item,
         );
         let url_lifetime_ms = u64::try_from(opts.baseurl_ttl.as_millis()).unwrap_or(u64::MAX);
+        let clock = Clock::default();
+        let daily = Mutex::new(DailyCount {
+            day: pacific_day(clock.now()),
+            api: 0,
+            media: 0,
+            api_limit: opts.daily_quota,
+            media_limit: opts.daily_media_quota,
+        });
         Emulator {
             inner: Arc::new(Inner {
+                daily,
                 pacer: Arc::new(pacing::Pacer::new(opts.content_rate)),
                 current: Mutex::new(library.clone()),
                 write_lock: Mutex::default(),
                 uploads: Mutex::default(),
                 library,
                 opts,
-                clock: Clock::default(),
+                clock,
                 counters: Counters::default(),
                 ignore_range: AtomicBool::new(false),
                 cut_downloads: AtomicU32::new(0),
@@ -695,6 +790,53 @@ impl Emulator {
         picker::pick(&self.inner, session_id, ids)
     }
 
+    /// Sets the project's daily quotas of Library API requests and of download-URL requests
+    /// from now on (None: unlimited); what was counted today stays counted.
+    pub fn set_daily_quotas(&self, api: Option<u64>, media: Option<u64>) {
+        let mut daily = relock(&self.inner.daily);
+        daily.api_limit = api;
+        daily.media_limit = media;
+    }
+
+    /// Requests counted today (Pacific time, emulator clock) against the daily quotas: Library
+    /// API requests, and download-URL requests.
+    pub fn daily_counts(&self) -> (u64, u64) {
+        let mut daily = relock(&self.inner.daily);
+        self.roll_day(&mut daily);
+        (daily.api, daily.media)
+    }
+
+    fn roll_day(&self, daily: &mut DailyCount) {
+        let today = pacific_day(self.inner.clock.now());
+        if daily.day != today {
+            daily.day = today;
+            daily.api = 0;
+            daily.media = 0;
+        }
+    }
+
+    /// Counts a request of `kind` against its daily quota; true when it is over the quota
+    /// (Google then answers 429 until Pacific midnight; the refused request still counts).
+    fn over_daily_quota(&self, kind: &str) -> bool {
+        let library_api = kind.starts_with("albums.")
+            || kind.starts_with("mediaItems.")
+            || kind == "sharedAlbums.list"
+            || kind == "uploads";
+        let media = kind.starts_with("content.");
+        if !library_api && !media {
+            return false;
+        }
+        let mut daily = relock(&self.inner.daily);
+        self.roll_day(&mut daily);
+        if library_api {
+            daily.api += 1;
+            daily.api_limit.is_some_and(|limit| daily.api > limit)
+        } else {
+            daily.media += 1;
+            daily.media_limit.is_some_and(|limit| daily.media > limit)
+        }
+    }
+
     /// Removes every injected fault.
     pub fn clear_faults(&self) {
         relock(&self.inner.faults).clear();
@@ -742,6 +884,7 @@ impl Emulator {
         let kind = route.kind(&parts.method);
         // Counted before anything can fail: a failed call still cost Google quota.
         self.inner.counters.increment(kind);
+        let over_quota = self.over_daily_quota(kind);
 
         let fault = self.next_fault(kind);
         let content = kind.starts_with("content.") || kind.starts_with("picker.content.");
@@ -762,24 +905,31 @@ impl Emulator {
                 return Err(std::io::Error::other("injected fault: connection reset"));
             }
             Some(Fault::RateLimited { retry_after_secs }) => Some(
-                fault_reply(
-                    content,
-                    StatusCode::TOO_MANY_REQUESTS,
-                    RATE_MESSAGE,
-                    "RESOURCE_EXHAUSTED",
-                )
-                .with_header(
+                throttled_reply(content, kind, RATE_MESSAGE, Some(MINUTE_LIMIT)).with_header(
                     http::header::RETRY_AFTER,
                     HeaderValue::from(*retry_after_secs),
                 ),
             ),
             Some(Fault::WriteRateLimited) => Some(write_rate_limited(content)),
-            Some(Fault::DailyQuota) => Some(fault_reply(
+            Some(Fault::DailyQuota) => Some(throttled_reply(
                 content,
-                StatusCode::TOO_MANY_REQUESTS,
+                kind,
                 DAILY_MESSAGE,
-                "RESOURCE_EXHAUSTED",
+                Some(DAILY_LIMIT),
             )),
+            Some(Fault::Throttled {
+                message,
+                quota_limit,
+                retry_after_secs,
+            }) => {
+                let reply = throttled_reply(content, kind, message, quota_limit.as_deref());
+                Some(match retry_after_secs {
+                    Some(secs) => {
+                        reply.with_header(http::header::RETRY_AFTER, HeaderValue::from(*secs))
+                    }
+                    None => reply,
+                })
+            }
             Some(Fault::Status(code)) => {
                 let status =
                     StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -793,6 +943,15 @@ impl Emulator {
                     status,
                     "Internal error encountered.",
                     rpc,
+                ))
+            }
+            Some(Fault::CutBody) | None if over_quota => {
+                tracing::debug!(kind, "emulator: the project's daily quota is used up");
+                Some(throttled_reply(
+                    content,
+                    kind,
+                    DAILY_MESSAGE,
+                    Some(DAILY_LIMIT),
                 ))
             }
             Some(Fault::CutBody) | None => None,

@@ -1844,3 +1844,102 @@ fn gps_is_stripped_big_endian_too() {
     // Not a JPEG with EXIF: unchanged.
     assert_eq!(upload::strip_gps(b"plain").as_ref(), b"plain");
 }
+
+/// Google's daily quotas, counted per Pacific day: past them the APIs answer a structured
+/// daily 429 and the content host an HTML 429, until Pacific midnight on the emulator's clock.
+#[tokio::test]
+async fn daily_quotas_are_counted_and_refused_until_pacific_midnight() {
+    let emu = start_with(EmulatorOptions {
+        daily_quota: Some(2),
+        ..EmulatorOptions::default()
+    })
+    .await;
+    let token = token(&emu).await;
+    for _ in 0..2 {
+        assert_eq!(get(&emu, &token, "/v1/albums").await.0, StatusCode::OK);
+    }
+    let (status, body) = get(&emu, &token, "/v1/albums").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["status"], "RESOURCE_EXHAUSTED");
+    let info = &body["error"]["details"][0];
+    assert_eq!(info["@type"], "type.googleapis.com/google.rpc.ErrorInfo");
+    assert_eq!(info["reason"], "RATE_LIMIT_EXCEEDED");
+    assert_eq!(info["metadata"]["quota_limit"], "ApiCallsPerProjectPerDay");
+    assert_eq!(emu.emulator.daily_counts().0, 3, "refused calls count too");
+
+    // The content host: its own count, an HTML 429 past it.
+    emu.emulator.set_daily_quotas(None, None);
+    let id = emu.emulator.library().items[0].id.clone();
+    let url = base_url(&emu, &token, &id).await;
+    emu.emulator.set_daily_quotas(None, Some(1));
+    let (api, media) = emu.emulator.daily_counts();
+    assert_eq!(media, 0);
+    let resp = client().head(format!("{url}=d")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = client().get(format!("{url}=d")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        resp.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert_eq!(emu.emulator.daily_counts(), (api, 2));
+
+    // A new Pacific day: both counts start again.
+    emu.emulator.clock().advance(Duration::from_secs(24 * 3600));
+    assert_eq!(emu.emulator.daily_counts(), (0, 0));
+    let resp = client().get(format!("{url}=d")).send().await.unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::FORBIDDEN,
+        "the URL expired meanwhile"
+    );
+    assert_eq!(
+        get(&emu, &token, "/v1/albums").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Injected 429s carry the structure the client classifies by; the content host's none.
+#[tokio::test]
+async fn injected_429s_carry_googles_structured_details() {
+    let emu = start().await;
+    let token = token(&emu).await;
+    emu.emulator.inject(
+        "albums.list",
+        Fault::RateLimited {
+            retry_after_secs: 3,
+        },
+        1,
+        Some(1),
+    );
+    let resp = client()
+        .get(format!("{}/v1/albums", emu.api_base()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers()["retry-after"], "3");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["error"]["details"][0]["metadata"]["quota_limit"],
+        "ApiCallsPerMinutePerUser"
+    );
+    emu.emulator.inject(
+        "albums.list",
+        Fault::Throttled {
+            message: "Too many requests".into(),
+            quota_limit: None,
+            retry_after_secs: None,
+        },
+        1,
+        Some(1),
+    );
+    let (status, body) = get(&emu, &token, "/v1/albums").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["message"], "Too many requests");
+    assert!(body["error"].get("details").is_none());
+    assert_eq!(get(&emu, &token, "/v1/albums").await.0, StatusCode::OK);
+}

@@ -5,6 +5,12 @@
 //! Downloads ask for `bytes=START-` and report what the host really answered (206 with a range,
 //! or 200 with everything, since whether Google honours Range is unverified), so the caller can
 //! check the total length and skip to its offset itself.
+//!
+//! Every request counts in the media bucket and passes its gate first (see `quota`). The
+//! host's 429 carries no structured error (an HTML page; whether it sends `Retry-After` is
+//! unverified), so it is never retried here: it closes the media gate, for the day when our
+//! count is near `[google] daily_media_quota`, else for a growing pause, and the caller answers
+//! 503 with `Retry-After` meanwhile.
 
 use std::sync::Arc;
 
@@ -24,7 +30,8 @@ pub struct ContentClient {
     /// Downloads (a client whose read buffer is bounded; see `download_http`).
     downloads: DownloadHttp,
     retry: RetryPolicy,
-    /// Every request to a download URL counts against the daily media quota.
+    /// Every request to a download URL counts against the daily media quota, and none is sent
+    /// while the media gate is closed.
     quota: Arc<QuotaGate>,
 }
 
@@ -120,19 +127,21 @@ impl ContentClient {
 
     async fn probe_once(self, url: String, token: Option<String>) -> Result<u64, GoogleError> {
         let (url, token) = (url.as_str(), token.as_deref());
+        self.quota.check_bucket(Bucket::Media)?;
         self.quota.count(Bucket::Media);
         let resp = super::counted(
             "content.head",
             self.request(reqwest::Method::HEAD, url, token).send().await,
         )
         .map_err(GoogleError::transport)?;
-        check_status(resp.status(), resp.headers())?;
+        self.check(resp.status(), resp.headers())?;
         if resp.status() == StatusCode::OK
             && let Some(len) = header_u64(resp.headers(), CONTENT_LENGTH)
         {
             return Ok(len);
         }
         // No usable length from HEAD: ask for the first byte and read the total.
+        self.quota.check_bucket(Bucket::Media)?;
         self.quota.count(Bucket::Media);
         let resp = super::counted(
             "content.probe",
@@ -142,7 +151,7 @@ impl ContentClient {
                 .await,
         )
         .map_err(GoogleError::transport)?;
-        check_status(resp.status(), resp.headers())?;
+        self.check(resp.status(), resp.headers())?;
         match resp.status() {
             StatusCode::PARTIAL_CONTENT => resp
                 .headers()
@@ -164,6 +173,7 @@ impl ContentClient {
         token: Option<String>,
     ) -> Result<Download, GoogleError> {
         let (url, token) = (url.as_str(), token.as_deref());
+        self.quota.check_bucket(Bucket::Media)?;
         self.quota.count(Bucket::Media);
         let answer = self
             .downloads
@@ -174,7 +184,7 @@ impl ContentClient {
             answer.as_ref().ok().map(|a| a.status.as_u16()),
         );
         let answer = answer?;
-        check_status(answer.status, &answer.headers)?;
+        self.check(answer.status, &answer.headers)?;
         let (begin, total) = match answer.status {
             StatusCode::PARTIAL_CONTENT => {
                 let (first, _last, total) = answer
@@ -198,19 +208,31 @@ impl ContentClient {
     }
 }
 
-fn check_status(status: StatusCode, headers: &HeaderMap) -> Result<(), GoogleError> {
+impl ContentClient {
+    /// The error for an answer of the content host, if it is one. A 429 closes the media gate
+    /// (and is therefore not retried); a success lets the next 429's pause start short again.
+    fn check(&self, status: StatusCode, headers: &HeaderMap) -> Result<(), GoogleError> {
+        match status {
+            s if s.is_success() || s == StatusCode::RANGE_NOT_SATISFIABLE => {
+                self.quota.succeeded(Bucket::Media);
+                Ok(())
+            }
+            StatusCode::TOO_MANY_REQUESTS => Err(self
+                .quota
+                .throttled(Bucket::Media, super::error::retry_after(headers))),
+            s => Err(status_error(s)),
+        }
+    }
+}
+
+/// The error for a failed status other than 429.
+fn status_error(status: StatusCode) -> GoogleError {
     match status {
-        s if s.is_success() || s == StatusCode::RANGE_NOT_SATISFIABLE => Ok(()),
-        StatusCode::FORBIDDEN => Err(GoogleError::UrlExpired),
+        StatusCode::FORBIDDEN => GoogleError::UrlExpired,
         // Only URLs that need the bearer token answer this: the token was refused.
-        StatusCode::UNAUTHORIZED => Err(GoogleError::Unauthenticated),
-        StatusCode::TOO_MANY_REQUESTS => Err(GoogleError::RateLimited {
-            message: "the content host is rate limiting downloads".into(),
-            retry_after: super::error::retry_after(headers),
-            daily: false,
-        }),
-        StatusCode::NOT_FOUND => Err(GoogleError::NotFound("the item's bytes".into())),
-        s => Err(GoogleError::Content(s.as_u16())),
+        StatusCode::UNAUTHORIZED => GoogleError::Unauthenticated,
+        StatusCode::NOT_FOUND => GoogleError::NotFound("the item's bytes".into()),
+        s => GoogleError::Content(s.as_u16()),
     }
 }
 

@@ -65,7 +65,8 @@ pub enum GoogleError {
     #[error("Google refused the access token (401 UNAUTHENTICATED) even after refreshing it")]
     Unauthenticated,
 
-    /// 429: too many requests. `daily` is set when the per-day quota is used up.
+    /// 429: too many requests. `daily` is set when the per-day quota is used up (see
+    /// [`quota_window`]: Google's structured details say so, not the words of the message).
     #[error("Google is rate limiting this project (429 RESOURCE_EXHAUSTED): {message}")]
     RateLimited {
         message: String,
@@ -82,6 +83,13 @@ pub enum GoogleError {
          deleted first"
     )]
     PickingSessionLimit(String),
+    /// A quota gate is closed (a daily quota used up, or a pause after the content host's
+    /// 429): refused here, without calling Google. Not retried: `retry_after` is when it opens.
+    #[error("{message}")]
+    GateClosed {
+        message: String,
+        retry_after: Duration,
+    },
 
     /// A download URL (baseUrl) expired; fetch the item again for a fresh one.
     #[error("the download URL expired (403 from the content host)")]
@@ -129,12 +137,19 @@ impl GoogleError {
         }
     }
 
+    /// Whether this is a rate limit (Google's 429, or a closed quota gate). Callers that
+    /// resume or repeat work on their own (a download's resume loop) must not repeat these:
+    /// the retry policy and the gates already decide when to ask Google again.
+    pub fn is_rate_limit(&self) -> bool {
+        matches!(
+            self,
+            GoogleError::RateLimited { .. } | GoogleError::GateClosed { .. }
+        )
+    }
+
     /// Builds the error for a non-success API answer from its status and JSON body.
     pub fn from_api_response(code: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
-        let parsed: Option<ErrorBody> = serde_json::from_slice::<ErrorEnvelope>(body)
-            .map(|e| e.error)
-            .ok()
-            .or_else(|| serde_json::from_slice::<ErrorBody>(body).ok());
+        let parsed = parse_body(body);
         let (message, status) = match parsed {
             Some(b) => (b.message.unwrap_or_default(), b.status.unwrap_or_default()),
             None => (String::new(), String::new()),
@@ -156,7 +171,7 @@ impl GoogleError {
             }
             403 => GoogleError::PermissionDenied(message),
             429 => GoogleError::RateLimited {
-                daily: message.contains("per day") || message.contains("Per day"),
+                daily: quota_window(body) == Some(QuotaWindow::Day),
                 message: if message.is_empty() {
                     "Too many requests".into()
                 } else {
@@ -187,6 +202,73 @@ struct ErrorEnvelope {
 struct ErrorBody {
     message: Option<String>,
     status: Option<String>,
+    /// `google.rpc.Status.details`: `{"@type": ..., ...}` objects (ErrorInfo, Help, ...).
+    #[serde(default)]
+    details: Vec<serde_json::Value>,
+}
+
+/// Google's JSON error, wrapped in `{"error": ...}` (the APIs) or bare (the uploads endpoint).
+fn parse_body(body: &[u8]) -> Option<ErrorBody> {
+    serde_json::from_slice::<ErrorEnvelope>(body)
+        .map(|e| e.error)
+        .ok()
+        .or_else(|| serde_json::from_slice::<ErrorBody>(body).ok())
+}
+
+/// How long the quota limit behind a 429 lasts, as Google's structured error states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaWindow {
+    /// A per-day limit: nothing but Pacific midnight helps.
+    Day,
+    /// A per-minute (or per-second, per-hour) limit: retrying with backoff helps.
+    Short,
+}
+
+/// The `@type` of `google.rpc.ErrorInfo` in a JSON error's `details`.
+const ERROR_INFO: &str = "type.googleapis.com/google.rpc.ErrorInfo";
+
+/// Reads the quota window from the ErrorInfo in `details` of Google's error (Google's error
+/// model, cloud.google.com/apis/design/errors; AIP-193): its `metadata.quota_limit` names the
+/// limit (`ApiCallsPerProjectPerDay`, `WritesPerMinutePerUser`, ...), and newer errors add
+/// `quota_unit` (`1/d/{project}`, `1/min/{project}/{user}`). `None` when the error carries no
+/// such structure: the message's words are never read (they are for people, and they change).
+pub fn quota_window(body: &[u8]) -> Option<QuotaWindow> {
+    let parsed = parse_body(body)?;
+    parsed
+        .details
+        .iter()
+        .filter(|d| d.get("@type").and_then(|t| t.as_str()) == Some(ERROR_INFO))
+        .filter_map(|info| info.get("metadata"))
+        .find_map(|metadata| {
+            let field = |key: &str| metadata.get(key).and_then(|v| v.as_str());
+            field("quota_limit")
+                .and_then(window_of_limit)
+                .or_else(|| field("quota_unit").and_then(window_of_unit))
+        })
+}
+
+/// `...PerDay...` is a day; `...PerMinute...`, `...PerSecond...`, `...PerHour...` are short.
+fn window_of_limit(name: &str) -> Option<QuotaWindow> {
+    let name = name.to_ascii_lowercase();
+    if name.contains("perday") {
+        Some(QuotaWindow::Day)
+    } else if ["perminute", "persecond", "perhour", "per100seconds"]
+        .iter()
+        .any(|w| name.contains(w))
+    {
+        Some(QuotaWindow::Short)
+    } else {
+        None
+    }
+}
+
+/// `1/d/{project}` is a day; `1/min/...`, `1/s/...`, `1/h/...` are short.
+fn window_of_unit(unit: &str) -> Option<QuotaWindow> {
+    match unit.split('/').nth(1)? {
+        "d" => Some(QuotaWindow::Day),
+        "min" | "s" | "h" => Some(QuotaWindow::Short),
+        _ => None,
+    }
 }
 
 /// Finds the first https URL in a Google error message (the "enable the API" link).
@@ -231,6 +313,77 @@ mod tests {
             GoogleError::from_api_response(403, body, None),
             GoogleError::InsufficientScopes
         ));
+    }
+
+    /// A 429 as Google's error model shapes it: ErrorInfo with the limit's name.
+    fn throttled(message: &str, metadata: &str) -> Vec<u8> {
+        format!(
+            r#"{{"error":{{"code":429,"message":"{message}","status":"RESOURCE_EXHAUSTED",
+            "details":[{{"@type":"type.googleapis.com/google.rpc.Help","links":[]}},
+            {{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"RATE_LIMIT_EXCEEDED",
+            "domain":"googleapis.com","metadata":{metadata}}}]}}}}"#
+        )
+        .into_bytes()
+    }
+
+    fn daily(err: GoogleError) -> bool {
+        match err {
+            GoogleError::RateLimited { daily, .. } => daily,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_429_is_classified_by_its_structured_details_not_its_words() {
+        let per_day = throttled(
+            "Quota exceeded for quota metric 'All requests' and limit 'All requests per day'",
+            r#"{"quota_metric":"photoslibrary.googleapis.com/all_requests",
+                "quota_limit":"ApiCallsPerProjectPerDay","quota_limit_value":"10000",
+                "consumer":"projects/123","service":"photoslibrary.googleapis.com"}"#,
+        );
+        assert_eq!(quota_window(&per_day), Some(QuotaWindow::Day));
+        assert!(daily(GoogleError::from_api_response(429, &per_day, None)));
+
+        // The words say "per day", the details say per minute: per minute it is.
+        let per_minute = throttled(
+            "Quota exceeded ... 'All requests per day'",
+            r#"{"quota_metric":"photoslibrary.googleapis.com/write_requests",
+                "quota_limit":"WritesPerMinutePerUser","quota_limit_value":"60"}"#,
+        );
+        assert_eq!(quota_window(&per_minute), Some(QuotaWindow::Short));
+        assert!(!daily(GoogleError::from_api_response(
+            429,
+            &per_minute,
+            Some(Duration::from_secs(7))
+        )));
+
+        // Only a unit, as newer errors carry.
+        let unit = throttled("x", r#"{"quota_unit":"1/d/{project}"}"#);
+        assert_eq!(quota_window(&unit), Some(QuotaWindow::Day));
+        let unit = throttled("x", r#"{"quota_unit":"1/min/{project}/{user}"}"#);
+        assert_eq!(quota_window(&unit), Some(QuotaWindow::Short));
+
+        // No structure: words alone decide nothing (the caller weighs its own count).
+        let bare = br#"{"error":{"code":429,"message":"Quota exceeded for quota metric 'All requests' and limit 'All requests per day' of service 'photoslibrary.googleapis.com'","status":"RESOURCE_EXHAUSTED"}}"#;
+        assert_eq!(quota_window(bare), None);
+        assert!(!daily(GoogleError::from_api_response(429, bare, None)));
+        // An ErrorInfo naming no known window, and a body that is no JSON at all.
+        let odd = throttled("x", r#"{"quota_limit":"ConcurrentWrites"}"#);
+        assert_eq!(quota_window(&odd), None);
+        assert_eq!(quota_window(b"<html>429</html>"), None);
+    }
+
+    #[test]
+    fn rate_limits_are_not_transient_once_a_gate_decides() {
+        let closed = GoogleError::GateClosed {
+            message: "closed".into(),
+            retry_after: Duration::from_secs(60),
+        };
+        assert!(!closed.is_transient());
+        assert!(closed.is_rate_limit());
+        let minute = GoogleError::from_api_response(429, b"", None);
+        assert!(minute.is_transient() && minute.is_rate_limit());
+        assert!(!GoogleError::Content(503).is_rate_limit());
     }
 
     #[test]

@@ -75,34 +75,12 @@ impl LibraryClient {
         what: &'static str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<T, GoogleError> {
-        self.send_if(what, build, |_| true).await
-    }
-
-    /// [`LibraryClient::send`] retrying only the transient failures `retryable` accepts.
-    async fn send_if<T: DeserializeOwned>(
-        &self,
-        what: &'static str,
-        build: impl Fn() -> RequestBuilder,
-        retryable: impl Fn(&GoogleError) -> bool,
-    ) -> Result<T, GoogleError> {
-        self.quota.check()?;
-        match self
-            .retry
-            .run_if(what, || self.attempt(what, &build), retryable)
-            .await
-        {
-            Err(GoogleError::RateLimited {
-                daily: true,
-                message,
-                ..
-            }) => Err(self.quota.close(&message)),
-            other => other,
-        }
+        self.send_in(Bucket::Api, what, build, |_| true).await
     }
 
     /// Sends one request of another Google API that shares this access token (the Picker
-    /// API): the same token handling, error mapping and retry policy, without the Library
-    /// API's daily-quota gate (each API has its own quota).
+    /// API): the same token handling, error mapping and retry policy, counted in the Picker's
+    /// own bucket behind its own gate (each API has its own quota).
     pub(crate) async fn send_shared_token<T: DeserializeOwned>(
         &self,
         what: &'static str,
@@ -119,22 +97,48 @@ impl LibraryClient {
         build: impl Fn() -> RequestBuilder,
         retryable: impl Fn(&GoogleError) -> bool,
     ) -> Result<T, GoogleError> {
-        self.retry
-            .run_if(what, || self.attempt(what, &build), retryable)
-            .await
+        self.send_in(Bucket::Picker, what, build, retryable).await
     }
 
-    /// One attempt, with the bearer token. A 401 invalidates the token and tries exactly once
-    /// more with a fresh one.
+    /// Sends one request counted in `bucket`: refused at once while its gate is closed,
+    /// retried by the policy (a per-minute 429 included), and a daily 429 closes the gate.
+    ///
+    /// Only the transient failures `retryable` accepts are retried (batchCreate must not be
+    /// resent after a lost answer).
+    async fn send_in<T: DeserializeOwned>(
+        &self,
+        bucket: Bucket,
+        what: &'static str,
+        build: impl Fn() -> RequestBuilder,
+        retryable: impl Fn(&GoogleError) -> bool,
+    ) -> Result<T, GoogleError> {
+        self.quota.check_bucket(bucket)?;
+        match self
+            .retry
+            .run_if(what, || self.attempt(what, bucket, &build), retryable)
+            .await
+        {
+            Err(GoogleError::RateLimited {
+                daily: true,
+                message,
+                ..
+            }) => Err(self.quota.close_daily(bucket, &message)),
+            other => other,
+        }
+    }
+
+    /// One attempt, with the bearer token, counted in `bucket`. A 401 invalidates the token
+    /// and tries exactly once more with a fresh one.
     async fn attempt<T: DeserializeOwned>(
         &self,
         what: &'static str,
+        bucket: Bucket,
         build: &impl Fn() -> RequestBuilder,
     ) -> Result<T, GoogleError> {
         let mut retried_auth = false;
         loop {
             let token = self.tokens.access_token().await?;
-            self.quota.count(Bucket::Api);
+            self.quota.count(bucket);
             let resp = super::counted(what, build().bearer_auth(token.secret()).send().await)
                 .map_err(GoogleError::transport)?;
             let status = resp.status();
@@ -147,7 +151,17 @@ impl LibraryClient {
             let retry_after = super::error::retry_after(resp.headers());
             let body = resp.bytes().await.map_err(GoogleError::transport)?;
             if !status.is_success() {
-                let err = GoogleError::from_api_response(status.as_u16(), &body, retry_after);
+                let mut err = GoogleError::from_api_response(status.as_u16(), &body, retry_after);
+                // A 429 without Google's structured details says nothing of its window: near
+                // the day's quota by our own count it is taken for the daily quota, otherwise
+                // for a short-lived limit (retried with backoff, bounded by the policy).
+                if let GoogleError::RateLimited { daily, .. } = &mut err
+                    && !*daily
+                    && super::error::quota_window(&body).is_none()
+                    && self.quota.near_daily_limit(bucket)
+                {
+                    *daily = true;
+                }
                 tracing::debug!(call = what, status = status.as_u16(), error = %err, "API call failed");
                 return Err(err);
             }
@@ -359,9 +373,11 @@ impl LibraryClient {
             body["albumId"] = json!(album);
         }
         let resp: BatchCreateResponse = self
-            .send_if(
+            .send_in(
+                Bucket::Api,
                 "mediaItems.batchCreate",
                 || self.http.post(&url).json(&body),
+                // A lost answer (timeout, reset) may hide items Google created: never resent.
                 |e| !matches!(e, GoogleError::Transport(_)),
             )
             .await?;

@@ -53,8 +53,10 @@ pub struct Google {
     pub library: LibraryClient,
     pub content: ContentClient,
     pub upload: UploadClient,
-    /// The project's daily quotas, shared by the clients.
+    /// The project's quotas and their gates, shared by the clients.
     pub quota: Arc<quota::QuotaGate>,
+    /// The clock the quota gates read, shared with the catalog (tests move it).
+    pub clock: Arc<crate::clock::Clock>,
     /// The Picker API (picking sessions), sharing the library client's access token.
     pub picker: PickerClient,
 }
@@ -97,7 +99,8 @@ impl Google {
             .read_timeout(Duration::from_secs(120))
             .build()
             .map_err(GoogleError::transport)?;
-        let quota = Arc::new(quota::QuotaGate::default());
+        let clock = Arc::new(crate::clock::Clock::default());
+        let quota = Arc::new(quota::QuotaGate::new(clock.clone()));
         let library = LibraryClient::new(
             api_http.clone(),
             &endpoints.api_base,
@@ -123,6 +126,7 @@ impl Google {
                 quota.clone(),
             ),
             quota,
+            clock,
         })
     }
 }

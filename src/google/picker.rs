@@ -8,7 +8,9 @@
 //! the Library API's, but `mediaItems.batchGet` does not know picked items: a fresh URL comes
 //! only from listing the session's items again ([`PickerClient::list_items`]).
 //!
-//! Calls share the Library client's access token, its one-refresh-on-401 and its retry policy.
+//! Calls share the Library client's access token, its one-refresh-on-401 and its retry policy,
+//! but not its quota: they count in the Picker bucket (Google: 100,000 requests per minute per
+//! project, no daily quota), behind the Picker's own gate.
 
 use std::time::Duration;
 

@@ -245,10 +245,13 @@ pub struct GoogleConfig {
     #[serde(default = "default_root_folder_id")]
     pub root_folder_id: String,
     /// The project's daily Library API quota (Google's default: 10,000 requests); a warning
-    /// is logged once a day when 80% of it is used.
+    /// is logged once a day when 80% of it is used, and a 429 without Google's structured
+    /// details at 90% or more is taken for this quota (see `google::quota`).
     #[serde(default = "default_daily_quota")]
     pub daily_quota: u64,
-    /// The project's daily quota of download-URL (content) requests (default 75,000).
+    /// The project's daily quota of download-URL (content) requests (default 75,000). The
+    /// content host's 429 says nothing of its window: at 90% of this or more it closes
+    /// downloads and probes until Pacific midnight, below it only for a pause.
     #[serde(default = "default_daily_media_quota")]
     pub daily_media_quota: u64,
     /// Seconds a download URL (baseUrl) is used before it is replaced (600 to 3600, default

@@ -75,14 +75,18 @@ impl Server {
         google
             .quota
             .set_limits(config.google.daily_quota, config.google.daily_media_quota);
-        let today = crate::google::quota::pacific_today(chrono::Utc::now());
+        let today = google.quota.today();
         let used = store.usage(today).await;
         let log = store.clone();
         google.quota.restore(
             today,
-            used.api,
-            used.media,
-            used.exhausted,
+            crate::google::quota::Remembered {
+                api: used.api,
+                media: used.media,
+                picker: used.picker,
+                api_exhausted: used.exhausted,
+                media_exhausted: used.media_exhausted,
+            },
             Box::new(move |day, bucket, n| log.add_usage(day, bucket, n)),
         );
         let root_album = match config.google.root_folder_id.as_str() {

@@ -638,6 +638,10 @@ pub(super) fn upstream_failure(method: &Method, path: &str, err: &CatalogError) 
             StatusCode::SERVICE_UNAVAILABLE,
             Some(retry_after.map_or(60, |d| d.as_secs().max(1))),
         ),
+        CatalogError::Google(GoogleError::GateClosed { retry_after, .. }) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(retry_after.as_secs().max(1)),
+        ),
         CatalogError::Google(_) => (StatusCode::BAD_GATEWAY, None),
     };
     tracing::warn!(%method, path, status = status.as_u16(), "request failed upstream: {err}");

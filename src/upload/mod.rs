@@ -109,6 +109,10 @@ impl Answer {
                 Some(retry_after.map_or(60, |d| d.as_secs().max(1))),
             ),
             GoogleError::InsufficientScopes => (StatusCode::FORBIDDEN, None),
+            GoogleError::GateClosed { retry_after, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(retry_after.as_secs().max(1)),
+            ),
             _ => (StatusCode::BAD_GATEWAY, None),
         };
         let message = match e {

@@ -68,6 +68,22 @@ pub async fn try_start_custom(
     let emu = Emulator::start(opts, "127.0.0.1:0".parse().unwrap())
         .await
         .expect("emulator starts");
+    try_start_on(emu, refresh_token, customize).await
+}
+
+/// A stack over an emulator already running, so that its figures (the library's size) can
+/// shape the gateway's configuration.
+pub async fn start_on(emu: RunningEmulator, customize: impl FnOnce(&mut Config)) -> Stack {
+    try_start_on(emu, emulator::REFRESH_TOKEN, customize)
+        .await
+        .expect("server binds")
+}
+
+async fn try_start_on(
+    emu: RunningEmulator,
+    refresh_token: &str,
+    customize: impl FnOnce(&mut Config),
+) -> Result<Stack, String> {
     let gateway = try_gateway(&emu, refresh_token, customize).await?;
     Ok(Stack {
         emu,
