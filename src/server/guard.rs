@@ -7,7 +7,15 @@
 //!   something other than UTF-8 is refused with 414 or 400 (no name in the tree could match);
 //! - an XML body (PROPFIND, PROPPATCH, LOCK) is read whole but only up to [`MAX_XML_BODY`]
 //!   bytes (413 beyond), and refused with 400 when it declares a DOCTYPE or an entity: WebDAV
-//!   never needs one, so nothing is ever expanded.
+//!   never needs one, so nothing is ever expanded;
+//! - an XML body nested deeper than [`MAX_XML_DEPTH`] elements is refused with 400. dav-server
+//!   builds its tree with `xmltree`, which recurses once per level: 2,000 levels (6 KB of
+//!   `<a>`) overflowed a tokio worker's stack, and a stack overflow aborts the whole process,
+//!   so one request from any user, read-only included, stopped the server. The depth is
+//!   measured with the pull parser `xmltree` itself reads from (the `xml` crate, configured
+//!   as `xmltree` configures it), which keeps no recursion of its own: the events it yields
+//!   before its first error are exactly those `xmltree` would build from, so a document that
+//!   is malformed but not too deep is still dav-server's to refuse, as before.
 //!
 //! `..` segments that survive decoding are dav-server's to resolve, and it refuses any that
 //! would climb above the root; the tree behind it is virtual, so no file outside exists anyway.
@@ -20,6 +28,10 @@ use http_body_util::{BodyExt, Full, Limited, combinators::UnsyncBoxBody};
 pub const MAX_PATH_BYTES: usize = 8 * 1024;
 /// Largest XML request body accepted.
 pub const MAX_XML_BODY: usize = 1024 * 1024;
+/// Deepest element nesting accepted in an XML body. WebDAV bodies are about five levels deep
+/// (`propertyupdate/set/prop/<property>/<value>`); a dead property's value may nest further,
+/// but nothing a client sends comes near this.
+pub const MAX_XML_DEPTH: usize = 64;
 
 /// Methods whose body is an XML document dav-server reads whole.
 const XML_METHODS: [&str; 3] = ["PROPFIND", "PROPPATCH", "LOCK"];
@@ -34,6 +46,7 @@ pub enum Rejection {
     BadPath(&'static str),
     BodyTooLarge,
     Doctype,
+    TooDeep,
     UnreadableBody,
 }
 
@@ -42,9 +55,10 @@ impl Rejection {
         use http::StatusCode;
         match self {
             Rejection::PathTooLong => StatusCode::URI_TOO_LONG,
-            Rejection::BadPath(_) | Rejection::Doctype | Rejection::UnreadableBody => {
-                StatusCode::BAD_REQUEST
-            }
+            Rejection::BadPath(_)
+            | Rejection::Doctype
+            | Rejection::TooDeep
+            | Rejection::UnreadableBody => StatusCode::BAD_REQUEST,
             Rejection::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
@@ -59,6 +73,10 @@ impl Rejection {
             Rejection::Doctype => {
                 "XML bodies with a DOCTYPE or entity declarations are refused".into()
             }
+            Rejection::TooDeep => format!(
+                "the XML body is nested deeper than {MAX_XML_DEPTH} levels; no WebDAV request \
+                 needs that"
+            ),
             Rejection::UnreadableBody => "the request body could not be read".into(),
         }
     }
@@ -123,6 +141,9 @@ where
     if declares_dtd(&bytes) {
         return Err(Rejection::Doctype);
     }
+    if nested_deeper_than(&bytes, MAX_XML_DEPTH) {
+        return Err(Rejection::TooDeep);
+    }
     let body = Full::new(bytes)
         .map_err(|never| match never {})
         .boxed_unsync();
@@ -134,6 +155,34 @@ fn declares_dtd(body: &[u8]) -> bool {
     body.windows(9)
         .any(|w| w.eq_ignore_ascii_case(b"<!DOCTYPE"))
         || body.windows(8).any(|w| w.eq_ignore_ascii_case(b"<!ENTITY"))
+}
+
+/// Whether `body` opens more than `max` nested elements before it ends or turns out malformed.
+///
+/// The parser is the one `xmltree` (and so dav-server) reads with, under `xmltree`'s
+/// configuration (`Element::parse` keeps comments), so both see the same elements up to the
+/// same first error; it is a loop over events, so its own stack use does not grow with depth.
+/// Its memory is bounded by the body, itself bounded by [`MAX_XML_BODY`], and it stops at the
+/// first element past `max`. Multiple root elements are read too, as `xmltree` reads them.
+fn nested_deeper_than(body: &[u8], max: usize) -> bool {
+    use xml::reader::{ParserConfig, XmlEvent};
+    let mut reader = ParserConfig::new()
+        .ignore_comments(false)
+        .create_reader(body);
+    let mut depth = 0usize;
+    loop {
+        match reader.next() {
+            Ok(XmlEvent::StartElement { .. }) => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            Ok(XmlEvent::EndElement { .. }) => depth = depth.saturating_sub(1),
+            Ok(XmlEvent::EndDocument) | Err(_) => return false,
+            Ok(_) => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -150,6 +199,24 @@ mod tests {
         assert!(matches!(check_path("/a%00b"), Err(Rejection::BadPath(_))));
         let long = format!("/{}", "a".repeat(MAX_PATH_BYTES));
         assert_eq!(check_path(&long), Err(Rejection::PathTooLong));
+    }
+
+    #[test]
+    fn depth() {
+        let nest = |n: usize| format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
+        assert!(!nested_deeper_than(nest(64).as_bytes(), 64));
+        assert!(nested_deeper_than(nest(65).as_bytes(), 64));
+        // Never closed: malformed, but the depth is reached before the end says so.
+        assert!(nested_deeper_than("<a>".repeat(65).as_bytes(), 64));
+        // Malformed before it gets deep: left to dav-server.
+        let early = format!("<a>&nope;{}", nest(100));
+        assert!(!nested_deeper_than(early.as_bytes(), 64));
+        // Siblings are not depth, and a second root element is read as xmltree reads it.
+        let wide = format!("<a>{}</a>", "<b/>".repeat(10_000));
+        assert!(!nested_deeper_than(wide.as_bytes(), 64));
+        let second_root = format!("<a/>{}", nest(65));
+        assert!(nested_deeper_than(second_root.as_bytes(), 64));
+        assert!(!nested_deeper_than(b"", 64));
     }
 
     #[test]
