@@ -335,3 +335,74 @@ async fn deeply_nested_xml_is_refused_and_the_server_lives() {
     assert_eq!(status, 207);
     assert!(serve.try_wait().unwrap().is_none(), "the server lives");
 }
+
+/// Inputs the fuzz test (tests/fuzz.rs) found: dav-server panicked on an unclosed `If`
+/// header and on an entity tag that is a lone quote (the connection died unanswered),
+/// answered 502 to a body that broke off, and 501 to a PROPPATCH of a dead property.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_and_bodies_dav_server_mishandled_get_4xx() {
+    let stack = start().await;
+    let files = stack.list("/media/all/").await;
+    let file = common::encode_path(&files[0].href);
+    for (name, value) in [
+        ("If", "(<"),
+        ("If", "([\"abc\""),
+        ("If", "(<urn:x>) garbage"),
+        ("If-None-Match", "\""),
+        ("If-Match", "\"a\", W/\""),
+        ("If-Range", "\""),
+    ] {
+        let (status, text) = raw(
+            &stack,
+            &request("HEAD", &file, &format!("{name}: {value}\r\n"), ""),
+        )
+        .await;
+        assert_eq!(status, 400, "{name}: {value}: {text}");
+        let (status, text) = raw(
+            &stack,
+            &request("GET", &file, &format!("{name}: {value}\r\n"), ""),
+        )
+        .await;
+        assert_eq!(status, 400, "{name}: {value}: {text}");
+        assert!(text.contains(&format!("invalid {name} header")), "{text}");
+    }
+    // A valid If header still reaches dav-server and is evaluated there: no such lock.
+    let (status, _) = raw(
+        &stack,
+        &request("GET", &file, "If: (<opaquelocktoken:nope>)\r\n", ""),
+    )
+    .await;
+    assert_eq!(status, 412);
+
+    // A chunked body whose framing breaks: the client's fault, 400, not a 502.
+    let broken = format!(
+        "OPTIONS {file} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Transfer-Encoding: chunked\r\n\r\n5\r\nab"
+    );
+    let mut conn = TcpStream::connect(addr(&stack)).await.unwrap();
+    conn.write_all(broken.as_bytes()).await.unwrap();
+    conn.shutdown().await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(30), conn.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    if !answer.is_empty() {
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+
+    // PROPPATCH of a property in another namespace: refused (nothing is stored) with 403
+    // inside a 207, not a 501 for the whole request.
+    let body = "<?xml version=\"1.0\"?><D:propertyupdate xmlns:D=\"DAV:\" xmlns:x=\"urn:x\">\
+                <D:set><D:prop><x:color>red</x:color></D:prop></D:set></D:propertyupdate>";
+    let stack = common::start_custom(
+        gphotos_dav::emulator::EmulatorOptions::default(),
+        gphotos_dav::emulator::REFRESH_TOKEN,
+        |c| c.server.read_only = false,
+    )
+    .await;
+    let (status, text) = raw(&stack, &request("PROPPATCH", &file, "", body)).await;
+    assert_eq!(status, 207, "{text}");
+    assert!(text.contains("403 Forbidden"), "{text}");
+    assert!(text.contains("color"), "{text}");
+}
