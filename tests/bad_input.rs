@@ -19,8 +19,15 @@ fn addr(stack: &Stack) -> String {
 
 /// Sends raw request bytes on a fresh connection; returns the status code and the response.
 async fn raw(stack: &Stack, request: &[u8]) -> (u16, String) {
-    let mut conn = TcpStream::connect(addr(stack)).await.unwrap();
-    conn.write_all(request).await.unwrap();
+    raw_to(&addr(stack), request).await
+}
+
+/// [`raw`] to a server at `addr` (`host:port`). A connection closed without an answer gives
+/// status 0.
+async fn raw_to(addr: &str, request: &[u8]) -> (u16, String) {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    // The server may refuse before it read everything (413): a failed write is no failure.
+    let _ = conn.write_all(request).await;
     let mut out = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(60), async {
         let mut buf = [0u8; 65536];
@@ -204,4 +211,198 @@ async fn slow_and_vanishing_clients_do_not_block_others() {
     }
     drop(stalled);
     drop(half);
+}
+
+/// `<a>` opened `levels` times, and closed again when `closed`.
+fn nested(levels: usize, closed: bool) -> String {
+    let mut xml = String::from("<?xml version=\"1.0\"?>");
+    xml.push_str(&"<a>".repeat(levels));
+    if closed {
+        xml.push_str(&"</a>".repeat(levels));
+    }
+    xml
+}
+
+/// A PROPFIND whose `<D:prop>` holds a property nested so that the document is `levels`
+/// elements deep in all (propfind, prop, then the property's own nesting).
+fn deep_propfind(levels: usize) -> String {
+    let inner = levels - 2;
+    format!(
+        "<?xml version=\"1.0\"?><D:propfind xmlns:D=\"DAV:\"><D:prop>{}{}</D:prop></D:propfind>",
+        "<x:a xmlns:x=\"urn:x\">".repeat(inner),
+        "</x:a>".repeat(inner)
+    )
+}
+
+/// XML nested thousands of levels deep: dav-server's parser (xmltree) recurses once per
+/// level, and 2,000 levels (6 KB) overflowed a tokio worker's stack, which aborts the whole
+/// process (`thread 'tokio-rt-worker' has overflowed its stack`, SIGABRT) for every user.
+/// The server runs as a child process here, so a crash shows as a dead child and a closed
+/// connection instead of taking this test binary down with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_xml_is_refused_and_the_server_lives() {
+    use tokio::io::AsyncBufReadExt;
+    let emu = gphotos_dav::emulator::Emulator::start(
+        gphotos_dav::emulator::EmulatorOptions::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("webdav.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nread_only = false\n{}",
+            emu.google_config()
+        ),
+    )
+    .unwrap();
+    let mut serve = common::spawn(&["serve", "--config", config.to_str().unwrap()]);
+    let mut log = tokio::io::BufReader::new(serve.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let line = common::wait_for_line(&mut log, "listening on http://", &mut seen).await;
+    let addr = line[line.find("http://").unwrap() + 7..]
+        .trim()
+        .trim_end_matches('/')
+        .to_string();
+    let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = log.next_line().await {
+            let _ = log_tx.send(line);
+        }
+    });
+    let send = |req: Vec<u8>| {
+        let addr = addr.clone();
+        async move { raw_to(&addr, &req).await }
+    };
+
+    for method in ["PROPFIND", "PROPPATCH", "LOCK"] {
+        for (body, what) in [
+            (nested(2000, true), "2,000 levels"),
+            (nested(2000, false), "2,000 levels, never closed"),
+            (nested(100_000, true), "100,000 levels"),
+            (deep_propfind(65), "65 levels"),
+        ] {
+            let (status, text) = send(request(method, "/album/", "Depth: 0\r\n", &body)).await;
+            if status == 0 {
+                // Give a dying server a moment to be reaped, to report how it ended.
+                let ended = tokio::time::timeout(Duration::from_secs(10), serve.wait()).await;
+                panic!("{method} {what}: no answer; the server: {ended:?}");
+            }
+            assert_eq!(status, 400, "{method} {what}: {text}");
+            assert!(
+                text.contains("nested deeper than 64 levels"),
+                "{method} {what}: {text}"
+            );
+            assert!(
+                serve.try_wait().unwrap().is_none(),
+                "{method} {what}: the server died"
+            );
+        }
+    }
+    // The log says what was wrong.
+    let logged = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = log_rx.recv().await {
+            if line.contains("request refused") && line.contains("nested deeper than 64") {
+                return line;
+            }
+        }
+        String::new()
+    })
+    .await
+    .unwrap_or_default();
+    assert!(logged.contains("INFO"), "{logged}");
+    // 64 levels is still a document dav-server reads: the deep property is simply unknown.
+    let (status, text) = send(request(
+        "PROPFIND",
+        "/album/",
+        "Depth: 0\r\n",
+        &deep_propfind(64),
+    ))
+    .await;
+    assert_eq!(status, 207, "{text}");
+    // Malformed but shallow stays dav-server's to refuse, as before.
+    let (status, _) = send(request(
+        "PROPFIND",
+        "/album/",
+        "Depth: 0\r\n",
+        "<propfind xmlns=\"DAV:\"><prop>",
+    ))
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = send(request("PROPFIND", "/", "Depth: 1\r\n", "")).await;
+    assert_eq!(status, 207);
+    assert!(serve.try_wait().unwrap().is_none(), "the server lives");
+}
+
+/// Inputs the fuzz test (tests/fuzz.rs) found: dav-server panicked on an unclosed `If`
+/// header and on an entity tag that is a lone quote (the connection died unanswered),
+/// answered 502 to a body that broke off, and 501 to a PROPPATCH of a dead property.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_and_bodies_dav_server_mishandled_get_4xx() {
+    let stack = start().await;
+    let files = stack.list("/media/all/").await;
+    let file = common::encode_path(&files[0].href);
+    for (name, value) in [
+        ("If", "(<"),
+        ("If", "([\"abc\""),
+        ("If", "(<urn:x>) garbage"),
+        ("If-None-Match", "\""),
+        ("If-Match", "\"a\", W/\""),
+        ("If-Range", "\""),
+    ] {
+        let (status, text) = raw(
+            &stack,
+            &request("HEAD", &file, &format!("{name}: {value}\r\n"), ""),
+        )
+        .await;
+        assert_eq!(status, 400, "{name}: {value}: {text}");
+        let (status, text) = raw(
+            &stack,
+            &request("GET", &file, &format!("{name}: {value}\r\n"), ""),
+        )
+        .await;
+        assert_eq!(status, 400, "{name}: {value}: {text}");
+        assert!(text.contains(&format!("invalid {name} header")), "{text}");
+    }
+    // A valid If header still reaches dav-server and is evaluated there: no such lock.
+    let (status, _) = raw(
+        &stack,
+        &request("GET", &file, "If: (<opaquelocktoken:nope>)\r\n", ""),
+    )
+    .await;
+    assert_eq!(status, 412);
+
+    // A chunked body whose framing breaks: the client's fault, 400, not a 502.
+    let broken = format!(
+        "OPTIONS {file} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Transfer-Encoding: chunked\r\n\r\n5\r\nab"
+    );
+    let mut conn = TcpStream::connect(addr(&stack)).await.unwrap();
+    conn.write_all(broken.as_bytes()).await.unwrap();
+    conn.shutdown().await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(30), conn.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    if !answer.is_empty() {
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+
+    // PROPPATCH of a property in another namespace: refused (nothing is stored) with 403
+    // inside a 207, not a 501 for the whole request.
+    let body = "<?xml version=\"1.0\"?><D:propertyupdate xmlns:D=\"DAV:\" xmlns:x=\"urn:x\">\
+                <D:set><D:prop><x:color>red</x:color></D:prop></D:set></D:propertyupdate>";
+    let stack = common::start_custom(
+        gphotos_dav::emulator::EmulatorOptions::default(),
+        gphotos_dav::emulator::REFRESH_TOKEN,
+        |c| c.server.read_only = false,
+    )
+    .await;
+    let (status, text) = raw(&stack, &request("PROPPATCH", &file, "", body)).await;
+    assert_eq!(status, 207, "{text}");
+    assert!(text.contains("403 Forbidden"), "{text}");
+    assert!(text.contains("color"), "{text}");
 }

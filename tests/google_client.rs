@@ -281,3 +281,120 @@ async fn the_uploads_endpoint_refreshes_once_and_tells_a_missing_scope_apart() {
     assert_eq!(counters.get("uploads"), 2);
     assert_eq!(counters.get("token"), 2);
 }
+
+/// What the redirecting servers received: (port, path, Authorization header).
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(u16, String, Option<String>)>>>;
+/// (port, path) → where that path redirects to.
+type Routes = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(u16, String), String>>>;
+
+/// A tiny content host on 127.0.0.1:0: a path in `routes` answers 302 to its target, any
+/// other path answers `hello` (5 bytes). Every request is recorded in `seen`.
+async fn redirecting_server(seen: Seen, routes: Routes) -> u16 {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((conn, _)) = listener.accept().await else {
+                return;
+            };
+            let (seen, routes) = (seen.clone(), routes.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let path = req.uri().path().to_string();
+                    let auth = req
+                        .headers()
+                        .get("authorization")
+                        .map(|v| v.to_str().unwrap().to_string());
+                    seen.lock().unwrap().push((port, path.clone(), auth));
+                    let target = routes.lock().unwrap().get(&(port, path)).cloned();
+                    let resp = match target {
+                        Some(to) => hyper::Response::builder()
+                            .status(302)
+                            .header("location", to)
+                            .body(Full::new(bytes::Bytes::new())),
+                        None => hyper::Response::builder()
+                            .header("content-length", "5")
+                            .body(Full::new(bytes::Bytes::from_static(b"hello"))),
+                    };
+                    async move { resp }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(conn), service)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+/// Picker item URLs need `Authorization: Bearer`; a redirect to any other origin (another
+/// port on the same address is one; another host name is one) must not carry it, on the
+/// download client (hyper-util) and on the size probes (reqwest) alike, and a hop back to
+/// the first origin does not bring it back. Within one origin it is kept (the URLs need it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_token_never_follows_a_redirect_to_another_origin() {
+    use futures::StreamExt;
+    let (_emu, google) = setup(emulator::REFRESH_TOKEN).await;
+    let (seen, routes) = (Seen::default(), Routes::default());
+    let a = redirecting_server(seen.clone(), routes.clone()).await;
+    let b = redirecting_server(seen.clone(), routes.clone()).await;
+    let at = |port: u16, path: &str| format!("http://127.0.0.1:{port}{path}");
+    {
+        let mut r = routes.lock().unwrap();
+        r.insert((a, "/same".into()), at(a, "/final-same"));
+        r.insert((a, "/port".into()), at(b, "/final-port"));
+        r.insert(
+            (a, "/host".into()),
+            format!("http://localhost:{a}/final-host"),
+        );
+        r.insert((a, "/away-and-back".into()), at(b, "/back"));
+        r.insert((b, "/back".into()), at(a, "/final-back"));
+    }
+    const TOKEN: &str = "ya29.secret-access-token";
+    let bearer = Some(format!("Bearer {TOKEN}"));
+    /// A request expected: port, path, whether it carries the token.
+    type Hop<'a> = (u16, &'a str, bool);
+    let cases: Vec<(&str, Vec<Hop>)> = vec![
+        ("/same", vec![(a, "/same", true), (a, "/final-same", true)]),
+        ("/port", vec![(a, "/port", true), (b, "/final-port", false)]),
+        ("/host", vec![(a, "/host", true), (a, "/final-host", false)]),
+        (
+            "/away-and-back",
+            vec![
+                (a, "/away-and-back", true),
+                (b, "/back", false),
+                (a, "/final-back", false),
+            ],
+        ),
+    ];
+    for (start, expected) in cases {
+        let expected: Vec<(u16, String, Option<String>)> = expected
+            .into_iter()
+            .map(|(port, path, token)| (port, path.to_string(), bearer.clone().filter(|_| token)))
+            .collect();
+
+        seen.lock().unwrap().clear();
+        let mut download = google
+            .content
+            .download_bearer(&at(a, start), 0, TOKEN)
+            .await
+            .unwrap();
+        let mut body = Vec::new();
+        while let Some(chunk) = download.body.next().await {
+            body.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(body, b"hello", "download from {start}");
+        assert_eq!(*seen.lock().unwrap(), expected, "download from {start}");
+
+        seen.lock().unwrap().clear();
+        let size = google
+            .content
+            .probe_size_bearer(&at(a, start), TOKEN)
+            .await
+            .unwrap();
+        assert_eq!(size, 5, "probe of {start}");
+        assert_eq!(*seen.lock().unwrap(), expected, "probe of {start}");
+    }
+}

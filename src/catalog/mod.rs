@@ -694,6 +694,16 @@ impl Catalog {
         }
         let this = self.clone();
         tokio::spawn(async move {
+            // Cleared however the task ends (a panic included): a folder left marked would
+            // never be revalidated again.
+            let _unmark = scopeguard::guard(key.clone(), |key| {
+                let mut marked = this
+                    .inner
+                    .revalidating
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                marked.remove(&key);
+            });
             let result = this.load(&key).await;
             match result {
                 Ok(listing) => {
@@ -706,7 +716,6 @@ impl Catalog {
                     tracing::warn!(folder = ?key, "could not refresh a listing, serving the cached one: {e}");
                 }
             }
-            this.inner.revalidating.lock().unwrap().remove(&key);
         });
     }
 
@@ -996,14 +1005,31 @@ impl Catalog {
         if let Some(size) = self.inner.sizes.lock().unwrap().get(id).copied() {
             return futures::future::ready(Ok(size)).boxed().shared();
         }
+        // The probe runs in a task of its own. A shared future only advances while someone
+        // polls it: if every request waiting on it hung up, it would sit suspended wherever it
+        // was, holding what it held there (the access-token refresh's lock, a picked set's
+        // refresh lock) until some later request needed this very size. It leaves `probes`
+        // when the task ends however it ends (a panic included), so a later request starts
+        // a new probe instead of joining a dead one. It cannot leave before it is inserted
+        // below: removing takes the lock held here.
         let (this, key) = (self.clone(), id.to_string());
-        let probe = async move {
+        let task = tokio::spawn(async move {
+            let _leave = scopeguard::guard((), |()| {
+                let mut probes = this.inner.probes.lock().unwrap_or_else(|p| p.into_inner());
+                probes.remove(&key);
+            });
             let result = this.probe(&key).await;
             if let Ok(size) = result {
                 this.inner.sizes.lock().unwrap().insert(key.clone(), size);
             }
-            this.inner.probes.lock().unwrap().remove(&key);
             result
+        });
+        let probe = async move {
+            task.await.unwrap_or_else(|e| {
+                Err(CatalogError::Google(GoogleError::Protocol(format!(
+                    "a size probe ended early: {e}"
+                ))))
+            })
         }
         .boxed()
         .shared();

@@ -208,6 +208,23 @@ impl DavFileSystem for PhotosFs {
         Box::pin(async { Err(FsError::Forbidden) })
     }
 
+    /// PROPPATCH of dead properties (any namespace dav-server does not handle itself, such
+    /// as a Finder or Explorer extension's): nothing is stored, so each property is refused
+    /// with 403 inside the 207, as RFC 4918 (9.2) has it. dav-server's default answers the
+    /// whole request 501, which a client takes for a broken server.
+    fn patch_props<'a>(
+        &'a self,
+        _path: &'a DavPath,
+        patch: Vec<(bool, dav_server::fs::DavProp)>,
+    ) -> FsFuture<'a, Vec<(http::StatusCode, dav_server::fs::DavProp)>> {
+        Box::pin(async move {
+            Ok(patch
+                .into_iter()
+                .map(|(_, prop)| (http::StatusCode::FORBIDDEN, prop))
+                .collect())
+        })
+    }
+
     /// RFC 4331 quota, which Finder asks for when it mounts. Used: the bytes of every item
     /// whose size is known so far ([`Catalog::known_bytes`]), which is the whole library once
     /// `/media/all` has been listed and a lower bound before, never an estimate. Available:

@@ -111,29 +111,56 @@ impl ContentClient {
             .await
     }
 
-    /// A request to the content host, with the bearer token when the URL needs one.
-    fn request(
+    /// A request to the content host, with the bearer token when the URL needs one,
+    /// counted in the metrics as `kind`. Redirects are followed here, not by reqwest (whose
+    /// client follows none): reqwest keeps the Authorization header across a redirect that
+    /// changes only the scheme, and the token must stay with its origin (see
+    /// `download_http`, whose rule this is).
+    async fn send(
         &self,
+        kind: &str,
         method: reqwest::Method,
         url: &str,
         token: Option<&str>,
-    ) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, url);
-        match token {
-            Some(t) => request.bearer_auth(t),
-            None => request,
+        range: Option<&str>,
+    ) -> Result<reqwest::Response, GoogleError> {
+        let mut url = url::Url::parse(url).map_err(|e| {
+            GoogleError::Protocol(format!("a download URL that does not parse: {e}"))
+        })?;
+        let mut token = token;
+        for _ in 0..=super::download_http::MAX_REDIRECTS {
+            let mut request = self.http.request(method.clone(), url.clone());
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
+            }
+            if let Some(r) = range {
+                request = request.header(RANGE, r);
+            }
+            let resp =
+                super::counted(kind, request.send().await).map_err(GoogleError::transport)?;
+            match super::download_http::redirect_target(&url, resp.status(), resp.headers())? {
+                Some(next) => {
+                    if !super::download_http::same_origin(&url, &next) {
+                        token = None;
+                    }
+                    url = next;
+                }
+                None => return Ok(resp),
+            }
         }
+        Err(GoogleError::Protocol(format!(
+            "the content host redirected more than {} times",
+            super::download_http::MAX_REDIRECTS
+        )))
     }
 
     async fn probe_once(self, url: String, token: Option<String>) -> Result<u64, GoogleError> {
         let (url, token) = (url.as_str(), token.as_deref());
         self.quota.check_bucket(Bucket::Media)?;
         self.quota.count(Bucket::Media);
-        let resp = super::counted(
-            "content.head",
-            self.request(reqwest::Method::HEAD, url, token).send().await,
-        )
-        .map_err(GoogleError::transport)?;
+        let resp = self
+            .send("content.head", reqwest::Method::HEAD, url, token, None)
+            .await?;
         self.check(resp.status(), resp.headers())?;
         if resp.status() == StatusCode::OK
             && let Some(len) = header_u64(resp.headers(), CONTENT_LENGTH)
@@ -143,14 +170,15 @@ impl ContentClient {
         // No usable length from HEAD: ask for the first byte and read the total.
         self.quota.check_bucket(Bucket::Media)?;
         self.quota.count(Bucket::Media);
-        let resp = super::counted(
-            "content.probe",
-            self.request(reqwest::Method::GET, url, token)
-                .header(RANGE, "bytes=0-0")
-                .send()
-                .await,
-        )
-        .map_err(GoogleError::transport)?;
+        let resp = self
+            .send(
+                "content.probe",
+                reqwest::Method::GET,
+                url,
+                token,
+                Some("bytes=0-0"),
+            )
+            .await?;
         self.check(resp.status(), resp.headers())?;
         match resp.status() {
             StatusCode::PARTIAL_CONTENT => resp

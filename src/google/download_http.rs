@@ -11,8 +11,13 @@
 //! way (0.50, 0.72, 0.65 in runs on a shared machine), so 128 KiB it is.
 //!
 //! What reqwest did for us is done here: TLS (rustls with ring, webpki roots), at most five
-//! redirects (the Authorization header is dropped when the host changes), a connect timeout,
-//! a timeout for the response headers, and a read timeout between body chunks.
+//! redirects, a connect timeout, a timeout for the response headers, and a read timeout
+//! between body chunks.
+//!
+//! Redirects and the bearer token: Picker item URLs need `Authorization: Bearer`, and the
+//! token must never reach another origin. So it is sent only until a redirect changes the
+//! scheme, the host or the port ([`same_origin`]), and never again after that hop, even if a
+//! later one comes back. The size probes in `content` follow redirects by the same rule.
 
 use std::time::Duration;
 
@@ -30,7 +35,8 @@ const MAX_BUF: usize = 128 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// For the response headers, and between two chunks of a body.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
-const MAX_REDIRECTS: usize = 5;
+/// Redirects followed per request (downloads here, size probes in `content`).
+pub(crate) const MAX_REDIRECTS: usize = 5;
 
 type Body = http_body_util::Empty<Bytes>;
 
@@ -79,15 +85,12 @@ impl DownloadHttp {
         let mut url = url::Url::parse(url).map_err(|e| {
             GoogleError::Protocol(format!("a download URL that does not parse: {e}"))
         })?;
-        let first_host = url.host_str().map(str::to_owned);
+        let mut token = token;
         for _ in 0..=MAX_REDIRECTS {
             let mut req = Request::get(url.as_str())
                 .header(http::header::RANGE, range)
                 .header(http::header::USER_AGENT, self.user_agent);
-            // Like reqwest: credentials never follow a redirect to another host.
-            if let Some(t) = token
-                && url.host_str().map(str::to_owned) == first_host
-            {
+            if let Some(t) = token {
                 req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
             }
             let req = req
@@ -99,13 +102,10 @@ impl DownloadHttp {
                     GoogleError::Transport("the content host sent no answer for 60 s".into())
                 })?
                 .map_err(|e| GoogleError::Transport(transport_text(&e)))?;
-            if resp.status().is_redirection()
-                && let Some(next) = resp
-                    .headers()
-                    .get(http::header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|l| url.join(l).ok())
-            {
+            if let Some(next) = redirect_target(&url, resp.status(), resp.headers())? {
+                if !same_origin(&url, &next) {
+                    token = None;
+                }
                 url = next;
                 continue;
             }
@@ -119,6 +119,41 @@ impl DownloadHttp {
         Err(GoogleError::Protocol(format!(
             "the content host redirected more than {MAX_REDIRECTS} times"
         )))
+    }
+}
+
+/// Whether two URLs have the same origin: scheme, host and port (a missing port is the
+/// scheme's default). reqwest 0.12's own redirect rule compares host and port only, so
+/// `https://h/` to `http://h:443/` would keep the credentials there.
+pub(crate) fn same_origin(a: &url::Url, b: &url::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Where a redirect answer sends the request next: None when `status` is no redirect or it
+/// names no usable `Location` (the answer is then the caller's), an error when it sends
+/// anywhere but http or https.
+pub(crate) fn redirect_target(
+    current: &url::Url,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Result<Option<url::Url>, GoogleError> {
+    if !status.is_redirection() {
+        return Ok(None);
+    }
+    let Some(next) = headers
+        .get(http::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| current.join(l).ok())
+    else {
+        return Ok(None);
+    };
+    match next.scheme() {
+        "http" | "https" => Ok(Some(next)),
+        other => Err(GoogleError::Protocol(format!(
+            "the content host redirected to a {other}: URL"
+        ))),
     }
 }
 
@@ -151,4 +186,59 @@ fn transport_text(e: &hyper_util::client::legacy::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        let base = u("https://lh3.googleusercontent.com/a");
+        assert!(same_origin(
+            &base,
+            &u("https://lh3.googleusercontent.com/b=d")
+        ));
+        assert!(same_origin(
+            &base,
+            &u("https://lh3.googleusercontent.com:443/b")
+        ));
+        // The scheme alone changes (reqwest's rule would keep the token here).
+        assert!(!same_origin(
+            &base,
+            &u("http://lh3.googleusercontent.com:443/a")
+        ));
+        assert!(!same_origin(
+            &base,
+            &u("http://lh3.googleusercontent.com/a")
+        ));
+        assert!(!same_origin(
+            &base,
+            &u("https://lh3.googleusercontent.com:8443/a")
+        ));
+        assert!(!same_origin(
+            &base,
+            &u("https://lh4.googleusercontent.com/a")
+        ));
+    }
+
+    #[test]
+    fn redirect_targets() {
+        let here = url::Url::parse("https://h.example/x/y").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::LOCATION, "../z?q=1".parse().unwrap());
+        let next = redirect_target(&here, StatusCode::FOUND, &headers).unwrap();
+        assert_eq!(next.unwrap().as_str(), "https://h.example/z?q=1");
+        assert!(
+            redirect_target(&here, StatusCode::OK, &headers)
+                .unwrap()
+                .is_none()
+        );
+        headers.insert(
+            http::header::LOCATION,
+            "file:///etc/passwd".parse().unwrap(),
+        );
+        assert!(redirect_target(&here, StatusCode::FOUND, &headers).is_err());
+    }
 }

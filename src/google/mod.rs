@@ -76,11 +76,12 @@ impl Google {
             .timeout(Duration::from_secs(120))
             .build()
             .map_err(GoogleError::transport)?;
-        // Downloads may be redirected between Google's content hosts, and may run for long:
-        // no total timeout, but a read timeout so a stalled transfer fails instead of hanging.
+        // Size probes on the content host: redirects are followed by `content` itself, which
+        // drops the bearer token on any change of origin (reqwest ignores a scheme change).
+        // A read timeout so a stalled answer fails instead of hanging.
         let content_http = reqwest::Client::builder()
             .user_agent(user_agent)
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(20))
             .read_timeout(Duration::from_secs(60))
             .build()

@@ -55,15 +55,19 @@ impl RetryPolicy {
 
     /// Runs `call` until it succeeds, fails for good, or the policy gives up.
     ///
-    /// The delays come from `backon`'s exponential backoff (with jitter and a total bound);
-    /// the loop is written out because backon's closure combinators trip the compiler's
-    /// `Send` inference for futures that borrow (rust-lang/rust#64552).
+    /// The delays come from `backon`'s exponential backoff (with jitter); the loop is written
+    /// out because backon's closure combinators trip the compiler's `Send` inference for
+    /// futures that borrow (rust-lang/rust#64552). The bound on the total wait is kept here,
+    /// not by backon: backon only counts the delays it produced, while a `Retry-After` wait
+    /// replaces its delay, so six 30 s Retry-Afters would have held a request for three
+    /// minutes under a 30 s bound. A retry whose wait would take the total past
+    /// `max_total_delay` is not made.
     pub async fn run<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, GoogleError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, GoogleError>>,
     {
-        self.run_if(what, call, GoogleError::is_transient).await
+        self.run_if(what, call, |_| true).await
     }
 
     /// [`RetryPolicy::run`] for a call that may only be repeated after some of the transient
@@ -84,15 +88,18 @@ impl RetryPolicy {
             .with_min_delay(self.min_delay)
             .with_max_delay(self.max_delay)
             .with_max_times(self.max_retries)
-            .with_total_delay(Some(self.max_total_delay))
             .with_jitter()
             .build();
+        let mut waited = Duration::ZERO;
         loop {
             match call().await {
                 Ok(value) => return Ok(value),
                 Err(err) if err.is_transient() && retryable(&err) => {
-                    match delay_for(&err, backoff.next(), self.max_retry_after) {
+                    let delay = delay_for(&err, backoff.next(), self.max_retry_after)
+                        .filter(|d| waited + *d <= self.max_total_delay);
+                    match delay {
                         Some(delay) => {
+                            waited += delay;
                             tracing::info!(
                                 call = what,
                                 delay_ms = delay.as_millis() as u64,
@@ -148,6 +155,70 @@ mod tests {
             None,
             "exhausted stays exhausted"
         );
+    }
+
+    /// The total wait is bounded with `Retry-After` counted in: waits of 20 s under a 30 s
+    /// bound allow one retry (before, each replaced a backoff delay that backon counted
+    /// instead, and the call retried five times over 100 s). Paused time: nothing sleeps.
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_waits_count_towards_the_total_bound() {
+        let policy = RetryPolicy {
+            max_retry_after: Duration::from_secs(60),
+            ..RetryPolicy::default()
+        };
+        assert_eq!(policy.max_total_delay, Duration::from_secs(30));
+        let calls = AtomicUsize::new(0);
+        let started = tokio::time::Instant::now();
+        let out: Result<(), _> = policy
+            .run("test", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(limited(20))
+            })
+            .await;
+        assert!(matches!(out, Err(GoogleError::RateLimited { .. })));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(started.elapsed(), Duration::from_secs(20));
+
+        // Backoff delays and Retry-After waits add up in one total: 7 + 7 + 7 + 7 = 28 s,
+        // then a fifth 7 s wait would make 35.
+        calls.store(0, Ordering::SeqCst);
+        let started = tokio::time::Instant::now();
+        let out: Result<(), _> = policy
+            .run("test", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(limited(7))
+            })
+            .await;
+        assert!(out.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 5);
+        assert_eq!(started.elapsed(), Duration::from_secs(28));
+
+        // A Retry-After longer than the whole bound is not waited for at all.
+        calls.store(0, Ordering::SeqCst);
+        let started = tokio::time::Instant::now();
+        let out: Result<(), _> = policy
+            .run("test", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(limited(45))
+            })
+            .await;
+        assert!(out.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+
+        // Backoff alone stays under the bound too, however many retries are allowed.
+        let policy = RetryPolicy {
+            max_retries: 100,
+            ..RetryPolicy::default()
+        };
+        let started = tokio::time::Instant::now();
+        let out: Result<(), _> = policy
+            .run("test", || async { Err(GoogleError::Content(503)) })
+            .await;
+        assert!(out.is_err());
+        assert!(started.elapsed() <= policy.max_total_delay);
+        // It stops only when the next wait (at most 2 x 8 s with jitter) would not fit.
+        assert!(started.elapsed() > Duration::from_secs(14), "it did retry");
     }
 
     #[tokio::test]

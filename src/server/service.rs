@@ -171,7 +171,9 @@ impl DavService {
     {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        if let Err(rejection) = guard::check_path(&path) {
+        if let Err(rejection) =
+            guard::check_path(&path).and_then(|()| guard::check_headers(req.headers()))
+        {
             return rejected(&rejection, peer, &method);
         }
         if self.delivery.signed.owns(&path) {
