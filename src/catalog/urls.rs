@@ -74,17 +74,14 @@ impl Catalog {
     /// what a byte node serving signed links needs. `name` is the name to show.
     pub async fn file_by_id(&self, id: &str, name: &str) -> Result<FileInfo, CatalogError> {
         let item = self.fresh_item(id).await?;
-        if !item.is_ready() {
-            return Err(CatalogError::NotFound);
-        }
-        let size = self.size_of(&item).await?;
+        let size = self.shown_size(&item).await?;
         Ok(self.file_info(name.to_string(), &item, size))
     }
 
     /// A download URL for item `id` (`baseUrl=d` for a photo, `=dv` for a video) that has at
     /// least ten minutes to live, to hand to a client.
     pub async fn download_url(&self, id: &str) -> Result<String, CatalogError> {
-        Ok(self.fresh_item(id).await?.download_url())
+        Ok(self.ensure_ready(id).await?.download_url())
     }
 
     /// Remembers items just fetched (a listing) as the freshest copies, fetched `at`. An item
