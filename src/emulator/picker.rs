@@ -11,7 +11,9 @@
 //!   cannot be handed to a WebDAV client by a redirect), and expire after the base-URL
 //!   lifetime (60 minutes: 403), while `mediaItems.batchGet` does not know picked items: the
 //!   only way to a fresh URL is listing the session's items again;
-//! - every call needs the `photospicker.mediaitems.readonly` scope.
+//! - every call needs the `photospicker.mediaitems.readonly` scope;
+//! - a picked video may still be processing (`videoMetadata.processingStatus` PROCESSING,
+//!   `=dv` refused) for [`super::EmulatorOptions::picked_video_processing`] after the pick.
 //!
 //! The emulator serves the Picker API under `/picker` on its one port (`picker_base()` is
 //! `http://host:port/picker`), so its `/picker/v1/mediaItems` does not collide with the
@@ -326,6 +328,13 @@ fn picked_item_json(inner: &Inner, base: &str, session: &str, item: &FixtureItem
             );
             "PHOTO"
         }
+        MediaKind::Video if inner.processing(&item.id) => {
+            metadata.insert(
+                "videoMetadata".into(),
+                json!({"processingStatus": "PROCESSING"}),
+            );
+            "VIDEO"
+        }
         MediaKind::Video => {
             metadata.insert(
                 "videoMetadata".into(),
@@ -385,6 +394,16 @@ pub(crate) fn pick(inner: &Inner, session_id: &str, ids: &[String]) -> Result<us
         }
     }
     let n = unique.len();
+    // A video the user recorded moments ago is still being processed (a test's knob).
+    for id in &unique {
+        if inner
+            .library
+            .item(id)
+            .is_some_and(|i| i.kind == MediaKind::Video)
+        {
+            inner.start_processing(id, inner.opts.picked_video_processing);
+        }
+    }
     session.picked = Some(unique);
     Ok(n)
 }
