@@ -456,3 +456,37 @@ async fn after_a_restart_a_processing_video_is_listed_from_the_store() {
     assert_processing(status, &headers, &resp.bytes().await.unwrap());
     assert_eq!(count(&stack, "content.get"), 0);
 }
+
+/// With `302_redirect` a GET of a processing video is not sent to a URL that serves nothing:
+/// it is the same 503, and once Google is done, the 302 to `=dv`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirecting_server_answers_503_instead_of_a_useless_redirect() {
+    let stack = start_custom(opts(), emulator::REFRESH_TOKEN, |c| {
+        c.server.read_only = false;
+        c.upload.batch_window_ms = 10;
+        c.webdav.policy = gphotos_dav::server::config::Policy::Redirect302;
+    })
+    .await;
+    let video = mp4(20_000, 17);
+    let path = "/album/Empty/redirected.mp4";
+    assert_eq!(put(&stack, path, video.clone()).await, StatusCode::CREATED);
+    let (status, headers, body) = stack.get(path).await;
+    assert_processing(status, &headers, &body);
+    assert_eq!(count(&stack, "content.get"), 0);
+
+    stack.advance(PROCESSING);
+    let (status, headers, _) = stack.get(path).await;
+    assert_eq!(status, StatusCode::FOUND);
+    let location = headers["Location"].to_str().unwrap().to_owned();
+    assert!(location.ends_with("=dv"), "{location}");
+    let bytes = stack
+        .http
+        .get(&location)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(sha256(&bytes), sha256(&emulator::transcode(&video)));
+}
