@@ -407,7 +407,9 @@ impl Catalog {
     async fn shown_size(&self, item: &Arc<MediaItem>) -> Result<u64, CatalogError> {
         match self.current_state(item).await {
             VideoState::Ready => self.size_of(item).await,
-            VideoState::Processing => self.uploaded_size(&item.id).ok_or_else(processing::not_yet),
+            VideoState::Processing => self
+                .uploaded_size(&item.id)
+                .ok_or_else(|| self.not_yet_for(&item.id)),
             VideoState::Failed => Err(CatalogError::NotFound),
         }
     }
@@ -418,7 +420,7 @@ impl Catalog {
         let item = self.fresh_item(id).await?;
         match self.current_state(&item).await {
             VideoState::Ready => Ok(item),
-            VideoState::Processing => Err(processing::not_yet()),
+            VideoState::Processing => Err(self.not_yet_for(id)),
             VideoState::Failed => Err(CatalogError::NotFound),
         }
     }
@@ -507,7 +509,7 @@ impl Catalog {
     fn refused_while_processing(&self, fresh: &Arc<MediaItem>) -> Result<(), CatalogError> {
         if fresh.video_state() == VideoState::Processing {
             self.note_states(std::slice::from_ref(fresh), self.inner.clock.now());
-            return Err(processing::not_yet());
+            return Err(self.not_yet_for(&fresh.id));
         }
         Ok(())
     }

@@ -15,9 +15,12 @@
 //!   content host for anything; HEAD and PROPFIND answer normally with the uploaded size;
 //! - whenever a request meets processing videos (a GET or stat of one, a listing holding
 //!   them), their status is asked again with mediaItems.batchGet: every processing video whose
-//!   status is older than [`RECHECK_INTERVAL`] goes into one call per 50 ids, and nothing is
-//!   called when none is due, so a client polling a processing file costs one call per
-//!   interval, not one per request. Once Google says READY the item is served like any other:
+//!   status is due goes into one call per 50 ids, and nothing is called when none is due, so
+//!   a client polling a processing file costs one call per interval, not one per request.
+//!   The interval is [`RECHECK_INTERVAL`] at first and grows with the time the video has been
+//!   processing (a sixth of it, at most [`RECHECK_MAX`]): a video stuck in processing for
+//!   days, which happens, costs about a hundred calls a day however often a client lists its
+//!   folder, not a day's quota. Once Google says READY the item is served like any other:
 //!   its fresh URL is remembered, its size is probed on `=dv` (a transcode: another size than
 //!   the upload), and every listing that holds it shows that size at once, without waiting
 //!   for the listing to expire. Picked items are not known to batchGet: their set's session is
@@ -36,9 +39,36 @@ use crate::google::{MediaItem, VideoState};
 /// videos due share one batchGet call per 50).
 pub const RECHECK_INTERVAL: Duration = Duration::from_secs(10);
 
-/// What a GET of a processing video is told to wait (`Retry-After`): longer than
-/// [`RECHECK_INTERVAL`], so that the retry finds the status asked for again.
+/// The longest interval between two questions about one video, however long it processes.
+pub const RECHECK_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// The least a GET of a processing video is told to wait (`Retry-After`): longer than
+/// [`RECHECK_INTERVAL`], so that the retry finds the status asked for again. A video that has
+/// been processing for long is told the time until its status is asked for again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(15);
+
+/// What is known of one video that was not READY when seen.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    /// The last state Google stated.
+    state: VideoState,
+    /// When Google stated it (or when asking last failed).
+    at: Instant,
+    /// When the video was first seen processing.
+    since: Instant,
+}
+
+impl Seen {
+    /// When its status is to be asked for again.
+    fn due_at(&self) -> Instant {
+        let processing = self.at.saturating_duration_since(self.since);
+        self.at + (processing / 6).clamp(RECHECK_INTERVAL, RECHECK_MAX)
+    }
+
+    fn is_due(&self, now: Instant) -> bool {
+        self.state == VideoState::Processing && now >= self.due_at()
+    }
+}
 
 /// The per-catalog state of this module.
 #[derive(Default)]
@@ -46,7 +76,7 @@ pub(super) struct ProcessingState {
     /// Videos seen not READY, by id: the last state Google stated and when (catalog clock).
     /// Entries stay once READY, so an older copy of the item (a listing fetched before) cannot
     /// make the video look processing again.
-    seen: Mutex<HashMap<String, (VideoState, Instant)>>,
+    seen: Mutex<HashMap<String, Seen>>,
     /// One status check at a time: requests arriving meanwhile wait for its answer.
     check: tokio::sync::Mutex<()>,
     /// The size of each item this server uploaded, by item id.
@@ -56,12 +86,13 @@ pub(super) struct ProcessingState {
 }
 
 impl ProcessingState {
-    fn seen(&self) -> MutexGuard<'_, HashMap<String, (VideoState, Instant)>> {
+    fn seen(&self) -> MutexGuard<'_, HashMap<String, Seen>> {
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// The answer for the bytes of a video Google is still processing.
+/// The answer for the bytes of a video Google is still processing, when nothing tells how
+/// long it has been processing (picked items).
 pub(super) fn not_yet() -> CatalogError {
     CatalogError::Processing {
         retry_after: RETRY_AFTER,
@@ -92,19 +123,54 @@ impl Catalog {
     }
 
     /// Notes the states of `items` as Google stated them at `at` (a listing's fetch time):
-    /// the videos not READY are followed; a later statement replaces an earlier one.
+    /// the videos not READY are followed; a later statement replaces an earlier one, except
+    /// that nothing goes back to PROCESSING (a view built from an older listing passes old
+    /// copies again, and Google never goes back either).
     pub(super) fn note_states(&self, items: &[Arc<MediaItem>], at: Instant) {
         let mut seen = self.inner.processing.seen();
         for item in items {
             let state = item.video_state();
             match seen.get_mut(&item.id) {
-                Some(known) if known.1 <= at => *known = (state, at),
-                Some(_) => {}
+                Some(known) => {
+                    let regress =
+                        known.state != VideoState::Processing && state == VideoState::Processing;
+                    if known.at <= at && !regress {
+                        known.state = state;
+                        known.at = at;
+                    }
+                }
                 None if state != VideoState::Ready => {
-                    seen.insert(item.id.clone(), (state, at));
+                    seen.insert(
+                        item.id.clone(),
+                        Seen {
+                            state,
+                            at,
+                            since: at,
+                        },
+                    );
                 }
                 None => {}
             }
+        }
+    }
+
+    /// The answer for the bytes of item `id` while Google processes it: come back when its
+    /// status is asked for again, and not sooner than [`RETRY_AFTER`].
+    pub(super) fn not_yet_for(&self, id: &str) -> CatalogError {
+        let now = self.inner.clock.now();
+        let wait = self
+            .inner
+            .processing
+            .seen()
+            .get(id)
+            .map_or(RETRY_AFTER, |known| {
+                known
+                    .due_at()
+                    .saturating_duration_since(now)
+                    .max(RETRY_AFTER)
+            });
+        CatalogError::Processing {
+            retry_after: Duration::from_secs(wait.as_secs_f64().ceil() as u64),
         }
     }
 
@@ -115,7 +181,7 @@ impl Catalog {
             .processing
             .seen()
             .get(&item.id)
-            .map_or_else(|| item.video_state(), |known| known.0)
+            .map_or_else(|| item.video_state(), |known| known.state)
     }
 
     /// The state of `item` after asking Google again if it was processing and its status is
@@ -140,12 +206,16 @@ impl Catalog {
             .processing
             .seen()
             .entry(item.id.clone())
-            .or_insert((item.video_state(), now));
+            .or_insert(Seen {
+                state: item.video_state(),
+                at: now,
+                since: now,
+            });
     }
 
     /// Asks Google again (mediaItems.batchGet, one call per 50 ids) for the status of every
-    /// processing video whose status is older than [`RECHECK_INTERVAL`], if one of `ids` is
-    /// among them; otherwise calls nothing. A failed call is logged and the old status kept
+    /// processing video whose status is due (see [`Seen::due_at`]), if one of `ids` is among
+    /// them; otherwise calls nothing. A failed call is logged and the old status kept
     /// (a listing does not fail for it), and the videos are not asked for again before the
     /// interval has passed.
     pub(super) async fn recheck(&self, ids: &[&str]) {
@@ -163,7 +233,7 @@ impl Catalog {
                 .processing
                 .seen()
                 .iter()
-                .filter(|(id, known)| is_due(known, now) && split_picked_id(id).is_none())
+                .filter(|(id, known)| known.is_due(now) && split_picked_id(id).is_none())
                 .map(|(id, _)| id.clone())
                 .collect()
         };
@@ -202,7 +272,10 @@ impl Catalog {
                                     "Google failed to process a video: it will never be served"),
                                 VideoState::Processing => {}
                             }
-                            seen.insert(id.clone(), (state, sent));
+                            if let Some(known) = seen.get_mut(id) {
+                                known.state = state;
+                                known.at = sent;
+                            }
                         }
                     }
                     // New download URLs, exactly as a URL refresh would remember them.
@@ -218,7 +291,7 @@ impl Catalog {
                     let mut seen = self.inner.processing.seen();
                     for id in chunk {
                         if let Some(known) = seen.get_mut(id) {
-                            known.1 = sent;
+                            known.at = sent;
                         }
                     }
                 }
@@ -230,7 +303,7 @@ impl Catalog {
         let now = self.inner.clock.now();
         let seen = self.inner.processing.seen();
         ids.iter()
-            .any(|id| seen.get(*id).is_some_and(|known| is_due(known, now)))
+            .any(|id| seen.get(*id).is_some_and(|known| known.is_due(now)))
     }
 
     /// Logs, once per item, that a processing video of unknown size is left out of listings.
@@ -254,6 +327,38 @@ impl Catalog {
     }
 }
 
-fn is_due(known: &(VideoState, Instant), now: Instant) -> bool {
-    known.0 == VideoState::Processing && now.saturating_duration_since(known.1) >= RECHECK_INTERVAL
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interval_grows_with_the_time_a_video_has_been_processing() {
+        let since = Instant::now();
+        let seen = |processing: u64| Seen {
+            state: VideoState::Processing,
+            at: since + Duration::from_secs(processing),
+            since,
+        };
+        let wait = |s: Seen| s.due_at() - s.at;
+        assert_eq!(wait(seen(0)), RECHECK_INTERVAL);
+        assert_eq!(wait(seen(20)), RECHECK_INTERVAL);
+        assert_eq!(wait(seen(600)), Duration::from_secs(100));
+        assert_eq!(wait(seen(86_400)), RECHECK_MAX);
+        let s = seen(60);
+        assert!(!s.is_due(s.at + Duration::from_secs(9)));
+        assert!(s.is_due(s.at + RECHECK_INTERVAL));
+        let ready = Seen {
+            state: VideoState::Ready,
+            ..s
+        };
+        assert!(!ready.is_due(s.at + RECHECK_MAX));
+        // A day stuck in processing, polled all day: 126 questions, not 8,640.
+        let mut s = seen(0);
+        let mut calls = 0;
+        while s.at < since + Duration::from_secs(86_400) {
+            s.at = s.due_at();
+            calls += 1;
+        }
+        assert!((110..=140).contains(&calls), "{calls}");
+    }
 }
