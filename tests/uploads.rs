@@ -297,6 +297,12 @@ async fn mkcol_creates_an_album_and_upload_takes_videos_without_an_album() {
     let transcoded = emulator::transcode(&video);
     assert_ne!(transcoded.len(), video.len());
     assert_eq!(item.bytes, transcoded);
+    // Listed at once with the size uploaded while Google processes it (tests/processing.rs),
+    // then with the size of what Google serves.
+    let listed = stack.list("/upload/").await;
+    let entry = listed.iter().find(|e| e.name() == "clip.mp4").unwrap();
+    assert_eq!(entry.size(), video.len() as u64);
+    stack.advance(emulator::DEFAULT_VIDEO_PROCESSING);
     let listed = stack.list("/upload/").await;
     let entry = listed.iter().find(|e| e.name() == "clip.mp4").unwrap();
     assert_eq!(entry.size(), transcoded.len() as u64);
@@ -1023,9 +1029,10 @@ async fn rclone_copy_twice_uploads_once() {
     assert_eq!(count(&stack, "albums.create"), 1);
     assert_eq!(album_files(&stack, "Rclone Trip").len(), files.len());
 
-    // Without --ignore-size rclone sees that Google serves other sizes for the located photo
-    // and the video, and sends them again: they are answered 204 from the store, nothing
-    // is uploaded, and rclone then reports the size difference (docs/uploads.md).
+    // Without --ignore-size rclone sees that Google serves another size for the located photo
+    // (and for the video, once Google has processed it), and sends it again: it is answered
+    // 204 from the store, nothing is uploaded, and rclone then reports the size difference
+    // (docs/uploads.md).
     let strict: Vec<&str> = args
         .iter()
         .copied()

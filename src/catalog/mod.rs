@@ -25,6 +25,7 @@
 pub mod clock;
 pub mod naming;
 pub mod picked;
+pub mod processing;
 pub mod store;
 pub mod urls;
 
@@ -38,7 +39,7 @@ pub use store::Store;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::google::content::Download;
-use crate::google::{Album, Google, GoogleError, MediaItem};
+use crate::google::{Album, Google, GoogleError, MediaItem, VideoState};
 
 /// What can go wrong when resolving a path.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -47,6 +48,13 @@ pub enum CatalogError {
     NotFound,
     #[error(transparent)]
     Google(#[from] GoogleError),
+    /// A video Google is still processing: its bytes cannot be downloaded yet.
+    #[error(
+        "Google is still processing this video (a recent upload) and serves its bytes once \
+         it has finished, usually within seconds to minutes; try again in {} s",
+        retry_after.as_secs()
+    )]
+    Processing { retry_after: Duration },
 }
 
 #[derive(Debug, Clone)]
@@ -288,6 +296,8 @@ struct Inner {
     probes: Mutex<HashMap<String, SharedProbe>>,
     /// Picked sets: expiry logged, URL refreshes (see `picked`).
     picked: picked::PickedState,
+    /// Videos Google is still processing, and the sizes of uploads (see `processing`).
+    processing: processing::ProcessingState,
 }
 
 /// The tree over a Google Photos library. Cheap to clone.
@@ -313,6 +323,7 @@ impl Catalog {
                 revalidating: Mutex::new(Default::default()),
                 probes: Mutex::new(HashMap::new()),
                 picked: picked::PickedState::default(),
+                processing: processing::ProcessingState::default(),
             }),
         }
     }
@@ -394,9 +405,39 @@ impl Catalog {
                 })
             }
             Resolved::File(name, item) => {
-                let size = self.size_of(&item).await?;
+                let size = self.shown_size(&item).await?;
                 Ok(Node::File(self.file_info(name, &item, size)))
             }
+        }
+    }
+
+    /// The size a file shows: the probed size of what Google serves; while Google still
+    /// processes a video, the size it was uploaded with through this server (unknown: the
+    /// file can only be answered [`CatalogError::Processing`]). See `processing`.
+    async fn shown_size(&self, item: &Arc<MediaItem>) -> Result<u64, CatalogError> {
+        match self.current_state(item).await {
+            VideoState::Ready => self.size_of(item).await,
+            VideoState::Processing => self
+                .uploaded_size(&item.id)
+                .ok_or_else(|| self.not_yet_for(&item.id)),
+            VideoState::Failed => Err(CatalogError::NotFound),
+        }
+    }
+
+    /// Fails with [`CatalogError::Processing`] while Google processes item `id` (after asking
+    /// again when due), and with NotFound when it failed to: the bytes are not asked for then.
+    async fn ensure_ready(&self, id: &str) -> Result<Arc<MediaItem>, CatalogError> {
+        let item = self.fresh_item(id).await?;
+        self.ready(id, item).await
+    }
+
+    /// `item` when Google serves its bytes; a video Google is still processing is
+    /// [`CatalogError::Processing`], a failed one is not found.
+    async fn ready(&self, id: &str, item: Arc<MediaItem>) -> Result<Arc<MediaItem>, CatalogError> {
+        match self.current_state(&item).await {
+            VideoState::Ready => Ok(item),
+            VideoState::Processing => Err(self.not_yet_for(id)),
+            VideoState::Failed => Err(CatalogError::NotFound),
         }
     }
 
@@ -448,6 +489,7 @@ impl Catalog {
         if let Some((set, item)) = picked::split_picked_id(id) {
             return self.picked_download(set, item, start).await;
         }
+        self.ensure_ready(id).await?;
         let content = &self.inner.google.content;
         self.with_url(id, |url| async move { content.download(&url, start).await })
             .await
@@ -464,10 +506,28 @@ impl Catalog {
         match op(item.download_url()).await {
             Err(GoogleError::UrlExpired) => {
                 let item = self.refresh_refused(id, &item).await?;
+                self.refused_while_processing(&item)?;
                 Ok(op(item.download_url()).await?)
+            }
+            // The content host refuses `=dv` of a video Google processes (how is unverified:
+            // 403 above, or 404 here): ask Google once whether that is why.
+            Err(GoogleError::NotFound(message)) if item.is_video() => {
+                let item = self.refresh_refused(id, &item).await?;
+                self.refused_while_processing(&item)?;
+                Err(GoogleError::NotFound(message).into())
             }
             other => Ok(other?),
         }
+    }
+
+    /// After the content host refused a video's URL: [`CatalogError::Processing`] if a fresh
+    /// copy of the item says Google is processing it (followed from now on).
+    fn refused_while_processing(&self, fresh: &Arc<MediaItem>) -> Result<(), CatalogError> {
+        if fresh.video_state() == VideoState::Processing {
+            self.note_states(std::slice::from_ref(fresh), self.inner.clock.now());
+            return Err(self.not_yet_for(&fresh.id));
+        }
+        Ok(())
     }
 
     /// Drops a remembered size that turned out wrong, so the next listing probes it again.
@@ -483,13 +543,19 @@ impl Catalog {
     }
 
     /// Loads the sizes the store remembers, so items listed before a restart are not probed
-    /// again. Called once at start.
+    /// again, and the sizes of the uploads it recorded. Called once at start.
     pub async fn load_remembered(&self) {
         let items = self.inner.opts.store.items().await;
         let count = items.len();
-        let mut sizes = self.inner.sizes.lock().unwrap();
-        for item in items {
-            sizes.entry(item.id).or_insert(item.size);
+        {
+            let mut sizes = self.inner.sizes.lock().unwrap();
+            for item in items {
+                sizes.entry(item.id).or_insert(item.size);
+            }
+        }
+        // What a video uploaded before the restart shows while Google still processes it.
+        for upload in self.inner.opts.store.uploads().await {
+            self.note_upload(&upload.item_id, upload.size);
         }
         tracing::info!(
             store = self.inner.opts.store.location(),
@@ -530,6 +596,7 @@ impl Catalog {
             })
             .collect();
         self.remember(&items, at);
+        self.note_states(&items, at);
         tracing::debug!(folder = %name, age_secs = age.as_secs(), "listing loaded from the store");
         Some((Listing::new(listed), at))
     }
@@ -576,19 +643,44 @@ impl Catalog {
                 Listed::Dir { .. } => None,
             })
             .collect();
-        let sizes = self.sizes_of(&items).await?;
+        // Videos Google was processing: ask again whether they are ready (when due).
+        let processing: Vec<&str> = items
+            .iter()
+            .filter(|i| self.state_of(i) == VideoState::Processing)
+            .map(|i| i.id.as_str())
+            .collect();
+        if !processing.is_empty() {
+            self.recheck(&processing).await;
+        }
+        let mut ready = Vec::with_capacity(items.len());
+        let mut uploaded = HashMap::new();
+        for item in items {
+            match self.state_of(item) {
+                VideoState::Ready => ready.push(item),
+                VideoState::Processing => match self.uploaded_size(&item.id) {
+                    Some(size) => {
+                        uploaded.insert(item.id.clone(), size);
+                    }
+                    None => self.log_unlisted(item),
+                },
+                VideoState::Failed => {}
+            }
+        }
+        let mut sizes = self.sizes_of(&ready).await?;
+        sizes.extend(uploaded);
         Ok(listing
             .entries
             .iter()
-            .map(|e| match e {
-                Listed::Dir { name, key } => Entry::Dir {
+            .filter_map(|e| match e {
+                Listed::Dir { name, key } => Some(Entry::Dir {
                     name: name.clone(),
                     key: key.clone(),
                     modified: self.inner.started,
-                },
-                Listed::File { name, item } => {
-                    Entry::File(self.file_info(name.clone(), item, sizes[&item.id]))
-                }
+                }),
+                // Not listed: a video that failed, or one in processing of unknown size.
+                Listed::File { name, item } => sizes
+                    .get(&item.id)
+                    .map(|size| Entry::File(self.file_info(name.clone(), item, *size))),
             })
             .collect())
     }
@@ -899,14 +991,15 @@ impl Catalog {
         let items: Vec<Arc<MediaItem>> = items
             .into_iter()
             .filter(|item| {
-                let ready = item.is_ready();
-                if !ready {
-                    tracing::debug!(item = %item.id, "skipping a video Google is still processing");
+                let failed = item.video_state() == VideoState::Failed;
+                if failed {
+                    tracing::debug!(item = %item.id, "skipping a video Google failed to process");
                 }
-                ready
+                !failed
             })
             .collect();
         self.remember(&items, at);
+        self.note_states(&items, at);
         let named: Vec<naming::Named> = items
             .iter()
             .map(|i| naming::Named {
@@ -1041,6 +1134,8 @@ impl Catalog {
         if let Some((set, item)) = picked::split_picked_id(id) {
             return self.picked_probe(set, item).await;
         }
+        // Never `=dv` of a video Google processes: what the host answers then is unverified.
+        self.ensure_ready(id).await?;
         let content = &self.inner.google.content;
         self.with_url(id, |url| async move { content.probe_size(&url).await })
             .await

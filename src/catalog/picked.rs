@@ -15,7 +15,11 @@
 //!   again, and the new URLs are written back to the store (one listing per set at a time);
 //! - they belong to a set: the catalog identifies a picked file as `picked/<set>/<item id>`
 //!   ([`picked_id`]), so its size, its ETag and its downloads never mix with a Library item
-//!   that has the same id.
+//!   that has the same id;
+//! - a picked video may still be processing (`videoMetadata.processingStatus`): it is left
+//!   out of the listing (its size is unknown until Google serves it), a download of it is
+//!   answered 503 with Retry-After, and the session is listed again when the set is read and
+//!   its status is older than `processing::RECHECK_INTERVAL` (see `processing`).
 //!
 //! [`FileInfo::bearer_only`]: super::FileInfo::bearer_only
 //! [`UrlAge`]: super::urls::UrlAge
@@ -26,12 +30,13 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::processing::{RECHECK_INTERVAL, not_yet};
 use super::store::PickedSet;
 use super::{Catalog, CatalogError, FolderKey, Listed, Listing, naming};
 use crate::google::content::Download;
 use crate::google::picker::PickedMediaItem;
 use crate::google::types::{MediaMetadata, VideoMetadata};
-use crate::google::{GoogleError, MediaItem};
+use crate::google::{GoogleError, MediaItem, VideoState};
 
 /// The name of the root folder that holds the picked sets.
 pub const PICKED_ROOT: &str = "picked";
@@ -169,12 +174,27 @@ impl Catalog {
 
     /// `/picked/<set>`: the set's items, named by the naming rules.
     pub(super) async fn picked_set_listing(&self, set: &str) -> Result<Listing, CatalogError> {
-        let stored = self.live_set(set).await?;
-        let items = decode_items(&stored.items_json).map_err(|e| {
+        let mut stored = self.live_set(set).await?;
+        let mut items = decode_items(&stored.items_json).map_err(|e| {
             CatalogError::Google(GoogleError::Protocol(format!(
                 "the stored picked set {set:?} is unreadable: {e}"
             )))
         })?;
+        // A video Google was processing when the session was listed: list it again (one call
+        // for the whole set, at most every RECHECK_INTERVAL) to learn whether it is ready.
+        if let Some(due) = items.iter().find(|s| self.processing_due(s)) {
+            let id = due.item.id.clone();
+            match self.picked_item(set, &id, None).await {
+                Ok(_) => {
+                    stored = self.live_set(set).await?;
+                    items = decode_items(&stored.items_json).unwrap_or(items);
+                }
+                Err(e) => tracing::warn!(
+                    set,
+                    "could not ask Google whether picked videos are ready; listing the set as stored: {e}"
+                ),
+            }
+        }
         let items: Vec<Arc<MediaItem>> = items
             .iter()
             .map(|s| Arc::new(as_media_item(set, &s.item)))
@@ -233,6 +253,13 @@ impl Catalog {
         Fut: std::future::Future<Output = Result<T, GoogleError>>,
     {
         let stored = self.picked_item(set, id, None).await?;
+        // Never `=dv` of a video Google is processing (the session was just listed again
+        // if its status was due).
+        match VideoState::of(stored.item.processing_status()) {
+            VideoState::Ready => {}
+            VideoState::Processing => return Err(not_yet()),
+            VideoState::Failed => return Err(CatalogError::NotFound),
+        }
         match self
             .with_bearer(|t| op(stored.item.download_url(), t))
             .await
@@ -299,7 +326,8 @@ impl Catalog {
                 .find(|s| s.item.id == id)
                 .ok_or(CatalogError::NotFound)?;
             let fresh = self.url_age_of(&found) < max_age
-                && refused.is_none_or(|r| r != found.item.media_file.base_url);
+                && refused.is_none_or(|r| r != found.item.media_file.base_url)
+                && !self.processing_due(&found);
             Ok(fresh.then_some(found))
         };
         if let Some(item) = usable(&self.live_set(set).await?)? {
@@ -356,6 +384,19 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// Whether `stored` is a video that was processing when its session was listed, longer
+    /// than [`RECHECK_INTERVAL`] ago: the session is due to be listed again.
+    fn processing_due(&self, stored: &StoredItem) -> bool {
+        let age = (self.now_utc() - stored.url_fetched_at)
+            .to_std()
+            .unwrap_or_default();
+        stored.item.is_video()
+            && VideoState::of(stored.item.processing_status()) == VideoState::Processing
+            && age >= RECHECK_INTERVAL
+    }
+}
+
 /// A picked item as the tree's listings hold it (id: [`picked_id`]).
 fn as_media_item(set: &str, item: &PickedMediaItem) -> MediaItem {
     MediaItem {
@@ -369,7 +410,7 @@ fn as_media_item(set: &str, item: &PickedMediaItem) -> MediaItem {
             height: None,
             photo: None,
             video: item.is_video().then(|| VideoMetadata {
-                status: Some("READY".into()),
+                status: item.processing_status().map(str::to_owned),
             }),
         },
     }

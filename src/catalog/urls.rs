@@ -176,10 +176,7 @@ impl Catalog {
     /// what a byte node serving signed links needs. `name` is the name to show.
     pub async fn file_by_id(&self, id: &str, name: &str) -> Result<FileInfo, CatalogError> {
         let item = self.fresh_item(id).await?;
-        if !item.is_ready() {
-            return Err(CatalogError::NotFound);
-        }
-        let size = self.size_of(&item).await?;
+        let size = self.shown_size(&item).await?;
         Ok(self.file_info(name.to_string(), &item, size))
     }
 
@@ -188,7 +185,9 @@ impl Catalog {
     /// URLs at, so the client has that long to follow it.
     pub async fn download_url(&self, id: &str) -> Result<String, CatalogError> {
         let max = self.inner.url_age.max_for_redirect();
-        Ok(self.item_younger_than(id, max).await?.download_url())
+        let item = self.item_younger_than(id, max).await?;
+        // Never a redirect to `=dv` of a video Google is still processing.
+        Ok(self.ready(id, item).await?.download_url())
     }
 
     /// How old download URLs may get before they are replaced (`[google] url_max_age_secs`,

@@ -161,11 +161,15 @@ impl PhotoFile {
     }
 
     fn fail(&self, e: CatalogError) -> FsError {
-        tracing::warn!(item = %self.info.id, error = %e, "download failed");
+        if matches!(e, CatalogError::Processing { .. }) {
+            tracing::info!(item = %self.info.id, "download refused for now: {e}");
+        } else {
+            tracing::warn!(item = %self.info.id, error = %e, "download failed");
+        }
         failure::record(&e);
         match e {
             CatalogError::NotFound => FsError::NotFound,
-            CatalogError::Google(_) => FsError::IsRemote,
+            CatalogError::Google(_) | CatalogError::Processing { .. } => FsError::IsRemote,
         }
     }
 

@@ -108,7 +108,7 @@ pub fn segments(path: &DavPath) -> Result<Vec<String>, FsError> {
 pub(crate) fn fs_error(e: CatalogError) -> FsError {
     match e {
         CatalogError::NotFound => FsError::NotFound,
-        CatalogError::Google(_) => {
+        CatalogError::Google(_) | CatalogError::Processing { .. } => {
             failure::record(&e);
             FsError::IsRemote
         }

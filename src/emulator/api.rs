@@ -439,6 +439,11 @@ pub(crate) fn media_item_json(inner: &Inner, base: &str, item: &FixtureItem) -> 
                 }),
             );
         }
+        MediaKind::Video if inner.processing(&item.id) => {
+            // What the video's metadata holds while Google transcodes it: the status only
+            // (the camera and frame rate are not read out yet; unverified, and not relied on).
+            metadata.insert("video".into(), json!({"status": "PROCESSING"}));
+        }
         MediaKind::Video => {
             let fps = [29.97, 30.0, 59.94, 60.0][((h >> 8) % 4) as usize];
             metadata.insert(

@@ -3,7 +3,8 @@
 //!
 //! Base URLs are capabilities: no Authorization header is needed, an unknown one is 404 and
 //! one older than the base-URL lifetime is 403, which is how a client learns it must fetch
-//! the item again for a fresh URL.
+//! the item again for a fresh URL. `=dv` of a video Google is still processing is 404
+//! (unverified; thumbnails of it are served).
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -350,6 +351,12 @@ pub(crate) fn serve(inner: &Inner, req: &Req, rest: &str, picked: bool) -> Reply
         // `=dv` on a photo.
         return Reply::html_error(StatusCode::NOT_FOUND);
     };
+    if variant == Variant::Original && item.kind == MediaKind::Video && inner.processing(&item.id) {
+        // The transcode `=dv` serves does not exist yet. What Google answers here is
+        // unverified (docs/google-fidelity.md): 404 is a guess, and the client never relies on
+        // it, since it does not ask for the bytes of a video it knows is processing.
+        return Reply::html_error(StatusCode::NOT_FOUND);
+    }
     if variant == Variant::Original
         && let Some(big) = inner.library.big_item.as_ref().filter(|b| b.id == item.id)
         && !inner

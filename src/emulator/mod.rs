@@ -132,6 +132,14 @@ pub struct EmulatorOptions {
     /// the content host answers 429 (an HTML page, as for every content host error) until
     /// midnight Pacific time (None: unlimited). Google's is 75,000.
     pub daily_media_quota: Option<u64>,
+    /// How long Google processes a newly uploaded video (emulator clock): until then its
+    /// `mediaMetadata.video` is `{"status":"PROCESSING"}` and its `=dv` URL serves nothing
+    /// (see `content`). Google: seconds to minutes; zero makes uploads READY at once.
+    pub video_processing: Duration,
+    /// How long a video picked with the Picker API is still processing after the pick (its
+    /// `processingStatus` is `PROCESSING`, its `=dv` serves nothing), as for a video the
+    /// user recorded minutes ago. Zero (the default): the library's videos are long READY.
+    pub picked_video_processing: Duration,
 }
 
 impl Default for EmulatorOptions {
@@ -152,9 +160,15 @@ impl Default for EmulatorOptions {
             upload_chunk_granularity: upload::CHUNK_GRANULARITY,
             daily_quota: None,
             daily_media_quota: None,
+            video_processing: DEFAULT_VIDEO_PROCESSING,
+            picked_video_processing: Duration::ZERO,
         }
     }
 }
+
+/// How long an uploaded video stays PROCESSING unless the options say otherwise: long enough
+/// that a client reading its upload back meets it, short enough for `demo`.
+pub const DEFAULT_VIDEO_PROCESSING: Duration = Duration::from_secs(30);
 
 /// A failure the emulator can inject (see [`Emulator::inject`]).
 ///
@@ -348,6 +362,8 @@ pub(crate) struct Inner {
     picker_sessions: Mutex<HashMap<String, picker::Session>>,
     /// Today's requests against the daily quotas, and those quotas.
     daily: Mutex<DailyCount>,
+    /// Videos Google is still processing: item id → when they become READY (emulator clock).
+    processing_until: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
     /// Keys page tokens to this instance so they stay opaque and tamper-evident.
     page_key: [u8; 32],
 }
@@ -391,6 +407,30 @@ impl Inner {
 
     fn repeat_last_entry(&self) -> bool {
         self.repeat_last_entry.load(Ordering::SeqCst)
+    }
+
+    /// Whether item `id` is a video Google is still processing (at the emulator's now).
+    fn processing(&self, id: &str) -> bool {
+        let now = self.clock.now();
+        relock(&self.processing_until)
+            .get(id)
+            .is_some_and(|ready| *ready > now)
+    }
+
+    /// Item `id` (a video) is processed for `d` from now (a later end already set stays).
+    fn start_processing(&self, id: &str, d: Duration) {
+        if d.is_zero() {
+            return;
+        }
+        let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        let ready = self
+            .clock
+            .now()
+            .checked_add_signed(d)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+        let mut until = relock(&self.processing_until);
+        let entry = until.entry(id.to_owned()).or_insert(ready);
+        *entry = (*entry).max(ready);
     }
 }
 
@@ -613,6 +653,7 @@ impl Emulator {
                 url_lifetime_ms: AtomicU64::new(url_lifetime_ms),
                 renditions: Mutex::default(),
                 picker_sessions: Mutex::default(),
+                processing_until: Mutex::default(),
                 page_key,
             }),
         }

@@ -15,6 +15,8 @@
 //! - a user holds a limited number of sessions: one more `sessions.create` answers 429
 //!   RESOURCE_EXHAUSTED until sessions are deleted or expire (Google does not say how many;
 //!   [`super::EmulatorOptions::picker_session_limit`]).
+//! - a picked video may still be processing (`videoMetadata.processingStatus` PROCESSING,
+//!   `=dv` refused) for [`super::EmulatorOptions::picked_video_processing`] after the pick.
 //!
 //! The emulator serves the Picker API under `/picker` on its one port (`picker_base()` is
 //! `http://host:port/picker`), so its `/picker/v1/mediaItems` does not collide with the
@@ -341,6 +343,13 @@ fn picked_item_json(inner: &Inner, base: &str, session: &str, item: &FixtureItem
             );
             "PHOTO"
         }
+        MediaKind::Video if inner.processing(&item.id) => {
+            metadata.insert(
+                "videoMetadata".into(),
+                json!({"processingStatus": "PROCESSING"}),
+            );
+            "VIDEO"
+        }
         MediaKind::Video => {
             metadata.insert(
                 "videoMetadata".into(),
@@ -400,6 +409,16 @@ pub(crate) fn pick(inner: &Inner, session_id: &str, ids: &[String]) -> Result<us
         }
     }
     let n = unique.len();
+    // A video the user recorded moments ago is still being processed (a test's knob).
+    for id in &unique {
+        if inner
+            .library
+            .item(id)
+            .is_some_and(|i| i.kind == MediaKind::Video)
+        {
+            inner.start_processing(id, inner.opts.picked_video_processing);
+        }
+    }
     session.picked = Some(unique);
     Ok(n)
 }

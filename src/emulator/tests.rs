@@ -1728,11 +1728,16 @@ async fn resumable_upload_protocol() {
     .await;
     let item = &answer["newMediaItemResults"][0]["mediaItem"];
     assert_eq!(item["mimeType"], "video/mp4");
-    assert_eq!(item["mediaMetadata"]["video"]["status"], "READY");
+    // Google processes a new video first: the status alone, and no `=dv` yet.
+    assert_eq!(
+        item["mediaMetadata"]["video"],
+        json!({"status": "PROCESSING"})
+    );
+    let id = item["id"].as_str().expect("id").to_owned();
     let created = emu
         .emulator
         .current_library()
-        .item(item["id"].as_str().expect("id"))
+        .item(&id)
         .expect("created")
         .clone();
     assert_eq!(
@@ -1741,6 +1746,58 @@ async fn resumable_upload_protocol() {
         "=dv is a transcode"
     );
     assert_ne!(created.bytes.as_ref(), video.as_slice());
+    let dv = |url: String| async move {
+        let resp = client().get(format!("{url}=dv")).send().await.expect("=dv");
+        (resp.status(), resp.bytes().await.expect("body"))
+    };
+    let (status, _) = dv(base_url(&emu, &token, &id).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "=dv while processing");
+    // A thumbnail is served meanwhile.
+    let thumb = client()
+        .get(format!("{}=w64-h64", base_url(&emu, &token, &id).await))
+        .send()
+        .await
+        .expect("thumbnail");
+    assert_eq!(thumb.status(), StatusCode::OK);
+    emu.emulator
+        .clock()
+        .advance(DEFAULT_VIDEO_PROCESSING - Duration::from_secs(1));
+    let (_, body) = get(&emu, &token, &format!("/v1/mediaItems/{id}")).await;
+    assert_eq!(body["mediaMetadata"]["video"]["status"], "PROCESSING");
+    emu.emulator.clock().advance(Duration::from_secs(1));
+    let (_, body) = get(
+        &emu,
+        &token,
+        &format!("/v1/mediaItems:batchGet?mediaItemIds={id}"),
+    )
+    .await;
+    let ready = &body["mediaItemResults"][0]["mediaItem"];
+    assert_eq!(ready["mediaMetadata"]["video"]["status"], "READY");
+    assert!(ready["mediaMetadata"]["video"]["fps"].is_number());
+    let (status, bytes) = dv(ready["baseUrl"].as_str().expect("baseUrl").to_owned()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sha(&bytes), sha(&upload::transcode(&video)));
+}
+
+#[tokio::test]
+async fn videos_are_ready_at_once_when_processing_takes_no_time() {
+    let emu = start_with(EmulatorOptions {
+        video_processing: Duration::ZERO,
+        ..EmulatorOptions::default()
+    })
+    .await;
+    let token = token(&emu).await;
+    let video = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41 and some bytes".to_vec();
+    let (status, upload_token) = raw_upload(&emu, &token, &video).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, answer) = batch_create(
+        &emu,
+        &token,
+        &json!({"newMediaItems": [new_item(&upload_token, "now.mp4")]}),
+    )
+    .await;
+    let item = &answer["newMediaItemResults"][0]["mediaItem"];
+    assert_eq!(item["mediaMetadata"]["video"]["status"], "READY");
 }
 
 #[tokio::test]

@@ -11,7 +11,9 @@
 //!
 //! What the content host serves for an uploaded item is *not* what was uploaded, as at
 //! Google: `=d` of a photo drops the EXIF location (the GPS IFD), and `=dv` of a video is a
-//! transcode. Both are deterministic here so tests can predict them.
+//! transcode. Both are deterministic here so tests can predict them. And a new video is not
+//! served at once: it stays PROCESSING for [`super::EmulatorOptions::video_processing`]
+//! (emulator clock), as Google transcodes it first.
 //!
 //! The uploaded items live in an overlay on top of the shared seeded library: the emulator
 //! swaps in a new [`Library`] (copy on write) after each batchCreate or albums.create, so
@@ -468,6 +470,10 @@ fn batch_create_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
         items.append(&mut next.items);
         next.items = items;
         inner.replace_library(next);
+        // Google transcodes a new video before it serves it: PROCESSING for a while.
+        for item in created.iter().filter(|i| i.kind == MediaKind::Video) {
+            inner.start_processing(&item.id, inner.opts.video_processing);
+        }
     }
     let library = inner.current();
     let results: Vec<Value> = results

@@ -25,7 +25,7 @@ pub use error::{GoogleError, SCOPES};
 pub use library::LibraryClient;
 pub use picker::PickerClient;
 pub use retry::RetryPolicy;
-pub use types::{Album, MediaItem};
+pub use types::{Album, MediaItem, VideoState};
 pub use upload::{UploadClient, UploadTuning};
 
 /// Counts a finished call to Google (by kind and status) in the process metrics, and passes

@@ -106,11 +106,40 @@ pub struct PickedMediaFile {
     pub mime_type: String,
     #[serde(default)]
     pub filename: String,
+    /// Only the video processing status is read (and stored with the set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_file_metadata: Option<PickedFileMetadata>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PickedFileMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_metadata: Option<PickedVideoMetadata>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PickedVideoMetadata {
+    /// `PROCESSING`, `READY`, `FAILED` (or `UNSPECIFIED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing_status: Option<String>,
 }
 
 impl PickedMediaItem {
     pub fn is_video(&self) -> bool {
         self.kind == "VIDEO" || self.media_file.mime_type.starts_with("video/")
+    }
+
+    /// The video's `processingStatus`, if Google stated one (photos: None).
+    pub fn processing_status(&self) -> Option<&str> {
+        self.media_file
+            .media_file_metadata
+            .as_ref()?
+            .video_metadata
+            .as_ref()?
+            .processing_status
+            .as_deref()
     }
 
     /// The URL that serves the item's bytes: `=dv` for videos, `=d` for photos (Google serves
@@ -275,5 +304,18 @@ mod tests {
         assert!(item.is_video());
         assert_eq!(item.download_url(), "https://x/pk/t=dv");
         assert_eq!(item.media_file.filename, "v.mp4");
+        assert_eq!(item.processing_status(), None);
+        let processing: PickedMediaItem = serde_json::from_str(
+            r#"{"id":"b","type":"VIDEO","mediaFile":{"baseUrl":"https://x/pk/u",
+                "mediaFileMetadata":{"videoMetadata":{"processingStatus":"PROCESSING"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(processing.processing_status(), Some("PROCESSING"));
+        // Stored with the set and read back unchanged.
+        let stored = serde_json::to_string(&processing).unwrap();
+        assert_eq!(
+            serde_json::from_str::<PickedMediaItem>(&stored).unwrap(),
+            processing
+        );
     }
 }

@@ -47,17 +47,41 @@ pub struct VideoMetadata {
     pub status: Option<String>,
 }
 
+/// Where a video is in Google's processing (`mediaMetadata.video.status`, or the Picker's
+/// `videoMetadata.processingStatus`). Photos are always [`VideoState::Ready`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoState {
+    /// READY, or no status at all: the bytes can be downloaded.
+    Ready,
+    /// PROCESSING (also UNSPECIFIED and any status this build does not know): Google is still
+    /// transcoding a new upload, seconds to minutes; its `=dv` URL serves nothing yet.
+    Processing,
+    /// FAILED: Google will never serve this video's bytes.
+    Failed,
+}
+
+impl VideoState {
+    pub fn of(status: Option<&str>) -> VideoState {
+        match status {
+            None | Some("READY") => VideoState::Ready,
+            Some("FAILED") => VideoState::Failed,
+            Some(_) => VideoState::Processing,
+        }
+    }
+}
+
 impl MediaItem {
     /// Videos are recognised by their metadata, falling back to the mime type.
     pub fn is_video(&self) -> bool {
         self.media_metadata.video.is_some() || self.mime_type.starts_with("video/")
     }
 
-    /// A video's bytes (`=dv`) exist only once Google finished processing it.
-    pub fn is_ready(&self) -> bool {
+    /// Whether the item's bytes can be downloaded: a video's (`=dv`) exist only once Google
+    /// finished processing it.
+    pub fn video_state(&self) -> VideoState {
         match &self.media_metadata.video {
-            Some(v) => v.status.as_deref().is_none_or(|s| s == "READY"),
-            None => true,
+            Some(v) => VideoState::of(v.status.as_deref()),
+            None => VideoState::Ready,
         }
     }
 

@@ -645,8 +645,17 @@ pub(super) fn upstream_failure(method: &Method, path: &str, err: &CatalogError) 
             Some(retry_after.as_secs().max(1)),
         ),
         CatalogError::Google(_) => (StatusCode::BAD_GATEWAY, None),
+        // Not a failure: the video exists, Google has not finished transcoding it.
+        CatalogError::Processing { retry_after } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(retry_after.as_secs().max(1)),
+        ),
     };
-    tracing::warn!(%method, path, status = status.as_u16(), "request failed upstream: {err}");
+    if matches!(err, CatalogError::Processing { .. }) {
+        tracing::info!(%method, path, status = status.as_u16(), "not yet: {err}");
+    } else {
+        tracing::warn!(%method, path, status = status.as_u16(), "request failed upstream: {err}");
+    }
     let mut resp = text_response(status, &format!("gphotos-dav: {err}\n"));
     if let Some(secs) = retry_after {
         resp.headers_mut()

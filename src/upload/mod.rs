@@ -21,7 +21,8 @@
 //!    same time. The PUT answers 201 only once its own item exists, and the store records it.
 //! 5. **Afterwards.** The listings that show the new item are forgotten, so the next listing
 //!    probes the size Google actually serves (which differs from the upload: see
-//!    docs/uploads.md).
+//!    docs/uploads.md). A video is listed with its uploaded size until Google has processed
+//!    it (see `catalog::processing`).
 //!
 //! Steps 2 to 5 run one at a time per path, so two PUTs of one name cannot both upload.
 
@@ -95,6 +96,19 @@ impl Answer {
             status,
             message: message.into(),
             retry_after: None,
+        }
+    }
+
+    /// A failure to look a path up (other than NotFound), worded for the user.
+    fn catalog(what: &str, e: &CatalogError) -> Answer {
+        match e {
+            CatalogError::Google(e) => Answer::upstream(what, e),
+            CatalogError::Processing { retry_after } => Answer {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: format!("{what}: {e}"),
+                retry_after: Some(retry_after.as_secs().max(1)),
+            },
+            CatalogError::NotFound => Answer::new(StatusCode::NOT_FOUND, format!("{what}: {e}")),
         }
     }
 
@@ -272,7 +286,7 @@ impl Uploader {
                 Ok(false) | Err(CatalogError::NotFound) => {
                     Answer::new(StatusCode::CONFLICT, "the folder does not exist")
                 }
-                Err(CatalogError::Google(e)) => Answer::upstream("cannot list the folder", &e),
+                Err(e) => Answer::catalog("cannot list the folder", &e),
             };
         }
         let album = match self.catalog.upload_dir(dir).await {
@@ -285,7 +299,7 @@ impl Uploader {
                     "the folder does not exist; create an album with MKCOL /album/<title> first",
                 );
             }
-            Err(CatalogError::Google(e)) => return Answer::upstream("cannot list the folder", &e),
+            Err(e) => return Answer::catalog("cannot list the folder", &e),
         };
         let announced = announced_length(headers);
         if announced.is_some_and(|n| n > sniff::VIDEO_MAX) {
@@ -299,10 +313,8 @@ impl Uploader {
             match self.catalog.is_file(segments).await {
                 Ok(true) => return Answer::new(StatusCode::CONFLICT, CANNOT_REPLACE),
                 Ok(false) => {}
-                Err(CatalogError::Google(e)) => {
-                    return Answer::upstream("cannot list the folder", &e);
-                }
                 Err(CatalogError::NotFound) => {}
+                Err(e) => return Answer::catalog("cannot list the folder", &e),
             }
         }
         // From here this PUT may produce an item: batches wait for it (see `batcher`).
@@ -384,6 +396,8 @@ impl Uploader {
             // The item exists; only the duplicate check for a later PUT is lost.
             tracing::error!(path = %key, "could not record the upload in the store: {e}");
         }
+        // What listings show for the item while Google processes it (a video).
+        self.catalog.note_upload(&item.id, spooled.size);
         let had_placeholder = self.local.remove(&key);
         self.catalog.forget_uploaded(album.as_deref());
         if had_placeholder {
@@ -507,7 +521,7 @@ impl Uploader {
                 return Answer::new(StatusCode::METHOD_NOT_ALLOWED, "the folder already exists");
             }
             Ok(false) | Err(CatalogError::NotFound) => {}
-            Err(CatalogError::Google(e)) => return Answer::upstream("cannot list albums", &e),
+            Err(e) => return Answer::catalog("cannot list albums", &e),
         }
         let [albums, title] = segments else {
             return Answer::new(
@@ -577,7 +591,7 @@ impl Uploader {
             Err(CatalogError::NotFound) => {
                 return Answer::new(StatusCode::NOT_FOUND, "no such album");
             }
-            Err(CatalogError::Google(e)) => return Answer::upstream("cannot list albums", &e),
+            Err(e) => return Answer::catalog("cannot list albums", &e),
         };
         let (from_key, to_key) = (local::key(from), local::key(to));
         if from_key == to_key {
@@ -616,7 +630,7 @@ impl Uploader {
                 );
             }
             Ok(false) | Err(CatalogError::NotFound) => {}
-            Err(CatalogError::Google(e)) => return Answer::upstream("cannot list albums", &e),
+            Err(e) => return Answer::catalog("cannot list albums", &e),
         }
         let title = match album_title(new) {
             Ok(title) => title,
