@@ -29,8 +29,9 @@ pub mod processing;
 pub mod store;
 pub mod urls;
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use clock::Clock;
@@ -386,11 +387,7 @@ impl Catalog {
     }
 
     fn forget_folders(&self, changed: impl Fn(&FolderKey) -> bool) {
-        self.inner
-            .folders
-            .lock()
-            .unwrap()
-            .retain(|key, _| !changed(key));
+        self.inner.folders.lock().retain(|key, _| !changed(key));
     }
 
     /// What `segments` (decoded path segments) point to. A folder is loaded completely,
@@ -467,7 +464,7 @@ impl Catalog {
     /// The total size of every item whose size is known so far: the whole library once
     /// `/media/all` has been listed, less before (sizes are learned as folders are listed).
     pub fn known_bytes(&self) -> u64 {
-        self.inner.sizes.lock().unwrap().values().sum()
+        self.inner.sizes.lock().values().sum()
     }
 
     /// The entries of the folder at `segments`, with exact sizes.
@@ -532,7 +529,7 @@ impl Catalog {
 
     /// Drops a remembered size that turned out wrong, so the next listing probes it again.
     pub fn forget_size(&self, id: &str) {
-        self.inner.sizes.lock().unwrap().remove(id);
+        self.inner.sizes.lock().remove(id);
         self.inner.opts.store.forget_item(id);
         // Listings embed sizes only when they are read, so nothing else holds the stale value.
     }
@@ -548,7 +545,7 @@ impl Catalog {
         let items = self.inner.opts.store.items().await;
         let count = items.len();
         {
-            let mut sizes = self.inner.sizes.lock().unwrap();
+            let mut sizes = self.inner.sizes.lock();
             for item in items {
                 sizes.entry(item.id).or_insert(item.size);
             }
@@ -742,7 +739,6 @@ impl Catalog {
                 .inner
                 .folders
                 .lock()
-                .unwrap()
                 .entry(key.clone())
                 .or_default()
                 .clone();
@@ -781,7 +777,7 @@ impl Catalog {
     /// done, and forever if Google keeps failing, requests get the cached listing: a warm
     /// folder never waits on Google, and an outage never empties a folder.
     fn revalidate(&self, key: FolderKey, slot: Slot) {
-        if !self.inner.revalidating.lock().unwrap().insert(key.clone()) {
+        if !self.inner.revalidating.lock().insert(key.clone()) {
             return;
         }
         let this = self.clone();
@@ -789,11 +785,7 @@ impl Catalog {
             // Cleared however the task ends (a panic included): a folder left marked would
             // never be revalidated again.
             let _unmark = scopeguard::guard(key.clone(), |key| {
-                let mut marked = this
-                    .inner
-                    .revalidating
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
+                let mut marked = this.inner.revalidating.lock();
                 marked.remove(&key);
             });
             let result = this.load(&key).await;
@@ -816,7 +808,7 @@ impl Catalog {
         if let Some(listing) = self.static_listing(key) {
             return Some(Arc::new(listing));
         }
-        let slot = self.inner.folders.lock().unwrap().get(key)?.clone();
+        let slot = self.inner.folders.lock().get(key)?.clone();
         let guard = slot.try_lock().ok()?;
         let (at, listing) = guard.as_ref()?;
         (self.inner.clock.since(*at) < self.inner.opts.listing_ttl).then(|| listing.clone())
@@ -1031,7 +1023,7 @@ impl Catalog {
         let mut sizes = HashMap::with_capacity(items.len());
         let mut missing = Vec::new();
         {
-            let known = self.inner.sizes.lock().unwrap();
+            let known = self.inner.sizes.lock();
             for item in items {
                 match known.get(&item.id) {
                     Some(size) => {
@@ -1057,12 +1049,18 @@ impl Catalog {
             })
             .inc_by(missing.len() as u64);
         // The futures are built before they enter the stream: a closure inside the stream's
-        // type would make the compiler's Send inference fail (rust-lang/rust#64552).
+        // type would make the compiler's Send inference fail (rust-lang/rust#64552). Each
+        // starts (or joins) its probe only when the stream polls it: a probe is a task of its
+        // own, so starting them all here would send every probe at once, past
+        // `probe_concurrency`, and past a quota gate that the first answers close.
         let probes: Vec<_> = missing
             .into_iter()
             .map(|id| {
-                let probe = self.shared_probe(&id);
-                async move { Ok::<_, CatalogError>((id, probe.await?)) }
+                let this = self.clone();
+                async move {
+                    let size = this.shared_probe(&id).await?;
+                    Ok::<_, CatalogError>((id, size))
+                }
             })
             .collect();
         let probed: Vec<(String, u64)> = futures::stream::iter(probes)
@@ -1077,7 +1075,7 @@ impl Catalog {
                 .filter_map(|(id, size)| by_id.get(id.as_str()).map(|i| item_meta(i, *size)))
                 .collect(),
         );
-        let mut known = self.inner.sizes.lock().unwrap();
+        let mut known = self.inner.sizes.lock();
         for (id, size) in probed {
             known.insert(id.clone(), size);
             sizes.insert(id, size);
@@ -1089,13 +1087,13 @@ impl Catalog {
     /// listings of a folder and stats of its files so cost one probe per item, not one each.
     fn shared_probe(&self, id: &str) -> SharedProbe {
         use futures::FutureExt;
-        let mut probes = self.inner.probes.lock().unwrap();
+        let mut probes = self.inner.probes.lock();
         if let Some(p) = probes.get(id) {
             return p.clone();
         }
         // A probe may have finished since the caller looked for the size: it records the size
         // before it leaves `probes`, so under this lock the size is either in flight or known.
-        if let Some(size) = self.inner.sizes.lock().unwrap().get(id).copied() {
+        if let Some(size) = self.inner.sizes.lock().get(id).copied() {
             return futures::future::ready(Ok(size)).boxed().shared();
         }
         // The probe runs in a task of its own. A shared future only advances while someone
@@ -1108,12 +1106,12 @@ impl Catalog {
         let (this, key) = (self.clone(), id.to_string());
         let task = tokio::spawn(async move {
             let _leave = scopeguard::guard((), |()| {
-                let mut probes = this.inner.probes.lock().unwrap_or_else(|p| p.into_inner());
+                let mut probes = this.inner.probes.lock();
                 probes.remove(&key);
             });
             let result = this.probe(&key).await;
             if let Ok(size) = result {
-                this.inner.sizes.lock().unwrap().insert(key.clone(), size);
+                this.inner.sizes.lock().insert(key.clone(), size);
             }
             result
         });

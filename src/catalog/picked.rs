@@ -24,8 +24,9 @@
 //! [`FileInfo::bearer_only`]: super::FileInfo::bearer_only
 //! [`UrlAge`]: super::urls::UrlAge
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -128,7 +129,7 @@ impl Catalog {
                 continue;
             }
             let key = format!("{}\u{0}{}", set.name, set.session_id);
-            if self.inner.picked.expired_logged.lock().unwrap().insert(key) {
+            if self.inner.picked.expired_logged.lock().insert(key) {
                 tracing::info!(
                     set = %set.name,
                     expired = %set.expire_time.to_rfc3339(),
@@ -338,7 +339,6 @@ impl Catalog {
             .picked
             .refreshing
             .lock()
-            .unwrap()
             .entry(set.to_string())
             .or_default()
             .clone();

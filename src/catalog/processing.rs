@@ -26,8 +26,9 @@
 //!   for the listing to expire. Picked items are not known to batchGet: their set's session is
 //!   listed again instead (see `picked`).
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::picked::split_picked_id;
@@ -87,7 +88,7 @@ pub(super) struct ProcessingState {
 
 impl ProcessingState {
     fn seen(&self) -> MutexGuard<'_, HashMap<String, Seen>> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+        self.seen.lock()
     }
 }
 
@@ -107,19 +108,12 @@ impl Catalog {
             .processing
             .uploaded
             .lock()
-            .unwrap()
             .insert(id.to_string(), size);
     }
 
     /// The size this server uploaded item `id` with, if it did.
     pub(super) fn uploaded_size(&self, id: &str) -> Option<u64> {
-        self.inner
-            .processing
-            .uploaded
-            .lock()
-            .unwrap()
-            .get(id)
-            .copied()
+        self.inner.processing.uploaded.lock().get(id).copied()
     }
 
     /// Notes the states of `items` as Google stated them at `at` (a listing's fetch time):
@@ -308,14 +302,7 @@ impl Catalog {
 
     /// Logs, once per item, that a processing video of unknown size is left out of listings.
     pub(super) fn log_unlisted(&self, item: &MediaItem) {
-        if self
-            .inner
-            .processing
-            .logged
-            .lock()
-            .unwrap()
-            .insert(item.id.clone())
-        {
+        if self.inner.processing.logged.lock().insert(item.id.clone()) {
             tracing::info!(
                 item = %item.id,
                 filename = %item.filename,

@@ -20,9 +20,10 @@
 //! whether it carries 1 id or 50. A byte node serving signed links
 //! (`use_proxy_url`) looks items up the same way, by id, without listing any folder.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -163,11 +164,11 @@ struct Batch {
 
 impl Urls {
     fn known(&self) -> MutexGuard<'_, HashMap<String, Known>> {
-        self.known.lock().unwrap_or_else(|p| p.into_inner())
+        self.known.lock()
     }
 
     fn batch(&self) -> MutexGuard<'_, Batch> {
-        self.batch.lock().unwrap_or_else(|p| p.into_inner())
+        self.batch.lock()
     }
 }
 

@@ -22,7 +22,8 @@
 //! Each closing and reopening is logged once, with what to do. Time is read from a
 //! [`Clock`] that tests move, so no test waits for a pause to end.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use parking_lot::Mutex;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
@@ -200,11 +201,11 @@ impl QuotaGate {
 
     /// Sets the daily quotas (`[google] daily_quota`, `daily_media_quota`).
     pub fn set_limits(&self, api: u64, media: u64) {
-        *self.limits.lock().unwrap() = [api, media];
+        *self.limits.lock() = [api, media];
     }
 
     fn limit(&self, bucket: Bucket) -> Option<u64> {
-        let limits = self.limits.lock().unwrap();
+        let limits = self.limits.lock();
         match bucket {
             Bucket::Api => Some(limits[0]),
             Bucket::Media => Some(limits[1]),
@@ -216,7 +217,7 @@ impl QuotaGate {
     /// whose daily quota was used up today, and writes every further count to `log`.
     pub fn restore(&self, day: NaiveDate, remembered: Remembered, log: UsageLog) {
         {
-            let mut today = self.today.lock().unwrap();
+            let mut today = self.today.lock();
             if today.day == day {
                 today.used[Bucket::Api.index()] += remembered.api;
                 today.used[Bucket::Media.index()] += remembered.media;
@@ -227,7 +228,7 @@ impl QuotaGate {
         if day == self.today() {
             let now = self.now();
             let until = next_pacific_midnight(now);
-            let mut gates = self.gates.lock().unwrap();
+            let mut gates = self.gates.lock();
             for (bucket, exhausted) in [
                 (Bucket::Api, remembered.api_exhausted),
                 (Bucket::Media, remembered.media_exhausted),
@@ -257,7 +258,7 @@ impl QuotaGate {
         let i = bucket.index();
         let limit = self.limit(bucket);
         let warn = {
-            let mut today = self.today.lock().unwrap();
+            let mut today = self.today.lock();
             if today.day != day {
                 *today = Day {
                     day,
@@ -291,7 +292,7 @@ impl QuotaGate {
 
     /// Requests counted today (Pacific time) in `bucket`.
     pub fn used_today(&self, bucket: Bucket) -> u64 {
-        let today = self.today.lock().unwrap();
+        let today = self.today.lock();
         if today.day == self.today() {
             today.used[bucket.index()]
         } else {
@@ -324,7 +325,7 @@ impl QuotaGate {
     /// after it reopened logs that.
     pub fn check_bucket(&self, bucket: Bucket) -> Result<(), GoogleError> {
         let now = self.now();
-        let mut gates = self.gates.lock().unwrap();
+        let mut gates = self.gates.lock();
         let gate = &mut gates[bucket.index()];
         match gate.until {
             Some(until) if now < until => Err(self.closed_error(bucket, gate.daily, now, until)),
@@ -354,7 +355,7 @@ impl QuotaGate {
     pub fn close_daily(&self, bucket: Bucket, why: &str) -> GoogleError {
         let now = self.now();
         let until = next_pacific_midnight(now);
-        let mut gates = self.gates.lock().unwrap();
+        let mut gates = self.gates.lock();
         let gate = &mut gates[bucket.index()];
         if !(gate.daily && gate.until.is_some_and(|u| now < u)) {
             let counted = match (self.limit(bucket), bucket.config_key()) {
@@ -398,7 +399,7 @@ impl QuotaGate {
             );
         }
         let now = self.now();
-        let mut gates = self.gates.lock().unwrap();
+        let mut gates = self.gates.lock();
         let gate = &mut gates[bucket.index()];
         if let Some(until) = gate.until.filter(|u| now < *u) {
             // Another request of the same burst: the gate is closed already.
@@ -431,7 +432,7 @@ impl QuotaGate {
     /// A request of `bucket` succeeded: the next short-lived 429 pauses for the first pause
     /// again.
     pub fn succeeded(&self, bucket: Bucket) {
-        let mut gates = self.gates.lock().unwrap();
+        let mut gates = self.gates.lock();
         gates[bucket.index()].next_pause = FIRST_PAUSE;
     }
 
@@ -536,7 +537,7 @@ mod tests {
                 picker: 5,
                 ..Remembered::default()
             },
-            Box::new(move |day, bucket, n| sink.lock().unwrap().push((day, bucket, n))),
+            Box::new(move |day, bucket, n| sink.lock().push((day, bucket, n))),
         );
         gate.count(Bucket::Api);
         gate.count(Bucket::Media);
@@ -545,7 +546,7 @@ mod tests {
         assert_eq!(gate.used_today(Bucket::Media), 3);
         assert_eq!(gate.used_today(Bucket::Picker), 6);
         assert_eq!(
-            *logged.lock().unwrap(),
+            *logged.lock(),
             vec![(today, "api", 1), (today, "media", 1), (today, "picker", 1)]
         );
         // The gates closing for the day are written down as well, once each.
@@ -553,7 +554,7 @@ mod tests {
         let _ = gate.close_daily(Bucket::Api, "test");
         let _ = gate.close_daily(Bucket::Media, "test");
         assert_eq!(
-            logged.lock().unwrap()[3..],
+            logged.lock()[3..],
             [(today, "exhausted", 1), (today, "media_exhausted", 1)]
         );
     }
@@ -564,7 +565,7 @@ mod tests {
         struct Buf(std::sync::Arc<Mutex<Vec<u8>>>);
         impl std::io::Write for Buf {
             fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
+                self.0.lock().extend_from_slice(b);
                 Ok(b.len())
             }
             fn flush(&mut self) -> std::io::Result<()> {
@@ -578,7 +579,7 @@ mod tests {
             .with_ansi(false)
             .finish();
         tracing::subscriber::with_default(subscriber, f);
-        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+        String::from_utf8(buf.0.lock().clone()).unwrap()
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! verification, also for unknown user names (against a dummy hash), so timing does not tell
 //! which names exist.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
@@ -115,7 +116,7 @@ impl Authenticator {
             .unwrap_or(false);
         match user {
             Some(user) if ok => {
-                self.cache.lock().unwrap().insert(key, Instant::now());
+                self.cache.lock().insert(key, Instant::now());
                 Ok(Identity::User {
                     name: user.name,
                     read_only: user.read_only,
@@ -135,7 +136,7 @@ impl Authenticator {
     }
 
     fn cached(&self, key: &[u8; 32]) -> bool {
-        let mut cache = self.cache.lock().unwrap();
+        let mut cache = self.cache.lock();
         match cache.get(key) {
             Some(at) if at.elapsed() < CACHE_TTL => true,
             Some(_) => {
@@ -244,7 +245,7 @@ mod tests {
                 })
             );
         }
-        assert_eq!(auth.cache.lock().unwrap().len(), 1);
+        assert_eq!(auth.cache.lock().len(), 1);
     }
 
     #[tokio::test]

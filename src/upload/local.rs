@@ -12,8 +12,9 @@
 //! Both are lost when the server restarts; nothing of value is: a placeholder is rewritten
 //! by the client's next step, and sidecars only hold Finder's view settings and tags.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -56,13 +57,13 @@ pub fn key(segments: &[String]) -> String {
 
 impl LocalFiles {
     pub fn get(&self, key: &str) -> Option<LocalFile> {
-        self.files.lock().unwrap().get(key).cloned()
+        self.files.lock().get(key).cloned()
     }
 
     /// Stores `bytes` at `key`; returns whether a file was there before. False (and nothing
     /// stored) when the store is full.
     pub fn put(&self, key: &str, bytes: Bytes) -> Option<bool> {
-        let mut files = self.files.lock().unwrap();
+        let mut files = self.files.lock();
         if files.len() >= MAX_FILES && !files.contains_key(key) {
             return None;
         }
@@ -79,14 +80,14 @@ impl LocalFiles {
     }
 
     pub fn remove(&self, key: &str) -> bool {
-        self.files.lock().unwrap().remove(key).is_some()
+        self.files.lock().remove(key).is_some()
     }
 
     /// Moves every local file below the folder `from` (a key) to the folder `to`: an album
     /// renamed keeps Finder's sidecars and the placeholders written into it.
     pub fn move_folder(&self, from: &str, to: &str) {
         let (from, to) = (format!("{from}/"), format!("{to}/"));
-        let mut files = self.files.lock().unwrap();
+        let mut files = self.files.lock();
         let moving: Vec<String> = files
             .range(from.clone()..)
             .take_while(|(k, _)| k.starts_with(&from))
@@ -108,7 +109,6 @@ impl LocalFiles {
         };
         self.files
             .lock()
-            .unwrap()
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
             .filter(|(k, _)| !k[prefix.len()..].contains('/'))

@@ -30,9 +30,10 @@ pub mod batcher;
 pub mod local;
 pub mod sniff;
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -243,14 +244,14 @@ impl Uploader {
     }
 
     fn gate(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut gates = self.gates.lock().unwrap();
+        let mut gates = self.gates.lock();
         // Drop gates nobody holds, so the map does not grow with every path ever written.
         gates.retain(|_, g| Arc::strong_count(g) > 1);
         gates.entry(key.to_string()).or_default().clone()
     }
 
     fn folder_gate(&self, key: &str) -> Arc<tokio::sync::RwLock<()>> {
-        let mut folders = self.folders.lock().unwrap();
+        let mut folders = self.folders.lock();
         folders.retain(|_, g| Arc::strong_count(g) > 1);
         folders.entry(key.to_string()).or_default().clone()
     }
