@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{Stack, by_name, sha256, start, start_custom, start_on};
 use gphotos_dav::emulator::{self, Emulator, EmulatorOptions, Fault, FixtureItem};
 use gphotos_dav::google::quota::Bucket;
-use gphotos_dav::google::{Credentials, Google, RetryPolicy};
+use gphotos_dav::google::{Credentials, Google, GoogleError, RetryPolicy};
 use reqwest::StatusCode;
 
 /// A GET: its status, its `Retry-After` in seconds (if any) and its body.
@@ -376,4 +376,81 @@ async fn picker_calls_count_in_their_own_bucket() {
         metrics.contains("gphotos_dav_quota_used_today{bucket=\"picker\"}"),
         "{metrics}"
     );
+}
+
+/// Picked items' bytes count in the Picker's quota (1,000,000 media requests a minute), not in
+/// the Library API's 75,000 a day: a closed media gate (the library's day spent) still lets a
+/// picked item download, and the Library item beside it is refused without a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn picked_bytes_count_in_the_pickers_bucket_not_the_librarys_day() {
+    let emu = Emulator::start(EmulatorOptions::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let google = Google::new(
+        &Credentials {
+            client_id: emulator::CLIENT_ID.into(),
+            client_secret: emulator::CLIENT_SECRET.into(),
+            refresh_token: emulator::REFRESH_TOKEN.into(),
+            persist_to: None,
+        },
+        &gphotos_dav::google::Endpoints {
+            api_base: emu.api_base(),
+            token_url: emu.token_url(),
+            picker_base: emu.picker_base(),
+        },
+        RetryPolicy::immediate(),
+    )
+    .unwrap();
+    let lib = emu.emulator.library();
+    let photo = lib
+        .items
+        .iter()
+        .find(|i| i.mime_type.starts_with("image/"))
+        .unwrap()
+        .clone();
+    let session = google.picker.create_session(Some(5)).await.unwrap();
+    emu.emulator
+        .pick(&session.id, std::slice::from_ref(&photo.id))
+        .unwrap();
+    let picked = google.picker.list_items(&session.id).await.unwrap();
+    assert_eq!(picked.len(), 1);
+    let library_url = google
+        .library
+        .batch_get(std::slice::from_ref(&photo.id))
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap()
+        .download_url();
+
+    // The library's day is spent.
+    let _ = google
+        .quota
+        .close_daily(Bucket::Media, "test: the day's media requests");
+    let (media, picker) = (
+        google.quota.used_today(Bucket::Media),
+        google.quota.used_today(Bucket::Picker),
+    );
+    let content_before = emu.emulator.counters().get("content.get");
+    let err = match google.content.download(&library_url, 0).await {
+        Err(e) => e,
+        Ok(_) => panic!("a closed media gate let a Library download through"),
+    };
+    assert!(matches!(err, GoogleError::GateClosed { .. }), "{err:?}");
+    assert_eq!(emu.emulator.counters().get("content.get"), content_before);
+
+    let token = google.library.tokens().access_token().await.unwrap();
+    let mut download = google
+        .content
+        .download_bearer(&picked[0].download_url(), 0, token.secret())
+        .await
+        .unwrap();
+    let mut body = Vec::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut download.body).await {
+        body.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(!body.is_empty());
+    assert_eq!(download.total, Some(body.len() as u64));
+    assert_eq!(google.quota.used_today(Bucket::Media), media);
+    assert_eq!(google.quota.used_today(Bucket::Picker), picker + 1);
 }

@@ -156,20 +156,21 @@ impl ContentClient {
 
     async fn probe_once(self, url: String, token: Option<String>) -> Result<u64, GoogleError> {
         let (url, token) = (url.as_str(), token.as_deref());
-        self.quota.check_bucket(Bucket::Media)?;
-        self.quota.count(Bucket::Media);
+        let bucket = bucket_of(token);
+        self.quota.check_bucket(bucket)?;
+        self.quota.count(bucket);
         let resp = self
             .send("content.head", reqwest::Method::HEAD, url, token, None)
             .await?;
-        self.check(resp.status(), resp.headers())?;
+        self.check(bucket, resp.status(), resp.headers())?;
         if resp.status() == StatusCode::OK
             && let Some(len) = header_u64(resp.headers(), CONTENT_LENGTH)
         {
             return Ok(len);
         }
         // No usable length from HEAD: ask for the first byte and read the total.
-        self.quota.check_bucket(Bucket::Media)?;
-        self.quota.count(Bucket::Media);
+        self.quota.check_bucket(bucket)?;
+        self.quota.count(bucket);
         let resp = self
             .send(
                 "content.probe",
@@ -179,7 +180,7 @@ impl ContentClient {
                 Some("bytes=0-0"),
             )
             .await?;
-        self.check(resp.status(), resp.headers())?;
+        self.check(bucket, resp.status(), resp.headers())?;
         match resp.status() {
             StatusCode::PARTIAL_CONTENT => resp
                 .headers()
@@ -201,8 +202,9 @@ impl ContentClient {
         token: Option<String>,
     ) -> Result<Download, GoogleError> {
         let (url, token) = (url.as_str(), token.as_deref());
-        self.quota.check_bucket(Bucket::Media)?;
-        self.quota.count(Bucket::Media);
+        let bucket = bucket_of(token);
+        self.quota.check_bucket(bucket)?;
+        self.quota.count(bucket);
         let answer = self
             .downloads
             .get(url, &format!("bytes={start}-"), token)
@@ -212,7 +214,7 @@ impl ContentClient {
             answer.as_ref().ok().map(|a| a.status.as_u16()),
         );
         let answer = answer?;
-        self.check(answer.status, &answer.headers)?;
+        self.check(bucket, answer.status, &answer.headers)?;
         let (begin, total) = match answer.status {
             StatusCode::PARTIAL_CONTENT => {
                 let (first, _last, total) = answer
@@ -237,19 +239,37 @@ impl ContentClient {
 }
 
 impl ContentClient {
-    /// The error for an answer of the content host, if it is one. A 429 closes the media gate
-    /// (and is therefore not retried); a success lets the next 429's pause start short again.
-    fn check(&self, status: StatusCode, headers: &HeaderMap) -> Result<(), GoogleError> {
+    /// The error for an answer of the content host, if it is one. A 429 closes the gate of
+    /// `bucket` (and is therefore not retried); a success lets the next 429's pause start
+    /// short again.
+    fn check(
+        &self,
+        bucket: Bucket,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Result<(), GoogleError> {
         match status {
             s if s.is_success() || s == StatusCode::RANGE_NOT_SATISFIABLE => {
-                self.quota.succeeded(Bucket::Media);
+                self.quota.succeeded(bucket);
                 Ok(())
             }
             StatusCode::TOO_MANY_REQUESTS => Err(self
                 .quota
-                .throttled(Bucket::Media, super::error::retry_after(headers))),
+                .throttled(bucket, super::error::retry_after(headers))),
             s => Err(status_error(s)),
         }
+    }
+}
+
+/// The quota a request for media bytes counts against. Only Picker items' URLs need the
+/// bearer token, and Google counts their bytes in the Picker API's own quota (1,000,000 media
+/// requests a minute), not in the Library API's 75,000 a day: a 429 on a picked item must not
+/// stop the library's downloads, nor the reverse.
+fn bucket_of(token: Option<&str>) -> Bucket {
+    if token.is_some() {
+        Bucket::Picker
+    } else {
+        Bucket::Media
     }
 }
 
