@@ -454,3 +454,35 @@ async fn picked_bytes_count_in_the_pickers_bucket_not_the_librarys_day() {
     assert_eq!(google.quota.used_today(Bucket::Media), media);
     assert_eq!(google.quota.used_today(Bucket::Picker), picker + 1);
 }
+
+/// A closed media gate refuses a download before anything else happens: a URL too old to use
+/// is not refreshed first (that would spend a Library API call on bytes that cannot come).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_media_gate_spends_no_api_call_on_refreshing_old_urls() {
+    let stack = start().await;
+    let items = all_items(&stack);
+    let path = items.keys().next().unwrap().clone();
+    assert_eq!(stack.list("/media/all/").await.len(), items.len());
+    // Past `url_max_age_secs` (25 min): a GET would refresh the URL with a batchGet first.
+    stack.advance(Duration::from_secs(26 * 60));
+    let _ = stack
+        .catalog
+        .google()
+        .quota
+        .close_daily(Bucket::Media, "test: the day's media requests are spent");
+    let api_before = stack.emulator().counters().get("mediaItems.batchGet");
+    let content_before = content_calls(&stack);
+    let (status, after, body) = get(&stack, &path).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(after.is_some_and(|s| s >= 1));
+    assert_eq!(
+        stack.emulator().counters().get("mediaItems.batchGet"),
+        api_before
+    );
+    assert_eq!(content_calls(&stack), content_before);
+}

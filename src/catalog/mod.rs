@@ -486,10 +486,22 @@ impl Catalog {
         if let Some((set, item)) = picked::split_picked_id(id) {
             return self.picked_download(set, item, start).await;
         }
+        self.media_gate()?;
         self.ensure_ready(id).await?;
         let content = &self.inner.google.content;
         self.with_url(id, |url| async move { content.download(&url, start).await })
             .await
+    }
+
+    /// Fails while the media gate is closed (the day's media requests spent, or a pause after
+    /// the content host's 429): the bytes cannot come, so no API call is spent refreshing
+    /// the item's URL or status first.
+    fn media_gate(&self) -> Result<(), CatalogError> {
+        Ok(self
+            .inner
+            .google
+            .quota
+            .check_bucket(crate::google::quota::Bucket::Media)?)
     }
 
     /// Runs `op` on item `id`'s download URL (refreshed first when old) and, when the content
@@ -1132,6 +1144,7 @@ impl Catalog {
         if let Some((set, item)) = picked::split_picked_id(id) {
             return self.picked_probe(set, item).await;
         }
+        self.media_gate()?;
         // Never `=dv` of a video Google processes: what the host answers then is unverified.
         self.ensure_ready(id).await?;
         let content = &self.inner.google.content;
