@@ -15,7 +15,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use gphotos_dav::emulator::{BIG_ALBUM_TITLE, EmulatorOptions, RunningEmulator};
+use gphotos_dav_emulator::{BIG_ALBUM_TITLE, EmulatorOptions, RunningEmulator};
 use support::{Proxy, median, verdict};
 
 const ITEMS: usize = 1_000;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use gphotos_dav::emulator::EmulatorOptions;
+use gphotos_dav_emulator::EmulatorOptions;
 use support::{MIB, Proxy, fetch, verdict};
 
 const SIZE: u64 = 64 * MIB;

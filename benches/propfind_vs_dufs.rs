@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use gphotos_dav::emulator::{BIG_ALBUM_TITLE, EmulatorOptions};
+use gphotos_dav_emulator::{BIG_ALBUM_TITLE, EmulatorOptions};
 use support::{Proxy, median, verdict};
 use tokio::process::Command;
 

@@ -23,7 +23,7 @@
 
 mod support;
 
-use gphotos_dav::emulator::EmulatorOptions;
+use gphotos_dav_emulator::EmulatorOptions;
 use support::{GIB, MIB, Proxy, fetch, mb_per_s, median, verdict};
 
 const SIZE: u64 = 512 * MIB;

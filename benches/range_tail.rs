@@ -11,7 +11,7 @@
 
 mod support;
 
-use gphotos_dav::emulator::EmulatorOptions;
+use gphotos_dav_emulator::EmulatorOptions;
 use support::{MIB, Proxy, fetch, verdict};
 
 const SIZE: u64 = 512 * MIB;

@@ -7,17 +7,18 @@
 //! - [`dav`]: dav-server's filesystem traits over the catalog.
 //! - [`upload`]: the write path (PUT, MKCOL), batching item creation, local placeholders.
 //! - [`server`]: configuration and the HTTP service around dav-server.
-//! - [`emulator`]: a faithful stand-in for Google's endpoints, for tests and the demo.
 //! - [`pick`]: the `pick` command's Picker API flow (create, poll, store, list, delete).
 //! - [`doctor`]: checks a configuration end to end and says how to fix what fails.
 //!
 //! See `docs/architecture.md` for the path a PROPFIND and a GET take through them.
+//!
+//! The stand-in for Google that tests and the `demo` command run against is a crate of its own,
+//! `gphotos-dav-emulator` (`emulator/`): nothing in this library knows it.
 
 pub mod catalog;
 pub mod clock;
 pub mod dav;
 pub mod doctor;
-pub mod emulator;
 pub mod google;
 pub mod metrics;
 pub mod pick;

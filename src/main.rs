@@ -6,11 +6,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use gphotos_dav::emulator::{self, Emulator, EmulatorOptions};
 use gphotos_dav::google::authorize::{AuthorizeRequest, ScopeSet, authorize};
 use gphotos_dav::google::token_file;
 use gphotos_dav::server::config::Policy;
 use gphotos_dav::server::{Config, Server};
+// The emulator is a crate of its own, in the binary only with the `emulator` feature (default).
+#[cfg(feature = "emulator")]
+use gphotos_dav_emulator::{self as emulator, Emulator, EmulatorOptions};
 
 #[derive(Parser)]
 #[command(
@@ -89,6 +91,7 @@ enum Command {
         config: PathBuf,
     },
     /// Run the gateway together with an embedded Google emulator and a sample library.
+    #[cfg(feature = "emulator")]
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
@@ -97,6 +100,7 @@ enum Command {
         seed: u64,
     },
     /// Run only the Google emulator (OAuth token endpoint, Library API, content host).
+    #[cfg(feature = "emulator")]
     Emulator {
         #[arg(long)]
         listen: SocketAddr,
@@ -318,6 +322,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             }
             println!("{}", gphotos_dav::server::auth::hash_password(password)?);
         }
+        #[cfg(feature = "emulator")]
         Command::Demo { listen, seed } => {
             let emu = Emulator::start(
                 EmulatorOptions {
@@ -358,6 +363,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             );
             server.serve(shutdown_signal()).await;
         }
+        #[cfg(feature = "emulator")]
         Command::Emulator {
             listen,
             seed,

@@ -242,8 +242,8 @@ fn deep_propfind(levels: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deeply_nested_xml_is_refused_and_the_server_lives() {
     use tokio::io::AsyncBufReadExt;
-    let emu = gphotos_dav::emulator::Emulator::start(
-        gphotos_dav::emulator::EmulatorOptions::default(),
+    let emu = gphotos_dav_emulator::Emulator::start(
+        gphotos_dav_emulator::EmulatorOptions::default(),
         "127.0.0.1:0".parse().unwrap(),
     )
     .await
@@ -396,8 +396,8 @@ async fn headers_and_bodies_dav_server_mishandled_get_4xx() {
     let body = "<?xml version=\"1.0\"?><D:propertyupdate xmlns:D=\"DAV:\" xmlns:x=\"urn:x\">\
                 <D:set><D:prop><x:color>red</x:color></D:prop></D:set></D:propertyupdate>";
     let stack = common::start_custom(
-        gphotos_dav::emulator::EmulatorOptions::default(),
-        gphotos_dav::emulator::REFRESH_TOKEN,
+        gphotos_dav_emulator::EmulatorOptions::default(),
+        gphotos_dav_emulator::REFRESH_TOKEN,
         |c| c.server.read_only = false,
     )
     .await;

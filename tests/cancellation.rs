@@ -13,9 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gphotos_dav::catalog::Catalog;
-use gphotos_dav::emulator::{self, Emulator, EmulatorOptions, MediaKind, RunningEmulator};
 use gphotos_dav::google::{Credentials, Endpoints, Google, RetryPolicy};
 use gphotos_dav::pick;
+use gphotos_dav_emulator::{
+    self as emulator, Emulator, EmulatorOptions, MediaKind, RunningEmulator,
+};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::{Notify, oneshot};
 

@@ -298,7 +298,7 @@ async fn anonymous_access_from_the_network_needs_consent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_downloads_finish_then_exits_zero() {
-    use gphotos_dav::emulator::{Emulator, EmulatorOptions, Fault};
+    use gphotos_dav_emulator::{Emulator, EmulatorOptions, Fault};
     let emu = Emulator::start(EmulatorOptions::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();

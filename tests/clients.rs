@@ -12,7 +12,7 @@ use chrono::{DateTime, Datelike, Utc};
 use common::{
     Stack, album_items, album_names, by_name, encode_path, parse_multistatus, sha256, start,
 };
-use gphotos_dav::emulator::{FixtureItem, Library};
+use gphotos_dav_emulator::{FixtureItem, Library};
 use tokio::io::AsyncWriteExt;
 
 /// Runs rclone with retries off, so its retries cannot hide our errors.

@@ -13,11 +13,11 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{Stack, album_items, album_names, by_name, parse_multistatus, start, start_custom};
-use gphotos_dav::emulator::{self, EmulatorOptions, FixtureItem};
 use gphotos_dav::google::library::NewItem;
 use gphotos_dav::google::{Credentials, Endpoints, Google, RetryPolicy};
 use gphotos_dav::server::auth::hash_password;
 use gphotos_dav::server::config::UserConfig;
+use gphotos_dav_emulator::{self as emulator, EmulatorOptions, FixtureItem};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 

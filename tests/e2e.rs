@@ -9,7 +9,7 @@ use common::{
     Stack, album_items, album_names, by_name, library_api_calls, parse_multistatus, sha256, start,
     start_with,
 };
-use gphotos_dav::emulator::{self, EmulatorOptions, FixtureItem, Library, MediaKind};
+use gphotos_dav_emulator::{self as emulator, EmulatorOptions, FixtureItem, Library, MediaKind};
 use reqwest::StatusCode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -508,7 +508,7 @@ async fn stale_listings_are_answered_from_cache_and_revalidated_in_the_backgroun
     stack.advance(Duration::from_secs(301));
     emu.inject(
         "mediaItems.list",
-        gphotos_dav::emulator::Fault::Status(503),
+        gphotos_dav_emulator::Fault::Status(503),
         1,
         None,
     );

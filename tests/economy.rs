@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{Gateway, Stack, parse_multistatus, sha256, start_custom};
-use gphotos_dav::emulator::{self, BIG_ALBUM_TITLE, EmulatorOptions, Fault};
+use gphotos_dav_emulator::{self as emulator, BIG_ALBUM_TITLE, EmulatorOptions, Fault};
 use reqwest::StatusCode;
 
 const N: usize = 250;

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::{Stack, start_custom};
-use gphotos_dav::emulator::{self, EmulatorOptions};
 use gphotos_dav::server::auth::hash_password;
 use gphotos_dav::server::config::UserConfig;
+use gphotos_dav_emulator::{self as emulator, EmulatorOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use gphotos_dav::emulator::{self, Emulator, EmulatorOptions, RunningEmulator};
 use gphotos_dav::google::{Credentials, Endpoints, Google, GoogleError, RetryPolicy};
+use gphotos_dav_emulator::{self as emulator, Emulator, EmulatorOptions, RunningEmulator};
 
 async fn setup(refresh_token: &str) -> (RunningEmulator, Google) {
     setup_with(EmulatorOptions::default(), refresh_token).await

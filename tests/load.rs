@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{by_name, spawn_serve};
-use gphotos_dav::emulator::{Emulator, EmulatorOptions, Fault, FixtureItem};
+use gphotos_dav_emulator::{Emulator, EmulatorOptions, Fault, FixtureItem};
 use rand::{Rng, SeedableRng};
 
 #[derive(Default)]

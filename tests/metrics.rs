@@ -1,9 +1,9 @@
 //! `[server] metrics_listen`: Prometheus counters that match what happened, and `/healthz`.
 //! Its own binary: the metrics are process-wide.
 
-use gphotos_dav::emulator::{self, Emulator, EmulatorOptions};
 use gphotos_dav::google::RetryPolicy;
 use gphotos_dav::server::{Config, Server, Tuning};
+use gphotos_dav_emulator::{self as emulator, Emulator, EmulatorOptions};
 
 fn value(text: &str, series: &str) -> u64 {
     text.lines()

@@ -6,7 +6,7 @@ mod common;
 use std::process::Stdio;
 
 use common::{BIN, wait_for_line};
-use gphotos_dav::emulator::{self, Emulator, EmulatorOptions, RunningEmulator};
+use gphotos_dav_emulator::{self as emulator, Emulator, EmulatorOptions, RunningEmulator};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 

@@ -16,7 +16,7 @@ use common::{
     Gateway, Stack, album_items, album_names, file_names, library_api_calls as api_calls,
     parse_multistatus,
 };
-use gphotos_dav::emulator::{self, BIG_ALBUM_TITLE, EmulatorOptions, Library};
+use gphotos_dav_emulator::{self as emulator, BIG_ALBUM_TITLE, EmulatorOptions, Library};
 use reqwest::StatusCode;
 
 /// Items in the big album: two search pages, three when entries repeat.

@@ -12,11 +12,13 @@ use common::{Stack, file_names, sha256, start_custom};
 use gphotos_dav::catalog::picked::decode_items;
 use gphotos_dav::catalog::store::PickedSet;
 use gphotos_dav::catalog::urls::UrlAge;
-use gphotos_dav::emulator::{self, EmulatorOptions, FixtureItem, MediaKind, RunningEmulator};
 use gphotos_dav::google::{Credentials, Endpoints, Google, GoogleError, RetryPolicy};
 use gphotos_dav::pick;
 use gphotos_dav::server::config::Policy;
 use gphotos_dav::server::signed::SignKey;
+use gphotos_dav_emulator::{
+    self as emulator, EmulatorOptions, FixtureItem, MediaKind, RunningEmulator,
+};
 use reqwest::StatusCode;
 
 const MINUTE: Duration = Duration::from_secs(60);

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{Gateway, Stack, by_name, encode_path, library_api_calls, sha256, start_custom};
-use gphotos_dav::emulator::{self, EmulatorOptions, FixtureItem, MediaKind};
 use gphotos_dav::server::auth::hash_password;
 use gphotos_dav::server::config::{Policy, UserConfig};
 use gphotos_dav::server::signed::SignKey;
+use gphotos_dav_emulator::{self as emulator, EmulatorOptions, FixtureItem, MediaKind};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 

@@ -12,9 +12,9 @@ mod common;
 use std::time::Duration;
 
 use common::{DavEntry, Stack, parse_multistatus, sha256, start_custom};
-use gphotos_dav::emulator::{self, EmulatorOptions, FixtureItem, MediaKind};
 use gphotos_dav::google::{Credentials, Endpoints, Google, RetryPolicy};
 use gphotos_dav::pick;
+use gphotos_dav_emulator::{self as emulator, EmulatorOptions, FixtureItem, MediaKind};
 use reqwest::{Method, StatusCode};
 
 /// How long the emulator processes each uploaded video in these tests.

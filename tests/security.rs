@@ -4,9 +4,9 @@
 mod common;
 
 use common::{parse_multistatus, start_custom};
-use gphotos_dav::emulator::{self, EmulatorOptions};
 use gphotos_dav::server::auth::hash_password;
 use gphotos_dav::server::config::UserConfig;
+use gphotos_dav_emulator::{self as emulator, EmulatorOptions};
 use reqwest::{Method, StatusCode};
 
 fn propfind() -> Method {

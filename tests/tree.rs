@@ -10,7 +10,7 @@ use common::{
     DavEntry, Stack, by_name, encode_path, parse_multistatus, sha256, start, start_custom,
     try_start_custom,
 };
-use gphotos_dav::emulator::{self, EmulatorOptions, FixtureItem, HOSTILE_LONG_TITLE};
+use gphotos_dav_emulator::{self as emulator, EmulatorOptions, FixtureItem, HOSTILE_LONG_TITLE};
 use reqwest::StatusCode;
 
 fn names(entries: &[DavEntry]) -> BTreeSet<String> {

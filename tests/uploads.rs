@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{Stack, parse_multistatus, sha256, start_custom};
-use gphotos_dav::emulator::{self, EmulatorOptions, Fault};
 use gphotos_dav::server::Config;
+use gphotos_dav_emulator::{self as emulator, EmulatorOptions, Fault};
 use image::codecs::jpeg::JpegEncoder;
 use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

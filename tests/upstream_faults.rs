@@ -6,7 +6,7 @@ mod common;
 
 use bytes::Bytes;
 use common::{Stack, sha256, start};
-use gphotos_dav::emulator::FixtureItem;
+use gphotos_dav_emulator::FixtureItem;
 use reqwest::StatusCode;
 
 /// The largest item of the library and its path under /media/all.
@@ -93,7 +93,7 @@ async fn a_size_change_upstream_aborts_the_download_and_the_next_listing_has_the
     assert_eq!(sha256(&body), sha256(&new_bytes));
 }
 
-use gphotos_dav::emulator::Fault;
+use gphotos_dav_emulator::Fault;
 
 /// Everything a client can see: every album listed fully and every byte of /media/all.
 async fn read_everything(stack: &Stack) {

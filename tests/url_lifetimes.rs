@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{Stack, library_api_calls, sha256, start_custom};
-use gphotos_dav::emulator::{self, EmulatorOptions};
+use gphotos_dav_emulator::{self as emulator, EmulatorOptions};
 use reqwest::StatusCode;
 
 const MINUTE: Duration = Duration::from_secs(60);

@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use gphotos_dav::emulator::RunningEmulator;
-use gphotos_dav::emulator::{self, BIG_ITEM_ALBUM, BIG_ITEM_FILENAME, Emulator, EmulatorOptions};
+use gphotos_dav_emulator::RunningEmulator;
+use gphotos_dav_emulator::{
+    self as emulator, BIG_ITEM_ALBUM, BIG_ITEM_FILENAME, Emulator, EmulatorOptions,
+};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 

@@ -5,11 +5,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use gphotos_dav::catalog::Catalog;
-use gphotos_dav::emulator::{
-    self, Emulator, EmulatorOptions, FixtureItem, Library, RunningEmulator,
-};
 use gphotos_dav::google::RetryPolicy;
 use gphotos_dav::server::{Config, Server, Tuning};
+use gphotos_dav_emulator::{
+    self as emulator, Emulator, EmulatorOptions, FixtureItem, Library, RunningEmulator,
+};
 use reqwest::{Method, StatusCode};
 use sha2::{Digest, Sha256};
 use std::process::Stdio;

@@ -1,5 +1,5 @@
 //! Tests of the emulator through real HTTP (reqwest against `Emulator::start`), plus checks
-//! of the fixture facts that other tests in the crate rely on.
+//! of the fixture facts that gphotos-dav's tests rely on.
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;

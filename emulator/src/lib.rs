@@ -12,6 +12,16 @@
 //! Every request flows through `Emulator::handle`: route → count → (fault injection, to
 //! come) → handler → log → response. Handlers return a `Reply`, a plain value, so faults
 //! can be layered on in that one function.
+//!
+//! # Why a crate of its own
+//!
+//! The emulator is not part of the product: it is Google as a test sees it. Keeping it in its
+//! own crate (`gphotos-dav-emulator`) makes that boundary one the compiler holds. It imports
+//! nothing from `gphotos-dav`, so it cannot drift towards what the client expects instead of
+//! what Google does; the product's library never links it, so no product code path can reach
+//! it; and the product's binary carries it only behind the default-on `emulator` feature (the
+//! `demo` and `emulator` commands), so `cargo install --no-default-features` gives a gateway
+//! with no emulator (and no JPEG encoder) in it. Tests get it as a dev-dependency.
 
 mod api;
 mod clock;

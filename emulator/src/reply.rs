@@ -1,7 +1,7 @@
 //! What a handler answers, before it becomes a hyper response.
 //!
 //! Handlers build a [`Reply`] (status, headers, whole body) instead of a hyper response so
-//! that the request pipeline in `mod.rs` can inspect or replace it in one place: logging now,
+//! that the request pipeline in `lib.rs` can inspect or replace it in one place: logging now,
 //! fault injection (throttling, server errors, cut bodies, latency) later.
 
 use std::convert::Infallible;
