@@ -1,15 +1,24 @@
 //! The persistent metadata store: one SQLite file that remembers what Google told us, so a
 //! restarted server does not ask again.
 //!
-//! What it keeps:
-//! - `items`: per media item id, its size in bytes (the API never tells it; learning it costs a
-//!   probe of the content host), mime type, filename, creation time and dimensions;
-//! - `listings`: the entries of each folder loaded from Google, with the time they were fetched,
-//!   so a restart answers PROPFIND from disk and revalidates in the background;
-//! - `quota`: API calls, download-URL requests and Picker calls per Pacific-time day (the days
-//!   Google counts), and whether a daily quota was used up that day (`exhausted` for the
-//!   Library API, `media_exhausted` for download URLs: rows of the same table, no new schema);
-//! - `uploads`, `picked_sets`, `imports`: what this server uploaded and what the user picked.
+//! What it keeps, one file per table:
+//! - `items` (items.rs): per media item id, its size in bytes (the API never tells it;
+//!   learning it costs a probe of the content host), mime type, filename, creation time and
+//!   dimensions;
+//! - `listings` (listings.rs): the entries of each folder loaded from Google, with the time
+//!   they were fetched, so a restart answers PROPFIND from disk and revalidates in the
+//!   background;
+//! - `quota` (quota.rs): API calls, download-URL requests and Picker calls per Pacific-time
+//!   day (the days Google counts), and whether a daily quota was used up that day (`exhausted`
+//!   for the Library API, `media_exhausted` for download URLs: rows of the same table, no new
+//!   schema);
+//! - `uploads` (uploads.rs), `picked_sets` (picked_sets.rs) (with `imports`): what this
+//!   server uploaded and what the user picked.
+//!
+//! This file holds what they share: the [`Store`] handle, the thread that owns the connection,
+//! and opening a file (schema migrations, moving an unusable file aside). The schema itself
+//! stays here, in [`MIGRATIONS`], because its versions span tables: one migration may touch
+//! several.
 //!
 //! # Never in the way
 //! One thread owns the connection; everyone else sends it jobs. Writes are fire-and-forget
@@ -26,8 +35,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension};
+
+mod items;
+mod listings;
+mod picked_sets;
+mod quota;
+mod uploads;
+
+pub use items::ItemMeta;
+pub use picked_sets::PickedSet;
+pub use quota::DayUsage;
+pub use uploads::Upload;
 
 /// `PRAGMA application_id` of our files ("gPDV"): tells our store from any other SQLite file.
 const APPLICATION_ID: i32 = 0x6750_4456;
@@ -90,58 +110,6 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError(e.to_string())
     }
-}
-
-/// What Google serves for one item, as remembered.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ItemMeta {
-    pub id: String,
-    pub size: u64,
-    pub mime_type: String,
-    pub filename: String,
-    pub creation_time: Option<DateTime<Utc>>,
-    pub width: Option<u64>,
-    pub height: Option<u64>,
-}
-
-/// One uploaded original, recorded under the path it was written to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Upload {
-    /// The path as the tree shows it, e.g. `/album/Trip/a.jpg`.
-    pub path: String,
-    /// sha256 of the bytes the client sent, lowercase hex.
-    pub sha256: String,
-    pub size: u64,
-    /// The media item Google created for it.
-    pub item_id: String,
-    pub uploaded_at: DateTime<Utc>,
-}
-
-/// A set of items the user picked with the Picker API.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PickedSet {
-    pub name: String,
-    pub session_id: String,
-    /// After this Google no longer serves the items.
-    pub expire_time: DateTime<Utc>,
-    /// The picked items as a JSON array (their shape belongs to the picker module).
-    pub items_json: String,
-    pub picked_at: DateTime<Utc>,
-}
-
-/// Usage counted for one Pacific-time day.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DayUsage {
-    /// Library API requests.
-    pub api: u64,
-    /// Download-URL (content host) requests.
-    pub media: u64,
-    /// Picker API requests.
-    pub picker: u64,
-    /// The Library API's daily quota was used up that day.
-    pub exhausted: bool,
-    /// The daily quota of download-URL requests was used up that day.
-    pub media_exhausted: bool,
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -255,321 +223,10 @@ impl Store {
     pub async fn flush(&self) {
         let _ = self.call(|_| Ok(())).await;
     }
-
-    // --- items -------------------------------------------------------------------------
-
-    /// Every remembered item.
-    pub async fn items(&self) -> Vec<ItemMeta> {
-        self.call(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT id, size, mime_type, filename, creation_time, width, height FROM items",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(ItemMeta {
-                    id: r.get(0)?,
-                    size: r.get::<_, i64>(1)? as u64,
-                    mime_type: r.get(2)?,
-                    filename: r.get(3)?,
-                    creation_time: r
-                        .get::<_, Option<String>>(4)?
-                        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                        .map(|t| t.with_timezone(&Utc)),
-                    width: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
-                    height: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
-                })
-            })?;
-            rows.collect()
-        })
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!("{e}; starting without remembered sizes");
-            Vec::new()
-        })
-    }
-
-    /// Remembers items (sizes learned), in one transaction, without waiting.
-    pub fn put_items(&self, items: Vec<ItemMeta>) {
-        if items.is_empty() {
-            return;
-        }
-        self.submit("remember sizes", move |conn| {
-            let tx = conn.transaction()?;
-            {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO items
-                     (id, size, mime_type, filename, creation_time, width, height)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?;
-                for i in &items {
-                    stmt.execute(params![
-                        i.id,
-                        i.size as i64,
-                        i.mime_type,
-                        i.filename,
-                        i.creation_time.map(|t| t.to_rfc3339()),
-                        i.width.map(|v| v as i64),
-                        i.height.map(|v| v as i64),
-                    ])?;
-                }
-            }
-            tx.commit()
-        });
-    }
-
-    /// Forgets an item whose remembered size turned out wrong.
-    pub fn forget_item(&self, id: &str) {
-        let id = id.to_string();
-        self.submit("forget a size", move |conn| {
-            conn.execute("DELETE FROM items WHERE id = ?1", [id])
-                .map(drop)
-        });
-    }
-
-    // --- listings ----------------------------------------------------------------------
-
-    /// A folder's stored listing (its JSON body) and when it was fetched (Unix seconds).
-    pub async fn listing(&self, folder: &str) -> Option<(String, u64)> {
-        let folder = folder.to_string();
-        self.call(move |conn| {
-            conn.query_row(
-                "SELECT body, fetched_at FROM listings WHERE folder = ?1",
-                [folder],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)),
-            )
-            .optional()
-        })
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!("{e}; loading the folder from Google");
-            None
-        })
-    }
-
-    /// Stores a folder's listing, without waiting.
-    pub fn put_listing(&self, folder: String, body: String, fetched_at: u64) {
-        self.submit("store a listing", move |conn| {
-            conn.execute(
-                "INSERT OR REPLACE INTO listings (folder, fetched_at, body) VALUES (?1, ?2, ?3)",
-                params![folder, fetched_at as i64, body],
-            )
-            .map(drop)
-        });
-    }
-
-    /// Forgets a folder's stored listing, without waiting (an upload changed the folder, so
-    /// the next load must come from Google). Later calls see it gone: the store's thread
-    /// runs them in order.
-    pub fn forget_listing(&self, folder: String) {
-        self.submit("forget a listing", move |conn| {
-            conn.execute("DELETE FROM listings WHERE folder = ?1", [folder])
-                .map(drop)
-        });
-    }
-
-    // --- quota -------------------------------------------------------------------------
-
-    /// What was used on `day` (a Pacific-time date).
-    pub async fn usage(&self, day: NaiveDate) -> DayUsage {
-        let day = day.to_string();
-        self.call(move |conn| {
-            let mut stmt = conn.prepare("SELECT bucket, used FROM quota WHERE day = ?1")?;
-            let mut usage = DayUsage::default();
-            let rows = stmt.query_map([day], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-            })?;
-            for row in rows {
-                let (bucket, used) = row?;
-                match bucket.as_str() {
-                    "api" => usage.api = used,
-                    "media" => usage.media = used,
-                    "picker" => usage.picker = used,
-                    "exhausted" => usage.exhausted = used > 0,
-                    "media_exhausted" => usage.media_exhausted = used > 0,
-                    _ => {}
-                }
-            }
-            Ok(usage)
-        })
-        .await
-        .unwrap_or_default()
-    }
-
-    /// Adds `n` to a day's count in `bucket` (`api`, `media`, `picker`, `exhausted`,
-    /// `media_exhausted`), without waiting.
-    pub fn add_usage(&self, day: NaiveDate, bucket: &'static str, n: u64) {
-        let day = day.to_string();
-        self.submit("count quota", move |conn| {
-            conn.execute(
-                "INSERT INTO quota (day, bucket, used) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (day, bucket) DO UPDATE SET used = used + excluded.used",
-                params![day, bucket, n as i64],
-            )?;
-            // Old days are of no use; keep a month for looking back.
-            conn.execute("DELETE FROM quota WHERE day < date(?1, '-31 days')", [day])
-                .map(drop)
-        });
-    }
-
-    // --- uploads -----------------------------------------------------------------------
-
-    /// The upload recorded at `path`, if any.
-    pub async fn upload_at(&self, path: &str) -> Option<Upload> {
-        let path = path.to_string();
-        self.call(move |conn| {
-            conn.query_row(
-                "SELECT path, sha256, size, item_id, uploaded_at FROM uploads WHERE path = ?1",
-                [path],
-                upload_row,
-            )
-            .optional()
-        })
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!("{e}");
-            None
-        })
-    }
-
-    /// Records an upload; durable when this returns.
-    pub async fn record_upload(&self, up: Upload) -> Result<(), StoreError> {
-        self.call(move |conn| {
-            conn.execute(
-                "INSERT OR REPLACE INTO uploads (path, sha256, size, item_id, uploaded_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    up.path,
-                    up.sha256,
-                    up.size as i64,
-                    up.item_id,
-                    up.uploaded_at.to_rfc3339()
-                ],
-            )
-            .map(drop)
-        })
-        .await
-    }
-
-    /// Moves the uploads recorded below the folder `from` (`/album/<name>`) to the folder
-    /// `to`, after the album was renamed; returns how many moved. Durable when it returns.
-    pub async fn move_uploads(&self, from: &str, to: &str) -> Result<usize, StoreError> {
-        let (from, to) = (format!("{from}/"), format!("{to}/"));
-        self.call(move |conn| {
-            conn.execute(
-                "UPDATE uploads SET path = ?2 || substr(path, length(?1) + 1)
-                 WHERE substr(path, 1, length(?1)) = ?1",
-                params![from, to],
-            )
-        })
-        .await
-    }
-
-    /// Every recorded upload, by path.
-    pub async fn uploads(&self) -> Vec<Upload> {
-        self.call(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT path, sha256, size, item_id, uploaded_at FROM uploads ORDER BY path",
-            )?;
-            let rows = stmt.query_map([], upload_row)?;
-            rows.collect()
-        })
-        .await
-        .unwrap_or_default()
-    }
-
-    // --- picked sets -------------------------------------------------------------------
-
-    /// Stores (or replaces) a picked set; durable when this returns.
-    pub async fn put_picked_set(&self, set: PickedSet) -> Result<(), StoreError> {
-        self.call(move |conn| {
-            conn.execute(
-                "INSERT OR REPLACE INTO picked_sets
-                 (name, session_id, expire_time, items_json, picked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    set.name,
-                    set.session_id,
-                    set.expire_time.to_rfc3339(),
-                    set.items_json,
-                    set.picked_at.to_rfc3339()
-                ],
-            )
-            .map(drop)
-        })
-        .await
-    }
-
-    /// Every stored picked set (expired ones included), by name.
-    pub async fn picked_sets(&self) -> Vec<PickedSet> {
-        self.call(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT name, session_id, expire_time, items_json, picked_at
-                 FROM picked_sets ORDER BY name",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(PickedSet {
-                    name: r.get(0)?,
-                    session_id: r.get(1)?,
-                    expire_time: time_column(r, 2)?,
-                    items_json: r.get(3)?,
-                    picked_at: time_column(r, 4)?,
-                })
-            })?;
-            rows.collect()
-        })
-        .await
-        .unwrap_or_default()
-    }
-
-    /// Removes a picked set; durable when this returns.
-    pub async fn delete_picked_set(&self, name: &str) -> Result<(), StoreError> {
-        let name = name.to_string();
-        self.call(move |conn| {
-            conn.execute("DELETE FROM picked_sets WHERE name = ?1", [name])
-                .map(drop)
-        })
-        .await
-    }
-
-    /// The Library item a picked item was imported as, if it was.
-    pub async fn imported_copy(&self, picked_id: &str) -> Option<String> {
-        let picked_id = picked_id.to_string();
-        self.call(move |conn| {
-            conn.query_row(
-                "SELECT item_id FROM imports WHERE picked_id = ?1",
-                [picked_id],
-                |r| r.get(0),
-            )
-            .optional()
-        })
-        .await
-        .ok()
-        .flatten()
-    }
-
-    /// Records that a picked item was imported as `item_id`; durable when this returns.
-    pub async fn record_import(&self, picked_id: &str, item_id: &str) -> Result<(), StoreError> {
-        let (picked_id, item_id) = (picked_id.to_string(), item_id.to_string());
-        self.call(move |conn| {
-            conn.execute(
-                "INSERT OR REPLACE INTO imports (picked_id, item_id) VALUES (?1, ?2)",
-                params![picked_id, item_id],
-            )
-            .map(drop)
-        })
-        .await
-    }
 }
 
-fn upload_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Upload> {
-    Ok(Upload {
-        path: r.get(0)?,
-        sha256: r.get(1)?,
-        size: r.get::<_, i64>(2)? as u64,
-        item_id: r.get(3)?,
-        uploaded_at: time_column(r, 4)?,
-    })
-}
-
+/// Reads an RFC 3339 text column as a time: how `uploads` and `picked_sets` store theirs, so it
+/// lives here for both.
 fn time_column(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
     let text: String = r.get(idx)?;
     DateTime::parse_from_rfc3339(&text)
@@ -874,53 +531,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn uploads_move_with_their_album() {
-        let store = Store::in_memory();
-        let up = |path: &str| Upload {
-            path: path.into(),
-            sha256: "ab".into(),
-            size: 3,
-            item_id: path.into(),
-            uploaded_at: "2026-01-01T00:00:00Z".parse().unwrap(),
-        };
-        for path in [
-            "/album/Trip/a.jpg",
-            "/album/Trip/b.jpg",
-            "/album/Trip 2/c.jpg",
-            "/album/Tri%/d.jpg",
-            "/upload/e.jpg",
-        ] {
-            store.record_upload(up(path)).await.unwrap();
-        }
-        assert_eq!(
-            store
-                .move_uploads("/album/Trip", "/album/Été")
-                .await
-                .unwrap(),
-            2
-        );
-        assert_eq!(
-            store.move_uploads("/album/Tri%", "/album/X").await.unwrap(),
-            1
-        );
-        let paths: Vec<String> = store.uploads().await.into_iter().map(|u| u.path).collect();
-        assert_eq!(
-            paths,
-            [
-                "/album/Trip 2/c.jpg",
-                "/album/X/d.jpg",
-                "/album/Été/a.jpg",
-                "/album/Été/b.jpg",
-                "/upload/e.jpg"
-            ]
-        );
-        assert_eq!(
-            store.upload_at("/album/Été/a.jpg").await.unwrap().item_id,
-            "/album/Trip/a.jpg"
-        );
-    }
-
-    #[tokio::test]
     async fn a_newer_schema_is_not_touched() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.sqlite");
@@ -952,51 +562,5 @@ mod tests {
         assert_eq!(store.location(), ":memory:");
         store.put_items(vec![item("a", 1)]);
         assert_eq!(store.items().await.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn quota_adds_up_per_day() {
-        let store = Store::in_memory();
-        let day: NaiveDate = "2026-11-25".parse().unwrap();
-        store.add_usage(day, "api", 3);
-        store.add_usage(day, "api", 2);
-        store.add_usage(day, "media", 7);
-        store.add_usage(day, "picker", 4);
-        store.add_usage(day.succ_opt().unwrap(), "api", 1);
-        assert_eq!(
-            store.usage(day).await,
-            DayUsage {
-                api: 5,
-                media: 7,
-                picker: 4,
-                exhausted: false,
-                media_exhausted: false,
-            }
-        );
-        store.add_usage(day, "exhausted", 1);
-        assert!(store.usage(day).await.exhausted);
-        assert!(!store.usage(day).await.media_exhausted);
-        store.add_usage(day, "media_exhausted", 1);
-        assert!(store.usage(day).await.media_exhausted);
-        assert!(!store.usage(day.succ_opt().unwrap()).await.media_exhausted);
-    }
-
-    #[tokio::test]
-    async fn picked_sets_and_imports() {
-        let store = Store::in_memory();
-        let set = PickedSet {
-            name: "trip".into(),
-            session_id: "s1".into(),
-            expire_time: "2026-12-01T00:00:00Z".parse().unwrap(),
-            items_json: "[]".into(),
-            picked_at: "2026-11-25T00:00:00Z".parse().unwrap(),
-        };
-        store.put_picked_set(set.clone()).await.unwrap();
-        assert_eq!(store.picked_sets().await, vec![set]);
-        store.delete_picked_set("trip").await.unwrap();
-        assert!(store.picked_sets().await.is_empty());
-        assert_eq!(store.imported_copy("p1").await, None);
-        store.record_import("p1", "item9").await.unwrap();
-        assert_eq!(store.imported_copy("p1").await.as_deref(), Some("item9"));
     }
 }
