@@ -20,7 +20,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::catalog::{Catalog, CatalogOptions};
-use crate::google::{Google, RetryPolicy};
+use crate::google::{Google, GoogleError, RetryPolicy};
 pub use config::{Config, ConfigError};
 pub use service::DavService;
 
@@ -48,15 +48,21 @@ pub struct Tuning {
 
 impl Server {
     /// Builds the Google clients and the catalog from `config` and binds its listen address.
-    pub async fn bind(config: &Config) -> anyhow_like::Result<Server> {
+    pub async fn bind(config: &Config) -> Result<Server, StartError> {
         Server::bind_tuned(config, Tuning::default()).await
     }
 
     /// [`Server::bind`] with explicit [`Tuning`].
-    pub async fn bind_tuned(config: &Config, tuning: Tuning) -> anyhow_like::Result<Server> {
+    pub async fn bind_tuned(config: &Config, tuning: Tuning) -> Result<Server, StartError> {
         tls::install_crypto_provider();
         let tls = match (&config.server.tls_cert, &config.server.tls_key) {
-            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            (Some(cert), Some(key)) => {
+                Some(tls::acceptor(cert, key).map_err(|reason| StartError::Tls {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    reason,
+                })?)
+            }
             _ => None,
         };
         let users = config
@@ -89,21 +95,21 @@ impl Server {
             },
             Box::new(move |day, bucket, n| log.add_usage(day, bucket, n)),
         );
-        let root_album = match config.google.root_folder_id.as_str() {
-            "root" | "" => None,
-            id => {
-                // Checked now: a typo must stop the start, not show an empty drive.
-                let album = google.library.get_album(id).await.map_err(|e| {
-                    format!(
-                        "[google] root_folder_id = {id:?} is not an album this app can read \
-                         ({e}). Use \"root\" for the whole library, or the id of an album \
-                         created by this app"
-                    )
-                })?;
-                tracing::info!(album = %album.title, "serving one album at /");
-                Some(album.id)
-            }
-        };
+        let root_album =
+            match config.google.root_folder_id.as_str() {
+                "root" | "" => None,
+                id => {
+                    // Checked now: a typo must stop the start, not show an empty drive.
+                    let album = google.library.get_album(id).await.map_err(|source| {
+                        StartError::RootAlbum {
+                            id: id.to_string(),
+                            source,
+                        }
+                    })?;
+                    tracing::info!(album = %album.title, "serving one album at /");
+                    Some(album.id)
+                }
+            };
         let catalog = Catalog::new(
             google,
             CatalogOptions {
@@ -128,14 +134,18 @@ impl Server {
         ));
         let listener = TcpListener::bind(config.server.listen)
             .await
-            .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
-        let metrics =
-            match config.server.metrics_listen {
-                Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
-                    format!("cannot listen on [server] metrics_listen {addr}: {e}")
-                })?),
-                None => None,
-            };
+            .map_err(|source| StartError::Listen {
+                addr: config.server.listen,
+                source,
+            })?;
+        let metrics = match config.server.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::MetricsListen { addr, source })?,
+            ),
+            None => None,
+        };
         Ok(Server {
             listener,
             service,
@@ -342,8 +352,42 @@ where
     });
 }
 
-/// A boxed error with a readable message, for start-up failures.
-pub mod anyhow_like {
-    pub type Error = Box<dyn std::error::Error + Send + Sync>;
-    pub type Result<T> = std::result::Result<T, Error>;
+/// Why [`Server::bind`] could not start the server. One variant per step that can fail, each
+/// carrying what failed (the file, the album id, the address), so a caller can tell a port in
+/// use from a bad certificate without reading the message; the messages are the ones users
+/// have always seen, each naming the key or file to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `[server] tls_cert` / `tls_key` cannot be read or do not form a usable pair.
+    #[error("{reason}")]
+    Tls {
+        cert: std::path::PathBuf,
+        key: std::path::PathBuf,
+        reason: String,
+    },
+    /// The credentials (token file) or the `[webdav]` policy keys.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The Google clients could not be built.
+    #[error(transparent)]
+    Google(#[from] GoogleError),
+    /// `[google] root_folder_id` names no album this app can read (a typo must stop the
+    /// start, not show an empty drive).
+    #[error(
+        "[google] root_folder_id = {id:?} is not an album this app can read ({source}). Use \
+         \"root\" for the whole library, or the id of an album created by this app"
+    )]
+    RootAlbum { id: String, source: GoogleError },
+    /// `[server] listen` cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// `[server] metrics_listen` cannot be bound.
+    #[error("cannot listen on [server] metrics_listen {addr}: {source}")]
+    MetricsListen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }

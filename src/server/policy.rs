@@ -22,107 +22,13 @@ use http::header::{
 };
 use http::{HeaderMap, Method, Response, StatusCode};
 
-use super::config::{ConfigError, Policy, WebdavConfig};
-use super::signed::{self, MIN_KEY_LEN, SignKey, SignedRoute};
+use super::config::{ConfigError, Policy, WebdavConfig, check_key_len, check_webdav as check};
+use super::signed::{self, SignKey, SignedRoute};
 use crate::catalog::{Catalog, CatalogError, FileInfo};
 use crate::dav::redirect::Redirect;
 
 /// How long a signed link stays valid unless `[webdav] link_ttl_secs` says otherwise.
 pub const DEFAULT_LINK_TTL: Duration = Duration::from_secs(3600);
-
-impl Policy {
-    pub const ALL: [Policy; 3] = [
-        Policy::NativeProxy,
-        Policy::Redirect302,
-        Policy::UseProxyUrl,
-    ];
-
-    /// The name used in the config file and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::NativeProxy => "native_proxy",
-            Policy::Redirect302 => "302_redirect",
-            Policy::UseProxyUrl => "use_proxy_url",
-        }
-    }
-}
-
-impl std::str::FromStr for Policy {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Policy::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Policy::ALL.iter().map(|p| p.as_str()).collect();
-                format!("unknown policy {s:?}: use one of {}", names.join(", "))
-            })
-    }
-}
-
-impl std::fmt::Display for Policy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Checks the `[webdav]` keys of the policies (no file is read here).
-pub fn check(w: &WebdavConfig) -> Result<(), ConfigError> {
-    let invalid = |m: String| Err(ConfigError::Invalid(m));
-    if w.sign_key.is_some() && w.sign_key_file.is_some() {
-        return invalid("[webdav] sign_key and sign_key_file are both set: keep one".into());
-    }
-    if let Some(key) = &w.sign_key {
-        check_key_len(key, "[webdav] sign_key")?;
-    }
-    if let Some(url) = &w.down_proxy_url {
-        match url::Url::parse(url) {
-            Ok(u)
-                if (u.scheme() == "https" || u.scheme() == "http")
-                    && u.query().is_none()
-                    && u.fragment().is_none() => {}
-            _ => {
-                return invalid(format!(
-                    "[webdav] down_proxy_url = {url:?} is not an http(s) URL without query \
-                     (e.g. \"https://bytes.example.com\")"
-                ));
-            }
-        }
-    }
-    if w.link_ttl_secs == Some(0) {
-        return invalid("[webdav] link_ttl_secs must be at least 1".into());
-    }
-    if w.policy == Policy::UseProxyUrl {
-        if w.down_proxy_url.is_none() {
-            return invalid(
-                "[webdav] policy = \"use_proxy_url\" needs [webdav] down_proxy_url: the public \
-                 URL of the byte node that serves the signed /d/ links (this server, or \
-                 another gphotos-dav with the same sign_key)"
-                    .into(),
-            );
-        }
-        if w.sign_key.is_none() && w.sign_key_file.is_none() {
-            return invalid(format!(
-                "[webdav] policy = \"use_proxy_url\" needs [webdav] sign_key or sign_key_file: \
-                 a secret of at least {MIN_KEY_LEN} bytes shared with the byte node (e.g. the \
-                 output of `openssl rand -base64 48`)"
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_key_len(key: &SignKey, what: &str) -> Result<(), ConfigError> {
-    if key.len() < MIN_KEY_LEN {
-        return Err(ConfigError::Invalid(format!(
-            "{what} is too short ({} bytes): use at least {MIN_KEY_LEN} random bytes, e.g. the \
-             output of `openssl rand -base64 48`",
-            key.len()
-        )));
-    }
-    Ok(())
-}
 
 /// The sign key: `sign_key`, or the content of `sign_key_file` (read now).
 pub fn sign_key(w: &WebdavConfig) -> Result<Option<SignKey>, ConfigError> {
@@ -135,6 +41,7 @@ pub fn sign_key(w: &WebdavConfig) -> Result<Option<SignKey>, ConfigError> {
     let key = read_key_file(path)?;
     check_key_len(
         &key,
+        "webdav.sign_key_file",
         &format!("the key in [webdav] sign_key_file {}", path.display()),
     )?;
     Ok(Some(key))
@@ -145,10 +52,10 @@ fn read_key_file(path: &PathBuf) -> Result<SignKey, ConfigError> {
     std::fs::read(path)
         .map(|bytes| SignKey::from_file_content(&bytes))
         .map_err(|e| {
-            ConfigError::Invalid(format!(
-                "cannot read [webdav] sign_key_file {}: {e}",
-                path.display()
-            ))
+            ConfigError::invalid(
+                "webdav.sign_key_file",
+                format!("cannot read [webdav] sign_key_file {}: {e}", path.display()),
+            )
         })
 }
 
