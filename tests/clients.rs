@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::rclone;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
@@ -14,17 +16,6 @@ use common::{
 };
 use gphotos_dav_emulator::{FixtureItem, Library};
 use tokio::io::AsyncWriteExt;
-
-/// Runs rclone with retries off, so its retries cannot hide our errors.
-async fn rclone(args: &[&str]) -> std::process::Output {
-    tokio::process::Command::new("rclone")
-        .args(args)
-        .args(["--retries", "1", "--low-level-retries", "1"])
-        .env("RCLONE_CONFIG", "/nonexistent/rclone.conf")
-        .output()
-        .await
-        .expect("rclone must be installed: run tests/run-all.sh")
-}
 
 fn read_dir(dir: &Path) -> BTreeMap<String, String> {
     std::fs::read_dir(dir)

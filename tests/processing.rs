@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::rclone;
+
 use std::time::Duration;
 
 use common::{DavEntry, Stack, parse_multistatus, sha256, start_custom};
@@ -242,17 +244,6 @@ async fn a_processing_video_uploaded_elsewhere_stays_out_of_listings_until_ready
         .await
         .unwrap();
     assert_eq!(sha256(&body), sha256(&served));
-}
-
-/// Runs rclone (one try per request, one pass) with no configuration file of the user's.
-async fn rclone(args: &[&str]) -> std::process::Output {
-    tokio::process::Command::new("rclone")
-        .args(args)
-        .args(["--retries", "1", "--low-level-retries", "1"])
-        .env("RCLONE_CONFIG", "/nonexistent/rclone.conf")
-        .output()
-        .await
-        .expect("rclone must be installed: run tests/run-all.sh")
 }
 
 /// `rclone copy --ignore-size` of a video into a new album folder: rclone reads every upload

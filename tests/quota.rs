@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{Stack, by_name, sha256, start, start_custom, start_on};
+use gphotos_dav::google::GoogleError;
 use gphotos_dav::google::quota::Bucket;
-use gphotos_dav::google::{Credentials, Google, GoogleError, RetryPolicy};
 use gphotos_dav_emulator::{self as emulator, Emulator, EmulatorOptions, Fault, FixtureItem};
 use reqwest::StatusCode;
 
@@ -337,21 +337,7 @@ async fn picker_calls_count_in_their_own_bucket() {
     let emu = Emulator::start(EmulatorOptions::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let google = Google::new(
-        &Credentials {
-            client_id: emulator::CLIENT_ID.into(),
-            client_secret: emulator::CLIENT_SECRET.into(),
-            refresh_token: emulator::REFRESH_TOKEN.into(),
-            persist_to: None,
-        },
-        &gphotos_dav::google::Endpoints {
-            api_base: emu.api_base(),
-            token_url: emu.token_url(),
-            picker_base: emu.picker_base(),
-        },
-        RetryPolicy::immediate(),
-    )
-    .unwrap();
+    let google = common::google_on(&emu);
     // What reaches the store, as the server wires it.
     let logged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = logged.clone();
@@ -386,21 +372,7 @@ async fn picked_bytes_count_in_the_pickers_bucket_not_the_librarys_day() {
     let emu = Emulator::start(EmulatorOptions::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let google = Google::new(
-        &Credentials {
-            client_id: emulator::CLIENT_ID.into(),
-            client_secret: emulator::CLIENT_SECRET.into(),
-            refresh_token: emulator::REFRESH_TOKEN.into(),
-            persist_to: None,
-        },
-        &gphotos_dav::google::Endpoints {
-            api_base: emu.api_base(),
-            token_url: emu.token_url(),
-            picker_base: emu.picker_base(),
-        },
-        RetryPolicy::immediate(),
-    )
-    .unwrap();
+    let google = common::google_on(&emu);
     let lib = emu.emulator.library();
     let photo = lib
         .items

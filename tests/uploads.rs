@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::rclone;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -949,16 +951,6 @@ async fn explorer_lock_put_unlock_replay_creates_one_item() {
     let listed = stack.list("/album/Empty/").await;
     let entry = listed.iter().find(|e| e.name() == "Picture.jpg").unwrap();
     assert_eq!(entry.size(), photo.len() as u64);
-}
-
-async fn rclone(args: &[&str]) -> std::process::Output {
-    tokio::process::Command::new("rclone")
-        .args(args)
-        .args(["--retries", "1", "--low-level-retries", "1"])
-        .env("RCLONE_CONFIG", "/nonexistent/rclone.conf")
-        .output()
-        .await
-        .expect("rclone must be installed: run tests/run-all.sh")
 }
 
 /// `rclone copy` of a local folder into a new album, twice: the first run creates the album

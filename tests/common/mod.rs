@@ -482,3 +482,34 @@ pub async fn spawn_serve(
     let url = line[line.find("http://").unwrap()..].trim().to_string();
     (serve, url)
 }
+
+/// Runs rclone with retries off (one try per request, one pass), so its retries cannot hide
+/// our errors, and with no configuration file of the user's.
+pub async fn rclone(args: &[&str]) -> std::process::Output {
+    Command::new("rclone")
+        .args(args)
+        .args(["--retries", "1", "--low-level-retries", "1"])
+        .env("RCLONE_CONFIG", "/nonexistent/rclone.conf")
+        .output()
+        .await
+        .expect("rclone must be installed: run tests/run-all.sh")
+}
+
+/// A Google client (Library, Picker, content) on `emu` with its refresh token, retrying at once.
+pub fn google_on(emu: &RunningEmulator) -> gphotos_dav::google::Google {
+    gphotos_dav::google::Google::new(
+        &gphotos_dav::google::Credentials {
+            client_id: emulator::CLIENT_ID.into(),
+            client_secret: emulator::CLIENT_SECRET.into(),
+            refresh_token: emulator::REFRESH_TOKEN.into(),
+            persist_to: None,
+        },
+        &gphotos_dav::google::Endpoints {
+            api_base: emu.api_base(),
+            token_url: emu.token_url(),
+            picker_base: emu.picker_base(),
+        },
+        RetryPolicy::immediate(),
+    )
+    .unwrap()
+}
