@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::rclone;
+use common::{mp4, rclone};
 
 use std::time::Duration;
 
@@ -108,21 +108,6 @@ fn with_exif(jpeg: &[u8], tiff: &[u8]) -> Vec<u8> {
     out.extend_from_slice(b"Exif\0\0");
     out.extend_from_slice(tiff);
     out.extend_from_slice(&jpeg[2..]);
-    out
-}
-
-/// A small MP4 as sniffers see one: `ftyp`, then `mdat` noise.
-fn mp4(len: usize, seed: u8) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
-    out.extend_from_slice(&32u32.to_be_bytes());
-    out.extend_from_slice(b"ftypisom\0\0\x02\0isomiso2avc1mp41");
-    out.extend_from_slice(&((len - 32) as u32).to_be_bytes());
-    out.extend_from_slice(b"mdat");
-    let mut x = seed as u32 | 1;
-    while out.len() < len {
-        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-        out.push((x >> 16) as u8);
-    }
     out
 }
 
