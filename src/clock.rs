@@ -11,6 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The clock described above: real time plus a forward-only offset that tests move.
 #[derive(Debug, Default)]
 pub struct Clock {
     /// Nanoseconds added to the real clocks (u64 nanoseconds cover 584 years).

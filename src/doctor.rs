@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::google::{Google, GoogleError, RetryPolicy, SCOPES};
 use crate::server::Config;
 
+/// How one check ended: fine, worth a look, or failed with the fix to apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Ok(String),
@@ -14,6 +15,7 @@ pub enum Outcome {
     Fail { problem: String, fix: String },
 }
 
+/// One line of the doctor's report: what was checked and how it ended.
 #[derive(Debug, Clone)]
 pub struct Check {
     pub name: &'static str,

@@ -13,6 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+/// Labels of the calls-to-Google counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
     /// `albums.list`, `mediaItems.search`, `content.download`, ...
@@ -21,6 +22,7 @@ pub struct CallLabels {
     pub status: String,
 }
 
+/// Labels of the cache lookups counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
     /// `listing` or `size`.
@@ -29,6 +31,7 @@ pub struct CacheLabels {
     pub result: String,
 }
 
+/// Labels of the quota gauge: one series per quota bucket.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BucketLabels {
     /// `api` (Library API requests), `media` (download-URL requests) or `picker` (Picker API
@@ -37,12 +40,20 @@ pub struct BucketLabels {
     pub bucket: String,
 }
 
+/// The process's Prometheus metrics, one instance ([`get`]), so that every layer can count
+/// without a handle passed down to it; `/metrics` on the metrics listener renders them.
 pub struct Metrics {
+    /// Calls to Google, by kind and status.
     pub upstream_calls: Family<CallLabels, Counter>,
+    /// Listing and size cache lookups, by result.
     pub cache: Family<CacheLabels, Counter>,
+    /// Bytes relayed from Google to clients.
     pub bytes_proxied: Counter,
+    /// Responses streaming bytes right now.
     pub active_streams: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// WebDAV requests answered.
     pub requests: Counter<u64, AtomicU64>,
+    /// Requests sent to Google today (Pacific time), by quota bucket.
     pub quota_used: Family<BucketLabels, Gauge>,
     registry: Registry,
 }

@@ -17,6 +17,8 @@ use super::meta::Meta;
 use super::{fs_error, segments};
 use crate::catalog::{Catalog, FileInfo};
 
+/// The byte node of signed links: one file per item id, no folders, no listing to walk
+/// first. Cheap to clone (it shares the catalog).
 #[derive(Clone)]
 pub struct ByIdFs {
     catalog: Catalog,

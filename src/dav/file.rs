@@ -31,6 +31,10 @@ use crate::google::content::Download;
 /// How many times in a row a broken upstream body is resumed before the response fails.
 const MAX_RESUMES: u32 = 3;
 
+/// One open file of the tree: the bytes of one Google item, streamed from Google as dav-server
+/// reads them. It exists so that Range, resumption after a broken upstream body and the
+/// length checks live in one place for every route that serves an item (the tree and signed
+/// links alike).
 pub struct PhotoFile {
     catalog: Catalog,
     info: FileInfo,

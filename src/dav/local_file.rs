@@ -11,6 +11,9 @@ use dav_server::fs::{DavFile, DavMetaData, FsError, FsFuture};
 use super::meta::Meta;
 use crate::upload::local::LocalFile;
 
+/// An open placeholder or Finder sidecar (see `upload::local`): bytes that live in this
+/// server's memory, never in Google, served with the same `DavFile` interface so that clients
+/// can read back what they just wrote.
 #[derive(Debug)]
 pub struct LocalDavFile {
     file: LocalFile,

@@ -7,6 +7,8 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::{Entry, FileInfo, FolderKey};
 
+/// What PROPFIND reports of a file or folder (size, times, ETag), built from the catalog's
+/// answer. dav-server asks for metadata through a trait object; this is ours.
 #[derive(Debug, Clone)]
 pub struct Meta {
     len: u64,
@@ -77,6 +79,8 @@ impl DavMetaData for Meta {
     }
 }
 
+/// One child in a folder listing as dav-server wants it: a name and its [`Meta`], built from
+/// the catalog's entry without another lookup.
 pub struct DirEntry {
     name: String,
     meta: Meta,

@@ -32,6 +32,9 @@ use local_file::LocalDavFile;
 use meta::{DirEntry, Meta};
 use redirect::Redirect;
 
+/// The tree of Google Photos as a WebDAV filesystem: dav-server calls it for every
+/// PROPFIND and GET, and it answers from the catalog. It knows nothing of Google; the
+/// catalog does. Cheap to clone.
 #[derive(Clone)]
 pub struct PhotosFs {
     catalog: Catalog,

@@ -8,6 +8,8 @@ use futures::future::BoxFuture;
 
 use crate::catalog::{CatalogError, FileInfo};
 
+/// The hook through which a delivery policy (302 to Google, or to a signed link) answers a
+/// GET with a redirect instead of bytes; `dav` asks it and stays ignorant of the policies.
 pub trait Redirect: Send + Sync + 'static {
     /// The URL a client should fetch `file`'s bytes from, or `None` to serve them here.
     fn location<'a>(

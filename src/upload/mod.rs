@@ -5,7 +5,7 @@
 //! 1. **Where.** `/album/<title>/<name>` (an existing album) or `/upload/<name>` (no album);
 //!    anywhere else is 403. Finder's `._*` and `.DS_Store` are kept in memory, never uploaded
 //!    ([`local`]). Locks (LOCK/UNLOCK, dav-server's `MemLs`) are checked as dav-server would.
-//! 2. **Spool.** The body is written to a temporary file (mode 0600) while it is hashed
+//! 2. **Spool** ([`spool`]). The body is written to a temporary file (mode 0600) while it is hashed
 //!    (SHA-256), counted and sniffed: content that is not an image or video is 415 after its
 //!    first bytes, a photo over 200 MB or a video over 20 GB is 413 as soon as it is known,
 //!    and a body shorter or longer than announced (`Content-Length`, or Finder's
@@ -25,10 +25,17 @@
 //!    it (see `catalog::processing`).
 //!
 //! Steps 2 to 5 run one at a time per path, so two PUTs of one name cannot both upload.
+//!
+//! MKCOL, DELETE and MOVE are in [`folders`]; every refusal is worded once, in [`answer`].
 
+mod answer;
 pub mod batcher;
+mod folders;
 pub mod local;
 pub mod sniff;
+mod spool;
+
+pub use answer::Answer;
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -41,16 +48,16 @@ use dav_server::davpath::DavPath;
 use dav_server::ls::DavLockSystem;
 use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use crate::catalog::store::Upload;
-use crate::catalog::{Catalog, CatalogError, Entry, FolderKey, UploadDir};
+use crate::catalog::{Catalog, CatalogError, UploadDir};
 use crate::google::library::NewItem;
-use crate::google::{GoogleError, UploadClient, UploadTuning};
+use crate::google::{UploadClient, UploadTuning};
+use answer::{CANNOT_REPLACE, NOT_HERE, not_media, too_large};
 use batcher::{BatchPolicy, Batcher, CreateError};
 use local::LocalFiles;
 use sniff::Kind;
+use spool::announced_length;
 
 /// The request body, as the HTTP layer hands it over.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
@@ -82,80 +89,6 @@ impl Default for UploadOptions {
     }
 }
 
-/// What a write request is answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub message: String,
-    /// Seconds, for 503 answers caused by Google's rate limits.
-    pub retry_after: Option<u64>,
-}
-
-impl Answer {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Answer {
-        Answer {
-            status,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    /// A failure to look a path up (other than NotFound), worded for the user.
-    fn catalog(what: &str, e: &CatalogError) -> Answer {
-        match e {
-            CatalogError::Google(e) => Answer::upstream(what, e),
-            CatalogError::Processing { retry_after } => Answer {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: format!("{what}: {e}"),
-                retry_after: Some(retry_after.as_secs().max(1)),
-            },
-            CatalogError::NotFound => Answer::new(StatusCode::NOT_FOUND, format!("{what}: {e}")),
-        }
-    }
-
-    /// A failure of Google's, worded for the user. A missing scope is 403, as for an album
-    /// rename without the edit scope: no retry helps until the user authorizes again, and
-    /// the message says how (for an upload, Google's uploads endpoint answers it with a
-    /// 401 code 16, which `google::upload` recognises).
-    fn upstream(what: &str, e: &GoogleError) -> Answer {
-        let (status, retry_after) = match e {
-            GoogleError::RateLimited { retry_after, .. } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(retry_after.map_or(60, |d| d.as_secs().max(1))),
-            ),
-            GoogleError::InsufficientScopes => (StatusCode::FORBIDDEN, None),
-            GoogleError::GateClosed { retry_after, .. } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(retry_after.as_secs().max(1)),
-            ),
-            _ => (StatusCode::BAD_GATEWAY, None),
-        };
-        let message = match e {
-            GoogleError::InsufficientScopes => format!(
-                "{what}: {e}. Run `gphotos-dav auth` again to grant them (it asks for every \
-                 scope this program uses)"
-            ),
-            _ => format!("{what}: {e}"),
-        };
-        Answer {
-            status,
-            message,
-            retry_after,
-        }
-    }
-}
-
-const NOT_HERE: &str = "files can only be created in an album folder (/album/<title>/<name>) or \
-    in /upload/<name>; the other folders are views Google fills";
-const CANNOT_REPLACE: &str = "Google Photos cannot replace or change an item once it is \
-    uploaded (its API cannot delete or overwrite items), and different bytes were already \
-    uploaded under this name. Upload under another name, or delete the item in the Google \
-    Photos app first";
-const CANNOT_DELETE: &str = "Google Photos' API cannot delete items or albums; delete them in \
-    the Google Photos app";
-const CANNOT_MOVE: &str = "Google Photos' API cannot move, rename or copy items, nor move or \
-    copy albums; the one move it can do is renaming an album folder within /album";
-
 /// The write path. Cheap to clone.
 #[derive(Clone)]
 pub struct Uploader {
@@ -170,23 +103,6 @@ pub struct Uploader {
     /// One per folder written into: PUTs share it, an album rename takes it alone, so no
     /// upload is recorded under a folder name that stopped existing while it ran.
     folders: Arc<Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>>,
-}
-
-/// A spooled body.
-struct Spooled {
-    /// Deleted when dropped.
-    path: tempfile::TempPath,
-    size: u64,
-    sha256: String,
-    kind: Option<(Kind, &'static str)>,
-}
-
-/// The length a client announced: `Content-Length`, or Finder's `X-Expected-Entity-Length`
-/// with a chunked body.
-fn announced_length(headers: &HeaderMap) -> Option<u64> {
-    ["X-Expected-Entity-Length", "Content-Length"]
-        .iter()
-        .find_map(|h| headers.get(*h)?.to_str().ok()?.trim().parse().ok())
 }
 
 /// The lock tokens a request submits in its `If` header (`(<opaquelocktoken:...>)`).
@@ -320,7 +236,7 @@ impl Uploader {
         }
         // From here this PUT may produce an item: batches wait for it (see `batcher`).
         let ticket = self.batcher.ticket();
-        let spooled = match self.spool(body, announced).await {
+        let spooled = match spool::spool(&self.spool_dir, body, announced).await {
             Ok(s) => s,
             Err(answer) => return answer,
         };
@@ -436,298 +352,6 @@ impl Uploader {
             _ => Answer::new(StatusCode::CREATED, ""),
         }
     }
-
-    /// Writes the body to a temporary file, hashing, counting and sniffing it (see the
-    /// module docs for what ends it early).
-    async fn spool(&self, mut body: Body, announced: Option<u64>) -> Result<Spooled, Answer> {
-        let tmp = tempfile::Builder::new()
-            .prefix(".gphotos-dav-upload-")
-            .tempfile_in(&self.spool_dir)
-            .map_err(|e| {
-                tracing::error!(dir = %self.spool_dir.display(), "cannot create a spool file: {e}");
-                Answer::new(
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    "the server cannot spool the upload (see its log)",
-                )
-            })?;
-        let (file, path) = tmp.into_parts();
-        let mut file = tokio::fs::File::from_std(file);
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut head: Vec<u8> = Vec::with_capacity(sniff::SNIFF_LEN);
-        let mut kind: Option<(Kind, &'static str)> = None;
-        let disk_error = |e: std::io::Error| {
-            tracing::error!("cannot write a spool file: {e}");
-            Answer::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "the server cannot spool the upload (see its log)",
-            )
-        };
-        while let Some(frame) = body.frame().await {
-            let data = match frame {
-                Ok(frame) => match frame.into_data() {
-                    Ok(data) => data,
-                    Err(_) => continue,
-                },
-                Err(e) => {
-                    tracing::info!("upload body broke off after {size} bytes: {e}");
-                    return Err(Answer::new(
-                        StatusCode::BAD_REQUEST,
-                        "the request body broke off before its end; nothing was uploaded",
-                    ));
-                }
-            };
-            size += data.len() as u64;
-            if announced.is_some_and(|n| size > n) {
-                return Err(length_mismatch(size, announced));
-            }
-            if kind.is_none() && head.len() < sniff::SNIFF_LEN {
-                let take = (sniff::SNIFF_LEN - head.len()).min(data.len());
-                head.extend_from_slice(&data[..take]);
-                if head.len() == sniff::SNIFF_LEN {
-                    kind = Some(sniff::sniff(&head).ok_or_else(not_media)?);
-                }
-            }
-            if let Some((k, _)) = kind
-                && (size > k.max_size() || announced.is_some_and(|n| n > k.max_size()))
-            {
-                return Err(too_large(k));
-            }
-            hasher.update(&data);
-            file.write_all(&data).await.map_err(disk_error)?;
-        }
-        if announced.is_some_and(|n| n != size) {
-            return Err(length_mismatch(size, announced));
-        }
-        if kind.is_none() && size > 0 {
-            kind = Some(sniff::sniff(&head).ok_or_else(not_media)?);
-        }
-        file.flush().await.map_err(disk_error)?;
-        file.sync_all().await.map_err(disk_error)?;
-        Ok(Spooled {
-            path,
-            size,
-            sha256: hex::encode(hasher.finalize()),
-            kind,
-        })
-    }
-
-    /// MKCOL of `segments`: `/album/<title>` creates an album.
-    pub async fn mkcol(&self, segments: &[String]) -> Answer {
-        // One at a time per path: two clients creating the same folder make one album.
-        let gate = self.gate(&local::key(segments));
-        let _held = gate.lock().await;
-        match self.catalog.is_dir(segments).await {
-            Ok(true) => {
-                return Answer::new(StatusCode::METHOD_NOT_ALLOWED, "the folder already exists");
-            }
-            Ok(false) | Err(CatalogError::NotFound) => {}
-            Err(e) => return Answer::catalog("cannot list albums", &e),
-        }
-        let [albums, title] = segments else {
-            return Answer::new(
-                StatusCode::FORBIDDEN,
-                "new folders can only be albums: MKCOL /album/<title>",
-            );
-        };
-        if albums != "album" || self.catalog.upload_dir(&[]).await.ok().flatten().is_some() {
-            return Answer::new(
-                StatusCode::FORBIDDEN,
-                "new folders can only be albums: MKCOL /album/<title>",
-            );
-        }
-        let title = match album_title(title) {
-            Ok(title) => title,
-            Err(refused) => return refused,
-        };
-        match self.catalog.google().library.create_album(&title).await {
-            Ok(album) => {
-                tracing::info!(album = %album.id, %title, "album created");
-                self.catalog.forget_albums();
-                Answer::new(StatusCode::CREATED, "")
-            }
-            Err(e) => Answer::upstream("Google could not create the album", &e),
-        }
-    }
-
-    /// DELETE of `segments`: local files (placeholders, sidecars) go; Google's items stay.
-    pub fn delete(&self, segments: &[String]) -> Answer {
-        if self.local.remove(&local::key(segments)) {
-            return Answer::new(StatusCode::NO_CONTENT, "");
-        }
-        Answer::new(StatusCode::FORBIDDEN, CANNOT_DELETE)
-    }
-
-    /// MOVE and COPY of anything but an album folder renamed in place.
-    pub fn refuse_move(&self) -> Answer {
-        Answer::new(StatusCode::FORBIDDEN, CANNOT_MOVE)
-    }
-
-    /// MOVE of `from` to `to` (decoded segments of the Destination header, None when it is
-    /// not on this server). The one move Google can do is renaming an album this app created
-    /// (albums.patch): `/album/<old>` to `/album/<new>`. That is what Finder's and Explorer's
-    /// *New Folder* does right after its MKCOL of "untitled folder" / "New folder".
-    pub async fn move_folder(
-        &self,
-        from: &[String],
-        to: Option<&[String]>,
-        overwrite: bool,
-    ) -> Answer {
-        let (Some(to), [albums, old]) = (to, from) else {
-            return self.refuse_move();
-        };
-        let [to_albums, new] = to else {
-            return self.refuse_move();
-        };
-        if albums != "album" || to_albums != "album" {
-            return self.refuse_move();
-        }
-        if self.catalog.upload_dir(&[]).await.ok().flatten().is_some() {
-            // Serving one album as the root: there is no album folder to rename.
-            return self.refuse_move();
-        }
-        let id = match self.catalog.upload_dir(from).await {
-            Ok(Some(UploadDir::Album(id))) => id,
-            Ok(_) => return self.refuse_move(),
-            Err(CatalogError::NotFound) => {
-                return Answer::new(StatusCode::NOT_FOUND, "no such album");
-            }
-            Err(e) => return Answer::catalog("cannot list albums", &e),
-        };
-        let (from_key, to_key) = (local::key(from), local::key(to));
-        if from_key == to_key {
-            return Answer::new(
-                StatusCode::FORBIDDEN,
-                "the source and the destination are the same",
-            );
-        }
-        // One at a time per name, in a fixed order: a MKCOL or another rename of either name
-        // waits for this one.
-        let (first, second) = if from_key < to_key {
-            (&from_key, &to_key)
-        } else {
-            (&to_key, &from_key)
-        };
-        let (gate1, gate2) = (self.gate(first), self.gate(second));
-        let _held = (gate1.lock().await, gate2.lock().await);
-        // Uploads into the album finish first (and record themselves under the old name,
-        // which moves below); later ones find the old name gone.
-        let folder = self.folder_gate(&from_key);
-        let _alone = folder.write().await;
-        match self.catalog.is_dir(to).await {
-            Ok(true) if overwrite => {
-                return Answer::new(
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "an album named {new:?} exists, and Google Photos' API cannot delete \
-                         albums to replace it; choose a name not in use"
-                    ),
-                );
-            }
-            Ok(true) => {
-                return Answer::new(
-                    StatusCode::PRECONDITION_FAILED,
-                    format!("an album named {new:?} exists (Overwrite: F)"),
-                );
-            }
-            Ok(false) | Err(CatalogError::NotFound) => {}
-            Err(e) => return Answer::catalog("cannot list albums", &e),
-        }
-        let title = match album_title(new) {
-            Ok(title) => title,
-            Err(refused) => return refused,
-        };
-        match self
-            .catalog
-            .google()
-            .library
-            .rename_album(&id, &title)
-            .await
-        {
-            Ok(_) => {}
-            Err(GoogleError::InsufficientScopes) => {
-                return Answer::new(
-                    StatusCode::FORBIDDEN,
-                    "renaming an album needs the photoslibrary.edit.appcreateddata scope, which \
-                     this refresh token was not granted: run `gphotos-dav auth` again to grant \
-                     it (it asks for every scope this program uses)",
-                );
-            }
-            Err(e) => return Answer::upstream("Google could not rename the album", &e),
-        }
-        tracing::info!(album = %id, from = %old, %title, "album renamed");
-        self.catalog.forget_albums();
-        // What the album's folder is called now (the naming rules may differ from the title),
-        // so the uploads recorded in it keep answering 204 to the same bytes under it.
-        let renamed = match self.catalog.list(std::slice::from_ref(albums)).await {
-            Ok(entries) => entries.into_iter().find_map(|e| match e {
-                Entry::Dir {
-                    name,
-                    key: FolderKey::Album(a),
-                    ..
-                } if a == id => Some(name),
-                _ => None,
-            }),
-            Err(e) => {
-                tracing::warn!("could not list the albums after a rename: {e}");
-                None
-            }
-        };
-        let new_key = format!("/album/{}", renamed.as_deref().unwrap_or(&title));
-        self.local.move_folder(&from_key, &new_key);
-        if let Err(e) = self.catalog.store().move_uploads(&from_key, &new_key).await {
-            tracing::warn!(
-                "the album was renamed, but the uploads recorded in it could not be moved \
-                 along ({e}): copying the same files into {new_key:?} again will get 409 \
-                 instead of 204"
-            );
-        }
-        Answer::new(StatusCode::CREATED, "")
-    }
-}
-
-/// The album title a folder name asks for (NFC), or why it cannot be one.
-fn album_title(name: &str) -> Result<String, Answer> {
-    if local::is_sidecar(name) || name.chars().count() > 500 {
-        return Err(Answer::new(
-            StatusCode::FORBIDDEN,
-            "not a usable album title (Google allows up to 500 characters)",
-        ));
-    }
-    Ok(crate::catalog::naming::nfc(name))
-}
-
-fn not_media() -> Answer {
-    Answer::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "Google Photos only takes photos and videos, and these bytes are neither",
-    )
-}
-
-fn too_large(kind: Kind) -> Answer {
-    let limit = match kind {
-        Kind::Photo => "200 MB",
-        Kind::Video => "20 GB",
-    };
-    Answer::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("Google Photos takes {}s of at most {limit}", kind.noun()),
-    )
-}
-
-fn length_mismatch(got: u64, announced: Option<u64>) -> Answer {
-    Answer::new(
-        StatusCode::BAD_REQUEST,
-        format!(
-            "the body has {}{got} bytes but {} were announced; nothing was uploaded",
-            if announced.is_some_and(|n| got > n) {
-                "more than "
-            } else {
-                ""
-            },
-            announced.unwrap_or(0)
-        ),
-    )
 }
 
 #[cfg(test)]
