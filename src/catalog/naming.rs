@@ -109,7 +109,8 @@ pub fn with_extension(name: &str, mime: &str) -> String {
     format!("{name}.{first}")
 }
 
-/// What a folder holds, as far as naming is concerned.
+/// What a folder holds, as far as naming is concerned: the id and Google's title of each
+/// entry, so albums, files and picked items are named by one set of rules.
 pub struct Named<'a> {
     pub id: &'a str,
     /// The title or filename Google gave.

@@ -31,9 +31,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::listings::{CachedEntry, Listing};
 use super::processing::{RECHECK_INTERVAL, not_yet};
 use super::store::PickedSet;
-use super::{Catalog, CatalogError, FolderKey, Listed, Listing, naming};
+use super::{Catalog, CatalogError, FolderKey, naming};
 use crate::google::content::Download;
 use crate::google::picker::PickedMediaItem;
 use crate::google::types::{MediaMetadata, VideoMetadata};
@@ -105,7 +106,8 @@ pub(super) fn naming_id(id: &str) -> &str {
     split_picked_id(id).map_or(id, |(_, item)| item)
 }
 
-/// Per-catalog state of this module.
+/// Per-catalog state of this module: what must outlive one request (a set's expiry logged
+/// once, one URL refresh per set at a time).
 #[derive(Default)]
 pub(super) struct PickedState {
     /// Sets whose expiry was logged (`name` + session id), so it is logged once.
@@ -165,7 +167,7 @@ impl Catalog {
         Listing::new(
             sets.iter()
                 .zip(names)
-                .map(|(s, name)| Listed::Dir {
+                .map(|(s, name)| CachedEntry::Dir {
                     name,
                     key: FolderKey::PickedSet(s.name.clone()),
                 })
@@ -213,7 +215,7 @@ impl Catalog {
             items
                 .into_iter()
                 .zip(names)
-                .map(|(item, name)| Listed::File { name, item })
+                .map(|(item, name)| CachedEntry::File { name, item })
                 .collect(),
         ))
     }

@@ -71,7 +71,8 @@ impl Seen {
     }
 }
 
-/// The per-catalog state of this module.
+/// The per-catalog state of this module: what Google said of each video and when, so a status
+/// is asked again only when due, and the sizes of uploads to show meanwhile.
 #[derive(Default)]
 pub(super) struct ProcessingState {
     /// Videos seen not READY, by id: the last state Google stated and when (catalog clock).

@@ -133,7 +133,8 @@ impl UrlAge {
 
 type Outcome = Result<Arc<MediaItem>, CatalogError>;
 
-/// The per-catalog state of this module.
+/// The per-catalog state of this module: the freshest copy of each item, and the batchGet
+/// being filled, so URL refreshes coalesce across requests.
 #[derive(Default)]
 pub(super) struct Urls {
     known: Mutex<HashMap<String, Known>>,

@@ -12,7 +12,8 @@ use rusqlite::params;
 
 use super::Store;
 
-/// What Google serves for one item, as remembered.
+/// What Google serves for one item, as remembered (a row of `items`): above all its size, which
+/// only a probe of the content host can learn.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemMeta {
     pub id: String,

@@ -101,7 +101,9 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
-/// A store operation that failed (the disk, SQLite, or the store's thread is gone).
+/// A store operation that failed (the disk, SQLite, or the store's thread is gone): for the
+/// calls whose caller must know (an upload or a picked set recorded), since most store
+/// failures only log.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("metadata store: {0}")]
 pub struct StoreError(String);
@@ -114,7 +116,9 @@ impl From<rusqlite::Error> for StoreError {
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// The store. Cheap to clone; all clones talk to one connection on one thread.
+/// The store: what Google told us, kept across restarts so a restart asks Google nothing it
+/// was told before (see the module doc). Cheap to clone; all clones talk to one connection
+/// on one thread.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Shared>,

@@ -14,7 +14,8 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError, time_column};
 
-/// A set of items the user picked with the Picker API.
+/// A set of items the user picked with the Picker API (a row of `picked_sets`): stored because
+/// `pick` and the server are separate processes, and the server shows the set as a folder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PickedSet {
     pub name: String,

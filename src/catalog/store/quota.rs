@@ -14,7 +14,8 @@ use rusqlite::params;
 
 use super::Store;
 
-/// Usage counted for one Pacific-time day.
+/// Usage counted for one Pacific-time day (rows of `quota`): Google's quotas are daily, so
+/// the counts must survive a restart within the day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DayUsage {
     /// Library API requests.

@@ -12,7 +12,8 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError, time_column};
 
-/// One uploaded original, recorded under the path it was written to.
+/// One uploaded original, recorded under the path it was written to (a row of `uploads`): a
+/// client retrying the same PUT must not create a second item in Google Photos.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upload {
     /// The path as the tree shows it, e.g. `/album/Trip/a.jpg`.

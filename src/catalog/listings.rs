@@ -1,0 +1,348 @@
+//! The listing cache: each folder's `Listing`, loaded once and kept for `listing_ttl`.
+//!
+//! Concurrent loads of one folder wait for each other instead of all calling Google. A stale
+//! listing is answered at once and fetched again in the background (`Catalog::revalidate`),
+//! so a warm folder never waits on Google and an outage never empties a folder. Behind the
+//! memory tier is the store's `listings` table: a restarted server answers from it (as
+//! `StoredEntry` rows, a format a new release must keep reading) and revalidates the same
+//! way. A write that changes folders forgets their listings in both tiers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Catalog, CatalogError, FolderKey, naming, picked};
+use crate::google::{MediaItem, VideoState};
+
+/// A folder's contents as cached: its children before sizes are known, found by name. Kept
+/// per folder for `listing_ttl`, so walking a path or listing a folder again costs no call;
+/// sizes are added only when a folder is shown (`Catalog::list`), and only there probed.
+#[derive(Debug)]
+pub(super) struct Listing {
+    pub(super) entries: Vec<CachedEntry>,
+    by_name: HashMap<String, usize>,
+    /// NFC form of each name, for clients (macOS) that send names in NFD.
+    by_nfc: HashMap<String, usize>,
+    by_id: HashMap<String, usize>,
+}
+
+/// One child in a [`Listing`], under the name the naming rules chose: a subfolder's key, or
+/// the Google item of a file (its download URL and status included), from which the file a
+/// client is shown ([`super::Entry`]) is made once its size is known.
+#[derive(Debug)]
+pub(super) enum CachedEntry {
+    Dir { name: String, key: FolderKey },
+    File { name: String, item: Arc<MediaItem> },
+}
+
+impl Listing {
+    pub(super) fn new(entries: Vec<CachedEntry>) -> Self {
+        let mut by_name = HashMap::new();
+        let mut by_nfc = HashMap::new();
+        let mut by_id = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            let name = match e {
+                CachedEntry::Dir { name, key } => {
+                    if let FolderKey::Album(id) = key {
+                        by_id.insert(id.clone(), i);
+                    }
+                    name
+                }
+                CachedEntry::File { name, item } => {
+                    by_id.insert(picked::naming_id(&item.id).to_string(), i);
+                    name
+                }
+            };
+            by_name.insert(name.clone(), i);
+            by_nfc.entry(naming::nfc(name)).or_insert(i);
+        }
+        Listing {
+            entries,
+            by_name,
+            by_nfc,
+            by_id,
+        }
+    }
+
+    /// Finds an entry by its exact name, else by its NFC form (exact matches win, so names
+    /// that differ only by normalisation both stay reachable), else by the `{ID}` it carries.
+    pub(super) fn lookup(&self, name: &str) -> Option<&CachedEntry> {
+        let idx = self
+            .by_name
+            .get(name)
+            .or_else(|| self.by_nfc.get(&naming::nfc(name)))
+            .or_else(|| naming::id_from_name(name).and_then(|id| self.by_id.get(id)))?;
+        self.entries.get(*idx)
+    }
+}
+
+/// One folder's place in the cache: its listing and when it was fetched (catalog clock), or
+/// nothing yet. The lock is held while the folder loads, so concurrent loads wait for it.
+pub(super) type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Arc<Listing>)>>>;
+
+impl Catalog {
+    /// Forgets the listings an upload into `album` (None: `/upload`) changed, in memory and
+    /// in the store, so the next request lists the new item, with the size Google serves for
+    /// it probed afresh.
+    pub fn forget_uploaded(&self, album: Option<&str>) {
+        self.forget_folders(|key| match key {
+            FolderKey::Album(id) => Some(id.as_str()) == album,
+            FolderKey::MediaAll
+            | FolderKey::Uploads
+            | FolderKey::Years(_)
+            | FolderKey::YearBuckets(..)
+            | FolderKey::Dated(_) => true,
+            _ => false,
+        });
+        let mut stored = vec![FolderKey::MediaAll];
+        stored.extend(album.map(|id| FolderKey::Album(id.to_string())));
+        for key in stored.iter().filter_map(store_key) {
+            self.inner.opts.store.forget_listing(key);
+        }
+    }
+
+    /// Forgets the album list (after an album was created).
+    pub fn forget_albums(&self) {
+        self.forget_folders(|key| *key == FolderKey::Albums);
+        if let Some(key) = store_key(&FolderKey::Albums) {
+            self.inner.opts.store.forget_listing(key);
+        }
+    }
+
+    /// Drops the cached listings of the folders `changed` picks (memory only).
+    fn forget_folders(&self, changed: impl Fn(&FolderKey) -> bool) {
+        self.inner.folders.lock().retain(|key, _| !changed(key));
+    }
+
+    /// The listing of a folder, from the cache while fresh. Concurrent loads of one folder
+    /// wait for each other instead of all calling Google.
+    ///
+    /// Boxed with an explicit `Send` because loading a date folder loads `/media/all`
+    /// through this same function.
+    pub(super) fn listing<'a>(
+        &'a self,
+        key: &'a FolderKey,
+    ) -> futures::future::BoxFuture<'a, Result<Arc<Listing>, CatalogError>> {
+        Box::pin(async move {
+            if matches!(key, FolderKey::Picked | FolderKey::PickedSet(_)) {
+                // Read from the store every time: `pick` may add a set while we run, and a
+                // set must vanish the moment it expires.
+                return Ok(Arc::new(self.load(key).await?));
+            }
+            let slot = self
+                .inner
+                .folders
+                .lock()
+                .entry(key.clone())
+                .or_default()
+                .clone();
+            let mut guard = slot.lock().await;
+            if let Some((at, listing)) = guard.as_ref() {
+                if self.inner.clock.since(*at) >= self.inner.opts.listing_ttl {
+                    // Stale: answer from the cache now, fetch again in the background.
+                    crate::metrics::get().cache("listing", "stale");
+                    self.revalidate(key.clone(), slot.clone());
+                } else {
+                    crate::metrics::get().cache("listing", "hit");
+                }
+                return Ok(listing.clone());
+            }
+            if let Some((listing, at)) = self.stored_listing(key).await {
+                let listing = Arc::new(listing);
+                *guard = Some((at, listing.clone()));
+                if self.inner.clock.since(at) >= self.inner.opts.listing_ttl {
+                    crate::metrics::get().cache("listing", "stored-stale");
+                    self.revalidate(key.clone(), slot.clone());
+                } else {
+                    crate::metrics::get().cache("listing", "stored");
+                }
+                return Ok(listing);
+            }
+            crate::metrics::get().cache("listing", "miss");
+            let listing = Arc::new(self.load(key).await?);
+            let now = self.inner.clock.now();
+            self.store_listing(key, &listing);
+            *guard = Some((now, listing.clone()));
+            Ok(listing)
+        })
+    }
+
+    /// Reloads a stale listing in a task of its own (one at a time per folder). Until it is
+    /// done, and forever if Google keeps failing, requests get the cached listing: a warm
+    /// folder never waits on Google, and an outage never empties a folder.
+    fn revalidate(&self, key: FolderKey, slot: Slot) {
+        if !self.inner.revalidating.lock().insert(key.clone()) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            // Cleared however the task ends (a panic included): a folder left marked would
+            // never be revalidated again.
+            let _unmark = scopeguard::guard(key.clone(), |key| {
+                let mut marked = this.inner.revalidating.lock();
+                marked.remove(&key);
+            });
+            let result = this.load(&key).await;
+            match result {
+                Ok(listing) => {
+                    this.store_listing(&key, &listing);
+                    let mut guard = slot.lock().await;
+                    *guard = Some((this.inner.clock.now(), Arc::new(listing)));
+                    tracing::debug!(folder = ?key, "listing revalidated");
+                }
+                Err(e) => {
+                    tracing::warn!(folder = ?key, "could not refresh a listing, serving the cached one: {e}");
+                }
+            }
+        });
+    }
+
+    /// A folder's listing if it is static or cached, fresh and not locked by a reload.
+    pub(super) fn listing_in_memory(&self, key: &FolderKey) -> Option<Arc<Listing>> {
+        if let Some(listing) = self.static_listing(key) {
+            return Some(Arc::new(listing));
+        }
+        let slot = self.inner.folders.lock().get(key)?.clone();
+        let guard = slot.try_lock().ok()?;
+        let (at, listing) = guard.as_ref()?;
+        (self.inner.clock.since(*at) < self.inner.opts.listing_ttl).then(|| listing.clone())
+    }
+
+    /// Builds a listing of files, remembering each item as the freshest copy seen.
+    pub(super) fn files(&self, items: Vec<MediaItem>) -> Listing {
+        self.listing_of(items.into_iter().map(Arc::new).collect())
+    }
+
+    /// A listing of `items` fetched just now.
+    pub(super) fn listing_of(&self, items: Vec<Arc<MediaItem>>) -> Listing {
+        self.listing_fetched_at(items, self.inner.clock.now())
+    }
+
+    /// A listing of `items` whose URLs were fetched `at` (catalog clock).
+    fn listing_fetched_at(&self, items: Vec<Arc<MediaItem>>, at: Instant) -> Listing {
+        let items: Vec<Arc<MediaItem>> = items
+            .into_iter()
+            .filter(|item| {
+                let failed = item.video_state() == VideoState::Failed;
+                if failed {
+                    tracing::debug!(item = %item.id, "skipping a video Google failed to process");
+                }
+                !failed
+            })
+            .collect();
+        self.remember(&items, at);
+        self.note_states(&items, at);
+        let named: Vec<naming::Named> = items
+            .iter()
+            .map(|i| naming::Named {
+                id: &i.id,
+                name: &i.filename,
+                mime: Some(&i.mime_type),
+            })
+            .collect();
+        let names = naming::folder_names(&named);
+        Listing::new(
+            items
+                .into_iter()
+                .zip(names)
+                .map(|(item, name)| CachedEntry::File { name, item })
+                .collect(),
+        )
+    }
+
+    /// A folder's listing as the store keeps it, with the catalog-clock instant it was
+    /// fetched at. None when not stored, unreadable, or older than the process can express.
+    async fn stored_listing(&self, key: &FolderKey) -> Option<(Listing, Instant)> {
+        let name = store_key(key)?;
+        let (body, fetched_at) = self.inner.opts.store.listing(&name).await?;
+        let entries: Vec<StoredEntry> = match serde_json::from_str(&body) {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(folder = %name, "ignoring a stored listing that does not parse: {e}");
+                return None;
+            }
+        };
+        let age = Duration::from_secs(self.inner.clock.unix_now().saturating_sub(fetched_at));
+        let at = self.inner.clock.now().checked_sub(age)?;
+        let mut items = Vec::new();
+        let listed = entries
+            .into_iter()
+            .map(|e| match e {
+                StoredEntry::File { name, item } => {
+                    let item = Arc::new(item);
+                    items.push(item.clone());
+                    CachedEntry::File { name, item }
+                }
+                StoredEntry::Dir { name, album } => CachedEntry::Dir {
+                    name,
+                    key: match key {
+                        FolderKey::SharedAlbums => FolderKey::SharedAlbum(album),
+                        _ => FolderKey::Album(album),
+                    },
+                },
+            })
+            .collect();
+        self.remember(&items, at);
+        self.note_states(&items, at);
+        tracing::debug!(folder = %name, age_secs = age.as_secs(), "listing loaded from the store");
+        Some((Listing::new(listed), at))
+    }
+
+    /// Writes a listing just fetched from Google to the store (in the background).
+    fn store_listing(&self, key: &FolderKey, listing: &Listing) {
+        let Some(name) = store_key(key) else {
+            return;
+        };
+        let entries: Vec<StoredEntry> = listing
+            .entries
+            .iter()
+            .map(|e| match e {
+                CachedEntry::File { name, item } => StoredEntry::File {
+                    name: name.clone(),
+                    item: (**item).clone(),
+                },
+                CachedEntry::Dir { name, key } => StoredEntry::Dir {
+                    name: name.clone(),
+                    album: match key {
+                        FolderKey::Album(id) | FolderKey::SharedAlbum(id) => id.clone(),
+                        _ => String::new(),
+                    },
+                },
+            })
+            .collect();
+        match serde_json::to_string(&entries) {
+            Ok(body) => self
+                .inner
+                .opts
+                .store
+                .put_listing(name, body, self.inner.clock.unix_now()),
+            Err(e) => tracing::warn!("cannot store a listing: {e}"),
+        }
+    }
+}
+
+/// One [`CachedEntry`] as the store's `listings` table keeps it (a listing's body is a JSON
+/// array of these): the names already chosen, and each item as Google sent it (its download
+/// URL included, which stays usable while it is young). Its JSON shape is the format on disk:
+/// renaming a variant or a field makes every stored listing unreadable after an upgrade
+/// (tests/upgrade.rs opens a store an earlier release wrote).
+#[derive(serde::Serialize, serde::Deserialize)]
+enum StoredEntry {
+    File { name: String, item: MediaItem },
+    Dir { name: String, album: String },
+}
+
+/// The store's name for a folder loaded from Google (the `listings` table's `folder`; on disk
+/// too, so never renamed); None for folders built from others
+/// (date views) or from nothing (static folders).
+fn store_key(key: &FolderKey) -> Option<String> {
+    Some(match key {
+        FolderKey::Albums => "albums".into(),
+        FolderKey::Album(id) => format!("album:{id}"),
+        FolderKey::SharedAlbums => "shared-albums".into(),
+        FolderKey::SharedAlbum(id) => format!("shared-album:{id}"),
+        FolderKey::Favorites => "favorites".into(),
+        FolderKey::MediaAll => "media-all".into(),
+        _ => return None,
+    })
+}

@@ -1,0 +1,213 @@
+//! Sizes: the API never says how big an item's bytes are, yet a WebDAV client wants
+//! `getcontentlength` for every file it lists. So each size is probed on the content host
+//! (bounded concurrency; one probe per item however many requests wait for it), remembered
+//! per item, and written to the store's `items` table, whose sizes are loaded at start: a
+//! restarted server lists what it listed before without probing again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::{Catalog, CatalogError, picked, store};
+use crate::google::{GoogleError, MediaItem, VideoState};
+
+/// A size probe in flight, shared by everyone who needs the same item's size meanwhile.
+pub(super) type SharedProbe =
+    futures::future::Shared<futures::future::BoxFuture<'static, Result<u64, CatalogError>>>;
+
+impl Catalog {
+    /// Loads the sizes the store remembers, so items listed before a restart are not probed
+    /// again, and the sizes of the uploads it recorded. Called once at start.
+    pub async fn load_remembered(&self) {
+        let items = self.inner.opts.store.items().await;
+        let count = items.len();
+        {
+            let mut sizes = self.inner.sizes.lock();
+            for item in items {
+                sizes.entry(item.id).or_insert(item.size);
+            }
+        }
+        // What a video uploaded before the restart shows while Google still processes it.
+        for upload in self.inner.opts.store.uploads().await {
+            self.note_upload(&upload.item_id, upload.size);
+        }
+        tracing::info!(
+            store = self.inner.opts.store.location(),
+            "metadata store: {count} item sizes remembered"
+        );
+    }
+
+    /// The total size of every item whose size is known so far: the whole library once
+    /// `/media/all` has been listed, less before (sizes are learned as folders are listed).
+    pub fn known_bytes(&self) -> u64 {
+        self.inner.sizes.lock().values().sum()
+    }
+
+    /// Drops a remembered size that turned out wrong, so the next listing probes it again.
+    pub fn forget_size(&self, id: &str) {
+        self.inner.sizes.lock().remove(id);
+        self.inner.opts.store.forget_item(id);
+        // Listings embed sizes only when they are read, so nothing else holds the stale value.
+    }
+
+    /// The size a file shows: the probed size of what Google serves; while Google still
+    /// processes a video, the size it was uploaded with through this server (unknown: the
+    /// file can only be answered [`CatalogError::Processing`]). See `processing`.
+    pub(super) async fn shown_size(&self, item: &Arc<MediaItem>) -> Result<u64, CatalogError> {
+        match self.current_state(item).await {
+            VideoState::Ready => self.size_of(item).await,
+            VideoState::Processing => self
+                .uploaded_size(&item.id)
+                .ok_or_else(|| self.not_yet_for(&item.id)),
+            VideoState::Failed => Err(CatalogError::NotFound),
+        }
+    }
+
+    /// The size of one item, probed if unknown.
+    async fn size_of(&self, item: &Arc<MediaItem>) -> Result<u64, CatalogError> {
+        Ok(self.sizes_of(&[item]).await?[&item.id])
+    }
+
+    /// Sizes of `items`, probing the unknown ones with bounded concurrency. Fails as a whole
+    /// if any probe fails.
+    pub(super) async fn sizes_of(
+        &self,
+        items: &[&Arc<MediaItem>],
+    ) -> Result<HashMap<String, u64>, CatalogError> {
+        let mut sizes = HashMap::with_capacity(items.len());
+        let mut missing = Vec::new();
+        {
+            let known = self.inner.sizes.lock();
+            for item in items {
+                match known.get(&item.id) {
+                    Some(size) => {
+                        sizes.insert(item.id.clone(), *size);
+                    }
+                    None => missing.push(item.id.clone()),
+                }
+            }
+        }
+        let metrics = crate::metrics::get();
+        metrics
+            .cache
+            .get_or_create(&crate::metrics::CacheLabels {
+                cache: "size".into(),
+                result: "hit".into(),
+            })
+            .inc_by(sizes.len() as u64);
+        metrics
+            .cache
+            .get_or_create(&crate::metrics::CacheLabels {
+                cache: "size".into(),
+                result: "miss".into(),
+            })
+            .inc_by(missing.len() as u64);
+        // The futures are built before they enter the stream: a closure inside the stream's
+        // type would make the compiler's Send inference fail (rust-lang/rust#64552). Each
+        // starts (or joins) its probe only when the stream polls it: a probe is a task of its
+        // own, so starting them all here would send every probe at once, past
+        // `probe_concurrency`, and past a quota gate that the first answers close.
+        let probes: Vec<_> = missing
+            .into_iter()
+            .map(|id| {
+                let this = self.clone();
+                async move {
+                    let size = this.shared_probe(&id).await?;
+                    Ok::<_, CatalogError>((id, size))
+                }
+            })
+            .collect();
+        let probed: Vec<(String, u64)> = futures::stream::iter(probes)
+            .buffer_unordered(self.inner.opts.probe_concurrency.max(1))
+            .try_collect()
+            .await?;
+        let by_id: HashMap<&str, &Arc<MediaItem>> =
+            items.iter().map(|i| (i.id.as_str(), *i)).collect();
+        self.inner.opts.store.put_items(
+            probed
+                .iter()
+                .filter_map(|(id, size)| by_id.get(id.as_str()).map(|i| item_meta(i, *size)))
+                .collect(),
+        );
+        let mut known = self.inner.sizes.lock();
+        for (id, size) in probed {
+            known.insert(id.clone(), size);
+            sizes.insert(id, size);
+        }
+        Ok(sizes)
+    }
+
+    /// The probe of `id`'s size: the one already in flight, or a new one. Concurrent
+    /// listings of a folder and stats of its files so cost one probe per item, not one each.
+    fn shared_probe(&self, id: &str) -> SharedProbe {
+        use futures::FutureExt;
+        let mut probes = self.inner.probes.lock();
+        if let Some(p) = probes.get(id) {
+            return p.clone();
+        }
+        // A probe may have finished since the caller looked for the size: it records the size
+        // before it leaves `probes`, so under this lock the size is either in flight or known.
+        if let Some(size) = self.inner.sizes.lock().get(id).copied() {
+            return futures::future::ready(Ok(size)).boxed().shared();
+        }
+        // The probe runs in a task of its own. A shared future only advances while someone
+        // polls it: if every request waiting on it hung up, it would sit suspended wherever it
+        // was, holding what it held there (the access-token refresh's lock, a picked set's
+        // refresh lock) until some later request needed this very size. It leaves `probes`
+        // when the task ends however it ends (a panic included), so a later request starts
+        // a new probe instead of joining a dead one. It cannot leave before it is inserted
+        // below: removing takes the lock held here.
+        let (this, key) = (self.clone(), id.to_string());
+        let task = tokio::spawn(async move {
+            let _leave = scopeguard::guard((), |()| {
+                let mut probes = this.inner.probes.lock();
+                probes.remove(&key);
+            });
+            let result = this.probe(&key).await;
+            if let Ok(size) = result {
+                this.inner.sizes.lock().insert(key.clone(), size);
+            }
+            result
+        });
+        let probe = async move {
+            task.await.unwrap_or_else(|e| {
+                Err(CatalogError::Google(GoogleError::Protocol(format!(
+                    "a size probe ended early: {e}"
+                ))))
+            })
+        }
+        .boxed()
+        .shared();
+        probes.insert(id.to_string(), probe.clone());
+        probe
+    }
+
+    /// Asks the content host how big item `id`'s bytes are (one HEAD, or a ranged GET where
+    /// HEAD says nothing), on a young enough URL; picked items with the bearer token.
+    async fn probe(&self, id: &str) -> Result<u64, CatalogError> {
+        if let Some((set, item)) = picked::split_picked_id(id) {
+            return self.picked_probe(set, item).await;
+        }
+        self.media_gate()?;
+        // Never `=dv` of a video Google processes: what the host answers then is unverified.
+        self.ensure_ready(id).await?;
+        let content = &self.inner.google.content;
+        self.with_url(id, |url| async move { content.probe_size(&url).await })
+            .await
+    }
+}
+
+/// What the store remembers of an item.
+fn item_meta(item: &MediaItem, size: u64) -> store::ItemMeta {
+    let dim = |v: &Option<String>| v.as_deref().and_then(|v| v.parse().ok());
+    store::ItemMeta {
+        id: item.id.clone(),
+        size,
+        mime_type: item.mime_type.clone(),
+        filename: item.filename.clone(),
+        creation_time: item.media_metadata.creation_time,
+        width: dim(&item.media_metadata.width),
+        height: dim(&item.media_metadata.height),
+    }
+}
