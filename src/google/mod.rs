@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod authorize;
+pub mod call;
 pub mod content;
 pub mod download_http;
 pub mod error;
@@ -102,13 +103,8 @@ impl Google {
             .map_err(GoogleError::transport)?;
         let clock = Arc::new(crate::clock::Clock::default());
         let quota = Arc::new(quota::QuotaGate::new(clock.clone()));
-        let library = LibraryClient::new(
-            api_http.clone(),
-            &endpoints.api_base,
-            tokens.clone(),
-            retry.clone(),
-            quota.clone(),
-        );
+        let caller = call::Caller::new(tokens.clone(), retry.clone(), quota.clone());
+        let library = LibraryClient::new(api_http.clone(), &endpoints.api_base, caller.clone());
         Ok(Google {
             upload: UploadClient::new(
                 upload_http,
@@ -118,7 +114,7 @@ impl Google {
                 UploadTuning::default(),
                 quota.clone(),
             ),
-            picker: PickerClient::new(api_http, &endpoints.picker_base, library.clone()),
+            picker: PickerClient::new(api_http, &endpoints.picker_base, caller),
             library,
             content: ContentClient::new(
                 content_http,
