@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use http::{HeaderMap, Request, StatusCode};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -54,6 +54,21 @@ pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: ByteStream,
+}
+
+impl super::call::Answer for Answer {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    async fn bytes(self) -> Result<Bytes, GoogleError> {
+        let chunks: Vec<Bytes> = self.body.try_collect().await?;
+        Ok(chunks.concat().into())
+    }
 }
 
 impl DownloadHttp {

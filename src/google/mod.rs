@@ -109,19 +109,16 @@ impl Google {
             upload: UploadClient::new(
                 upload_http,
                 &endpoints.api_base,
-                tokens,
-                retry.clone(),
+                caller.clone(),
                 UploadTuning::default(),
-                quota.clone(),
             ),
-            picker: PickerClient::new(api_http, &endpoints.picker_base, caller),
-            library,
             content: ContentClient::new(
                 content_http,
                 download_http::DownloadHttp::new(user_agent)?,
-                retry,
-                quota.clone(),
+                caller.clone(),
             ),
+            picker: PickerClient::new(api_http, &endpoints.picker_base, caller),
+            library,
             quota,
             clock,
         })
