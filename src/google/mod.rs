@@ -48,7 +48,8 @@ pub struct Endpoints {
     pub picker_base: String,
 }
 
-/// The clients built from one set of credentials.
+/// The clients built from one set of credentials, sharing one token source, one call path and
+/// one set of quota gates: what the catalog, the write path and the commands are handed.
 #[derive(Clone)]
 pub struct Google {
     pub library: LibraryClient,

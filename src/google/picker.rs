@@ -55,6 +55,8 @@ pub struct PickingSession {
     pub media_items_set: bool,
 }
 
+/// How Google wants a session polled (`pollingConfig`): `gphotos-dav pick` follows it
+/// instead of guessing an interval.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PollingConfig {
@@ -101,6 +103,7 @@ pub struct PickedMediaItem {
     pub media_file: PickedMediaFile,
 }
 
+/// A picked item's file: the bearer-only `baseUrl` its bytes come from, its name and type.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PickedMediaFile {
@@ -114,6 +117,7 @@ pub struct PickedMediaFile {
     pub media_file_metadata: Option<PickedFileMetadata>,
 }
 
+/// A picked file's metadata, kept only for the video's processing status.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PickedFileMetadata {
@@ -121,6 +125,7 @@ pub struct PickedFileMetadata {
     pub video_metadata: Option<PickedVideoMetadata>,
 }
 
+/// A picked video's metadata: whether Google still processes it (no bytes to serve yet).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PickedVideoMetadata {

@@ -36,7 +36,8 @@ use super::error::GoogleError;
 /// announce one (`X-Goog-Upload-Chunk-Granularity`; Google announces 256 KiB).
 pub const CHUNK_GRANULARITY: u64 = 256 * 1024;
 
-/// How uploads are sent.
+/// How uploads are sent (`[upload]` in the configuration): when the resumable protocol pays
+/// off, and how big its chunks are.
 #[derive(Debug, Clone)]
 pub struct UploadTuning {
     /// Files of at least this many bytes use the resumable protocol.
