@@ -1,7 +1,9 @@
 //! Everything that talks to Google: the OAuth token source, the Library API client, the
 //! content host (download URLs) and the typed errors they share.
 //!
-//! Nothing outside this module builds a Google URL or parses a Google answer.
+//! Nothing outside this module builds a Google URL or parses a Google answer, and every
+//! request the clients send takes one path, [`call::Caller`]: quota gate, access token (one
+//! refresh on a 401), counting, error classification and the retry policy.
 
 pub mod auth;
 pub mod authorize;
