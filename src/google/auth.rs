@@ -57,6 +57,8 @@ struct State {
     granted: Option<String>,
 }
 
+/// The one source of access tokens for every client: one refresh shared by concurrent
+/// callers, a token refused with a 401 invalidated so the next caller mints a fresh one.
 pub struct TokenSource {
     oauth: OAuthClient,
     http: reqwest::Client,

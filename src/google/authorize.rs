@@ -22,7 +22,8 @@ use tokio::sync::mpsc;
 
 use super::error::{GoogleError, SCOPES};
 
-/// Which scopes to ask for.
+/// Which scopes to ask for: all of them by default, or fewer for a user who wants a token that
+/// cannot, say, upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScopeSet {
     Read,
@@ -42,6 +43,8 @@ impl ScopeSet {
     }
 }
 
+/// What `gphotos-dav auth` needs to run the installed-app flow once: the OAuth client, the
+/// endpoints (Google's, or the emulator's in tests) and the scopes to ask for.
 pub struct AuthorizeRequest<'a> {
     pub client_id: &'a str,
     pub client_secret: &'a str,

@@ -12,27 +12,27 @@
 //! count is near `[google] daily_media_quota`, else for a growing pause, and the caller answers
 //! 503 with `Retry-After` meanwhile.
 
-use std::sync::Arc;
-
 use futures::Stream;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, HeaderMap, RANGE};
 
-use super::download_http::DownloadHttp;
+use super::call::{Auth, Call, Caller, Outgoing, transient};
+use super::download_http::{Answer, DownloadHttp};
 use super::error::GoogleError;
-use super::quota::{Bucket, QuotaGate};
-use super::retry::RetryPolicy;
+use super::quota::Bucket;
 
+/// The content host's client: sizes and bytes of items behind their `baseUrl`s, the one
+/// place that knows how the host answers ranges, redirects and rate limits. Every request
+/// goes through the shared [`Caller`], counted in the media (or Picker) bucket.
 #[derive(Clone)]
 pub struct ContentClient {
     /// Size probes.
     http: reqwest::Client,
     /// Downloads (a client whose read buffer is bounded; see `download_http`).
     downloads: DownloadHttp,
-    retry: RetryPolicy,
     /// Every request to a download URL counts against the daily media quota, and none is sent
     /// while the media gate is closed.
-    quota: Arc<QuotaGate>,
+    caller: Caller,
 }
 
 /// An open download: the body stream and where it starts.
@@ -46,17 +46,11 @@ pub struct Download {
 }
 
 impl ContentClient {
-    pub fn new(
-        http: reqwest::Client,
-        downloads: DownloadHttp,
-        retry: RetryPolicy,
-        quota: Arc<QuotaGate>,
-    ) -> Self {
+    pub fn new(http: reqwest::Client, downloads: DownloadHttp, caller: Caller) -> Self {
         ContentClient {
             http,
             downloads,
-            retry,
-            quota,
+            caller,
         }
     }
 
@@ -90,9 +84,10 @@ impl ContentClient {
         // Each attempt owns its data: futures that borrow through a retried closure defeat
         // the compiler's Send inference (rust-lang/rust#64552).
         let (this, url, token) = (self.clone(), url.to_owned(), token.map(str::to_owned));
-        self.retry
-            .run("content.probe", move || {
-                Self::probe_once(this.clone(), url.clone(), token.clone())
+        let call = Call::content("content.probe", bucket_of(token.as_deref()));
+        self.caller
+            .run(call, transient, move || {
+                Self::probe_once(this.clone(), call, url.clone(), token.clone())
             })
             .await
     }
@@ -104,83 +99,55 @@ impl ContentClient {
         token: Option<&str>,
     ) -> Result<Download, GoogleError> {
         let (this, url, token) = (self.clone(), url.to_owned(), token.map(str::to_owned));
-        self.retry
-            .run("content.download", move || {
-                Self::download_once(this.clone(), url.clone(), start, token.clone())
+        let call = Call::content("content.download", bucket_of(token.as_deref()));
+        self.caller
+            .run(call, transient, move || {
+                Self::download_once(this.clone(), call, url.clone(), start, token.clone())
             })
             .await
     }
 
-    /// A request to the content host, with the bearer token when the URL needs one,
-    /// counted in the metrics as `kind`. Redirects are followed here, not by reqwest (whose
-    /// client follows none): reqwest keeps the Authorization header across a redirect that
-    /// changes only the scheme, and the token must stay with its origin (see
-    /// `download_http`, whose rule this is).
-    async fn send(
-        &self,
-        kind: &str,
-        method: reqwest::Method,
-        url: &str,
-        token: Option<&str>,
-        range: Option<&str>,
-    ) -> Result<reqwest::Response, GoogleError> {
-        let mut url = url::Url::parse(url).map_err(|e| {
-            GoogleError::Protocol(format!("a download URL that does not parse: {e}"))
-        })?;
-        let mut token = token;
-        for _ in 0..=super::download_http::MAX_REDIRECTS {
-            let mut request = self.http.request(method.clone(), url.clone());
-            if let Some(t) = token {
-                request = request.bearer_auth(t);
-            }
-            if let Some(r) = range {
-                request = request.header(RANGE, r);
-            }
-            let resp =
-                super::counted(kind, request.send().await).map_err(GoogleError::transport)?;
-            match super::download_http::redirect_target(&url, resp.status(), resp.headers())? {
-                Some(next) => {
-                    if !super::download_http::same_origin(&url, &next) {
-                        token = None;
-                    }
-                    url = next;
-                }
-                None => return Ok(resp),
-            }
-        }
-        Err(GoogleError::Protocol(format!(
-            "the content host redirected more than {} times",
-            super::download_http::MAX_REDIRECTS
-        )))
-    }
-
-    async fn probe_once(self, url: String, token: Option<String>) -> Result<u64, GoogleError> {
-        let (url, token) = (url.as_str(), token.as_deref());
-        let bucket = bucket_of(token);
-        self.quota.check_bucket(bucket)?;
-        self.quota.count(bucket);
+    /// One attempt at a size probe: a HEAD, and when that gives no length, a one-byte
+    /// ranged GET whose `Content-Range` names the total. Each is a request of its own through
+    /// the call path (gate, count, classification); a retry starts again with the HEAD.
+    async fn probe_once(
+        self,
+        call: Call,
+        url: String,
+        token: Option<String>,
+    ) -> Result<u64, GoogleError> {
+        let auth = match &token {
+            Some(t) => Auth::Given(t),
+            None => Auth::None,
+        };
+        let probe = |method: reqwest::Method, range: Option<&'static str>| {
+            let request = ProbeRequest {
+                http: self.http.clone(),
+                method,
+                url: url.clone(),
+                token: None,
+                range,
+            };
+            std::future::ready(Ok(request))
+        };
         let resp = self
-            .send("content.head", reqwest::Method::HEAD, url, token, None)
+            .caller
+            .request(call, "content.head", auth, || {
+                probe(reqwest::Method::HEAD, None)
+            })
             .await?;
-        self.check(bucket, resp.status(), resp.headers())?;
         if resp.status() == StatusCode::OK
             && let Some(len) = header_u64(resp.headers(), CONTENT_LENGTH)
         {
             return Ok(len);
         }
         // No usable length from HEAD: ask for the first byte and read the total.
-        self.quota.check_bucket(bucket)?;
-        self.quota.count(bucket);
         let resp = self
-            .send(
-                "content.probe",
-                reqwest::Method::GET,
-                url,
-                token,
-                Some("bytes=0-0"),
-            )
+            .caller
+            .request(call, "content.probe", auth, || {
+                probe(reqwest::Method::GET, Some("bytes=0-0"))
+            })
             .await?;
-        self.check(bucket, resp.status(), resp.headers())?;
         match resp.status() {
             StatusCode::PARTIAL_CONTENT => resp
                 .headers()
@@ -195,26 +162,31 @@ impl ContentClient {
         }
     }
 
+    /// One attempt at a download from byte `start`: the request up to the answer's head
+    /// through the call path; the body streams to the caller.
     async fn download_once(
         self,
+        call: Call,
         url: String,
         start: u64,
         token: Option<String>,
     ) -> Result<Download, GoogleError> {
-        let (url, token) = (url.as_str(), token.as_deref());
-        let bucket = bucket_of(token);
-        self.quota.check_bucket(bucket)?;
-        self.quota.count(bucket);
+        let auth = match &token {
+            Some(t) => Auth::Given(t),
+            None => Auth::None,
+        };
+        let range = format!("bytes={start}-");
         let answer = self
-            .downloads
-            .get(url, &format!("bytes={start}-"), token)
-            .await;
-        crate::metrics::get().upstream(
-            "content.download",
-            answer.as_ref().ok().map(|a| a.status.as_u16()),
-        );
-        let answer = answer?;
-        self.check(bucket, answer.status, &answer.headers)?;
+            .caller
+            .request(call, "content.download", auth, || {
+                std::future::ready(Ok(DownloadRequest {
+                    http: self.downloads.clone(),
+                    url: url.clone(),
+                    range: range.clone(),
+                    token: None,
+                }))
+            })
+            .await?;
         let (begin, total) = match answer.status {
             StatusCode::PARTIAL_CONTENT => {
                 let (first, _last, total) = answer
@@ -238,26 +210,83 @@ impl ContentClient {
     }
 }
 
-impl ContentClient {
-    /// The error for an answer of the content host, if it is one. A 429 closes the gate of
-    /// `bucket` (and is therefore not retried); a success lets the next 429's pause start
-    /// short again.
-    fn check(
-        &self,
-        bucket: Bucket,
-        status: StatusCode,
-        headers: &HeaderMap,
-    ) -> Result<(), GoogleError> {
-        match status {
-            s if s.is_success() || s == StatusCode::RANGE_NOT_SATISFIABLE => {
-                self.quota.succeeded(bucket);
-                Ok(())
+/// A size probe's request to the content host, with the bearer token when the URL needs
+/// one. Redirects are followed here, not by reqwest (whose client follows none): reqwest
+/// keeps the Authorization header across a redirect that changes only the scheme, and the
+/// token must stay with its origin (see `download_http`, whose rule this is).
+struct ProbeRequest {
+    http: reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<String>,
+    range: Option<&'static str>,
+}
+
+impl Outgoing for ProbeRequest {
+    type Answer = reqwest::Response;
+
+    fn bearer(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+
+    /// Each hop is counted in the metrics as `kind`.
+    async fn send(self, kind: &'static str) -> Result<reqwest::Response, GoogleError> {
+        let mut url = url::Url::parse(&self.url).map_err(|e| {
+            GoogleError::Protocol(format!("a download URL that does not parse: {e}"))
+        })?;
+        let mut token = self.token.as_deref();
+        for _ in 0..=super::download_http::MAX_REDIRECTS {
+            let mut request = self.http.request(self.method.clone(), url.clone());
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
             }
-            StatusCode::TOO_MANY_REQUESTS => Err(self
-                .quota
-                .throttled(bucket, super::error::retry_after(headers))),
-            s => Err(status_error(s)),
+            if let Some(r) = self.range {
+                request = request.header(RANGE, r);
+            }
+            let resp =
+                super::counted(kind, request.send().await).map_err(GoogleError::transport)?;
+            match super::download_http::redirect_target(&url, resp.status(), resp.headers())? {
+                Some(next) => {
+                    if !super::download_http::same_origin(&url, &next) {
+                        token = None;
+                    }
+                    url = next;
+                }
+                None => return Ok(resp),
+            }
         }
+        Err(GoogleError::Protocol(format!(
+            "the content host redirected more than {} times",
+            super::download_http::MAX_REDIRECTS
+        )))
+    }
+}
+
+/// A download's request, sent by the bounded-buffer client of `download_http` (which
+/// follows redirects by the same rule).
+struct DownloadRequest {
+    http: DownloadHttp,
+    url: String,
+    range: String,
+    token: Option<String>,
+}
+
+impl Outgoing for DownloadRequest {
+    type Answer = Answer;
+
+    fn bearer(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+
+    async fn send(self, kind: &'static str) -> Result<Answer, GoogleError> {
+        let answer = self
+            .http
+            .get(&self.url, &self.range, self.token.as_deref())
+            .await;
+        crate::metrics::get().upstream(kind, answer.as_ref().ok().map(|a| a.status.as_u16()));
+        answer
     }
 }
 
@@ -270,17 +299,6 @@ fn bucket_of(token: Option<&str>) -> Bucket {
         Bucket::Picker
     } else {
         Bucket::Media
-    }
-}
-
-/// The error for a failed status other than 429.
-fn status_error(status: StatusCode) -> GoogleError {
-    match status {
-        StatusCode::FORBIDDEN => GoogleError::UrlExpired,
-        // Only URLs that need the bearer token answer this: the token was refused.
-        StatusCode::UNAUTHORIZED => GoogleError::Unauthenticated,
-        StatusCode::NOT_FOUND => GoogleError::NotFound("the item's bytes".into()),
-        s => GoogleError::Content(s.as_u16()),
     }
 }
 

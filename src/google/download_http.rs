@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use http::{HeaderMap, Request, StatusCode};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -43,17 +43,35 @@ type Body = http_body_util::Empty<Bytes>;
 /// A body as a stream of chunks.
 pub type ByteStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, GoogleError>> + Send>>;
 
+/// The downloads' HTTP client: hyper-util with a bounded read buffer, since reqwest cannot
+/// bound it and 100 proxied downloads would hold twice the memory (see the module docs).
 #[derive(Clone)]
 pub struct DownloadHttp {
     client: Client<HttpsConnector<HttpConnector>, Body>,
     user_agent: &'static str,
 }
 
-/// An answer: status, headers and the body still to be read.
+/// An answer: status, headers and the body still to be read, so the caller can judge the
+/// head (status, `Content-Range`) before a byte of the body is read.
 pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: ByteStream,
+}
+
+impl super::call::Answer for Answer {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    async fn bytes(self) -> Result<Bytes, GoogleError> {
+        let chunks: Vec<Bytes> = self.body.try_collect().await?;
+        Ok(chunks.concat().into())
+    }
 }
 
 impl DownloadHttp {

@@ -17,6 +17,8 @@ pub const SCOPES: [&str; 4] = [
     "https://www.googleapis.com/auth/photoslibrary.edit.appcreateddata",
 ];
 
+/// Every way a call to Google fails, typed, so that callers decide by kind (retry, refresh a
+/// URL, close a gate, answer 503 or 403) and users read the fix in the message.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GoogleError {
     /// The refresh token was revoked, expired (7 days for apps in "Testing"), or belongs to

@@ -1,19 +1,19 @@
 //! The Photos Library API client: albums, media items, pagination.
 //!
-//! Every call goes through [`LibraryClient::send`], the one place that attaches the access token,
-//! refreshes it once on a 401, and turns Google's JSON errors into [`GoogleError`]s.
+//! Every call goes through the call path ([`super::call::Caller`]), the one place that
+//! attaches the access token, refreshes it once on a 401, counts and gates the call in the
+//! quota, retries it by the policy and turns Google's JSON errors into [`GoogleError`]s.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use reqwest::{Method, RequestBuilder, StatusCode};
+use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::auth::TokenSource;
+use super::call::{Call, Caller};
 use super::error::GoogleError;
-use super::quota::{Bucket, QuotaGate};
-use super::retry::RetryPolicy;
 use super::types::{
     Album, AlbumPage, BatchCreateResponse, BatchGetResponse, Listed, MediaItem, MediaItemPage,
     Page, SharedAlbumPage, Status,
@@ -34,140 +34,43 @@ pub struct NewItem {
     pub file_name: String,
 }
 
+/// The Photos Library API as typed methods (albums and media items), so that no other
+/// module builds a Library URL or reads its JSON. Every call goes through the shared
+/// [`Caller`].
 #[derive(Clone)]
 pub struct LibraryClient {
     http: reqwest::Client,
     /// Base URL without the `/v1` suffix, e.g. `https://photoslibrary.googleapis.com`.
     api_base: String,
-    tokens: Arc<TokenSource>,
-    retry: RetryPolicy,
-    quota: Arc<QuotaGate>,
+    caller: Caller,
 }
 
 impl LibraryClient {
-    pub fn new(
-        http: reqwest::Client,
-        api_base: &str,
-        tokens: Arc<TokenSource>,
-        retry: RetryPolicy,
-        quota: Arc<QuotaGate>,
-    ) -> Self {
+    pub fn new(http: reqwest::Client, api_base: &str, caller: Caller) -> Self {
         LibraryClient {
             http,
             api_base: api_base.trim_end_matches('/').to_string(),
-            tokens,
-            retry,
-            quota,
+            caller,
         }
     }
 
+    /// The access-token source the calls use (shared with the other clients).
     pub fn tokens(&self) -> &Arc<TokenSource> {
-        &self.tokens
+        self.caller.tokens()
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}/v1/{}", self.api_base, path)
     }
 
-    /// Sends one API request built by `build`, retrying transient failures by the policy.
+    /// Sends one API request built by `build` through the call path ([`Caller::json`]),
+    /// retrying transient failures by the policy.
     async fn send<T: DeserializeOwned>(
         &self,
         what: &'static str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<T, GoogleError> {
-        self.send_in(Bucket::Api, what, build, |_| true).await
-    }
-
-    /// Sends one request of another Google API that shares this access token (the Picker
-    /// API): the same token handling, error mapping and retry policy, counted in the Picker's
-    /// own bucket behind its own gate (each API has its own quota).
-    pub(crate) async fn send_shared_token<T: DeserializeOwned>(
-        &self,
-        what: &'static str,
-        build: impl Fn() -> RequestBuilder,
-    ) -> Result<T, GoogleError> {
-        self.send_shared_token_if(what, build, |_| true).await
-    }
-
-    /// [`LibraryClient::send_shared_token`] retrying only the transient failures `retryable`
-    /// accepts.
-    pub(crate) async fn send_shared_token_if<T: DeserializeOwned>(
-        &self,
-        what: &'static str,
-        build: impl Fn() -> RequestBuilder,
-        retryable: impl Fn(&GoogleError) -> bool,
-    ) -> Result<T, GoogleError> {
-        self.send_in(Bucket::Picker, what, build, retryable).await
-    }
-
-    /// Sends one request counted in `bucket`: refused at once while its gate is closed,
-    /// retried by the policy (a per-minute 429 included), and a daily 429 closes the gate.
-    ///
-    /// Only the transient failures `retryable` accepts are retried (batchCreate must not be
-    /// resent after a lost answer).
-    async fn send_in<T: DeserializeOwned>(
-        &self,
-        bucket: Bucket,
-        what: &'static str,
-        build: impl Fn() -> RequestBuilder,
-        retryable: impl Fn(&GoogleError) -> bool,
-    ) -> Result<T, GoogleError> {
-        self.quota.check_bucket(bucket)?;
-        match self
-            .retry
-            .run_if(what, || self.attempt(what, bucket, &build), retryable)
-            .await
-        {
-            Err(GoogleError::RateLimited {
-                daily: true,
-                message,
-                ..
-            }) => Err(self.quota.close_daily(bucket, &message)),
-            other => other,
-        }
-    }
-
-    /// One attempt, with the bearer token, counted in `bucket`. A 401 invalidates the token
-    /// and tries exactly once more with a fresh one.
-    async fn attempt<T: DeserializeOwned>(
-        &self,
-        what: &'static str,
-        bucket: Bucket,
-        build: &impl Fn() -> RequestBuilder,
-    ) -> Result<T, GoogleError> {
-        let mut retried_auth = false;
-        loop {
-            let token = self.tokens.access_token().await?;
-            self.quota.count(bucket);
-            let resp = super::counted(what, build().bearer_auth(token.secret()).send().await)
-                .map_err(GoogleError::transport)?;
-            let status = resp.status();
-            if status == StatusCode::UNAUTHORIZED && !retried_auth {
-                tracing::debug!(call = what, "access token refused (401); refreshing once");
-                self.tokens.invalidate(&token).await;
-                retried_auth = true;
-                continue;
-            }
-            let retry_after = super::error::retry_after(resp.headers());
-            let body = resp.bytes().await.map_err(GoogleError::transport)?;
-            if !status.is_success() {
-                let mut err = GoogleError::from_api_response(status.as_u16(), &body, retry_after);
-                // A 429 without Google's structured details says nothing of its window: near
-                // the day's quota by our own count it is taken for the daily quota, otherwise
-                // for a short-lived limit (retried with backoff, bounded by the policy).
-                if let GoogleError::RateLimited { daily, .. } = &mut err
-                    && !*daily
-                    && super::error::quota_window(&body).is_none()
-                    && self.quota.near_daily_limit(bucket)
-                {
-                    *daily = true;
-                }
-                tracing::debug!(call = what, status = status.as_u16(), error = %err, "API call failed");
-                return Err(err);
-            }
-            return serde_json::from_slice(&body)
-                .map_err(|e| GoogleError::Protocol(format!("{what}: {e}")));
-        }
+        self.caller.json(Call::api(what), build, |_| true).await
     }
 
     /// Follows `nextPageToken` to the end (its absence is the only reliable end signal).
@@ -252,7 +155,7 @@ impl LibraryClient {
     /// The HTTP status of an authenticated GET of `url` (for diagnostics of other Google APIs
     /// sharing this token).
     pub async fn probe_url(&self, url: &str) -> Result<u16, GoogleError> {
-        let token = self.tokens.access_token().await?;
+        let token = self.tokens().access_token().await?;
         let resp = self
             .http
             .get(url)
@@ -373,9 +276,9 @@ impl LibraryClient {
             body["albumId"] = json!(album);
         }
         let resp: BatchCreateResponse = self
-            .send_in(
-                Bucket::Api,
-                "mediaItems.batchCreate",
+            .caller
+            .json(
+                Call::api("mediaItems.batchCreate"),
                 || self.http.post(&url).json(&body),
                 // A lost answer (timeout, reset) may hide items Google created: never resent.
                 |e| !matches!(e, GoogleError::Transport(_)),

@@ -1,10 +1,13 @@
 //! Everything that talks to Google: the OAuth token source, the Library API client, the
 //! content host (download URLs) and the typed errors they share.
 //!
-//! Nothing outside this module builds a Google URL or parses a Google answer.
+//! Nothing outside this module builds a Google URL or parses a Google answer, and every
+//! request the clients send takes one path, [`call::Caller`]: quota gate, access token (one
+//! refresh on a 401), counting, error classification and the retry policy.
 
 pub mod auth;
 pub mod authorize;
+pub mod call;
 pub mod content;
 pub mod download_http;
 pub mod error;
@@ -47,7 +50,8 @@ pub struct Endpoints {
     pub picker_base: String,
 }
 
-/// The clients built from one set of credentials.
+/// The clients built from one set of credentials, sharing one token source, one call path and
+/// one set of quota gates: what the catalog, the write path and the commands are handed.
 #[derive(Clone)]
 pub struct Google {
     pub library: LibraryClient,
@@ -102,30 +106,22 @@ impl Google {
             .map_err(GoogleError::transport)?;
         let clock = Arc::new(crate::clock::Clock::default());
         let quota = Arc::new(quota::QuotaGate::new(clock.clone()));
-        let library = LibraryClient::new(
-            api_http.clone(),
-            &endpoints.api_base,
-            tokens.clone(),
-            retry.clone(),
-            quota.clone(),
-        );
+        let caller = call::Caller::new(tokens.clone(), retry.clone(), quota.clone());
+        let library = LibraryClient::new(api_http.clone(), &endpoints.api_base, caller.clone());
         Ok(Google {
             upload: UploadClient::new(
                 upload_http,
                 &endpoints.api_base,
-                tokens,
-                retry.clone(),
+                caller.clone(),
                 UploadTuning::default(),
-                quota.clone(),
             ),
-            picker: PickerClient::new(api_http, &endpoints.picker_base, library.clone()),
-            library,
             content: ContentClient::new(
                 content_http,
                 download_http::DownloadHttp::new(user_agent)?,
-                retry,
-                quota.clone(),
+                caller.clone(),
             ),
+            picker: PickerClient::new(api_http, &endpoints.picker_base, caller),
+            library,
             quota,
             clock,
         })

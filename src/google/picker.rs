@@ -8,8 +8,8 @@
 //! the Library API's, but `mediaItems.batchGet` does not know picked items: a fresh URL comes
 //! only from listing the session's items again ([`PickerClient::list_items`]).
 //!
-//! Calls share the Library client's access token, its one-refresh-on-401 and its retry policy,
-//! but not its quota: they count in the Picker bucket (Google: 100,000 requests per minute per
+//! Calls take the same path as the Library client's ([`super::call::Caller`]: its access
+//! token, the one refresh on a 401, the retry policy), but not its quota: they count in the Picker bucket (Google: 100,000 requests per minute per
 //! project, no daily quota), behind the Picker's own gate.
 
 use std::time::Duration;
@@ -19,8 +19,9 @@ use reqwest::RequestBuilder;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::call::{Call, Caller};
 use super::error::GoogleError;
-use super::library::{LibraryClient, encode_segment};
+use super::library::encode_segment;
 
 /// mediaItems.list takes at most 100 per page.
 pub const PICKED_PAGE_SIZE: u32 = 100;
@@ -29,12 +30,14 @@ pub const MAX_ITEM_COUNT: u32 = 2000;
 /// Google's advice when a session names no poll interval.
 const DEFAULT_POLL: Duration = Duration::from_secs(5);
 
+/// The Photos Picker API as typed methods: the only way to reach photos this app did not
+/// upload. Calls go through the shared [`Caller`], counted in the Picker's own bucket.
 #[derive(Clone)]
 pub struct PickerClient {
     http: reqwest::Client,
     /// Base URL without `/v1`, e.g. `https://photospicker.googleapis.com`.
     base: String,
-    library: LibraryClient,
+    caller: Caller,
 }
 
 /// A picking session as Google describes it.
@@ -52,6 +55,8 @@ pub struct PickingSession {
     pub media_items_set: bool,
 }
 
+/// How Google wants a session polled (`pollingConfig`): `gphotos-dav pick` follows it
+/// instead of guessing an interval.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PollingConfig {
@@ -98,6 +103,7 @@ pub struct PickedMediaItem {
     pub media_file: PickedMediaFile,
 }
 
+/// A picked item's file: the bearer-only `baseUrl` its bytes come from, its name and type.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PickedMediaFile {
@@ -111,6 +117,7 @@ pub struct PickedMediaFile {
     pub media_file_metadata: Option<PickedFileMetadata>,
 }
 
+/// A picked file's metadata, kept only for the video's processing status.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PickedFileMetadata {
@@ -118,6 +125,7 @@ pub struct PickedFileMetadata {
     pub video_metadata: Option<PickedVideoMetadata>,
 }
 
+/// A picked video's metadata: whether Google still processes it (no bytes to serve yet).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PickedVideoMetadata {
@@ -168,11 +176,11 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 impl PickerClient {
-    pub fn new(http: reqwest::Client, base: &str, library: LibraryClient) -> Self {
+    pub fn new(http: reqwest::Client, base: &str, caller: Caller) -> Self {
         PickerClient {
             http,
             base: base.trim_end_matches('/').to_string(),
-            library,
+            caller,
         }
     }
 
@@ -180,12 +188,13 @@ impl PickerClient {
         format!("{}/v1/{}", self.base, path)
     }
 
+    /// One Picker API call through the call path, retried after any transient failure.
     async fn send<T: serde::de::DeserializeOwned>(
         &self,
         what: &'static str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<T, GoogleError> {
-        self.library.send_shared_token(what, build).await
+        self.caller.json(Call::picker(what), build, |_| true).await
     }
 
     /// sessions.create; `max_items` caps how many items the user may pick (≤ 2000).
@@ -203,9 +212,9 @@ impl PickerClient {
             Some(n) => json!({"pickingConfig": {"maxItemCount": n.to_string()}}),
             None => json!({}),
         };
-        self.library
-            .send_shared_token_if(
-                "picker.sessions.create",
+        self.caller
+            .json(
+                Call::picker("picker.sessions.create"),
                 || self.http.post(&url).json(&body),
                 |e| !matches!(e, GoogleError::RateLimited { .. }),
             )

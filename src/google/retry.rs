@@ -14,6 +14,8 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::error::GoogleError;
 
+/// How often and how patiently a failed call to Google is repeated: one value, shared by
+/// every client (and the token source), so that all calls back off alike.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     /// Retries after the first attempt.
@@ -77,8 +79,26 @@ impl RetryPolicy {
     pub async fn run_if<T, F, Fut>(
         &self,
         what: &'static str,
-        mut call: F,
+        call: F,
         retryable: impl Fn(&GoogleError) -> bool,
+    ) -> Result<T, GoogleError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, GoogleError>>,
+    {
+        self.run_when(what, call, |e| e.is_transient() && retryable(e))
+            .await
+    }
+
+    /// The loop itself: `call` is repeated after the failures `retry_on` accepts, whether
+    /// transient or not (a resumable upload's chunk is sent again after the 400 that tells
+    /// where Google wants it to resume). The calls to Google go through
+    /// [`super::call::Caller::run`], which uses this.
+    pub async fn run_when<T, F, Fut>(
+        &self,
+        what: &'static str,
+        mut call: F,
+        retry_on: impl Fn(&GoogleError) -> bool,
     ) -> Result<T, GoogleError>
     where
         F: FnMut() -> Fut,
@@ -94,7 +114,7 @@ impl RetryPolicy {
         loop {
             match call().await {
                 Ok(value) => return Ok(value),
-                Err(err) if err.is_transient() && retryable(&err) => {
+                Err(err) if retry_on(&err) => {
                     let delay = delay_for(&err, backoff.next(), self.max_retry_after)
                         .filter(|d| waited + *d <= self.max_total_delay);
                     match delay {

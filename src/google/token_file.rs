@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// What `gphotos-dav auth` keeps between runs: the refresh token (a secret, so the file is
+/// 0600 and replaced atomically) and the scopes Google granted with it.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct TokenFile {
     pub refresh_token: String,

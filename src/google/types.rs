@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// An album as the Library API lists it: what a folder under `/album` is made of.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Album {
@@ -17,6 +18,8 @@ pub struct Album {
     pub media_items_count: Option<String>,
 }
 
+/// A photo or video as the Library API describes it: what a file is made of (its name, type,
+/// time and the expiring `baseUrl` its bytes come from).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaItem {
@@ -31,6 +34,8 @@ pub struct MediaItem {
     pub media_metadata: MediaMetadata,
 }
 
+/// An item's `mediaMetadata`: its creation time (the file's date, the date views' bucket)
+/// and, for a video, whether Google still processes it.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaMetadata {
@@ -41,6 +46,8 @@ pub struct MediaMetadata {
     pub video: Option<VideoMetadata>,
 }
 
+/// A video's metadata: only its processing `status` is read (a video still processing has no
+/// bytes to serve yet).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VideoMetadata {
@@ -95,6 +102,7 @@ impl MediaItem {
     }
 }
 
+/// One page of albums.list.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AlbumPage {
@@ -103,6 +111,7 @@ pub(crate) struct AlbumPage {
     pub next_page_token: Option<String>,
 }
 
+/// One page of sharedAlbums.list.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SharedAlbumPage {
@@ -111,6 +120,7 @@ pub(crate) struct SharedAlbumPage {
     pub next_page_token: Option<String>,
 }
 
+/// One page of mediaItems.list or mediaItems.search.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct MediaItemPage {
@@ -119,6 +129,7 @@ pub(crate) struct MediaItemPage {
     pub next_page_token: Option<String>,
 }
 
+/// The answer of mediaItems.batchGet: one result per id, in request order.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct BatchGetResponse {
@@ -126,6 +137,7 @@ pub(crate) struct BatchGetResponse {
     pub media_item_results: Vec<BatchGetResult>,
 }
 
+/// One id's result in a batchGet answer: the item, or Google's status for it.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct BatchGetResult {
@@ -133,7 +145,8 @@ pub(crate) struct BatchGetResult {
     pub status: Option<Status>,
 }
 
-/// google.rpc.Status as it appears inside batch answers.
+/// google.rpc.Status as it appears inside batch answers: why one item of a batch failed, kept
+/// per item so that one bad item fails only its own request.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Status {
     #[serde(default)]
@@ -150,6 +163,8 @@ pub struct BatchCreateResponse {
     pub new_media_item_results: Vec<NewMediaItemResult>,
 }
 
+/// One item's result in a batchCreate answer: the item created, or Google's status saying why
+/// not (each upload succeeds or fails on its own).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewMediaItemResult {

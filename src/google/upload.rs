@@ -18,32 +18,26 @@
 //! expired token, not the 403 "insufficient authentication scopes" of the Library API.
 //! Whether an *expired* token gets that same body is not documented, so the code-16 answer
 //! alone cannot tell the two apart. What can: a 401 is answered by refreshing the token and
-//! sending once more ([`UploadClient::with_token`]); a freshly minted token refused again
+//! sending once more (the call path, [`super::call::Caller::request`]); a freshly minted token refused again
 //! with code 16 lacks the scope, and the upload fails with
 //! [`GoogleError::InsufficientScopes`] (the fix: authorize again), after two attempts and
 //! without a retry.
 
 use std::io::SeekFrom;
 use std::path::Path;
-use std::sync::Arc;
 
-use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use super::auth::TokenSource;
+use super::call::{Auth, Call, Caller, transient};
 use super::error::GoogleError;
-use super::quota::{Bucket, QuotaGate};
-use super::retry::RetryPolicy;
 
 /// Google's chunk granularity for resumable uploads when the start answer does not
 /// announce one (`X-Goog-Upload-Chunk-Granularity`; Google announces 256 KiB).
 pub const CHUNK_GRANULARITY: u64 = 256 * 1024;
 
-/// The gRPC code (UNAUTHENTICATED) of the uploads endpoint's bare 401 body.
-const CODE_UNAUTHENTICATED: i64 = 16;
-
-/// How uploads are sent.
+/// How uploads are sent (`[upload]` in the configuration): when the resumable protocol pays
+/// off, and how big its chunks are.
 #[derive(Debug, Clone)]
 pub struct UploadTuning {
     /// Files of at least this many bytes use the resumable protocol.
@@ -62,40 +56,42 @@ impl Default for UploadTuning {
     }
 }
 
+/// The bytes half of an upload (file → upload token), kept apart from the Library client
+/// because the uploads endpoint has its own protocol, errors and timeouts. Every request goes
+/// through the shared [`Caller`], counted in the Library API's quota.
 #[derive(Clone)]
 pub struct UploadClient {
     http: reqwest::Client,
     /// Base URL without `/v1`.
     api_base: String,
-    tokens: Arc<TokenSource>,
-    retry: RetryPolicy,
+    caller: Caller,
     tuning: UploadTuning,
-    /// Upload requests count against the daily API quota like any other call.
-    quota: Arc<QuotaGate>,
 }
 
-/// How many times in a row a resumable upload queries and resumes without progress.
-const MAX_STALLS: u32 = 5;
+/// The outcome of one chunk sent.
+enum Sent {
+    /// Google has the bytes up to here; more chunks follow.
+    Upto(u64),
+    /// The last chunk: the upload token.
+    Done(String),
+}
 
 impl UploadClient {
     pub fn new(
         http: reqwest::Client,
         api_base: &str,
-        tokens: Arc<TokenSource>,
-        retry: RetryPolicy,
+        caller: Caller,
         tuning: UploadTuning,
-        quota: Arc<QuotaGate>,
     ) -> Self {
         UploadClient {
             http,
             api_base: api_base.trim_end_matches('/').to_string(),
-            tokens,
-            retry,
+            caller,
             tuning,
-            quota,
         }
     }
 
+    /// The same client sending with other tuning (the `[upload]` configuration).
     pub fn with_tuning(mut self, tuning: UploadTuning) -> Self {
         self.tuning = tuning;
         self
@@ -112,164 +108,176 @@ impl UploadClient {
         size: u64,
         mime: &str,
     ) -> Result<String, GoogleError> {
-        self.quota.check()?;
         if size >= self.tuning.resumable_threshold {
             self.resumable(file, size, mime).await
         } else {
-            self.retry
-                .run("uploads", || self.raw_once(file, size, mime))
+            let call = Call::uploads("uploads");
+            self.caller
+                .run(call, transient, || async {
+                    let resp = self
+                        .caller
+                        .request(call, call.what, Auth::Token, || self.raw(file, size, mime))
+                        .await?;
+                    token_from(resp).await
+                })
                 .await
         }
     }
 
-    /// Sends a request that carries the access token (a raw upload, a resumable start),
-    /// built by `send` for a token. A 401 invalidates the token and sends once more with a
-    /// fresh one; a second 401 ends it: with the code-16 body it means the scope is missing
-    /// (see the module docs), otherwise the token is refused for another reason.
-    async fn with_token<F, Fut>(&self, send: F) -> Result<reqwest::Response, GoogleError>
-    where
-        F: Fn(String) -> Fut,
-        Fut: std::future::Future<Output = Result<reqwest::Response, GoogleError>>,
-    {
-        let mut refreshed = false;
-        loop {
-            let token = self.tokens.access_token().await?;
-            let resp = send(token.secret().to_owned()).await?;
-            if resp.status() != StatusCode::UNAUTHORIZED {
-                return Ok(resp);
-            }
-            let body = resp.bytes().await.unwrap_or_default();
-            if !refreshed {
-                tracing::debug!(
-                    "the uploads endpoint refused the access token (401); refreshing once"
-                );
-                self.tokens.invalidate(&token).await;
-                refreshed = true;
-                continue;
-            }
-            return Err(if is_code_16(&body) {
-                tracing::warn!(
-                    "the uploads endpoint refused a fresh access token with code 16 \
-                     (\"Authentication session is not defined.\"): the photoslibrary.appendonly \
-                     scope is missing"
-                );
-                GoogleError::InsufficientScopes
-            } else {
-                GoogleError::Unauthenticated
-            });
-        }
-    }
-
-    /// One raw upload attempt, streaming the file.
-    async fn raw_once(&self, file: &Path, size: u64, mime: &str) -> Result<String, GoogleError> {
-        let resp = self
-            .with_token(|token| async move {
-                let f = tokio::fs::File::open(file).await.map_err(|e| {
-                    GoogleError::Transport(format!("reading the spooled upload: {e}"))
-                })?;
-                let body = reqwest::Body::wrap_stream(ReaderStream::new(f.take(size)));
-                self.quota.count(Bucket::Api);
-                super::counted(
-                    "uploads",
-                    self.http
-                        .post(self.url())
-                        .bearer_auth(token)
-                        .header("Content-Type", "application/octet-stream")
-                        .header("Content-Length", size)
-                        .header("X-Goog-Upload-Protocol", "raw")
-                        .header("X-Goog-Upload-Content-Type", mime)
-                        .body(body)
-                        .send()
-                        .await,
-                )
-                .map_err(GoogleError::transport)
-            })
-            .await?;
-        token_from(resp).await
+    /// The request of a raw upload, streaming the file.
+    async fn raw(
+        &self,
+        file: &Path,
+        size: u64,
+        mime: &str,
+    ) -> Result<reqwest::RequestBuilder, GoogleError> {
+        let f = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| GoogleError::Transport(format!("reading the spooled upload: {e}")))?;
+        let body = reqwest::Body::wrap_stream(ReaderStream::new(f.take(size)));
+        Ok(self
+            .http
+            .post(self.url())
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Length", size)
+            .header("X-Goog-Upload-Protocol", "raw")
+            .header("X-Goog-Upload-Content-Type", mime)
+            .body(body))
     }
 
     /// The resumable protocol: start, then chunks, resuming from what Google received.
+    ///
+    /// Each chunk is one call through the call path: a chunk that fails (a lost answer, a
+    /// 5xx, or Google's 400 naming another offset) is retried by the policy like any call,
+    /// but a retry first asks Google how much it has (`query`) and sends the chunk from
+    /// there, so a broken chunk costs one query and the bytes Google lacks, not the upload.
+    /// Every chunk has the policy's attempts and waits to itself.
     async fn resumable(&self, file: &Path, size: u64, mime: &str) -> Result<String, GoogleError> {
+        let start = Call::uploads("uploads.start");
         let session = self
-            .retry
-            .run("uploads.start", || self.start(size, mime))
+            .caller
+            .run(start, transient, || self.start(start, size, mime))
             .await?;
-        let granularity = session.granularity;
-        let session = session.url;
-        let chunk = chunk_size(self.tuning.chunk_size, granularity);
-        let mut f = tokio::fs::File::open(file)
-            .await
-            .map_err(|e| GoogleError::Transport(format!("reading the spooled upload: {e}")))?;
+        let chunk = chunk_size(self.tuning.chunk_size, session.granularity);
+        let file = tokio::sync::Mutex::new(
+            tokio::fs::File::open(file)
+                .await
+                .map_err(|e| GoogleError::Transport(format!("reading the spooled upload: {e}")))?,
+        );
+        // Why the previous attempt of the current chunk failed: the next one resumes.
+        let failed: parking_lot::Mutex<Option<String>> = parking_lot::Mutex::new(None);
+        let call = Call::uploads("uploads.chunk");
         let mut offset = 0u64;
-        let mut stalls = 0u32;
         loop {
-            let len = chunk.min(size - offset);
-            let last = offset + len >= size;
+            let sent = self
+                .caller
+                .run(
+                    call,
+                    |e| e.is_transient() || matches!(e, GoogleError::Api { code: 400, .. }),
+                    || async {
+                        let sent = self
+                            .chunk_attempt(&session, &file, &failed, size, chunk, offset)
+                            .await;
+                        if let Err(e) = &sent {
+                            *failed.lock() = Some(e.to_string());
+                        }
+                        sent
+                    },
+                )
+                .await?;
+            match sent {
+                Sent::Done(token) => return Ok(token),
+                Sent::Upto(next) => offset = next,
+            }
+        }
+    }
+
+    /// One attempt at the chunk at `offset`: after a failed attempt (`failed`), from where
+    /// Google says it is instead.
+    async fn chunk_attempt(
+        &self,
+        session: &ResumableSession,
+        file: &tokio::sync::Mutex<tokio::fs::File>,
+        failed: &parking_lot::Mutex<Option<String>>,
+        size: u64,
+        chunk: u64,
+        mut offset: u64,
+    ) -> Result<Sent, GoogleError> {
+        let why = failed.lock().take();
+        if let Some(why) = why {
+            tracing::info!(
+                offset,
+                "upload chunk failed, asking Google where to resume: {why}"
+            );
+            let received = self.query(&session.url).await?;
+            if received > size
+                || (!received.is_multiple_of(session.granularity) && received != size)
+            {
+                return Err(GoogleError::Protocol(format!(
+                    "Google reports {received} bytes received of {size}"
+                )));
+            }
+            offset = received;
+        }
+        let len = chunk.min(size - offset);
+        let last = offset + len >= size;
+        let mut buf = vec![0u8; len as usize];
+        {
+            let mut f = file.lock().await;
             f.seek(SeekFrom::Start(offset))
                 .await
                 .map_err(|e| GoogleError::Transport(format!("reading the spooled upload: {e}")))?;
-            let mut buf = vec![0u8; len as usize];
             f.read_exact(&mut buf)
                 .await
                 .map_err(|e| GoogleError::Transport(format!("reading the spooled upload: {e}")))?;
-            match self.send_chunk(&session, offset, buf, last).await {
-                Ok(Some(token)) => return Ok(token),
-                Ok(None) => {
-                    offset += len;
-                    stalls = 0;
-                }
-                Err(e) if e.is_transient() || matches!(e, GoogleError::Api { code: 400, .. }) => {
-                    stalls += 1;
-                    if stalls > MAX_STALLS {
-                        return Err(e);
-                    }
-                    tracing::info!(
-                        offset,
-                        "upload chunk failed, asking Google where to resume: {e}"
-                    );
-                    tokio::time::sleep(self.retry.min_delay * stalls).await;
-                    let received = self
-                        .retry
-                        .run("uploads.query", || self.query(&session))
-                        .await?;
-                    if received > size
-                        || (!received.is_multiple_of(granularity) && received != size)
-                    {
-                        return Err(GoogleError::Protocol(format!(
-                            "Google reports {received} bytes received of {size}"
-                        )));
-                    }
-                    offset = received;
-                }
-                Err(e) => return Err(e),
-            }
+        }
+        // Shared, not copied, by each send of the request (a 16 MiB chunk stays one buffer).
+        let buf = bytes::Bytes::from(buf);
+        let command = if last { "upload, finalize" } else { "upload" };
+        let resp = self
+            .caller
+            .request(
+                Call::uploads("uploads.chunk"),
+                "uploads.chunk",
+                Auth::None,
+                || {
+                    std::future::ready(Ok(self
+                        .http
+                        .post(&session.url)
+                        .header("Content-Length", buf.len())
+                        .header("X-Goog-Upload-Command", command)
+                        .header("X-Goog-Upload-Offset", offset)
+                        .body(buf.clone())))
+                },
+            )
+            .await?;
+        if last {
+            token_from(resp).await.map(Sent::Done)
+        } else {
+            Ok(Sent::Upto(offset + len))
         }
     }
 
     /// Starts a resumable session: its URL and the chunk granularity Google announced.
-    async fn start(&self, size: u64, mime: &str) -> Result<ResumableSession, GoogleError> {
+    async fn start(
+        &self,
+        call: Call,
+        size: u64,
+        mime: &str,
+    ) -> Result<ResumableSession, GoogleError> {
         let resp = self
-            .with_token(|token| async move {
-                self.quota.count(Bucket::Api);
-                super::counted(
-                    "uploads.start",
-                    self.http
-                        .post(self.url())
-                        .bearer_auth(token)
-                        .header("Content-Length", 0)
-                        .header("X-Goog-Upload-Command", "start")
-                        .header("X-Goog-Upload-Content-Type", mime)
-                        .header("X-Goog-Upload-Protocol", "resumable")
-                        .header("X-Goog-Upload-Raw-Size", size)
-                        .send()
-                        .await,
-                )
-                .map_err(GoogleError::transport)
+            .caller
+            .request(call, call.what, Auth::Token, || {
+                std::future::ready(Ok(self
+                    .http
+                    .post(self.url())
+                    .header("Content-Length", 0)
+                    .header("X-Goog-Upload-Command", "start")
+                    .header("X-Goog-Upload-Content-Type", mime)
+                    .header("X-Goog-Upload-Protocol", "resumable")
+                    .header("X-Goog-Upload-Raw-Size", size)))
             })
             .await?;
-        if !resp.status().is_success() {
-            return Err(error_of(resp).await);
-        }
         let url = resp
             .headers()
             .get("X-Goog-Upload-URL")
@@ -294,53 +302,24 @@ impl UploadClient {
         Ok(ResumableSession { url, granularity })
     }
 
-    /// Sends one chunk; the token when it was the last.
-    async fn send_chunk(
-        &self,
-        session: &str,
-        offset: u64,
-        buf: Vec<u8>,
-        last: bool,
-    ) -> Result<Option<String>, GoogleError> {
-        let command = if last { "upload, finalize" } else { "upload" };
-        self.quota.count(Bucket::Api);
-        let resp = super::counted(
-            "uploads.chunk",
-            self.http
-                .post(session)
-                .header("Content-Length", buf.len())
-                .header("X-Goog-Upload-Command", command)
-                .header("X-Goog-Upload-Offset", offset)
-                .body(buf)
-                .send()
-                .await,
-        )
-        .map_err(GoogleError::transport)?;
-        if last {
-            token_from(resp).await.map(Some)
-        } else if resp.status().is_success() {
-            Ok(None)
-        } else {
-            Err(error_of(resp).await)
-        }
-    }
-
-    /// How many bytes of the session Google has.
+    /// How many bytes of the session Google has. One request: it is part of a chunk's
+    /// attempt, which the policy retries as a whole.
     async fn query(&self, session: &str) -> Result<u64, GoogleError> {
-        self.quota.count(Bucket::Api);
-        let resp = super::counted(
-            "uploads.query",
-            self.http
-                .post(session)
-                .header("Content-Length", 0)
-                .header("X-Goog-Upload-Command", "query")
-                .send()
-                .await,
-        )
-        .map_err(GoogleError::transport)?;
-        if !resp.status().is_success() {
-            return Err(error_of(resp).await);
-        }
+        let resp = self
+            .caller
+            .request(
+                Call::uploads("uploads.query"),
+                "uploads.query",
+                Auth::None,
+                || {
+                    std::future::ready(Ok(self
+                        .http
+                        .post(session)
+                        .header("Content-Length", 0)
+                        .header("X-Goog-Upload-Command", "query")))
+                },
+            )
+            .await?;
         resp.headers()
             .get("X-Goog-Upload-Size-Received")
             .and_then(|v| v.to_str().ok())
@@ -363,32 +342,14 @@ fn chunk_size(wanted: u64, granularity: u64) -> u64 {
     (wanted / granularity).max(1) * granularity
 }
 
-/// Whether an uploads-endpoint error body is the bare code-16 (UNAUTHENTICATED) answer.
-fn is_code_16(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("code").and_then(serde_json::Value::as_i64))
-        == Some(CODE_UNAUTHENTICATED)
-}
-
-/// The upload token of a successful answer (plain text), or the error.
+/// The upload token of a successful answer (plain text).
 async fn token_from(resp: reqwest::Response) -> Result<String, GoogleError> {
-    if !resp.status().is_success() {
-        return Err(error_of(resp).await);
-    }
     let body = resp.text().await.map_err(GoogleError::transport)?;
     let token = body.trim().to_string();
     if token.is_empty() {
         return Err(GoogleError::Protocol("empty upload token".into()));
     }
     Ok(token)
-}
-
-async fn error_of(resp: reqwest::Response) -> GoogleError {
-    let status = resp.status().as_u16();
-    let retry_after = super::error::retry_after(resp.headers());
-    let body = resp.bytes().await.unwrap_or_default();
-    GoogleError::from_api_response(status, &body, retry_after)
 }
 
 #[cfg(test)]
@@ -405,16 +366,5 @@ mod tests {
         assert_eq!(chunk_size(1024 * KIB, 768 * KIB), 768 * KIB);
         assert_eq!(chunk_size(256 * KIB, 768 * KIB), 768 * KIB);
         assert_eq!(chunk_size(16 * 1024 * KIB, 3 * 256 * KIB), 21 * 768 * KIB);
-    }
-
-    #[test]
-    fn the_code_16_answer_is_recognised() {
-        assert!(is_code_16(
-            br#"{"code":16,"message":"Authentication session is not defined."}"#
-        ));
-        assert!(!is_code_16(
-            br#"{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}"#
-        ));
-        assert!(!is_code_16(b"<html>401</html>"));
     }
 }

@@ -21,6 +21,13 @@
 //!
 //! Each closing and reopening is logged once, with what to do. Time is read from a
 //! [`Clock`] that tests move, so no test waits for a pause to end.
+//!
+//! Here: [`QuotaGate`] and its counting; `bucket.rs`: the buckets and what the store keeps
+//! of them; `gate.rs`: the gates (checking, closing for the day or a pause, reopening).
+//! Requests reach both through the call path ([`super::call::Caller`]).
+
+mod bucket;
+mod gate;
 
 use parking_lot::Mutex;
 use std::sync::{Arc, OnceLock};
@@ -28,8 +35,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 
-use super::error::GoogleError;
 use crate::clock::Clock;
+use bucket::BUCKETS;
+pub use bucket::{Bucket, Remembered, UsageLog};
+use gate::Gate;
 
 /// The first pause after a short-lived 429 of the content host.
 pub const FIRST_PAUSE: Duration = Duration::from_secs(60);
@@ -41,106 +50,12 @@ pub const MAX_PAUSE: Duration = Duration::from_secs(3600);
 /// threshold leaves a margin, and below it a 429 is far more likely a short-lived limit.
 pub const NEAR_DAILY_PERCENT: u64 = 90;
 
-/// What is counted against a quota, each with its own gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bucket {
-    /// Library API requests (`[google] daily_quota` per day).
-    Api,
-    /// Requests to download URLs: size probes and downloads (`[google] daily_media_quota`).
-    Media,
-    /// Picker API requests (Google: 100,000 per minute, no daily quota; counted per day here
-    /// for the metrics).
-    Picker,
-}
-
-const BUCKETS: [Bucket; 3] = [Bucket::Api, Bucket::Media, Bucket::Picker];
-
-impl Bucket {
-    /// The bucket's name in the metrics and the store.
-    pub fn name(self) -> &'static str {
-        match self {
-            Bucket::Api => "api",
-            Bucket::Media => "media",
-            Bucket::Picker => "picker",
-        }
-    }
-
-    /// The store's name for "the daily quota was used up that day" (`exhausted` is the Library
-    /// API's, as stores written before the other buckets had gates call it).
-    pub fn exhausted_key(self) -> &'static str {
-        match self {
-            Bucket::Api => "exhausted",
-            Bucket::Media => "media_exhausted",
-            Bucket::Picker => "picker_exhausted",
-        }
-    }
-
-    /// What the bucket counts, for log lines and error messages.
-    fn what(self) -> &'static str {
-        match self {
-            Bucket::Api => "Photos Library API calls",
-            Bucket::Media => "media requests (downloads and size probes of download URLs)",
-            Bucket::Picker => "Photos Picker API calls",
-        }
-    }
-
-    /// The configuration key of the bucket's daily quota, if it has one.
-    fn config_key(self) -> Option<&'static str> {
-        match self {
-            Bucket::Api => Some("daily_quota"),
-            Bucket::Media => Some("daily_media_quota"),
-            Bucket::Picker => None,
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// Where counts are written (the metadata store): `add(day, key, n)` with key a bucket's
-/// [`Bucket::name`] or [`Bucket::exhausted_key`].
-pub type UsageLog = Box<dyn Fn(NaiveDate, &'static str, u64) + Send + Sync>;
-
-/// What the store remembers of one day, handed to [`QuotaGate::restore`] at start.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Remembered {
-    pub api: u64,
-    pub media: u64,
-    pub picker: u64,
-    /// The daily quota of the Library API was used up that day.
-    pub api_exhausted: bool,
-    /// The daily quota of media requests was used up that day.
-    pub media_exhausted: bool,
-}
-
 /// Today's counts.
 #[derive(Debug)]
 struct Day {
     day: NaiveDate,
     used: [u64; 3],
     warned: [bool; 3],
-}
-
-/// One bucket's gate.
-#[derive(Debug)]
-struct Gate {
-    /// Closed until then; `None`: open.
-    until: Option<DateTime<Utc>>,
-    /// Closed for the rest of the day (a daily quota), not for a pause.
-    daily: bool,
-    /// The pause after the next short-lived 429.
-    next_pause: Duration,
-}
-
-impl Default for Gate {
-    fn default() -> Self {
-        Gate {
-            until: None,
-            daily: false,
-            next_pause: FIRST_PAUSE,
-        }
-    }
 }
 
 /// The quotas of one Google project: counts and gates.
@@ -315,157 +230,6 @@ impl QuotaGate {
             metrics.quota_used(bucket.name(), self.used_today(bucket));
         }
     }
-
-    /// Fails while the Library API's gate is closed.
-    pub fn check(&self) -> Result<(), GoogleError> {
-        self.check_bucket(Bucket::Api)
-    }
-
-    /// Fails at once, without calling Google, while `bucket`'s gate is closed; the first call
-    /// after it reopened logs that.
-    pub fn check_bucket(&self, bucket: Bucket) -> Result<(), GoogleError> {
-        let now = self.now();
-        let mut gates = self.gates.lock();
-        let gate = &mut gates[bucket.index()];
-        match gate.until {
-            Some(until) if now < until => Err(self.closed_error(bucket, gate.daily, now, until)),
-            Some(_) => {
-                gate.until = None;
-                if std::mem::take(&mut gate.daily) {
-                    tracing::info!(
-                        bucket = bucket.name(),
-                        "a new Pacific-time day began: calling Google again for {}",
-                        bucket.what()
-                    );
-                } else {
-                    tracing::info!(
-                        bucket = bucket.name(),
-                        "the pause is over: calling Google again for {}",
-                        bucket.what()
-                    );
-                }
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Closes `bucket`'s gate until Pacific midnight after its daily quota was used up (`why`
-    /// says how we know); returns the error to answer with.
-    pub fn close_daily(&self, bucket: Bucket, why: &str) -> GoogleError {
-        let now = self.now();
-        let until = next_pacific_midnight(now);
-        let mut gates = self.gates.lock();
-        let gate = &mut gates[bucket.index()];
-        if !(gate.daily && gate.until.is_some_and(|u| now < u)) {
-            let counted = match (self.limit(bucket), bucket.config_key()) {
-                (Some(limit), Some(key)) => format!(
-                    "{} counted today of [google] {key} = {limit}",
-                    self.used_today(bucket)
-                ),
-                _ => format!("{} counted today", self.used_today(bucket)),
-            };
-            let raise = match bucket.config_key() {
-                Some(key) => format!(" (and [google] {key} with it)"),
-                None => String::new(),
-            };
-            tracing::warn!(
-                bucket = bucket.name(),
-                until = %until,
-                "Google's daily quota of {} is used up ({why}; {counted}): no more of them \
-                 until midnight Pacific time (in {} min); clients get 503 with Retry-After, \
-                 what is cached is still served. Wait, or raise the quota on the Quotas page of \
-                 the Cloud console{raise}",
-                bucket.what(),
-                minutes_left(now, until),
-            );
-            if let Some(log) = self.log.get() {
-                log(pacific_today(now), bucket.exhausted_key(), 1);
-            }
-        }
-        gate.until = Some(until);
-        gate.daily = true;
-        self.closed_error(bucket, true, now, until)
-    }
-
-    /// The content host answered 429 (it says no more: no JSON, no limit name). Near the daily
-    /// quota that is the daily quota; otherwise the gate closes for a pause that doubles while
-    /// 429s continue. Returns the error to answer with.
-    pub fn throttled(&self, bucket: Bucket, retry_after: Option<Duration>) -> GoogleError {
-        if self.near_daily_limit(bucket) {
-            return self.close_daily(
-                bucket,
-                "429 from the content host, near the day's quota by our count",
-            );
-        }
-        let now = self.now();
-        let mut gates = self.gates.lock();
-        let gate = &mut gates[bucket.index()];
-        if let Some(until) = gate.until.filter(|u| now < *u) {
-            // Another request of the same burst: the gate is closed already.
-            return self.closed_error(bucket, gate.daily, now, until);
-        }
-        let pause = gate
-            .next_pause
-            .max(retry_after.unwrap_or_default().min(MAX_PAUSE));
-        let until = now + chrono::Duration::from_std(pause).unwrap_or(chrono::Duration::MAX);
-        gate.until = Some(until);
-        gate.daily = false;
-        gate.next_pause = (pause * 2).min(MAX_PAUSE);
-        tracing::warn!(
-            bucket = bucket.name(),
-            pause_s = pause.as_secs(),
-            until = %until,
-            "Google's content host is rate limiting this project (429, {} of {} counted today, \
-             far from the daily quota): no {} for {} s; clients get 503 with Retry-After, what \
-             is cached is still served. The pause doubles while 429s continue (at most 1 h). \
-             If this repeats, lower [cache] probe_concurrency or the number of parallel \
-             downloads of your clients",
-            self.used_today(bucket),
-            self.limit(bucket).unwrap_or(0),
-            bucket.what(),
-            pause.as_secs(),
-        );
-        self.closed_error(bucket, false, now, until)
-    }
-
-    /// A request of `bucket` succeeded: the next short-lived 429 pauses for the first pause
-    /// again.
-    pub fn succeeded(&self, bucket: Bucket) {
-        let mut gates = self.gates.lock();
-        gates[bucket.index()].next_pause = FIRST_PAUSE;
-    }
-
-    fn closed_error(
-        &self,
-        bucket: Bucket,
-        daily: bool,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> GoogleError {
-        let left = (until - now).to_std().unwrap_or(Duration::ZERO);
-        let retry_after =
-            Duration::from_secs(left.as_secs_f64().ceil() as u64).max(Duration::from_secs(1));
-        let message = if daily {
-            format!(
-                "the project's daily quota of {} is used up (per day); it resets at midnight \
-                 Pacific time, in {} min",
-                bucket.what(),
-                minutes_left(now, until)
-            )
-        } else {
-            format!(
-                "Google is rate limiting the project's {} (429); they pause for {} s more, \
-                 retry then",
-                bucket.what(),
-                retry_after.as_secs()
-            )
-        };
-        GoogleError::GateClosed {
-            message,
-            retry_after,
-        }
-    }
 }
 
 fn minutes_left(now: DateTime<Utc>, until: DateTime<Utc>) -> u64 {
@@ -495,6 +259,7 @@ pub fn next_pacific_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::google::error::GoogleError;
 
     /// The `Retry-After` (whole seconds) of a gate's refusal; panics when the gate is open.
     fn refused(gate: &QuotaGate, bucket: Bucket) -> (u64, String) {
