@@ -251,7 +251,7 @@ impl Catalog {
     }
 
     /// A folder's listing as the store keeps it, with the catalog-clock instant it was
-    /// fetched at. None when not stored, unreadable, or older than the process can express.
+    /// fetched at. None when not stored or unreadable.
     async fn stored_listing(&self, key: &FolderKey) -> Option<(Listing, Instant)> {
         let name = store_key(key)?;
         let (body, fetched_at) = self.inner.opts.store.listing(&name).await?;
@@ -263,7 +263,14 @@ impl Catalog {
             }
         };
         let age = Duration::from_secs(self.inner.clock.unix_now().saturating_sub(fetched_at));
-        let at = self.inner.clock.now().checked_sub(age)?;
+        // On some platforms (Windows, macOS) an `Instant` cannot go back past the machine's
+        // boot, so a listing stored before a reboot may be older than one can express. It is
+        // still a listing: serve it as one just past its TTL, revalidated in the background
+        // like any stale one, rather than refetched from Google before answering.
+        let now = self.inner.clock.now();
+        let at = now
+            .checked_sub(age)
+            .or_else(|| now.checked_sub(self.inner.opts.listing_ttl))?;
         let mut items = Vec::new();
         let listed = entries
             .into_iter()
