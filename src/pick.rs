@@ -579,24 +579,8 @@ async fn download_to_file(
 ) -> Result<(Spooled, u64), PickError> {
     use futures::StreamExt;
     use tokio::io::AsyncWriteExt;
-    let tokens = google.library.tokens();
-    let token = tokens.access_token().await?;
     let url = item.download_url();
-    let mut download = match google
-        .content
-        .download_bearer(&url, 0, token.secret())
-        .await
-    {
-        Err(GoogleError::Unauthenticated) => {
-            tokens.invalidate(&token).await;
-            let token = tokens.access_token().await?;
-            google
-                .content
-                .download_bearer(&url, 0, token.secret())
-                .await?
-        }
-        other => other?,
-    };
+    let mut download = google.content.download_bearer(&url, 0).await?;
     let spooled = Spooled {
         path: std::env::temp_dir().join(format!(
             "gphotos-dav-import-{}-{:016x}",

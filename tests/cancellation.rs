@@ -231,7 +231,6 @@ async fn a_size_probe_dropped_during_the_token_refresh_strands_nothing() {
     .unwrap()
     .unwrap();
     assert_eq!(listed.len(), 3);
-    let token = direct.library.tokens().access_token().await.unwrap();
     let items = gphotos_dav::catalog::picked::decode_items(&set.items_json).unwrap();
     for entry in listed {
         let gphotos_dav::catalog::Entry::File(file) = entry else {
@@ -243,7 +242,7 @@ async fn a_size_probe_dropped_during_the_token_refresh_strands_nothing() {
             .unwrap();
         let size = direct
             .content
-            .probe_size_bearer(&item.item.download_url(), token.secret())
+            .probe_size_bearer(&item.item.download_url())
             .await
             .unwrap();
         assert_eq!(file.size, size, "{}", file.name);

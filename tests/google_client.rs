@@ -352,8 +352,9 @@ async fn the_bearer_token_never_follows_a_redirect_to_another_origin() {
         r.insert((a, "/away-and-back".into()), at(b, "/back"));
         r.insert((b, "/back".into()), at(a, "/final-back"));
     }
-    const TOKEN: &str = "ya29.secret-access-token";
-    let bearer = Some(format!("Bearer {TOKEN}"));
+    // The access token the content client attaches: the token source's.
+    let token = google.library.tokens().access_token().await.unwrap();
+    let bearer = Some(format!("Bearer {}", token.secret()));
     /// A request expected: port, path, whether it carries the token.
     type Hop<'a> = (u16, &'a str, bool);
     let cases: Vec<(&str, Vec<Hop>)> = vec![
@@ -378,7 +379,7 @@ async fn the_bearer_token_never_follows_a_redirect_to_another_origin() {
         seen.lock().unwrap().clear();
         let mut download = google
             .content
-            .download_bearer(&at(a, start), 0, TOKEN)
+            .download_bearer(&at(a, start), 0)
             .await
             .unwrap();
         let mut body = Vec::new();
@@ -391,10 +392,64 @@ async fn the_bearer_token_never_follows_a_redirect_to_another_origin() {
         seen.lock().unwrap().clear();
         let size = google
             .content
-            .probe_size_bearer(&at(a, start), TOKEN)
+            .probe_size_bearer(&at(a, start))
             .await
             .unwrap();
         assert_eq!(size, 5, "probe of {start}");
         assert_eq!(*seen.lock().unwrap(), expected, "probe of {start}");
     }
+}
+
+/// A picked item's bytes need the access token: when Google refuses a token our cache still
+/// believes valid (401), the content client refreshes it once and sends again, for the
+/// download and the size probe alike: the same bytes, one token call, nothing for the caller
+/// to handle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_on_picked_bytes_is_refreshed_once() {
+    use futures::StreamExt;
+    let opts = EmulatorOptions {
+        // Shorter than the picked URL's 60 minutes, so the URL outlives the token.
+        access_token_ttl: Duration::from_secs(600),
+        ..EmulatorOptions::default()
+    };
+    let (emu, google) = setup_with(opts, emulator::REFRESH_TOKEN).await;
+    let counters = emu.emulator.counters();
+    let photo = emu
+        .emulator
+        .library()
+        .items
+        .iter()
+        .find(|i| i.mime_type.starts_with("image/"))
+        .unwrap()
+        .id
+        .clone();
+    let session = google.picker.create_session(Some(5)).await.unwrap();
+    emu.emulator
+        .pick(&session.id, std::slice::from_ref(&photo))
+        .unwrap();
+    let url = google.picker.list_items(&session.id).await.unwrap()[0].download_url();
+    let read = |url: String| {
+        let google = google.clone();
+        async move {
+            let mut download = google.content.download_bearer(&url, 0).await.unwrap();
+            let mut body = Vec::new();
+            while let Some(chunk) = download.body.next().await {
+                body.extend_from_slice(&chunk.unwrap());
+            }
+            body
+        }
+    };
+    let first = read(url.clone()).await;
+    assert!(!first.is_empty());
+    assert_eq!(counters.get("token"), 1);
+
+    emu.emulator.clock().advance(Duration::from_secs(700));
+    let again = read(url.clone()).await;
+    assert_eq!(again, first, "the same bytes after the refresh");
+    assert_eq!(counters.get("token"), 2, "one refresh");
+    assert_eq!(
+        google.content.probe_size_bearer(&url).await.unwrap(),
+        first.len() as u64
+    );
+    assert_eq!(counters.get("token"), 2, "the fresh token serves the probe");
 }

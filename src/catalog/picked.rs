@@ -223,8 +223,8 @@ impl Catalog {
     /// The size of picked item `id` of `set`, probed with the bearer token.
     pub(super) async fn picked_probe(&self, set: &str, id: &str) -> Result<u64, CatalogError> {
         let content = &self.inner.google.content;
-        self.with_picked_url(set, id, |url, token| async move {
-            content.probe_size_bearer(&url, &token).await
+        self.with_picked_url(set, id, |url| async move {
+            content.probe_size_bearer(&url).await
         })
         .await
     }
@@ -237,13 +237,14 @@ impl Catalog {
         start: u64,
     ) -> Result<Download, CatalogError> {
         let content = &self.inner.google.content;
-        self.with_picked_url(set, id, |url, token| async move {
-            content.download_bearer(&url, start, &token).await
+        self.with_picked_url(set, id, |url| async move {
+            content.download_bearer(&url, start).await
         })
         .await
     }
 
-    /// Runs `op` on picked item `id`'s download URL and the access token and, when the content
+    /// Runs `op` on picked item `id`'s download URL (the content client adds the access
+    /// token, refreshed once if refused) and, when the content
     /// host refuses that URL as expired, once more on a fresh one (see [`Self::picked_item`]).
     async fn with_picked_url<T, F, Fut>(
         &self,
@@ -252,7 +253,7 @@ impl Catalog {
         op: F,
     ) -> Result<T, CatalogError>
     where
-        F: Fn(String, String) -> Fut,
+        F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<T, GoogleError>>,
     {
         let stored = self.picked_item(set, id, None).await?;
@@ -263,38 +264,14 @@ impl Catalog {
             VideoState::Processing => return Err(not_yet()),
             VideoState::Failed => return Err(CatalogError::NotFound),
         }
-        match self
-            .with_bearer(|t| op(stored.item.download_url(), t))
-            .await
-        {
+        match op(stored.item.download_url()).await {
             Err(GoogleError::UrlExpired) => {
                 self.inner.url_age.refused_at(self.url_age_of(&stored));
                 let refused = Some(stored.item.media_file.base_url.as_str());
                 let fresh = self.picked_item(set, id, refused).await?;
-                Ok(self
-                    .with_bearer(|t| op(fresh.item.download_url(), t))
-                    .await?)
+                Ok(op(fresh.item.download_url()).await?)
             }
             other => Ok(other?),
-        }
-    }
-
-    /// Calls `f` with the access token; a refused token is replaced once.
-    async fn with_bearer<T, F, Fut>(&self, f: F) -> Result<T, GoogleError>
-    where
-        F: Fn(String) -> Fut,
-        Fut: std::future::Future<Output = Result<T, GoogleError>>,
-    {
-        let tokens = self.inner.google.library.tokens();
-        let token = tokens.access_token().await?;
-        match f(token.secret().clone()).await {
-            Err(GoogleError::Unauthenticated) => {
-                tracing::debug!("the content host refused the access token; refreshing once");
-                tokens.invalidate(&token).await;
-                let token = tokens.access_token().await?;
-                f(token.secret().clone()).await
-            }
-            other => other,
         }
     }
 

@@ -114,12 +114,9 @@ impl Call {
 
 /// How a request is authorized.
 #[derive(Debug, Clone, Copy)]
-pub enum Auth<'a> {
+pub enum Auth {
     /// The token source's access token; a 401 refreshes it once and sends again.
     Token,
-    /// A token the caller holds (a picked item's download URL); a 401 is the caller's to
-    /// handle (it refreshes and repeats the whole call).
-    Given(&'a str),
     /// Nothing: the URL itself authorizes (a resumable session's URL, a library item's
     /// `baseUrl`).
     None,
@@ -241,7 +238,7 @@ impl Caller {
         &self,
         call: Call,
         kind: &'static str,
-        auth: Auth<'_>,
+        auth: Auth,
         build: B,
     ) -> Result<O::Answer, GoogleError>
     where
@@ -259,10 +256,8 @@ impl Caller {
                 _ => None,
             };
             let mut request = build().await?;
-            match (&token, auth) {
-                (Some(token), _) => request = request.bearer(token.secret()),
-                (None, Auth::Given(token)) => request = request.bearer(token),
-                _ => {}
+            if let Some(token) = &token {
+                request = request.bearer(token.secret());
             }
             self.quota.count(call.bucket);
             let answer = request.send(kind).await?;

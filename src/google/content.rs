@@ -56,38 +56,35 @@ impl ContentClient {
 
     /// The size in bytes of what `url` serves (transient failures retried).
     pub async fn probe_size(&self, url: &str) -> Result<u64, GoogleError> {
-        self.probe_size_with(url, None).await
+        self.probe_size_with(url, false).await
     }
 
     /// Starts a download at byte `start` (transient failures to connect retried).
     pub async fn download(&self, url: &str, start: u64) -> Result<Download, GoogleError> {
-        self.download_with(url, start, None).await
+        self.download_with(url, start, false).await
     }
 
     /// [`ContentClient::probe_size`] for a URL that needs the OAuth access token (Picker API
-    /// items). A refused token is [`GoogleError::Unauthenticated`].
-    pub async fn probe_size_bearer(&self, url: &str, token: &str) -> Result<u64, GoogleError> {
-        self.probe_size_with(url, Some(token)).await
+    /// items): the call path's token, refreshed once when the host refuses it (401); refused
+    /// again, [`GoogleError::Unauthenticated`].
+    pub async fn probe_size_bearer(&self, url: &str) -> Result<u64, GoogleError> {
+        self.probe_size_with(url, true).await
     }
 
-    /// [`ContentClient::download`] for a URL that needs the OAuth access token.
-    pub async fn download_bearer(
-        &self,
-        url: &str,
-        start: u64,
-        token: &str,
-    ) -> Result<Download, GoogleError> {
-        self.download_with(url, start, Some(token)).await
+    /// [`ContentClient::download`] for a URL that needs the OAuth access token (as
+    /// [`ContentClient::probe_size_bearer`]).
+    pub async fn download_bearer(&self, url: &str, start: u64) -> Result<Download, GoogleError> {
+        self.download_with(url, start, true).await
     }
 
-    async fn probe_size_with(&self, url: &str, token: Option<&str>) -> Result<u64, GoogleError> {
+    async fn probe_size_with(&self, url: &str, bearer: bool) -> Result<u64, GoogleError> {
         // Each attempt owns its data: futures that borrow through a retried closure defeat
         // the compiler's Send inference (rust-lang/rust#64552).
-        let (this, url, token) = (self.clone(), url.to_owned(), token.map(str::to_owned));
-        let call = Call::content("content.probe", bucket_of(token.as_deref()));
+        let (this, url) = (self.clone(), url.to_owned());
+        let call = Call::content("content.probe", bucket_of(bearer));
         self.caller
             .run(call, transient, move || {
-                Self::probe_once(this.clone(), call, url.clone(), token.clone())
+                Self::probe_once(this.clone(), call, url.clone(), bearer)
             })
             .await
     }
@@ -96,13 +93,13 @@ impl ContentClient {
         &self,
         url: &str,
         start: u64,
-        token: Option<&str>,
+        bearer: bool,
     ) -> Result<Download, GoogleError> {
-        let (this, url, token) = (self.clone(), url.to_owned(), token.map(str::to_owned));
-        let call = Call::content("content.download", bucket_of(token.as_deref()));
+        let (this, url) = (self.clone(), url.to_owned());
+        let call = Call::content("content.download", bucket_of(bearer));
         self.caller
             .run(call, transient, move || {
-                Self::download_once(this.clone(), call, url.clone(), start, token.clone())
+                Self::download_once(this.clone(), call, url.clone(), start, bearer)
             })
             .await
     }
@@ -110,16 +107,8 @@ impl ContentClient {
     /// One attempt at a size probe: a HEAD, and when that gives no length, a one-byte
     /// ranged GET whose `Content-Range` names the total. Each is a request of its own through
     /// the call path (gate, count, classification); a retry starts again with the HEAD.
-    async fn probe_once(
-        self,
-        call: Call,
-        url: String,
-        token: Option<String>,
-    ) -> Result<u64, GoogleError> {
-        let auth = match &token {
-            Some(t) => Auth::Given(t),
-            None => Auth::None,
-        };
+    async fn probe_once(self, call: Call, url: String, bearer: bool) -> Result<u64, GoogleError> {
+        let auth = if bearer { Auth::Token } else { Auth::None };
         let probe = |method: reqwest::Method, range: Option<&'static str>| {
             let request = ProbeRequest {
                 http: self.http.clone(),
@@ -169,12 +158,9 @@ impl ContentClient {
         call: Call,
         url: String,
         start: u64,
-        token: Option<String>,
+        bearer: bool,
     ) -> Result<Download, GoogleError> {
-        let auth = match &token {
-            Some(t) => Auth::Given(t),
-            None => Auth::None,
-        };
+        let auth = if bearer { Auth::Token } else { Auth::None };
         let range = format!("bytes={start}-");
         let answer = self
             .caller
@@ -294,8 +280,8 @@ impl Outgoing for DownloadRequest {
 /// bearer token, and Google counts their bytes in the Picker API's own quota (1,000,000 media
 /// requests a minute), not in the Library API's 75,000 a day: a 429 on a picked item must not
 /// stop the library's downloads, nor the reverse.
-fn bucket_of(token: Option<&str>) -> Bucket {
-    if token.is_some() {
+fn bucket_of(bearer: bool) -> Bucket {
+    if bearer {
         Bucket::Picker
     } else {
         Bucket::Media
