@@ -60,6 +60,9 @@ pub enum Host {
     /// [`QuotaGate::throttled`]), so it is never retried; the gate is checked before each of
     /// its requests, since one request's 429 closes it for the next.
     Content,
+    /// Any API, asked by `doctor` whether it answers: every status is the result (the caller
+    /// reads it), nothing is classified as a failure.
+    Diagnostic,
 }
 
 /// What one call is, for the logs, the quota and the classification of its failures.
@@ -90,6 +93,16 @@ impl Call {
             what,
             bucket: Bucket::Picker,
             host: Host::Api,
+        }
+    }
+
+    /// A diagnostic request of `doctor` to an API, counted in `bucket`: its answer's status,
+    /// whatever it is, is the result.
+    pub const fn diagnostic(what: &'static str, bucket: Bucket) -> Self {
+        Call {
+            what,
+            bucket,
+            host: Host::Diagnostic,
         }
     }
 
@@ -313,6 +326,7 @@ impl Caller {
     ) -> Result<A, GoogleError> {
         let status = answer.status();
         match call.host {
+            Host::Diagnostic => Ok(answer),
             _ if status.is_success() && call.host != Host::Content => Ok(answer),
             Host::Content => match status {
                 s if s.is_success() || s == StatusCode::RANGE_NOT_SATISFIABLE => {

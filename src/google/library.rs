@@ -12,8 +12,9 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::auth::TokenSource;
-use super::call::{Call, Caller};
+use super::call::{Auth, Call, Caller};
 use super::error::GoogleError;
+use super::quota::Bucket;
 use super::types::{
     Album, AlbumPage, BatchCreateResponse, BatchGetResponse, Listed, MediaItem, MediaItemPage,
     Page, SharedAlbumPage, Status,
@@ -154,16 +155,17 @@ impl LibraryClient {
 
     /// The HTTP status of an authenticated GET of `url` (for diagnostics of other Google APIs
     /// sharing this token).
+    /// One request through the call path (token refreshed once on a 401, counted in the
+    /// Picker's bucket, the one API `doctor` asks this way), not retried.
     pub async fn probe_url(&self, url: &str) -> Result<u16, GoogleError> {
-        let token = self.tokens().access_token().await?;
-        let resp = self
-            .http
-            .get(url)
-            .bearer_auth(token.secret())
-            .send()
-            .await
-            .map_err(GoogleError::transport)?;
-        Ok(resp.status().as_u16())
+        let call = Call::diagnostic("doctor.probe", Bucket::Picker);
+        let answer: reqwest::Response = self
+            .caller
+            .request(call, call.what, Auth::Token, || {
+                std::future::ready(Ok(self.http.get(url)))
+            })
+            .await?;
+        Ok(answer.status().as_u16())
     }
 
     /// albums.get.
