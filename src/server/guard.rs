@@ -30,7 +30,7 @@
 
 use bytes::Bytes;
 use http::Request;
-use http_body_util::{BodyExt, Full, Limited, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Full, Limited};
 
 /// Longest request path accepted, in bytes as sent (still percent-encoded).
 pub const MAX_PATH_BYTES: usize = 8 * 1024;
@@ -44,8 +44,7 @@ pub const MAX_XML_DEPTH: usize = 64;
 /// Methods whose body is an XML document dav-server reads whole.
 const XML_METHODS: [&str; 3] = ["PROPFIND", "PROPPATCH", "LOCK"];
 
-/// The request body type handed to dav-server after screening.
-pub type ReqBody = UnsyncBoxBody<Bytes, std::io::Error>;
+pub use super::response::ReqBody;
 
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

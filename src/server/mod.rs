@@ -5,6 +5,7 @@ pub mod config;
 pub mod etag_quotes;
 pub mod guard;
 pub mod policy;
+pub mod response;
 pub mod service;
 pub mod signed;
 pub mod tls;

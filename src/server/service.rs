@@ -33,20 +33,17 @@ use dav_server::davpath::DavPath;
 use dav_server::{DavHandler, DavMethodSet};
 use futures::StreamExt;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Full};
 
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::Catalog;
 use crate::dav::{PhotosFs, failure, probes, segments};
-use crate::google::GoogleError;
 use crate::server::auth::{Authenticator, Denied, Identity};
 use crate::server::guard::{self, Rejection};
 use crate::server::policy::{self, Delivery};
 use crate::upload::{Answer, UploadOptions, Uploader, local::LocalFiles};
 
-pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
-
-/// How much of a file dav-server asks the filesystem for per read.
-pub(super) const READ_BUF_SIZE: usize = 256 * 1024;
+pub use crate::server::response::Body;
+use crate::server::response::{READ_BUF_SIZE, full, text_response, upstream_failure};
 
 #[derive(Clone)]
 pub struct DavService {
@@ -601,22 +598,6 @@ fn box_dav_body(body: DavBody) -> Body {
     body.boxed_unsync()
 }
 
-pub(super) fn text_response(status: StatusCode, text: &str) -> Response<Body> {
-    let mut resp = Response::new(full(text.to_string()));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        "Content-Type",
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
-}
-
-fn full(text: String) -> Body {
-    Full::new(Bytes::from(text))
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
 fn finite_depth_required() -> Response<Body> {
     let xml = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
                <D:error xmlns:D=\"DAV:\"><D:propfind-finite-depth/></D:error>\n";
@@ -626,40 +607,5 @@ fn finite_depth_required() -> Response<Body> {
         "Content-Type",
         HeaderValue::from_static("application/xml; charset=utf-8"),
     );
-    resp
-}
-
-/// The answer for a request that failed because Google did: a status that tells the client
-/// it was not its fault, and a body and log line that tell the user what to do.
-pub(super) fn upstream_failure(method: &Method, path: &str, err: &CatalogError) -> Response<Body> {
-    let (status, retry_after) = match err {
-        CatalogError::NotFound | CatalogError::Google(GoogleError::NotFound(_)) => {
-            (StatusCode::NOT_FOUND, None)
-        }
-        CatalogError::Google(GoogleError::RateLimited { retry_after, .. }) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(retry_after.map_or(60, |d| d.as_secs().max(1))),
-        ),
-        CatalogError::Google(GoogleError::GateClosed { retry_after, .. }) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(retry_after.as_secs().max(1)),
-        ),
-        CatalogError::Google(_) => (StatusCode::BAD_GATEWAY, None),
-        // Not a failure: the video exists, Google has not finished transcoding it.
-        CatalogError::Processing { retry_after } => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(retry_after.as_secs().max(1)),
-        ),
-    };
-    if matches!(err, CatalogError::Processing { .. }) {
-        tracing::info!(%method, path, status = status.as_u16(), "not yet: {err}");
-    } else {
-        tracing::warn!(%method, path, status = status.as_u16(), "request failed upstream: {err}");
-    }
-    let mut resp = text_response(status, &format!("gphotos-dav: {err}\n"));
-    if let Some(secs) = retry_after {
-        resp.headers_mut()
-            .insert("Retry-After", HeaderValue::from(secs));
-    }
     resp
 }

@@ -23,7 +23,7 @@ use hmac::{Hmac, Mac};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use sha2::Sha256;
 
-use super::service::{Body, READ_BUF_SIZE, text_response, upstream_failure};
+use super::response::{Body, READ_BUF_SIZE, text_response, upstream_failure};
 use crate::catalog::Catalog;
 use crate::dav::by_id::ByIdFs;
 use crate::dav::failure;
