@@ -38,7 +38,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long a client may take to send a request's headers (slow-loris protection).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A bound, not yet serving, WebDAV server.
+/// A bound, not yet serving, WebDAV server: binding and serving are two steps so that a
+/// caller (a test, `demo`) learns the address, and start-up errors come back as a
+/// [`StartError`], before any request is served.
 pub struct Server {
     listener: TcpListener,
     /// The HTTP side (see `stack`).
