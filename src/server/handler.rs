@@ -5,7 +5,7 @@
 //! - **Readable upstream errors.** The filesystem records why Google failed; an answer
 //!   dav-server gives as a bare 4xx or 5xx becomes a 404, a 502, or a 503 with Retry-After,
 //!   whose body and log line say what to do ([`upstream_failure`]).
-//! - **A GET holds its head until the first bytes** ([`first_bytes`]): a refused download is
+//! - **A GET holds its head until the first bytes** (`first_bytes`): a refused download is
 //!   a status, never a body cut after a 200.
 //!
 //! Everything dav-server cannot do on its own happens in the stages above (`layers`).
