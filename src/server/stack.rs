@@ -78,7 +78,7 @@ use crate::upload::{UploadOptions, Uploader, local::LocalFiles};
 pub type HttpBody = tower_http::body::UnsyncBoxBody<Bytes, tower_http::BoxError>;
 
 /// The whole HTTP side as one service: what the accept loop hands each connection's requests
-/// to (their body boxed, their [`Peer`](crate::server::layers::stage::Peer) in the extensions).
+/// to (their body boxed, their [`Peer`] in the extensions).
 pub type HttpStack = BoxCloneService<Request<ReqBody>, Response<HttpBody>, Infallible>;
 
 /// What the stack is built from (see `Server::bind`).
