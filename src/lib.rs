@@ -6,7 +6,7 @@
 //! - [`catalog`]: the file tree over a library (names, listings, sizes, caching).
 //! - [`dav`]: dav-server's filesystem traits over the catalog.
 //! - [`upload`]: the write path (PUT, MKCOL), batching item creation, local placeholders.
-//! - [`server`]: configuration and the HTTP service around dav-server.
+//! - [`server`]: configuration and the HTTP side: a stack of tower layers around dav-server.
 //! - [`pick`]: the `pick` command's Picker API flow (create, poll, store, list, delete).
 //! - [`doctor`]: checks a configuration end to end and says how to fix what fails.
 //!

@@ -22,7 +22,8 @@ use sha2::{Digest, Sha256};
 /// How long a verified (name, password) pair is trusted without running argon2 again.
 const CACHE_TTL: Duration = Duration::from_secs(300);
 
-/// One configured user.
+/// One configured user (`[[server.users]]`), as the [`Authenticator`] keeps it. Its `Debug`
+/// never shows the password hash.
 #[derive(Clone)]
 pub struct User {
     pub name: String,
@@ -40,7 +41,8 @@ impl std::fmt::Debug for User {
     }
 }
 
-/// Who made a request.
+/// Who made a request: the authentication stage's finding, kept in the request's extensions
+/// for the stages and routes below it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
     /// No users are configured: everyone is let in (only on loopback unless allowed).
@@ -62,6 +64,9 @@ pub enum Denied {
     Malformed,
 }
 
+/// The configured users and the cache of recent successful logins: what the authentication
+/// stage (`layers::auth`) asks whether a request's `Authorization` header lets it in. One per
+/// server, shared by every connection, so that the cache spares argon2 across all of them.
 pub struct Authenticator {
     users: HashMap<String, User>,
     /// A hash of a random password, verified for unknown names so they cost the same time.

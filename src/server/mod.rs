@@ -1,17 +1,25 @@
-//! The server: configuration, the HTTP service, and the accept loop.
+//! The server: configuration, the HTTP side, and the accept loop.
+//!
+//! The HTTP side is a stack of tower layers around a router, assembled in `stack` (its docs
+//! list the stages in the order a request meets them), each stage a file of `layers`; the
+//! routes are the signed links (`signed`) and the WebDAV tree (dav-server, `handler`). Shared
+//! response helpers live in `response`, which imports nothing else from here. This file binds
+//! the listeners and runs the connections (hyper-util, HTTP/1 and 2, TLS when configured,
+//! graceful shutdown).
 
 pub mod auth;
 pub mod config;
-pub mod etag_quotes;
-pub mod guard;
+pub mod handler;
+pub mod layers;
 pub mod policy;
-pub mod service;
+pub mod response;
+pub mod router;
 pub mod signed;
+pub mod stack;
 pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -22,7 +30,7 @@ use tokio::net::TcpListener;
 use crate::catalog::{Catalog, CatalogOptions};
 use crate::google::{Google, GoogleError, RetryPolicy};
 pub use config::{Config, ConfigError};
-pub use service::DavService;
+use stack::HttpStack;
 
 /// How long in-flight requests may run after shutdown was asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -30,10 +38,16 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long a client may take to send a request's headers (slow-loris protection).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A bound, not yet serving, WebDAV server.
+/// A bound, not yet serving, WebDAV server: binding and serving are two steps so that a
+/// caller (a test, `demo`) learns the address, and start-up errors come back as a
+/// [`StartError`], before any request is served.
 pub struct Server {
     listener: TcpListener,
-    service: Arc<DavService>,
+    /// The HTTP side (see `stack`).
+    stack: HttpStack,
+    /// `[webdav] prefix`, for [`Server::url`].
+    prefix: String,
+    catalog: Catalog,
     tls: Option<tokio_rustls::TlsAcceptor>,
     /// `[server] metrics_listen`: `/metrics` and `/healthz`, separate from the WebDAV port.
     metrics: Option<TcpListener>,
@@ -124,14 +138,14 @@ impl Server {
         );
         catalog.load_remembered().await;
         let delivery = policy::Delivery::from_config(&config.webdav, &catalog)?;
-        let service = Arc::new(DavService::new(
-            catalog,
-            config.server.read_only,
-            &config.webdav.prefix,
-            auth::Authenticator::new(users),
+        let stack = stack::build(stack::Settings {
+            catalog: catalog.clone(),
+            read_only: config.server.read_only,
+            prefix: config.webdav.prefix.clone(),
+            auth: auth::Authenticator::new(users),
             delivery,
-            config.upload.options(),
-        ));
+            uploads: config.upload.options(),
+        });
         let listener = TcpListener::bind(config.server.listen)
             .await
             .map_err(|source| StartError::Listen {
@@ -148,7 +162,9 @@ impl Server {
         };
         Ok(Server {
             listener,
-            service,
+            stack,
+            prefix: config.webdav.prefix.clone(),
+            catalog,
             tls,
             metrics,
         })
@@ -157,12 +173,12 @@ impl Server {
     /// The URL the tree is served at.
     pub fn url(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
-        format!("{scheme}://{}{}/", self.local_addr(), self.service.prefix())
+        format!("{scheme}://{}{}/", self.local_addr(), self.prefix)
     }
 
     /// The catalog behind the tree (tests reach its clock through it).
     pub fn catalog(&self) -> &Catalog {
-        self.service.catalog()
+        &self.catalog
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -205,13 +221,7 @@ impl Server {
                             continue;
                         }
                     };
-                    let service = self.service.clone();
-                    let handler = service_fn(move |req| {
-                        let service = service.clone();
-                        async move {
-                            Ok::<_, std::convert::Infallible>(access_logged(&service, req, peer).await)
-                        }
-                    });
+                    let handler = stack::for_connection(&self.stack, peer);
                     match &self.tls {
                         None => {
                             let conn = builder
@@ -294,50 +304,6 @@ async fn serve_metrics(listener: TcpListener) {
                 .await;
         });
     }
-}
-
-/// Handles one request and writes its access-log line (target `gphotos_dav::access`):
-/// method, path (never the query, which may carry a link signature), status, the announced
-/// length (`-` for streamed answers such as listings), time to the response head, and the user
-/// (`-` when anonymous or refused).
-async fn access_logged(
-    service: &DavService,
-    req: hyper::Request<hyper::body::Incoming>,
-    peer: SocketAddr,
-) -> hyper::Response<service::Body> {
-    let started = std::time::Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let user = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(auth::basic_user);
-    let response = service.handle(req, peer).await;
-    crate::metrics::get().requests.inc();
-    let status = response.status().as_u16();
-    let bytes = response
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
-    let user = match user {
-        Some(name) if status != 401 => name,
-        _ => "-".into(),
-    };
-    tracing::info!(
-        target: "gphotos_dav::access",
-        %peer,
-        %method,
-        path,
-        status,
-        bytes,
-        ms = started.elapsed().as_millis() as u64,
-        user,
-        "request"
-    );
-    response
 }
 
 fn spawn_connection<F, E>(conn: F, peer: SocketAddr)

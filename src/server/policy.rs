@@ -59,7 +59,8 @@ fn read_key_file(path: &PathBuf) -> Result<SignKey, ConfigError> {
         })
 }
 
-/// What the HTTP service needs to carry out the policy.
+/// What the HTTP stack needs to carry out the policy: the redirect the tree's files answer
+/// GET with (handed to `PhotosFs`), and the signed-link route the router sends `/d/` to.
 #[derive(Clone)]
 pub struct Delivery {
     pub policy: Policy,

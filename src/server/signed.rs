@@ -23,7 +23,7 @@ use hmac::{Hmac, Mac};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use sha2::Sha256;
 
-use super::service::{Body, READ_BUF_SIZE, text_response, upstream_failure};
+use super::response::{Body, READ_BUF_SIZE, text_response, upstream_failure};
 use crate::catalog::Catalog;
 use crate::dav::by_id::ByIdFs;
 use crate::dav::failure;
@@ -146,11 +146,14 @@ impl SignedRoute {
         }
     }
 
-    /// Whether a request path is a link (and so never reaches the WebDAV tree).
-    pub fn owns(&self, path: &str) -> bool {
-        path.starts_with(&self.base)
+    /// `<[webdav] prefix>/d/`: every path starting so is a link (and so never reaches the
+    /// WebDAV tree; the router sends it here).
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
+    /// Answers one request for a link: 405 but for GET and HEAD, a bare 403 for a link that
+    /// fails a check, else the item's bytes.
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,

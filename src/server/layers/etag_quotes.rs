@@ -1,4 +1,6 @@
-//! Quotes the `getetag` values of a PROPFIND answer.
+//! Quotes the `getetag` values of a PROPFIND answer: the twelfth stage of the tree's stack,
+//! the innermost response stage ([`QuoteEtagsStage`]), and the body wrapper that does it
+//! ([`QuoteEtags`]).
 //!
 //! RFC 4918 (15.6) makes `DAV:getetag` the entity tag exactly as the `ETag` header carries it,
 //! quotes included. dav-server writes one `DavMetaData::etag()` string into both places but
@@ -11,13 +13,35 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
+use http::StatusCode;
 use http_body::{Body as HttpBody, Frame};
+use http_body_util::BodyExt;
+
+use super::stage::{Inner, Next, Req, Res, Stage};
 
 const OPEN: &[u8] = b"<D:getetag>";
 const CLOSE: &[u8] = b"</D:getetag>";
 /// An entity tag longer than this is not one of ours: pass it through untouched rather
 /// than hold an unbounded amount of the body back.
 const MAX_HELD: usize = 4096;
+
+/// The stage: a PROPFIND's 207 gets its body wrapped in [`QuoteEtags`]. The quotes change the
+/// length, so the answer never keeps a `Content-Length`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QuoteEtagsStage;
+
+impl Stage for QuoteEtagsStage {
+    async fn handle<S: Inner>(&self, req: Req, next: Next<S>) -> Res {
+        let is_propfind = req.method().as_str() == "PROPFIND";
+        let response = next.run(req).await;
+        if !is_propfind || response.status() != StatusCode::MULTI_STATUS {
+            return response;
+        }
+        let mut response = response.map(|b| QuoteEtags::new(b).boxed_unsync());
+        response.headers_mut().remove(http::header::CONTENT_LENGTH);
+        response
+    }
+}
 
 /// Wraps a multistatus body from dav-server (which always writes the DAV: namespace as `D:`).
 pub struct QuoteEtags<B> {
@@ -29,6 +53,7 @@ pub struct QuoteEtags<B> {
 }
 
 impl<B> QuoteEtags<B> {
+    /// Quotes the tags of `inner` as it streams.
     pub fn new(inner: B) -> Self {
         QuoteEtags {
             inner,

@@ -1,8 +1,10 @@
-//! Request hygiene, before anything else looks at a request.
+//! Request hygiene, before anything else looks at a request: the third stage ([`Guard`]: the
+//! path and the headers, for every request, signed links included) and the checks of the body
+//! guard ([`screen`], run by `body_guard` once the request is authenticated).
 //!
 //! WebDAV servers have been broken through their XML parsers (external entities, "billion
 //! laughs") and their path handling (`%2e%2e`, `..%2f`). dav-server parses what it is given, so
-//! this layer decides what it is given:
+//! these checks decide what it is given:
 //! - a path longer than [`MAX_PATH_BYTES`], with a malformed `%` escape, or that decodes to
 //!   something other than UTF-8 is refused with 414 or 400 (no name in the tree could match);
 //! - an XML body (PROPFIND, PROPPATCH, LOCK) is read whole but only up to [`MAX_XML_BODY`]
@@ -28,9 +30,11 @@
 //! `..` segments that survive decoding are dav-server's to resolve, and it refuses any that
 //! would climb above the root; the tree behind it is virtual, so no file outside exists anyway.
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::{BodyExt, Full, Limited, combinators::UnsyncBoxBody};
+use http::{Method, Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
+
+use super::stage::{Inner, Next, Peer, Req, Res, Stage};
+use crate::server::response::{Body, ReqBody, text_response};
 
 /// Longest request path accepted, in bytes as sent (still percent-encoded).
 pub const MAX_PATH_BYTES: usize = 8 * 1024;
@@ -44,10 +48,22 @@ pub const MAX_XML_DEPTH: usize = 64;
 /// Methods whose body is an XML document dav-server reads whole.
 const XML_METHODS: [&str; 3] = ["PROPFIND", "PROPPATCH", "LOCK"];
 
-/// The request body type handed to dav-server after screening.
-pub type ReqBody = UnsyncBoxBody<Bytes, std::io::Error>;
+/// The guard stage: a request whose path or headers fail [`check_path`] or
+/// [`check_headers`] is refused here, before any route sees it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Guard;
 
-/// Why a request was refused.
+impl Stage for Guard {
+    async fn handle<S: Inner>(&self, req: Req, next: Next<S>) -> Res {
+        match check_path(req.uri().path()).and_then(|()| check_headers(req.headers())) {
+            Ok(()) => next.run(req).await,
+            Err(rejection) => rejection.response(Peer::of(&req), req.method()),
+        }
+    }
+}
+
+/// Why a request was refused: each check's finding, turned into a status and a message that
+/// says what to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
     PathTooLong,
@@ -60,6 +76,7 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// The status the refusal is answered with.
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode;
         match self {
@@ -73,6 +90,7 @@ impl Rejection {
         }
     }
 
+    /// What was wrong, for the answer's body and the log line.
     pub fn message(&self) -> String {
         match self {
             Rejection::PathTooLong => format!("the path is longer than {MAX_PATH_BYTES} bytes"),
@@ -94,6 +112,13 @@ impl Rejection {
             }
             Rejection::BadHeader(name, why) => format!("invalid {name} header: {why}"),
         }
+    }
+
+    /// The answer to the refused request, logged with what to fix.
+    pub fn response(&self, peer: std::net::SocketAddr, method: &Method) -> Response<Body> {
+        let message = self.message();
+        tracing::info!(%peer, %method, status = self.status().as_u16(), "request refused: {message}");
+        text_response(self.status(), &format!("gphotos-dav: {message}\n"))
     }
 }
 
@@ -127,15 +152,11 @@ pub fn check_path(raw: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// Screens `req` and gives it the body type dav-server is handed.
-pub async fn screen<B>(req: Request<B>) -> Result<Request<ReqBody>, Rejection>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
+/// Screens `req`'s body: read whole and checked, except a PUT's, which streams on.
+pub async fn screen(req: Request<ReqBody>) -> Result<Request<ReqBody>, Rejection> {
     check_path(req.uri().path())?;
     if req.method() == http::Method::PUT {
-        return Ok(req.map(|b| b.map_err(std::io::Error::other).boxed_unsync()));
+        return Ok(req);
     }
     let announced = req
         .headers()

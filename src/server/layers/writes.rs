@@ -1,0 +1,126 @@
+//! The write dispatch, eighth stage of the tree's stack (writable servers): PUT, MKCOL,
+//! DELETE, MOVE and COPY are answered by `upload::Uploader`, not dav-server.
+//!
+//! Their answers (204 for an identical upload, 409, 413, 415, messages saying why) are beyond
+//! what dav-server's `FsError` can express, and an upload must stream to Google rather than
+//! through `DavFile` writes. LOCK, UNLOCK and PROPPATCH stay with dav-server, whose lock
+//! system the uploader shares. On a read-only server the stage passes everything on (and
+//! dav-server, built read-only, refuses writes).
+
+use dav_server::davpath::DavPath;
+use http::{HeaderValue, Method, Request, StatusCode};
+
+use super::prefix::{Prefix, Target};
+use super::stage::{Inner, Next, Req, Res, Stage};
+use crate::dav::segments;
+use crate::server::response::text_response;
+use crate::upload::{Answer, Uploader};
+
+/// The write stage (see the module docs).
+pub struct Writes {
+    /// None on read-only servers.
+    uploader: Option<Uploader>,
+    /// To read a MOVE's `Destination` as a path in the tree.
+    prefix: Prefix,
+}
+
+impl Writes {
+    /// Hands writes to `uploader`; passes everything on when there is none.
+    pub fn new(uploader: Option<Uploader>, prefix: Prefix) -> Self {
+        Writes { uploader, prefix }
+    }
+
+    /// PUT, MKCOL, DELETE, MOVE and COPY (see `upload`).
+    async fn write(&self, uploader: &Uploader, req: Req) -> Res {
+        let method = req.method().clone();
+        let Target { path, tree } = Target::of(&req);
+        let Ok(dav_path) = DavPath::new(&tree) else {
+            return text_response(StatusCode::BAD_REQUEST, "gphotos-dav: invalid path\n");
+        };
+        let Ok(segs) = segments(&dav_path) else {
+            return text_response(StatusCode::NOT_FOUND, "");
+        };
+        let answer = match method.as_str() {
+            "PUT" => {
+                let (parts, body) = req.into_parts();
+                uploader.put(&segs, &dav_path, &parts.headers, body).await
+            }
+            "MKCOL" => uploader.mkcol(&segs).await,
+            "DELETE" => uploader.delete(&segs),
+            "MOVE" => {
+                let headers = req.headers();
+                let Some(destination) = headers.get("Destination") else {
+                    return answer_response(
+                        &method,
+                        &path,
+                        Answer::new(StatusCode::BAD_REQUEST, "MOVE needs a Destination header"),
+                    );
+                };
+                // RFC 4918 10.6: Overwrite defaults to T.
+                let overwrite = !headers
+                    .get("Overwrite")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("F"));
+                let to = self.destination(destination);
+                uploader.move_folder(&segs, to.as_deref(), overwrite).await
+            }
+            _ => uploader.refuse_move(),
+        };
+        answer_response(&method, &path, answer)
+    }
+
+    /// The decoded tree segments a `Destination` header names (an absolute URL or an absolute
+    /// path), or None when it is not a path below this server's prefix.
+    fn destination(&self, header: &HeaderValue) -> Option<Vec<String>> {
+        let raw = header.to_str().ok()?.trim();
+        let path = if raw.starts_with('/') {
+            raw.split(['?', '#']).next()?.to_string()
+        } else {
+            url::Url::parse(raw).ok()?.path().to_string()
+        };
+        let tree = self.prefix.tree_path(&path)?;
+        segments(&DavPath::new(tree).ok()?).ok()
+    }
+}
+
+impl Stage for Writes {
+    async fn handle<S: Inner>(&self, req: Req, next: Next<S>) -> Res {
+        match &self.uploader {
+            Some(uploader) if is_write(&req) => self.write(uploader, req).await,
+            _ => next.run(req).await,
+        }
+    }
+}
+
+/// Whether the uploader answers `req`.
+fn is_write<B>(req: &Request<B>) -> bool {
+    matches!(
+        req.method().as_str(),
+        "PUT" | "MKCOL" | "DELETE" | "MOVE" | "COPY"
+    )
+}
+
+/// The response for a write's [`Answer`]; refusals and failures are logged with the reason.
+fn answer_response(method: &Method, path: &str, answer: Answer) -> Res {
+    let status = answer.status;
+    if status.is_client_error() || status.is_server_error() {
+        tracing::info!(%method, path, status = status.as_u16(), "write refused: {}", answer.message);
+    }
+    let text = if answer.message.is_empty() {
+        String::new()
+    } else {
+        format!("gphotos-dav: {}\n", answer.message)
+    };
+    let mut resp = if status == StatusCode::NO_CONTENT {
+        let mut r = text_response(status, "");
+        r.headers_mut().remove("Content-Type");
+        r
+    } else {
+        text_response(status, &text)
+    };
+    if let Some(secs) = answer.retry_after {
+        resp.headers_mut()
+            .insert("Retry-After", HeaderValue::from(secs));
+    }
+    resp
+}
