@@ -335,6 +335,12 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             let mut config = Config::default();
             // The emulator's library is new on every run: nothing worth remembering.
             config.cache.path = Some(":memory:".into());
+            // Its bytes too: the content cache lives in a temporary directory removed on exit
+            // (its index is in the in-memory store, so nothing on disk would be reused).
+            let content_dir = tempfile::Builder::new()
+                .prefix("gphotos-dav-demo-content-")
+                .tempdir()?;
+            config.cache.content_dir = Some(content_dir.path().to_path_buf());
             config.server.listen = listen;
             config.google.client_id = Some(emulator::CLIENT_ID.into());
             config.google.client_secret = Some(emulator::CLIENT_SECRET.into());

@@ -25,10 +25,18 @@ pub struct CallLabels {
 /// Labels of the cache lookups counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
-    /// `listing` or `size`.
+    /// `listing`, `size` or `content` (a block served from the content cache is a hit, a
+    /// ranged request for a run of missing blocks a miss).
     pub cache: String,
     /// `hit`, `stale` or `miss`.
     pub result: String,
+}
+
+/// Labels of the content bytes counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// `cache` (read from the content cache on disk) or `google` (downloaded).
+    pub source: String,
 }
 
 /// Labels of the quota gauge: one series per quota bucket.
@@ -55,6 +63,13 @@ pub struct Metrics {
     pub requests: Counter<u64, AtomicU64>,
     /// Requests sent to Google today (Pacific time), by quota bucket.
     pub quota_used: Family<BucketLabels, Gauge>,
+    /// Bytes of items read, by where they came from (`cache` or `google`), while the content
+    /// cache is on.
+    pub content_bytes: Family<SourceLabels, Counter>,
+    /// Blocks the content cache evicted to stay under `[cache] content_max`.
+    pub content_evictions: Counter,
+    /// Bytes the content cache holds on disk.
+    pub content_disk_bytes: Gauge,
     registry: Registry,
 }
 
@@ -95,7 +110,28 @@ pub fn get() -> &'static Metrics {
             "Requests sent to Google today (Pacific time), by quota bucket: api, media, picker",
             quota_used.clone(),
         );
+        let content_bytes = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "content_bytes",
+            "Bytes of items read through the content cache, by source: cache or google",
+            content_bytes.clone(),
+        );
+        let content_evictions = Counter::default();
+        registry.register(
+            "content_cache_evictions",
+            "Blocks evicted from the content cache (least recently used first)",
+            content_evictions.clone(),
+        );
+        let content_disk_bytes = Gauge::default();
+        registry.register(
+            "content_cache_disk_bytes",
+            "Bytes the content cache holds on disk",
+            content_disk_bytes.clone(),
+        );
         Metrics {
+            content_bytes,
+            content_evictions,
+            content_disk_bytes,
             quota_used,
             upstream_calls,
             cache,
@@ -125,6 +161,15 @@ impl Metrics {
                 bucket: bucket.to_string(),
             })
             .set(i64::try_from(used).unwrap_or(i64::MAX));
+    }
+
+    /// Counts `n` bytes of an item read from `source` (`cache` or `google`).
+    pub fn content_bytes(&self, source: &str, n: u64) {
+        self.content_bytes
+            .get_or_create(&SourceLabels {
+                source: source.to_string(),
+            })
+            .inc_by(n);
     }
 
     /// Counts one cache lookup.

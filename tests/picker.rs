@@ -39,6 +39,15 @@ async fn stack_with(opts: EmulatorOptions, policy: Policy) -> Stack {
     start_custom(opts, emulator::REFRESH_TOKEN, |c| c.webdav.policy = policy).await
 }
 
+/// A stack whose reads all go to Google: for tests that read a file again to watch its
+/// download URL age (the content cache would serve the second read with no URL at all).
+async fn uncached_stack(opts: EmulatorOptions) -> Stack {
+    start_custom(opts, emulator::REFRESH_TOKEN, |c| {
+        c.cache.content_max = Some("0".into())
+    })
+    .await
+}
+
 fn google_for(emu: &RunningEmulator, refresh_token: &str) -> Google {
     Google::new(
         &Credentials {
@@ -281,7 +290,7 @@ async fn get_streams_identical_bytes_under_every_policy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn urls_past_their_lifetime_are_refreshed_by_listing_the_session_again() {
-    let stack = stack_with(opts(), Policy::NativeProxy).await;
+    let stack = uncached_stack(opts()).await;
     let items = chosen(&stack.emu);
     let (set, _) = pick_into(&stack, SET, &items).await;
     let want = expected(&items);
@@ -325,7 +334,7 @@ async fn urls_past_their_lifetime_are_refreshed_by_listing_the_session_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn picked_urls_are_replaced_at_the_same_age_as_library_urls() {
     let path = |name: &str| format!("/picked/{SET}/{name}");
-    let stack = stack_with(opts(), Policy::NativeProxy).await;
+    let stack = uncached_stack(opts()).await;
     let items = chosen(&stack.emu);
     pick_into(&stack, SET, &items).await;
     // Listed: the sizes are known, so the GETs below are the only uses of the URLs.
@@ -354,7 +363,10 @@ async fn picked_urls_are_replaced_at_the_same_age_as_library_urls() {
             ..opts()
         },
         emulator::REFRESH_TOKEN,
-        |c| c.google.url_max_age_secs = 3000,
+        |c| {
+            c.google.url_max_age_secs = 3000;
+            c.cache.content_max = Some("0".into());
+        },
     )
     .await;
     let items = chosen(&stack.emu);

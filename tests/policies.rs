@@ -44,8 +44,17 @@ struct Split {
 }
 
 async fn split_with(link_ttl_secs: Option<u64>) -> Split {
+    split_on(link_ttl_secs, |_| {}).await
+}
+
+/// [`split_with`], with a last say on the byte node's configuration.
+async fn split_on(
+    link_ttl_secs: Option<u64>,
+    customize_node: impl FnOnce(&mut gphotos_dav::server::Config),
+) -> Split {
     let node = start_custom(opts(), emulator::REFRESH_TOKEN, |c| {
         c.webdav.sign_key = Some(SignKey::new(KEY));
+        customize_node(c);
     })
     .await;
     let down = node.url.trim_end_matches('/').to_string();
@@ -712,7 +721,9 @@ async fn a_302_never_hands_out_a_url_older_than_url_max_age() {
 /// once, through batchGet, and retries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_byte_node_refreshes_a_refused_url_once() {
-    let split = split_with(None).await;
+    // The second read must reach Google to meet the dead URL: the content cache, which
+    // would serve it from disk, is off on the byte node.
+    let split = split_on(None, |c| c.cache.content_max = Some("0".into())).await;
     let node = &split.node;
     let (path, item, _) = pick(node, &split.front.url, MediaKind::Photo).await;
     let (_, h, _) = send(&node.http, Method::GET, &split.front_url(&path), &[]).await;

@@ -170,6 +170,8 @@ async fn a_content_429_far_from_the_quota_pauses_one_minute_then_two() {
     // are exact.
     let stack = start_custom(EmulatorOptions::default(), emulator::REFRESH_TOKEN, |c| {
         c.cache.probe_concurrency = 1;
+        // The same file is read again to meet the pause: the content cache would serve it.
+        c.cache.content_max = Some("0".into());
     })
     .await;
     let items = all_items(&stack);

@@ -17,9 +17,14 @@ use reqwest::StatusCode;
 const MINUTE: Duration = Duration::from_secs(60);
 
 /// Access tokens that outlive the hours these tests skip, so the Google call counts below are
-/// not blurred by 401s and token refreshes.
+/// not blurred by 401s and token refreshes. These tests read the same files again to watch
+/// their URLs age, so the content cache, which would serve those reads from disk with no URL
+/// at all, is off in all of them.
 async fn stack() -> Stack {
-    start_custom(opts(), emulator::REFRESH_TOKEN, |_| {}).await
+    start_custom(opts(), emulator::REFRESH_TOKEN, |c| {
+        c.cache.content_max = Some("0".into())
+    })
+    .await
 }
 
 fn opts() -> EmulatorOptions {
@@ -35,6 +40,7 @@ fn opts() -> EmulatorOptions {
 async fn steady_stack(opts: EmulatorOptions, url_max_age_secs: Option<u64>) -> Stack {
     start_custom(opts, emulator::REFRESH_TOKEN, |c| {
         c.cache.listing_ttl = 24 * 3600;
+        c.cache.content_max = Some("0".into());
         if let Some(secs) = url_max_age_secs {
             c.google.url_max_age_secs = secs;
         }

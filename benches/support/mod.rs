@@ -140,9 +140,16 @@ fn write_config(dir: &Path, emu: &RunningEmulator, cache: &str) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n{}[cache]\npath = \"{}\"\n{cache}\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}[cache]\npath = \"{}\"\ncontent_dir = \"{}\"\n{}{cache}\n",
             emu.google_config(),
-            dir.join("metadata.sqlite").display()
+            dir.join("metadata.sqlite").display(),
+            dir.join("content").display(),
+            // The proxy's own figures are measured with the content cache off (issue #16).
+            if cache.contains("content_max") {
+                ""
+            } else {
+                "content_max = \"0\"\n"
+            },
         ),
     )
     .unwrap();

@@ -12,14 +12,27 @@ impl Catalog {
     /// Starts downloading item `id` at byte `start`. An old download URL is refreshed first;
     /// one the content host refuses (expired) is refreshed and tried once more.
     pub async fn download(&self, id: &str, start: u64) -> Result<Download, CatalogError> {
+        self.download_range(id, start, None).await
+    }
+
+    /// Downloads bytes `start..=last` of item `id` (to the end when `last` is `None`), as
+    /// [`Catalog::download`]: the content cache's requests for the blocks it misses.
+    pub(super) async fn download_range(
+        &self,
+        id: &str,
+        start: u64,
+        last: Option<u64>,
+    ) -> Result<Download, CatalogError> {
         if let Some((set, item)) = picked::split_picked_id(id) {
-            return self.picked_download(set, item, start).await;
+            return self.picked_download(set, item, start, last).await;
         }
         self.media_gate()?;
         self.ensure_ready(id).await?;
         let content = &self.inner.google.content;
-        self.with_url(id, |url| async move { content.download(&url, start).await })
-            .await
+        self.with_url(id, |url| async move {
+            content.download_range(&url, start, last).await
+        })
+        .await
     }
 
     /// Fails while the media gate is closed (the day's media requests spent, or a pause after

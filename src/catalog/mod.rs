@@ -57,10 +57,13 @@
 //! - `sizes.rs`: sizes: remembered across restarts, probed with bounded concurrency, shared.
 //! - `content.rs`: reaching an item's bytes: the media gate, videos still processing, one URL
 //!   refresh on a refusal.
+//! - `cache/`: the content cache: the bytes read before, as checked blocks on disk, indexed
+//!   in the store; a read asks Google only for the runs of blocks it misses.
 //! - `urls.rs` (download URLs and their age), `processing.rs` (videos Google still
 //!   processes), `picked.rs` (`/picked`), `naming.rs` (titles → names), `clock.rs`, and
 //!   `store/` (the metadata store, one file per table).
 
+pub mod cache;
 pub mod clock;
 mod content;
 mod listings;
@@ -126,6 +129,8 @@ pub struct CatalogOptions {
     /// Download URLs this old are replaced before use (`[google] url_max_age_secs`; see
     /// [`urls::UrlAge`]).
     pub url_max_age: Duration,
+    /// The content cache (`[cache] content_*`); `None`: every read goes to Google.
+    pub content: Option<cache::ContentOptions>,
 }
 
 impl Default for CatalogOptions {
@@ -138,6 +143,7 @@ impl Default for CatalogOptions {
             store: Store::in_memory(),
             uploads: false,
             url_max_age: urls::DEFAULT_URL_MAX_AGE,
+            content: None,
         }
     }
 }
@@ -223,6 +229,8 @@ struct Inner {
     picked: picked::PickedState,
     /// Videos Google is still processing, and the sizes of uploads (see `processing`).
     processing: processing::ProcessingState,
+    /// The bytes read before, on disk (see `cache`), when `[cache] content_max` is not 0.
+    content: Option<cache::ContentCache>,
 }
 
 /// The tree over a Google Photos library: the one place that knows which folders exist, what
@@ -239,6 +247,10 @@ impl Catalog {
     pub fn new(google: Google, opts: CatalogOptions) -> Self {
         let url_age = urls::UrlAge::new(opts.url_max_age);
         let clock = google.clock.clone();
+        let content = opts
+            .content
+            .clone()
+            .map(|o| cache::ContentCache::new(o, opts.store.clone(), clock.clone()));
         Catalog {
             inner: Arc::new(Inner {
                 google,
@@ -253,6 +265,7 @@ impl Catalog {
                 probes: Mutex::new(HashMap::new()),
                 picked: picked::PickedState::default(),
                 processing: processing::ProcessingState::default(),
+                content,
             }),
         }
     }

@@ -229,16 +229,18 @@ impl Catalog {
         .await
     }
 
-    /// Starts downloading picked item `id` of `set` at byte `start`, with the bearer token.
+    /// Starts downloading picked item `id` of `set` at byte `start` (to `last`, or the end),
+    /// with the bearer token.
     pub(super) async fn picked_download(
         &self,
         set: &str,
         id: &str,
         start: u64,
+        last: Option<u64>,
     ) -> Result<Download, CatalogError> {
         let content = &self.inner.google.content;
         self.with_picked_url(set, id, |url| async move {
-            content.download_bearer(&url, start).await
+            content.download_range_bearer(&url, start, last).await
         })
         .await
     }

@@ -36,6 +36,9 @@ impl Catalog {
             store = self.inner.opts.store.location(),
             "metadata store: {count} item sizes remembered"
         );
+        if let Some(cache) = &self.inner.content {
+            cache.load().await;
+        }
     }
 
     /// The total size of every item whose size is known so far: the whole library once
@@ -48,6 +51,9 @@ impl Catalog {
     pub fn forget_size(&self, id: &str) {
         self.inner.sizes.lock().remove(id);
         self.inner.opts.store.forget_item(id);
+        if let Some(cache) = &self.inner.content {
+            cache.forget_item(id, None);
+        }
         // Listings embed sizes only when they are read, so nothing else holds the stale value.
     }
 
@@ -167,6 +173,10 @@ impl Catalog {
             let result = this.probe(&key).await;
             if let Ok(size) = result {
                 this.inner.sizes.lock().insert(key.clone(), size);
+                // Bytes kept for another size belong to an older version of the item.
+                if let Some(cache) = &this.inner.content {
+                    cache.forget_item(&key, Some(size));
+                }
             }
             result
         });

@@ -1,4 +1,5 @@
-//! `DavFile` for one photo or video: streams its bytes from the content host.
+//! `DavFile` for one photo or video: streams its bytes from the content host, through the
+//! catalog's content cache when it is on (`Catalog::read`).
 //!
 //! dav-server reads a file by `seek` and then `read_bytes` in small pieces; it never tells us
 //! where a range ends, and it pads an empty read with zero bytes. So this file:
@@ -117,7 +118,7 @@ impl PhotoFile {
     /// its attempts on any other 429, so starting again would only storm Google.
     async fn open_upstream(&mut self) -> Result<Option<Upstream>, FsError> {
         let size = self.info.size;
-        let download = match self.catalog.download(&self.info.id, self.pos).await {
+        let download = match self.catalog.read(&self.info, self.pos).await {
             Ok(d) => d,
             Err(CatalogError::Google(e)) if e.is_transient() && !e.is_rate_limit() => {
                 // Kept as the reason in case this was the last try before any byte went out.

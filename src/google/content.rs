@@ -61,7 +61,18 @@ impl ContentClient {
 
     /// Starts a download at byte `start` (transient failures to connect retried).
     pub async fn download(&self, url: &str, start: u64) -> Result<Download, GoogleError> {
-        self.download_with(url, start, false).await
+        self.download_with(url, start, None, false).await
+    }
+
+    /// Starts a download of bytes `start..=last` (`Range: bytes=START-LAST`), or to the end
+    /// when `last` is `None`: the content cache asks for exactly the blocks it misses.
+    pub async fn download_range(
+        &self,
+        url: &str,
+        start: u64,
+        last: Option<u64>,
+    ) -> Result<Download, GoogleError> {
+        self.download_with(url, start, last, false).await
     }
 
     /// [`ContentClient::probe_size`] for a URL that needs the OAuth access token (Picker API
@@ -74,7 +85,18 @@ impl ContentClient {
     /// [`ContentClient::download`] for a URL that needs the OAuth access token (as
     /// [`ContentClient::probe_size_bearer`]).
     pub async fn download_bearer(&self, url: &str, start: u64) -> Result<Download, GoogleError> {
-        self.download_with(url, start, true).await
+        self.download_with(url, start, None, true).await
+    }
+
+    /// [`ContentClient::download_range`] with the access token (as
+    /// [`ContentClient::download_bearer`]).
+    pub async fn download_range_bearer(
+        &self,
+        url: &str,
+        start: u64,
+        last: Option<u64>,
+    ) -> Result<Download, GoogleError> {
+        self.download_with(url, start, last, true).await
     }
 
     async fn probe_size_with(&self, url: &str, bearer: bool) -> Result<u64, GoogleError> {
@@ -93,13 +115,14 @@ impl ContentClient {
         &self,
         url: &str,
         start: u64,
+        last: Option<u64>,
         bearer: bool,
     ) -> Result<Download, GoogleError> {
         let (this, url) = (self.clone(), url.to_owned());
         let call = Call::content("content.download", bucket_of(bearer));
         self.caller
             .run(call, transient, move || {
-                Self::download_once(this.clone(), call, url.clone(), start, bearer)
+                Self::download_once(this.clone(), call, url.clone(), start, last, bearer)
             })
             .await
     }
@@ -151,17 +174,21 @@ impl ContentClient {
         }
     }
 
-    /// One attempt at a download from byte `start`: the request up to the answer's head
-    /// through the call path; the body streams to the caller.
+    /// One attempt at a download from byte `start` (to `last`, or the end): the request up
+    /// to the answer's head through the call path; the body streams to the caller.
     async fn download_once(
         self,
         call: Call,
         url: String,
         start: u64,
+        last: Option<u64>,
         bearer: bool,
     ) -> Result<Download, GoogleError> {
         let auth = if bearer { Auth::Token } else { Auth::None };
-        let range = format!("bytes={start}-");
+        let range = match last {
+            Some(last) => format!("bytes={start}-{last}"),
+            None => format!("bytes={start}-"),
+        };
         let answer = self
             .caller
             .request(call, "content.download", auth, || {

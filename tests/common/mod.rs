@@ -114,6 +114,9 @@ pub async fn try_gateway(
     config.google.picker_base = emu.picker_base();
     let store_dir = tempfile::tempdir().unwrap();
     config.cache.path = Some(store_dir.path().join("metadata.sqlite"));
+    // The content cache is on, as by default, in a directory of this gateway's own (never
+    // the user's cache directory); tests that count downloads see it at work.
+    config.cache.content_dir = Some(store_dir.path().join("content"));
     customize(&mut config);
     config.validate().expect("valid config");
     let tuning = Tuning {

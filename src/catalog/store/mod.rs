@@ -13,7 +13,9 @@
 //!   for the Library API, `media_exhausted` for download URLs: rows of the same table, no new
 //!   schema);
 //! - `uploads` (uploads.rs), `picked_sets` (picked_sets.rs) (with `imports`): what this
-//!   server uploaded and what the user picked.
+//!   server uploaded and what the user picked;
+//! - `content_blocks` (content.rs): the index of the content cache (`catalog/cache`): which
+//!   blocks of which item's bytes are on disk, with their checksums and ages.
 //!
 //! This file holds what they share: the [`Store`] handle, the thread that owns the connection,
 //! and opening a file (schema migrations, moving an unusable file aside). The schema itself
@@ -38,12 +40,14 @@ use std::sync::mpsc;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension};
 
+mod content;
 mod items;
 mod listings;
 mod picked_sets;
 mod quota;
 mod uploads;
 
+pub use content::StoredBlock;
 pub use items::ItemMeta;
 pub use picked_sets::PickedSet;
 pub use quota::DayUsage;
@@ -95,6 +99,20 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE imports (
          picked_id TEXT PRIMARY KEY,
          item_id TEXT NOT NULL
+     );",
+    // 3: the index of the content cache (catalog/cache): which blocks of which item's bytes
+    // are on disk, their checksums and when they were stored and last read.
+    "CREATE TABLE content_blocks (
+         entry TEXT NOT NULL,
+         item_id TEXT NOT NULL,
+         variant TEXT NOT NULL,
+         size INTEGER NOT NULL,
+         block INTEGER NOT NULL,
+         len INTEGER NOT NULL,
+         crc32 INTEGER NOT NULL,
+         stored_at INTEGER NOT NULL,
+         used_at INTEGER NOT NULL,
+         PRIMARY KEY (entry, block)
      );",
 ];
 

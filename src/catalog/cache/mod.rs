@@ -1,0 +1,376 @@
+//! The content cache: the bytes of items read before, kept on disk so that reading them again
+//! asks Google nothing (issue #16).
+//!
+//! Finder, Explorer and Nautilus read every file of a folder to draw thumbnails, and again when
+//! the folder is opened again; a video player seeks back and forth. Without a cache each of
+//! those reads is a request against the 75,000 media requests a day, and a wait on the network.
+//!
+//! # Design
+//! An item's bytes are cut in fixed blocks of [`BLOCK`] bytes (the last one shorter). A block
+//! is kept once it was read whole: a seek to the end of a 4 GB video keeps the end, not 4 GB.
+//! - `blocks.rs`: each block is a file `<content_dir>/<entry>/<index>`, written to a temporary
+//!   name and renamed, and checked against its length and CRC-32 before it is served;
+//! - `index.rs`: which blocks exist (their length, checksum, when stored and last read), in
+//!   memory, and in the metadata store's `content_blocks` table so it survives a restart;
+//! - `read.rs`: a read from any offset: cached blocks from disk, each contiguous run of missing
+//!   blocks with ONE ranged request to Google (`Range: bytes=a-b`), its blocks written as they
+//!   complete while the bytes stream on to the client.
+//!
+//! An entry is keyed by item id, variant (`d`, `dv`; thumbnails later) and the size the item
+//! had: an answer from Google that states another size drops the item's entries, and a block
+//! is served for at most `content_max_age` (an edit in Google Photos that keeps the size is
+//! seen after that at the latest). The least recently read blocks are evicted to stay under
+//! `content_max`. The cache never fails a request: a block it cannot write is only not kept
+//! (one warning), one it cannot read or that fails its checksum is fetched again.
+
+mod blocks;
+mod index;
+pub(super) mod read;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use super::Clock;
+use super::store::{Store, StoredBlock};
+use index::{BlockMeta, Index};
+
+/// Bytes per block. Small enough that a thumbnailer's read of a photo's first few hundred KiB
+/// keeps something and a reader holds little memory; large enough that a 4 GB video is 16,384
+/// files and rows, not millions.
+pub const BLOCK: u64 = 256 * 1024;
+
+/// Writes of a block's last read go to the store at most this often (milliseconds): eviction
+/// order needs no finer grain, and a read must not cost a disk write.
+const TOUCH_EVERY_MS: u64 = 60_000;
+
+/// Where the cache lives and how much it may keep (`[cache] content_*`).
+#[derive(Debug, Clone)]
+pub struct ContentOptions {
+    pub dir: PathBuf,
+    /// The bound on the bytes kept.
+    pub max_bytes: u64,
+    /// How long a block is served after it was stored.
+    pub max_age: Duration,
+}
+
+/// Which bytes of an item an entry holds: item id, variant (`d` for a photo's original
+/// bytes, `dv` for a video's) and the item's size then. Bytes are never served for another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub item_id: String,
+    pub variant: String,
+    pub size: u64,
+}
+
+impl Key {
+    pub fn new(item_id: &str, variant: &str, size: u64) -> Key {
+        Key {
+            item_id: item_id.to_string(),
+            variant: variant.to_string(),
+            size,
+        }
+    }
+
+    /// The entry's directory name: 32 hex digits of the SHA-256 of the key (ids are long
+    /// and hold `/` for picked items).
+    fn entry(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.item_id.as_bytes());
+        h.update([0]);
+        h.update(self.variant.as_bytes());
+        h.update([0]);
+        h.update(self.size.to_le_bytes());
+        hex::encode(&h.finalize()[..16])
+    }
+
+    /// Blocks in the item.
+    fn blocks(&self) -> u64 {
+        self.size.div_ceil(BLOCK)
+    }
+
+    /// Length of block `block`.
+    fn block_len(&self, block: u64) -> u64 {
+        BLOCK.min(self.size - block * BLOCK)
+    }
+}
+
+/// The content cache (see the module doc). Cheap to clone.
+#[derive(Clone)]
+pub struct ContentCache {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    opts: ContentOptions,
+    store: Store,
+    clock: Arc<Clock>,
+    index: Mutex<Index>,
+    /// The one warning about a cache that cannot write was given.
+    warned: AtomicBool,
+}
+
+impl ContentCache {
+    pub fn new(opts: ContentOptions, store: Store, clock: Arc<Clock>) -> ContentCache {
+        ContentCache {
+            inner: Arc::new(Shared {
+                opts,
+                store,
+                clock,
+                index: Mutex::new(Index::default()),
+                warned: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Loads the index from the store, drops what expired, sweeps files nobody indexes and
+    /// evicts down to the bound (which may have shrunk since the last run).
+    pub async fn load(&self) {
+        let rows = self.inner.store.content_blocks().await;
+        let now = self.now_ms();
+        let mut expired = Vec::new();
+        {
+            let mut index = self.inner.index.lock();
+            for row in rows {
+                if self.expired(row.stored_at, now) {
+                    expired.push((row.entry, row.block));
+                    continue;
+                }
+                let key = Key::new(&row.item_id, &row.variant, row.size);
+                if key.entry() != row.entry || row.block >= key.blocks() {
+                    expired.push((row.entry, row.block));
+                    continue;
+                }
+                index.insert(
+                    &row.entry,
+                    &key,
+                    row.block,
+                    BlockMeta {
+                        len: row.len,
+                        crc32: row.crc32,
+                        stored_at: row.stored_at,
+                        used_at: row.used_at,
+                        persisted_used_at: row.used_at,
+                    },
+                );
+            }
+        }
+        self.inner.store.forget_content_blocks(expired);
+        let known = self.inner.index.lock().names();
+        match blocks::sweep(&self.inner.opts.dir, known).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(dir = %self.inner.opts.dir.display(),
+                "content cache: removed {n} files no index row names (an interrupted write)"),
+            Err(e) => self.warn_once(&e),
+        }
+        self.make_room(0).await;
+        let bytes = self.inner.index.lock().bytes();
+        crate::metrics::get().content_disk_bytes.set(bytes as i64);
+        tracing::info!(dir = %self.inner.opts.dir.display(), bytes,
+            max = self.inner.opts.max_bytes, "content cache ready");
+    }
+
+    /// Unix milliseconds on the catalog clock (tests move it).
+    fn now_ms(&self) -> u64 {
+        self.inner
+            .clock
+            .system_now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    fn expired(&self, stored_at: u64, now: u64) -> bool {
+        now.saturating_sub(stored_at) > self.inner.opts.max_age.as_millis() as u64
+    }
+
+    /// Whether block `block` of `key` is cached and young enough (an old one is dropped).
+    fn has(&self, key: &Key, entry: &str, block: u64) -> bool {
+        let meta = self.inner.index.lock().get(entry, block);
+        match meta {
+            Some(m) if self.expired(m.stored_at, self.now_ms()) => {
+                tracing::debug!(item = %key.item_id, block, "cached block too old; dropped");
+                self.drop_blocks(vec![(entry.to_string(), block)]);
+                false
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+
+    /// The first cached block of `entry` at or after `from` that is young enough (older ones
+    /// met on the way are dropped: a run of missing blocks must span them, or an expired
+    /// entry would be fetched one block per request).
+    fn next_cached(&self, entry: &str, from: u64) -> Option<u64> {
+        let now = self.now_ms();
+        let mut from = from;
+        let mut old = Vec::new();
+        let found = {
+            let index = self.inner.index.lock();
+            loop {
+                let block = index.next_cached(entry, from)?;
+                let meta = index.get(entry, block)?;
+                if !self.expired(meta.stored_at, now) {
+                    break Some(block);
+                }
+                old.push((entry.to_string(), block));
+                from = block + 1;
+            }
+        };
+        if !old.is_empty() {
+            self.drop_blocks(old);
+        }
+        found
+    }
+
+    /// Block `block` of `key`, read and checked; `None` (and the block dropped) when it is not
+    /// there, too old, unreadable or damaged.
+    async fn read(&self, key: &Key, entry: &str, block: u64) -> Option<Bytes> {
+        if !self.has(key, entry, block) {
+            return None;
+        }
+        let meta = self.inner.index.lock().get(entry, block)?;
+        match blocks::read(&self.inner.opts.dir, entry, block, meta.len, meta.crc32).await {
+            Ok(bytes) => {
+                let now = self.now_ms();
+                let touch = {
+                    let mut index = self.inner.index.lock();
+                    match index.get_mut(entry, block) {
+                        Some(m) => {
+                            m.used_at = now;
+                            let due = now.saturating_sub(m.persisted_used_at) >= TOUCH_EVERY_MS;
+                            if due {
+                                m.persisted_used_at = now;
+                            }
+                            due
+                        }
+                        None => false,
+                    }
+                };
+                if touch {
+                    self.inner.store.touch_content_block(entry, block, now);
+                }
+                Some(bytes)
+            }
+            Err(bad) => {
+                match bad {
+                    blocks::Bad::Damaged(why) => tracing::warn!(item = %key.item_id, block,
+                        "a cached block is damaged ({why}); fetching it from Google again"),
+                    blocks::Bad::Io(e) => tracing::warn!(item = %key.item_id, block,
+                        "a cached block cannot be read ({e}); fetching it from Google again"),
+                }
+                self.drop_blocks(vec![(entry.to_string(), block)]);
+                None
+            }
+        }
+    }
+
+    /// Keeps a complete block read from Google. Never fails: a block that cannot be written is
+    /// not kept (one warning for the whole run).
+    async fn store(&self, key: &Key, entry: &str, block: u64, bytes: Bytes) {
+        let len = bytes.len() as u64;
+        if len != key.block_len(block) || len > self.inner.opts.max_bytes {
+            return;
+        }
+        self.make_room(len).await;
+        let crc32 = crc32fast::hash(&bytes);
+        if let Err(e) = blocks::write(&self.inner.opts.dir, entry, block, bytes).await {
+            self.warn_once(&e);
+            return;
+        }
+        let now = self.now_ms();
+        let meta = BlockMeta {
+            len,
+            crc32,
+            stored_at: now,
+            used_at: now,
+            persisted_used_at: now,
+        };
+        let bytes_now = {
+            let mut index = self.inner.index.lock();
+            index.insert(entry, key, block, meta);
+            index.bytes()
+        };
+        self.inner.store.put_content_block(StoredBlock {
+            entry: entry.to_string(),
+            item_id: key.item_id.clone(),
+            variant: key.variant.clone(),
+            size: key.size,
+            block,
+            len,
+            crc32,
+            stored_at: now,
+            used_at: now,
+        });
+        crate::metrics::get()
+            .content_disk_bytes
+            .set(bytes_now as i64);
+    }
+
+    /// Evicts the least recently read blocks until `incoming` more bytes fit under the bound;
+    /// past it, down to nine tenths of it, so that a full cache does not sort its index on
+    /// every block stored.
+    async fn make_room(&self, incoming: u64) {
+        let max = self.inner.opts.max_bytes;
+        let gone = {
+            let mut index = self.inner.index.lock();
+            if index.bytes() + incoming <= max {
+                return;
+            }
+            index.evict_to((max / 10 * 9).saturating_sub(incoming))
+        };
+        crate::metrics::get()
+            .content_evictions
+            .inc_by(gone.len() as u64);
+        tracing::debug!(blocks = gone.len(), "content cache: evicted");
+        self.inner.store.forget_content_blocks(gone.clone());
+        blocks::remove(&self.inner.opts.dir, gone).await;
+        let bytes = self.inner.index.lock().bytes();
+        crate::metrics::get().content_disk_bytes.set(bytes as i64);
+    }
+
+    /// Drops every entry of item `id` except the one for `keep_size`: Google stated another
+    /// size (a probe, a download), so the bytes kept belong to an older version.
+    pub fn forget_item(&self, id: &str, keep_size: Option<u64>) {
+        let gone = self.inner.index.lock().remove_item(id, keep_size);
+        if !gone.is_empty() {
+            tracing::info!(item = %id, blocks = gone.len(),
+                "content cache: dropped the item's bytes (Google states another size)");
+            self.forget(gone);
+        }
+    }
+
+    fn drop_blocks(&self, gone: Vec<(String, u64)>) {
+        {
+            let mut index = self.inner.index.lock();
+            for (entry, block) in &gone {
+                index.remove(entry, *block);
+            }
+        }
+        self.forget(gone);
+    }
+
+    /// Forgets blocks already out of the index: their rows and their files (in the background;
+    /// a file without a row is never served).
+    fn forget(&self, gone: Vec<(String, u64)>) {
+        self.inner.store.forget_content_blocks(gone.clone());
+        let dir = self.inner.opts.dir.clone();
+        tokio::spawn(async move { blocks::remove(&dir, gone).await });
+        let bytes = self.inner.index.lock().bytes();
+        crate::metrics::get().content_disk_bytes.set(bytes as i64);
+    }
+
+    fn warn_once(&self, e: &std::io::Error) {
+        if !self.inner.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(dir = %self.inner.opts.dir.display(), error = %e,
+                "the content cache cannot write its directory: downloads go on from Google \
+                 without being kept. Free some space, or fix [cache] content_dir or its \
+                 permissions (this is said once per run)");
+        }
+    }
+}
