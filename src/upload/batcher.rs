@@ -16,6 +16,9 @@
 //! fails), so with `close_early` a batch is created as soon as no ticket is outstanding: a
 //! client copying one file at a time (Finder) never waits for the window, while the parallel
 //! transfers of `rclone copy` still share calls. The window bounds the wait for a slow one.
+//!
+//! The collecting itself ([`Collector`]) knows nothing of batchCreate: the album changes of
+//! `organise` (batchAddMediaItems, batchRemoveMediaItems) are batched by the same code.
 
 use std::collections::BTreeMap;
 use std::future::Future;
