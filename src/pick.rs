@@ -32,7 +32,7 @@ use crate::catalog::store::{PickedSet, Store};
 use crate::catalog::urls::UrlAge;
 use crate::google::library::{BATCH_CREATE_MAX, NewItem};
 use crate::google::picker::{MAX_ITEM_COUNT, PickedMediaItem, PickingSession};
-use crate::google::{Google, GoogleError};
+use crate::google::{Google, GoogleError, UploadClient};
 
 /// How long to poll when Google does not say (its own `timeoutIn` starts at 30 minutes).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -377,29 +377,18 @@ pub async fn import(
             continue;
         }
         progress.set_message(name.clone());
-        let spooled = match spool(google, store, set, &mut items, i, url_age).await {
-            Ok(s) => s,
-            Err(e) => {
-                progress.suspend(|| writeln!(output.out, "  {name}\tfailed: {e}"))?;
-                summary.failed += 1;
-                progress.inc(1);
-                continue;
-            }
-        };
-        let (path, size) = spooled;
-        let upload = google
-            .upload
-            .upload_file(&path.path, size, &items[i].item.media_file.mime_type)
-            .await;
-        drop(path);
-        match upload {
-            Ok(token) => batch.push((
-                i,
-                NewItem {
-                    upload_token: token,
-                    file_name: upload_name(&items[i].item, &name),
-                },
-            )),
+        let upload = upload_one(
+            google,
+            &google.upload,
+            store,
+            set,
+            &mut items,
+            i,
+            &name,
+            url_age,
+        );
+        match upload.await {
+            Ok(new_item) => batch.push((i, new_item)),
             Err(e) => {
                 progress.suspend(|| writeln!(output.out, "  {name}\tfailed: {e}"))?;
                 summary.failed += 1;
@@ -465,6 +454,66 @@ pub async fn import(
         )?,
     }
     Ok(summary)
+}
+
+/// Item `i` of `set` (shown as `name`) on its way into the library: downloaded with the access
+/// token to a private temporary file (see [`spool`]), then uploaded with `upload`. Answers
+/// what batchCreate needs to make the copy; the caller creates it (in its own batch) and
+/// records it with `Store::record_import`. The one way a picked item is copied: `import`
+/// does it for each item of a set, the server for a WebDAV COPY of a picked file
+/// ([`upload_picked`]).
+#[allow(clippy::too_many_arguments)]
+async fn upload_one(
+    google: &Google,
+    upload: &UploadClient,
+    store: &Store,
+    set: &PickedSet,
+    items: &mut [StoredItem],
+    i: usize,
+    name: &str,
+    url_age: &UrlAge,
+) -> Result<NewItem, PickError> {
+    let (path, size) = spool(google, store, set, items, i, url_age).await?;
+    let token = upload
+        .upload_file(&path.path, size, &items[i].item.media_file.mime_type)
+        .await?;
+    drop(path);
+    Ok(NewItem {
+        upload_token: token,
+        file_name: upload_name(&items[i].item, name),
+    })
+}
+
+/// The picked item `item_id` of the set `set_name`, shown as `name`, downloaded and uploaded
+/// as `import` does it (see [`upload_one`]), for the write path's COPY of a picked file into
+/// an album. The caller creates the item and records the import.
+pub async fn upload_picked(
+    google: &Google,
+    upload: &UploadClient,
+    store: &Store,
+    set_name: &str,
+    item_id: &str,
+    name: &str,
+    url_age: &UrlAge,
+) -> Result<NewItem, PickError> {
+    let set = store
+        .picked_sets()
+        .await
+        .into_iter()
+        .find(|s| s.name == set_name)
+        .ok_or_else(|| PickError::Usage(format!("the picked set {set_name:?} is gone")))?;
+    if set.expire_time <= Utc::now() {
+        return Err(PickError::Usage(format!(
+            "the picked set {set_name:?} expired: Google no longer serves its items"
+        )));
+    }
+    let mut items = decode_items(&set.items_json)
+        .map_err(|e| PickError::Usage(format!("the stored set {set_name:?} is unreadable: {e}")))?;
+    let i = items
+        .iter()
+        .position(|s| s.item.id == item_id)
+        .ok_or_else(|| PickError::Usage(format!("the picked set {set_name:?} has no such item")))?;
+    upload_one(google, upload, store, &set, &mut items, i, name, url_age).await
 }
 
 /// The file name the copy gets: the picked item's own, else the name the tree shows.

@@ -27,7 +27,7 @@ const SERVICE: &str = "photoslibrary.googleapis.com";
 const RPC_PREFIX: &str = "google.photos.library.v1.PhotosLibrary.";
 /// The Cloud project number the "API disabled" error names.
 const PROJECT_NUMBER: &str = "123456789012";
-const INVALID_MEDIA_ITEM_ID: &str = "Request contains an invalid media item id.";
+pub(super) const INVALID_MEDIA_ITEM_ID: &str = "Request contains an invalid media item id.";
 pub(super) const INVALID_ARGUMENT: &str = "Request contains an invalid argument.";
 const INVALID_PAGE_TOKEN: &str = "Invalid page token.";
 const UNAUTHENTICATED: &str = "Request had invalid authentication credentials. Expected OAuth 2 \

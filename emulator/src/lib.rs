@@ -23,6 +23,7 @@
 //! `demo` and `emulator` commands), so `cargo install --no-default-features` gives a gateway
 //! with no emulator (and no JPEG encoder) in it. Tests get it as a dev-dependency.
 
+mod albums;
 mod api;
 mod clock;
 mod content;
@@ -476,6 +477,8 @@ enum Route<'a> {
     AlbumsCreate,
     /// `PATCH /v1/albums/{id}?updateMask=...`
     AlbumsPatch(String),
+    /// `POST /v1/albums/{id}:batchAddMediaItems` or `:batchRemoveMediaItems`.
+    AlbumsMembership(String, albums::Membership),
     /// `POST /v1/uploads`: raw, resumable start, or a command on a session (`upload_id`).
     Uploads,
     NotFound,
@@ -518,6 +521,15 @@ impl<'a> Route<'a> {
             (&Method::POST, "/v1/mediaItems:batchCreate") => Route::MediaBatchCreate,
             (&Method::POST, "/v1/albums") => Route::AlbumsCreate,
             (&Method::POST, "/v1/uploads") => Route::Uploads,
+            (&Method::POST, _) => single_segment("/v1/albums/")
+                .and_then(|rest| {
+                    let (id, call) = rest.rsplit_once(':')?;
+                    Some(Route::AlbumsMembership(
+                        id.to_owned(),
+                        albums::Membership::from_method(call)?,
+                    ))
+                })
+                .unwrap_or(Route::NotFound),
             (&Method::PATCH, _) => {
                 single_segment("/v1/albums/").map_or(Route::NotFound, Route::AlbumsPatch)
             }
@@ -556,6 +568,7 @@ impl<'a> Route<'a> {
             Route::MediaBatchCreate => "mediaItems.batchCreate",
             Route::AlbumsCreate => "albums.create",
             Route::AlbumsPatch(_) => "albums.patch",
+            Route::AlbumsMembership(_, call) => call.kind(),
             Route::Uploads => "uploads",
             Route::NotFound => "other",
         }
@@ -1083,6 +1096,7 @@ impl Emulator {
             Route::MediaBatchCreate => upload::batch_create(inner, req),
             Route::AlbumsCreate => upload::albums_create(inner, req),
             Route::AlbumsPatch(id) => upload::albums_patch(inner, req, id),
+            Route::AlbumsMembership(id, call) => albums::batch_membership(inner, req, id, *call),
             Route::Uploads => upload::uploads(inner, req),
             Route::NotFound => {
                 Reply::google_error(StatusCode::NOT_FOUND, "Method not found.", "NOT_FOUND")

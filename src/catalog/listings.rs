@@ -101,6 +101,20 @@ impl Catalog {
         }
     }
 
+    /// Forgets the listings of `albums` (their members changed: items added or taken out),
+    /// in memory and in the store. The library itself did not change, so `/media/all` and
+    /// the date views are kept.
+    pub fn forget_album_members(&self, albums: &[&str]) {
+        self.forget_folders(
+            |key| matches!(key, FolderKey::Album(id) if albums.contains(&id.as_str())),
+        );
+        for id in albums {
+            if let Some(key) = store_key(&FolderKey::Album(id.to_string())) {
+                self.inner.opts.store.forget_listing(key);
+            }
+        }
+    }
+
     /// Forgets the album list (after an album was created).
     pub fn forget_albums(&self) {
         self.forget_folders(|key| *key == FolderKey::Albums);

@@ -309,6 +309,20 @@ impl Catalog {
         }
     }
 
+    /// The file at `segments`: the name its folder shows it under and Google's item (for a
+    /// picked item, an id made by `picked::picked_id`), found in the cached listings without
+    /// probing a size. `NotFound` for a folder or nothing. What the write path needs to add
+    /// an item to an album or take it out.
+    pub async fn file_item(
+        &self,
+        segments: &[String],
+    ) -> Result<(String, Arc<MediaItem>), CatalogError> {
+        match self.resolve(segments).await? {
+            CachedNode::File(name, item) => Ok((name, item)),
+            CachedNode::Dir(_) => Err(CatalogError::NotFound),
+        }
+    }
+
     /// Whether `segments` names a folder (loading only the listings on the way).
     pub async fn is_dir(&self, segments: &[String]) -> Result<bool, CatalogError> {
         Ok(matches!(self.resolve(segments).await?, CachedNode::Dir(_)))

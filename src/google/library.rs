@@ -27,6 +27,8 @@ pub const ITEM_PAGE_SIZE: u32 = 100;
 pub const BATCH_GET_MAX: usize = 50;
 /// mediaItems.batchCreate takes 1 to 50 new items.
 pub const BATCH_CREATE_MAX: usize = 50;
+/// albums.batchAddMediaItems and albums.batchRemoveMediaItems take 1 to 50 ids a call.
+pub const ALBUM_BATCH_MAX: usize = 50;
 
 /// One item for mediaItems.batchCreate: an upload token and the file name to give it.
 #[derive(Debug, Clone)]
@@ -306,6 +308,77 @@ impl LibraryClient {
                 }),
             })
             .collect())
+    }
+
+    /// albums.batchAddMediaItems: adds app-created items to an app-created album (at most
+    /// [`ALBUM_BATCH_MAX`] distinct ids). All or nothing: Google fails the whole call when
+    /// one id or the album is not acceptable (400 INVALID_ARGUMENT, "Request contains an
+    /// invalid media item id.": an item this app did not create, or one deleted meanwhile),
+    /// and answers an empty body when all were added.
+    ///
+    /// Retried by the policy after any failure it allows, a lost answer included, unlike
+    /// batchCreate: an album holds an item at most once, so repeating an add that did happen
+    /// leaves the album as the first call left it, and nothing can be duplicated. The worst
+    /// a repeat can do is report a failure for items that were added (should Google refuse
+    /// re-adding a member); the caller forgets the album's listing after every failure, so
+    /// the client's own retry sees the album as it is.
+    pub async fn batch_add_media_items(
+        &self,
+        album_id: &str,
+        ids: &[String],
+    ) -> Result<(), GoogleError> {
+        self.album_batch(
+            "albums.batchAddMediaItems",
+            "batchAddMediaItems",
+            album_id,
+            ids,
+        )
+        .await
+    }
+
+    /// albums.batchRemoveMediaItems: takes app-created items out of an app-created album (at
+    /// most [`ALBUM_BATCH_MAX`] distinct ids); the items stay in the library. All or nothing,
+    /// like [`LibraryClient::batch_add_media_items`], and needs the
+    /// `photoslibrary.edit.appcreateddata` scope (403 insufficient scopes without it).
+    ///
+    /// Retried after a lost answer too: removing is a set operation, a repeat cannot take out
+    /// more than asked. A repeat after a removal that did happen may be refused (the ids are
+    /// no longer in the album); the caller then reports a failure and forgets the listing,
+    /// and the next PROPFIND shows the truth.
+    pub async fn batch_remove_media_items(
+        &self,
+        album_id: &str,
+        ids: &[String],
+    ) -> Result<(), GoogleError> {
+        self.album_batch(
+            "albums.batchRemoveMediaItems",
+            "batchRemoveMediaItems",
+            album_id,
+            ids,
+        )
+        .await
+    }
+
+    /// `POST /v1/albums/{id}:{method}` with `{"mediaItemIds": ids}`; an empty answer.
+    async fn album_batch(
+        &self,
+        what: &'static str,
+        method: &str,
+        album_id: &str,
+        ids: &[String],
+    ) -> Result<(), GoogleError> {
+        let distinct: HashSet<&String> = ids.iter().collect();
+        if ids.is_empty() || ids.len() > ALBUM_BATCH_MAX || distinct.len() != ids.len() {
+            return Err(GoogleError::Protocol(format!(
+                "{what} takes 1 to {ALBUM_BATCH_MAX} distinct ids, not {} ({} distinct)",
+                ids.len(),
+                distinct.len()
+            )));
+        }
+        let url = self.url(&format!("albums/{}:{method}", encode_segment(album_id)));
+        let body = json!({ "mediaItemIds": ids });
+        let _: serde_json::Value = self.send(what, || self.http.post(&url).json(&body)).await?;
+        Ok(())
     }
 
     /// albums.create: a new app-created album (so the app may add items to it).

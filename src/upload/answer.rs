@@ -81,9 +81,11 @@ pub(super) const CANNOT_REPLACE: &str = "Google Photos cannot replace or change 
     uploaded under this name. Upload under another name, or delete the item in the Google \
     Photos app first";
 pub(super) const CANNOT_DELETE: &str = "Google Photos' API cannot delete items or albums; delete them in \
-    the Google Photos app";
-pub(super) const CANNOT_MOVE: &str = "Google Photos' API cannot move, rename or copy items, nor move or \
-    copy albums; the one move it can do is renaming an album folder within /album";
+    the Google Photos app (a file deleted in an album folder, /album/<title>/<name>, is taken \
+    out of that album and stays in the library)";
+pub(super) const CANNOT_MOVE: &str = "Google Photos' API cannot move or rename folders other than \
+    albums: the folder moves it can do are renaming an album folder within /album (MOVE) and \
+    copying one to a new album (COPY)";
 
 /// Content that is neither a photo nor a video (415).
 pub(super) fn not_media() -> Answer {

@@ -16,8 +16,12 @@
 //! fails), so with `close_early` a batch is created as soon as no ticket is outstanding: a
 //! client copying one file at a time (Finder) never waits for the window, while the parallel
 //! transfers of `rclone copy` still share calls. The window bounds the wait for a slow one.
+//!
+//! The collecting itself ([`Collector`]) knows nothing of batchCreate: the album changes of
+//! `organise` (batchAddMediaItems, batchRemoveMediaItems) are batched by the same code.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -39,12 +43,6 @@ pub enum CreateError {
     /// The batcher is gone (the server is shutting down).
     #[error("the server is shutting down")]
     Stopped,
-}
-
-struct Job {
-    album: Option<String>,
-    item: NewItem,
-    reply: oneshot::Sender<Result<MediaItem, CreateError>>,
 }
 
 /// Uploads on their way to the batcher.
@@ -80,26 +78,27 @@ pub struct BatchPolicy {
 /// Hands finished uploads to the batching task. Cheap to clone.
 #[derive(Clone)]
 pub struct Batcher {
-    tx: mpsc::UnboundedSender<Job>,
-    coming: Arc<Coming>,
+    collector: Collector<Option<String>, NewItem, Result<MediaItem, CreateError>>,
 }
 
 impl Batcher {
     /// Starts the batching task on the current runtime.
     pub fn start(library: LibraryClient, policy: BatchPolicy) -> Batcher {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let coming = Arc::new(Coming::default());
-        tokio::spawn(run(library, rx, coming.clone(), policy));
-        Batcher { tx, coming }
+        let policy = BatchPolicy {
+            max_items: policy.max_items.clamp(1, BATCH_CREATE_MAX),
+            ..policy
+        };
+        let collector = Collector::start(policy, move |album: Option<String>, items| {
+            let library = library.clone();
+            async move { create_group(&library, album, items).await }
+        });
+        Batcher { collector }
     }
 
     /// Announces an upload that may produce an item; hold the ticket until [`Batcher::create`]
     /// (or drop it when the upload fails).
     pub fn ticket(&self) -> Ticket {
-        self.coming.count.fetch_add(1, Ordering::SeqCst);
-        Ticket {
-            coming: self.coming.clone(),
-        }
+        self.collector.ticket()
     }
 
     /// Creates `item` (in `album`, if given) in the next batch and waits for its result.
@@ -109,22 +108,119 @@ impl Batcher {
         album: Option<String>,
         item: NewItem,
     ) -> Result<MediaItem, CreateError> {
-        let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(Job { album, item, reply });
-        // Only now: the batch must not close between the ticket's end and the job's arrival.
-        drop(ticket);
-        sent.map_err(|_| CreateError::Stopped)?;
-        rx.await.unwrap_or(Err(CreateError::Stopped))
+        self.collector
+            .submit(ticket, album, item)
+            .await
+            .unwrap_or(Err(CreateError::Stopped))
     }
 }
 
-async fn run(
-    library: LibraryClient,
-    mut rx: mpsc::UnboundedReceiver<Job>,
+/// One batchCreate (at most 50 items, which the collector guarantees) and each item's result.
+async fn create_group(
+    library: &LibraryClient,
+    album: Option<String>,
+    items: Vec<NewItem>,
+) -> Vec<Result<MediaItem, CreateError>> {
+    tracing::info!(
+        items = items.len(),
+        album = album.as_deref().unwrap_or("-"),
+        "creating uploaded items (one batchCreate)"
+    );
+    match library.batch_create(album.as_deref(), &items).await {
+        Ok(results) => results
+            .into_iter()
+            .map(|result| {
+                result.map_err(|s| CreateError::Item {
+                    code: s.code,
+                    message: s.message,
+                })
+            })
+            .collect(),
+        Err(e) => items
+            .iter()
+            .map(|_| Err(CreateError::Call(e.clone())))
+            .collect(),
+    }
+}
+
+/// One request's part of a batch: its group (an album), its item, where its result goes.
+struct Job<K, I, R> {
+    key: K,
+    item: I,
+    reply: oneshot::Sender<R>,
+}
+
+/// The collecting half every batched write shares (item creation here, album additions and
+/// removals in `organise`): requests hand in an item under a key (the album), one task
+/// gathers them for up to the policy's window, closing early once no ticket is outstanding
+/// (see the module docs), and sends each key's items in calls of at most `max_items`,
+/// handing every request the result for its own item. Written once, so that every kind of
+/// batch waits, closes and answers the same way.
+pub(crate) struct Collector<K, I, R> {
+    tx: mpsc::UnboundedSender<Job<K, I, R>>,
+    coming: Arc<Coming>,
+}
+
+impl<K, I, R> Clone for Collector<K, I, R> {
+    fn clone(&self) -> Self {
+        Collector {
+            tx: self.tx.clone(),
+            coming: self.coming.clone(),
+        }
+    }
+}
+
+impl<K, I, R> Collector<K, I, R>
+where
+    K: Ord + Clone + Send + 'static,
+    I: Send + 'static,
+    R: Send + 'static,
+{
+    /// Starts the collecting task on the current runtime. `send` makes one call of a group's
+    /// items (at most `policy.max_items` of one key) and answers one result per item, in
+    /// their order.
+    pub(crate) fn start<F, Fut>(policy: BatchPolicy, send: F) -> Self
+    where
+        F: Fn(K, Vec<I>) -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<R>> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let coming = Arc::new(Coming::default());
+        tokio::spawn(run(rx, coming.clone(), policy, send));
+        Collector { tx, coming }
+    }
+
+    /// Announces a request that may hand in an item soon (see [`Ticket`]).
+    pub(crate) fn ticket(&self) -> Ticket {
+        self.coming.count.fetch_add(1, Ordering::SeqCst);
+        Ticket {
+            coming: self.coming.clone(),
+        }
+    }
+
+    /// Hands in `item` under `key` and waits for its result (None: the task is gone, the
+    /// server is shutting down).
+    pub(crate) async fn submit(&self, ticket: Ticket, key: K, item: I) -> Option<R> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(Job { key, item, reply });
+        // Only now: the batch must not close between the ticket's end and the job's arrival.
+        drop(ticket);
+        sent.ok()?;
+        rx.await.ok()
+    }
+}
+
+async fn run<K, I, R, F, Fut>(
+    mut rx: mpsc::UnboundedReceiver<Job<K, I, R>>,
     coming: Arc<Coming>,
     policy: BatchPolicy,
-) {
-    let max_items = policy.max_items.clamp(1, BATCH_CREATE_MAX);
+    send: F,
+) where
+    K: Ord + Clone,
+    F: Fn(K, Vec<I>) -> Fut,
+    Fut: Future<Output = Vec<R>>,
+{
+    let max_items = policy.max_items.max(1);
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         let deadline = tokio::time::Instant::now() + policy.window;
@@ -145,42 +241,22 @@ async fn run(
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
-        // One call per album (and one for items without an album), in arrival order.
-        let mut groups: BTreeMap<Option<String>, Vec<Job>> = BTreeMap::new();
+        // One call per key, in arrival order, in chunks of at most `max_items`.
+        let mut groups: BTreeMap<K, Vec<Job<K, I, R>>> = BTreeMap::new();
         for job in jobs {
-            groups.entry(job.album.clone()).or_default().push(job);
+            groups.entry(job.key.clone()).or_default().push(job);
         }
-        for (album, group) in groups {
-            create_group(&library, album, group).await;
-        }
-    }
-}
-
-async fn create_group(library: &LibraryClient, album: Option<String>, group: Vec<Job>) {
-    let mut group = group;
-    while !group.is_empty() {
-        let rest = group.split_off(group.len().min(BATCH_CREATE_MAX));
-        let items: Vec<NewItem> = group.iter().map(|j| j.item.clone()).collect();
-        tracing::info!(
-            items = items.len(),
-            album = album.as_deref().unwrap_or("-"),
-            "creating uploaded items (one batchCreate)"
-        );
-        match library.batch_create(album.as_deref(), &items).await {
-            Ok(results) => {
-                for (job, result) in group.into_iter().zip(results) {
-                    let _ = job.reply.send(result.map_err(|s| CreateError::Item {
-                        code: s.code,
-                        message: s.message,
-                    }));
+        for (key, mut group) in groups {
+            while !group.is_empty() {
+                let rest = group.split_off(group.len().min(max_items));
+                let (items, replies): (Vec<I>, Vec<oneshot::Sender<R>>) =
+                    group.into_iter().map(|j| (j.item, j.reply)).unzip();
+                let results = send(key.clone(), items).await;
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
                 }
-            }
-            Err(e) => {
-                for job in group {
-                    let _ = job.reply.send(Err(CreateError::Call(e.clone())));
-                }
+                group = rest;
             }
         }
-        group = rest;
     }
 }

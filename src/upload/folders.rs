@@ -1,9 +1,10 @@
-//! The writes on folders: MKCOL of an album, DELETE (which Google cannot do for its items),
-//! and MOVE, where the one move Google can do is renaming an album this app created.
+//! The writes on folders: MKCOL of an album, DELETE (which Google cannot do for its items
+//! and albums; a file in an album folder leaves the album, see `organise`), and MOVE, where
+//! the one move of a folder Google can do is renaming an album this app created.
 
 use http::StatusCode;
 
-use super::answer::{Answer, CANNOT_DELETE, CANNOT_MOVE};
+use super::answer::{Answer, CANNOT_MOVE};
 use super::{Uploader, local};
 use crate::catalog::{CatalogError, Entry, FolderKey, UploadDir};
 use crate::google::GoogleError;
@@ -47,17 +48,29 @@ impl Uploader {
         }
     }
 
-    /// DELETE of `segments`: local files (placeholders, sidecars) go; Google's items stay.
-    pub fn delete(&self, segments: &[String]) -> Answer {
+    /// DELETE of `segments`: local files (placeholders, sidecars) go; a file in an album
+    /// folder leaves that album (see `organise`); Google's items themselves stay.
+    pub async fn delete(&self, segments: &[String]) -> Answer {
         if self.local.remove(&local::key(segments)) {
             return Answer::new(StatusCode::NO_CONTENT, "");
         }
-        Answer::new(StatusCode::FORBIDDEN, CANNOT_DELETE)
+        self.remove_from_album(segments).await
     }
 
-    /// MOVE and COPY of anything but an album folder renamed in place.
+    /// MOVEs of folders other than an album renamed in place.
     pub fn refuse_move(&self) -> Answer {
         Answer::new(StatusCode::FORBIDDEN, CANNOT_MOVE)
+    }
+
+    /// MOVE of `from` to `to` (decoded segments of the Destination header, None when it is
+    /// not on this server): a file between album folders (see `organise`), or an album
+    /// folder renamed ([`Uploader::move_folder`]).
+    pub async fn move_to(&self, from: &[String], to: Option<&[String]>, overwrite: bool) -> Answer {
+        match self.catalog.file_item(from).await {
+            Ok((shown, item)) => self.move_file(from, to, overwrite, shown, item).await,
+            Err(CatalogError::NotFound) => self.move_folder(from, to, overwrite).await,
+            Err(e) => Answer::catalog("cannot list the source", &e),
+        }
     }
 
     /// MOVE of `from` to `to` (decoded segments of the Destination header, None when it is

@@ -1,5 +1,6 @@
-//! The write path: PUT uploads a photo or video, MKCOL creates an album, and the writes
-//! Google cannot do (DELETE, MOVE, COPY) are refused with the reason.
+//! The write path: PUT uploads a photo or video, MKCOL creates an album, COPY, MOVE and
+//! DELETE change which albums hold an item ([`organise`]), and the writes Google cannot do
+//! (deleting or renaming items, deleting albums) are refused with the reason.
 //!
 //! A PUT goes through these steps, and each can end it with a status and a message:
 //! 1. **Where.** `/album/<title>/<name>` (an existing album) or `/upload/<name>` (no album);
@@ -26,12 +27,14 @@
 //!
 //! Steps 2 to 5 run one at a time per path, so two PUTs of one name cannot both upload.
 //!
-//! MKCOL, DELETE and MOVE are in [`folders`]; every refusal is worded once, in [`answer`].
+//! MKCOL, DELETE and MOVE are in [`folders`], the album changes of COPY, MOVE and DELETE in
+//! [`organise`]; every refusal is worded once, in [`answer`].
 
 mod answer;
 pub mod batcher;
 mod folders;
 pub mod local;
+mod organise;
 pub mod sniff;
 mod spool;
 
@@ -95,6 +98,8 @@ pub struct Uploader {
     catalog: Catalog,
     upload: UploadClient,
     batcher: Batcher,
+    /// Album additions and removals, collected like item creations (see [`organise`]).
+    albums: organise::AlbumBatches,
     local: LocalFiles,
     locks: Box<dyn DavLockSystem>,
     spool_dir: PathBuf,
@@ -135,17 +140,17 @@ impl Uploader {
         opts: UploadOptions,
     ) -> Uploader {
         let google = catalog.google();
-        let batcher = Batcher::start(
-            google.library.clone(),
-            BatchPolicy {
-                window: opts.batch_window,
-                max_items: opts.batch_max_items,
-                close_early: opts.batch_close_early,
-            },
-        );
+        let policy = BatchPolicy {
+            window: opts.batch_window,
+            max_items: opts.batch_max_items,
+            close_early: opts.batch_close_early,
+        };
+        let batcher = Batcher::start(google.library.clone(), policy);
+        let albums = organise::AlbumBatches::start(google.library.clone(), policy);
         Uploader {
             upload: google.upload.clone().with_tuning(opts.tuning.clone()),
             batcher,
+            albums,
             local,
             locks,
             spool_dir: opts.spool_dir.unwrap_or_else(std::env::temp_dir),

@@ -531,3 +531,36 @@ pub fn mp4(len: usize, seed: u8) -> Vec<u8> {
     }
     out
 }
+
+/// Runs cadaver at `path` in `cwd` with `script` on its stdin (and an empty HOME, so no
+/// user's .netrc or .cadaverrc counts); returns whether it exited 0, and all it printed.
+pub async fn cadaver(
+    stack: &Stack,
+    path: &str,
+    cwd: &std::path::Path,
+    script: &[u8],
+) -> (bool, String) {
+    let home = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new("cadaver")
+        .arg("-t")
+        .arg(stack.full_url(path))
+        .current_dir(cwd)
+        .env("HOME", home.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cadaver must be installed: run tests/run-all.sh");
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, script)
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}

@@ -46,14 +46,17 @@ impl Writes {
                 uploader.put(&segs, &dav_path, &parts.headers, body).await
             }
             "MKCOL" => uploader.mkcol(&segs).await,
-            "DELETE" => uploader.delete(&segs),
-            "MOVE" => {
+            "DELETE" => uploader.delete(&segs).await,
+            "MOVE" | "COPY" => {
                 let headers = req.headers();
                 let Some(destination) = headers.get("Destination") else {
                     return answer_response(
                         &method,
                         &path,
-                        Answer::new(StatusCode::BAD_REQUEST, "MOVE needs a Destination header"),
+                        Answer::new(
+                            StatusCode::BAD_REQUEST,
+                            format!("{method} needs a Destination header"),
+                        ),
                     );
                 };
                 // RFC 4918 10.6: Overwrite defaults to T.
@@ -62,7 +65,27 @@ impl Writes {
                     .and_then(|v| v.to_str().ok())
                     .is_some_and(|v| v.trim().eq_ignore_ascii_case("F"));
                 let to = self.destination(destination);
-                uploader.move_folder(&segs, to.as_deref(), overwrite).await
+                if method == "MOVE" {
+                    uploader.move_to(&segs, to.as_deref(), overwrite).await
+                } else {
+                    // RFC 4918 9.8.3: a collection's COPY is Depth infinity (the default) or
+                    // 0; a file's ignores Depth, which the uploader does.
+                    match headers
+                        .get("Depth")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::trim)
+                    {
+                        None => uploader.copy(&segs, to.as_deref(), overwrite, true).await,
+                        Some(d) if d.eq_ignore_ascii_case("infinity") => {
+                            uploader.copy(&segs, to.as_deref(), overwrite, true).await
+                        }
+                        Some("0") => uploader.copy(&segs, to.as_deref(), overwrite, false).await,
+                        Some(_) => Answer::new(
+                            StatusCode::BAD_REQUEST,
+                            "COPY takes Depth: 0 or infinity (RFC 4918 9.8.3)",
+                        ),
+                    }
+                }
             }
             _ => uploader.refuse_move(),
         };
@@ -70,7 +93,9 @@ impl Writes {
     }
 
     /// The decoded tree segments a `Destination` header names (an absolute URL or an absolute
-    /// path), or None when it is not a path below this server's prefix.
+    /// path), or None when it is not a path below this server's prefix (403 then). The
+    /// URL's host is not compared with the request's: reverse proxies rewrite `Host`, not
+    /// `Destination`, and a path below the prefix can only name a place in this tree.
     fn destination(&self, header: &HeaderValue) -> Option<Vec<String>> {
         let raw = header.to_str().ok()?.trim();
         let path = if raw.starts_with('/') {
