@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Stack, cadaver, rclone, sha256, start_custom};
+use common::{Stack, cadaver, jpeg, rclone, sha256, start_custom};
 use gphotos_dav::catalog::store::PickedSet;
 use gphotos_dav::pick;
 use gphotos_dav::server::auth::hash_password;
@@ -638,4 +638,79 @@ async fn read_only_users_are_refused_and_nothing_changes() {
         after.iter().map(|a| &a.item_ids).collect::<Vec<_>>()
     );
     assert_eq!(count(&stack, ADD) + count(&stack, REMOVE), 0);
+}
+
+async fn put(stack: &Stack, path: &str, body: Vec<u8>) -> StatusCode {
+    let resp = stack
+        .http
+        .put(stack.full_url(path))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    resp.status()
+}
+
+/// The upload records follow the album: a file taken out of its album and sent again puts the
+/// same item back (no second upload: Google would make a duplicate), and a file copied or
+/// moved into an album is there when the same bytes are sent to its new place (204, not 409).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_records_follow_copies_moves_and_removals() {
+    let stack = writable().await;
+    let photo = jpeg(24, 24, 41, 90);
+    assert_eq!(
+        put(&stack, "/album/Empty/kept.jpg", photo.clone()).await,
+        StatusCode::CREATED
+    );
+    let id = members(&stack, "Empty")[0].clone();
+    assert_eq!(count(&stack, "uploads"), 1);
+
+    // Out of the album, then the same bytes again: the item comes back, nothing uploaded.
+    let (status, text) = delete(&stack, "/album/Empty/kept.jpg").await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(members(&stack, "Empty").is_empty());
+    let adds = count(&stack, ADD);
+    assert_eq!(
+        put(&stack, "/album/Empty/kept.jpg", photo.clone()).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(members(&stack, "Empty"), vec![id.clone()]);
+    assert_eq!(count(&stack, ADD), adds + 1);
+    assert_eq!(count(&stack, "uploads"), 1, "no second upload");
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), 1);
+    // And once more: a plain repeat.
+    assert_eq!(
+        put(&stack, "/album/Empty/kept.jpg", photo.clone()).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(count(&stack, ADD), adds + 1);
+
+    // Copied into another album, the same bytes sent there are a repeat too.
+    let shown = names(&stack, "/album/Empty/").await;
+    assert_eq!(shown.len(), 1);
+    let (status, text) = send(
+        &stack,
+        "COPY",
+        &format!("/album/Empty/{}", shown[0]),
+        &format!("/album/Pets/{}", shown[0]),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    assert_eq!(
+        put(&stack, &format!("/album/Pets/{}", shown[0]), photo.clone()).await,
+        StatusCode::NO_CONTENT
+    );
+    // Other bytes where an item left: a new upload, not a conflict.
+    let (status, _) = delete(&stack, "/album/Empty/kept.jpg").await;
+    assert_eq!(status, StatusCode::OK);
+    let other = jpeg(24, 24, 42, 90);
+    assert_eq!(
+        put(&stack, "/album/Empty/kept.jpg", other).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(count(&stack, "uploads"), 2);
+    let now = members(&stack, "Empty");
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0], id);
 }

@@ -11,10 +11,9 @@ use common::{cadaver, mp4, rclone};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Stack, parse_multistatus, sha256, start_custom};
+use common::{Stack, jpeg, parse_multistatus, sha256, start_custom};
 use gphotos_dav::server::Config;
 use gphotos_dav_emulator::{self as emulator, EmulatorOptions, Fault};
-use image::codecs::jpeg::JpegEncoder;
 use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -33,24 +32,6 @@ async fn writable_with(window_ms: u64, max_items: usize, more: impl FnOnce(&mut 
         more(c);
     })
     .await
-}
-
-/// A baseline JPEG of `w`×`h` noise (seeded), without EXIF.
-fn jpeg(w: u32, h: u32, seed: u64, quality: u8) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2).wrapping_add(1);
-    let pixels: Vec<u8> = (0..w * h * 3)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
-    let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, quality)
-        .encode(&pixels, w, h, image::ExtendedColorType::Rgb8)
-        .unwrap();
-    out
 }
 
 /// The EXIF (TIFF, little endian) block of [`with_gps`]: IFD0 holds `Make` and a pointer to
@@ -1039,8 +1020,29 @@ async fn rclone_copy_twice_uploads_once() {
         .map(|f| f.0)
         .collect();
     left.sort();
-    let kept: Vec<String> = want.into_iter().filter(|n| n != "located.jpg").collect();
+    let kept: Vec<String> = want
+        .iter()
+        .filter(|n| *n != "located.jpg")
+        .cloned()
+        .collect();
     assert_eq!(left, kept);
+
+    // Run again with --ignore-size: the same bytes put the item back into the album, without
+    // an upload (the store remembers which item they made).
+    let out = rclone(&args).await;
+    assert!(
+        out.status.success(),
+        "run after the removal: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(count(&stack, "uploads"), files.len() as u64);
+    assert_eq!(count(&stack, "mediaItems.batchCreate"), first_batches);
+    let mut back: Vec<String> = album_files(&stack, "Rclone Trip")
+        .into_iter()
+        .map(|f| f.0)
+        .collect();
+    back.sort();
+    assert_eq!(back, want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -323,6 +323,21 @@ impl Catalog {
         }
     }
 
+    /// Whether the folder `dir` holds the item `item_id` under any name (its cached listing,
+    /// no size probed): what the write path asks before trusting an upload record, since an
+    /// item taken out of an album leaves its record behind.
+    pub async fn folder_holds(&self, dir: &[String], item_id: &str) -> Result<bool, CatalogError> {
+        match self.resolve(dir).await? {
+            CachedNode::Dir(key) => Ok(self
+                .listing(&key)
+                .await?
+                .entries
+                .iter()
+                .any(|e| matches!(e, CachedEntry::File { item, .. } if item.id == item_id))),
+            CachedNode::File(..) => Err(CatalogError::NotFound),
+        }
+    }
+
     /// Whether `segments` names a folder (loading only the listings on the way).
     pub async fn is_dir(&self, segments: &[String]) -> Result<bool, CatalogError> {
         Ok(matches!(self.resolve(segments).await?, CachedNode::Dir(_)))

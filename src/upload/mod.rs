@@ -231,6 +231,17 @@ impl Uploader {
         let gate = self.gate(&key);
         let _held = gate.lock().await;
         let recorded = self.catalog.store().upload_at(&key).await;
+        // A record whose item has left the album since (a DELETE, or a MOVE out of it) no
+        // longer says what the folder holds: it is `left`, kept only so that the same bytes
+        // put that item back rather than uploading a duplicate.
+        let (recorded, left) = match (recorded, &album) {
+            (Some(up), Some(_)) => match self.catalog.folder_holds(dir, &up.item_id).await {
+                Ok(true) => (Some(up), None),
+                Ok(false) => (None, Some(up)),
+                Err(e) => return Answer::catalog("cannot list the folder", &e),
+            },
+            (recorded, _) => (recorded, None),
+        };
         if recorded.is_none() {
             match self.catalog.is_file(segments).await {
                 Ok(true) => return Answer::new(StatusCode::CONFLICT, CANNOT_REPLACE),
@@ -257,6 +268,12 @@ impl Uploader {
                     "too many placeholder files are open",
                 ),
             };
+        }
+        if let (Some(up), Some(album)) = (&left, &album)
+            && up.sha256 == spooled.sha256
+            && up.size == spooled.size
+        {
+            return self.put_back(&key, album, &up.item_id).await;
         }
         if let Some(up) = recorded {
             if up.sha256 == spooled.sha256 && up.size == spooled.size {

@@ -190,6 +190,40 @@ impl Uploader {
             .unwrap_or_else(|| Err(GoogleError::Protocol("the server is shutting down".into())))
     }
 
+    /// PUT of the bytes uploaded at `key` before, whose item has left `album` since: the
+    /// item goes back into the album (no upload: Google would make a duplicate).
+    pub(super) async fn put_back(&self, key: &str, album: &str, item_id: &str) -> Answer {
+        let added = self.change(Change::Add, album, item_id).await;
+        self.catalog.forget_album_members(&[album]);
+        match added {
+            Ok(()) => {
+                tracing::info!(path = %key, item = %item_id, "identical bytes were uploaded here before; the item is back in the album");
+                Answer::new(StatusCode::CREATED, "")
+            }
+            Err(e) => album_failure("Google could not put the item back in the album", &e),
+        }
+    }
+
+    /// Records the upload of `from` (if it was uploaded here) at `to` as well, after a COPY
+    /// or MOVE put its item there: the same bytes sent to `to` later are then a repeat (204),
+    /// not a conflict.
+    async fn carry_record(&self, from: &[String], to: &[String]) {
+        let store = self.catalog.store();
+        let Some(up) = store.upload_at(&local::key(from)).await else {
+            return;
+        };
+        let to_key = local::key(to);
+        if let Err(e) = store
+            .record_upload(crate::catalog::store::Upload {
+                path: to_key.clone(),
+                ..up
+            })
+            .await
+        {
+            tracing::warn!(path = %to_key, "could not record the copy in the store: {e}");
+        }
+    }
+
     /// Where a file may be copied or moved to: the album behind `to`'s folder and the name,
     /// checked against the source's; or the answer refusing it.
     async fn album_destination(
@@ -287,6 +321,7 @@ impl Uploader {
         match added {
             Ok(()) => {
                 tracing::info!(item = %item.id, %album, "added to the album");
+                self.carry_record(from, to).await;
                 Answer::new(StatusCode::CREATED, "")
             }
             Err(e) => album_failure("Google could not add the item to the album", &e),
@@ -553,6 +588,7 @@ impl Uploader {
         match removed {
             Ok(()) => {
                 tracing::info!(item = %item.id, from = %source, to = %target, "moved between albums");
+                self.carry_record(from, to).await;
                 if was_there {
                     Answer::new(StatusCode::NO_CONTENT, "")
                 } else {

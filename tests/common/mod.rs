@@ -564,3 +564,21 @@ pub async fn cadaver(
     );
     (out.status.success(), text)
 }
+
+/// A baseline JPEG of `w`×`h` noise (seeded), without EXIF.
+pub fn jpeg(w: u32, h: u32, seed: u64, quality: u8) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2).wrapping_add(1);
+    let pixels: Vec<u8> = (0..w * h * 3)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode(&pixels, w, h, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
