@@ -81,6 +81,7 @@ pub use clock::Clock;
 pub use store::Store;
 pub use tree::{DateBucket, DateView, FolderKey, RESERVED_ROOT_NAMES};
 
+use crate::google::library::RangeLoading;
 use crate::google::{Google, GoogleError, MediaItem, VideoState};
 use listings::{CachedEntry, Slot};
 use sizes::SharedProbe;
@@ -126,6 +127,9 @@ pub struct CatalogOptions {
     /// Download URLs this old are replaced before use (`[google] url_max_age_secs`; see
     /// [`urls::UrlAge`]).
     pub url_max_age: Duration,
+    /// How `/media/all` is loaded: one chain of pages, or concurrent date-range searches for
+    /// a library longer than a few pages (`[google] list_chain_pages`, `list_concurrency`).
+    pub media_all: RangeLoading,
 }
 
 impl Default for CatalogOptions {
@@ -138,6 +142,7 @@ impl Default for CatalogOptions {
             store: Store::in_memory(),
             uploads: false,
             url_max_age: urls::DEFAULT_URL_MAX_AGE,
+            media_all: RangeLoading::default(),
         }
     }
 }

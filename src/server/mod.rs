@@ -133,6 +133,7 @@ impl Server {
                 probe_concurrency: config.cache.probe_concurrency,
                 uploads: !config.server.read_only,
                 url_max_age: config.google.url_max_age(),
+                media_all: config.google.range_loading(),
                 store,
             },
         );
