@@ -341,9 +341,27 @@ mod tests {
             end: last_date(),
         };
         for (inner, n) in [
-            (Days { start: d(2018, 1, 1), end: d(2022, 12, 31) }, 20),
-            (Days { start: d(2020, 2, 28), end: d(2020, 3, 1) }, 16),
-            (Days { start: d(2020, 2, 28), end: d(2020, 2, 28) }, 5),
+            (
+                Days {
+                    start: d(2018, 1, 1),
+                    end: d(2022, 12, 31),
+                },
+                20,
+            ),
+            (
+                Days {
+                    start: d(2020, 2, 28),
+                    end: d(2020, 3, 1),
+                },
+                16,
+            ),
+            (
+                Days {
+                    start: d(2020, 2, 28),
+                    end: d(2020, 2, 28),
+                },
+                5,
+            ),
         ] {
             let pieces = cut(everything, inner, n);
             assert_eq!(pieces.first().unwrap().start, everything.start);
