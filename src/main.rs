@@ -98,6 +98,13 @@ enum Command {
         /// Seed of the sample library.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Add an album of this many tiny photos (to try a client on a big folder).
+        #[arg(long, default_value_t = 0)]
+        big_album: usize,
+        /// Add this many tiny photos in no album, spread over five years (a big
+        /// `/media/all` and big date views).
+        #[arg(long, default_value_t = 0)]
+        library_size: usize,
     },
     /// Run only the Google emulator (OAuth token endpoint, Library API, content host).
     #[cfg(feature = "emulator")]
@@ -120,6 +127,10 @@ enum Command {
         /// Add an album of this many tiny photos (to try a client on a big folder).
         #[arg(long, default_value_t = 0)]
         big_album: usize,
+        /// Add this many tiny photos in no album, spread over five years (a library of a
+        /// million starts in seconds; to benchmark or try a client on a big `/media/all`).
+        #[arg(long, default_value_t = 0)]
+        library_size: usize,
         /// Add a video of this many bytes, generated while it is sent, in the album
         /// "Big item" (to try big downloads).
         #[arg(long, default_value_t = 0)]
@@ -323,10 +334,17 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             println!("{}", gphotos_dav::server::auth::hash_password(password)?);
         }
         #[cfg(feature = "emulator")]
-        Command::Demo { listen, seed } => {
+        Command::Demo {
+            listen,
+            seed,
+            big_album,
+            library_size,
+        } => {
             let emu = Emulator::start(
                 EmulatorOptions {
                     seed,
+                    big_album,
+                    library_size,
                     ..EmulatorOptions::default()
                 },
                 "127.0.0.1:0".parse()?,
@@ -377,6 +395,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             token_ttl,
             hostile_names,
             big_album,
+            library_size,
             big_item,
             content_rate,
             latency_ms,
@@ -388,6 +407,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
                     access_token_ttl: Duration::from_secs(token_ttl),
                     hostile_names,
                     big_album,
+                    library_size,
                     big_item,
                     content_rate: (content_rate > 0).then_some(content_rate),
                     latency: Duration::from_millis(latency_ms),

@@ -352,7 +352,7 @@ pub(super) fn decode_page_token(
 /// would hold nothing new and the listing never end, so such pages repeat nothing.
 ///
 /// [`Emulator::set_repeat_last_entry`]: super::Emulator::set_repeat_last_entry
-fn library_page_range(
+pub(super) fn library_page_range(
     inner: &Inner,
     total: usize,
     offset: usize,
@@ -557,21 +557,34 @@ fn media_list_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
     let size = query_page_size(&query, ITEMS_DEFAULT_PAGE, ITEMS_MAX_PAGE)?;
     let offset = decode_page_token(inner, "mediaItems", query.first("pageToken"))?;
     let library = inner.current();
-    let items: Vec<&FixtureItem> = library.items.iter().collect();
-    Ok(items_page(inner, req, &items, "mediaItems", offset, size))
+    let items = &library.items;
+    Ok(items_page(
+        inner,
+        req,
+        items.len(),
+        |i| items.get(i),
+        "mediaItems",
+        offset,
+        size,
+    ))
 }
 
-pub(super) fn items_page(
+/// One page of a listing of `total` items, the one at position `i` given by `item` (None:
+/// left out, as an album's id whose item is gone): only the page's items are looked at, so a
+/// page costs the same in a library of a thousand items or of a million.
+pub(super) fn items_page<'a>(
     inner: &Inner,
     req: &Req,
-    items: &[&FixtureItem],
+    total: usize,
+    item: impl Fn(usize) -> Option<&'a FixtureItem>,
     listing: &str,
     offset: usize,
     size: usize,
 ) -> Reply {
-    let (range, next) = library_page_range(inner, items.len(), offset, size);
-    let entries = items[range]
-        .iter()
+    let (range, next) = library_page_range(inner, total, offset, size);
+    inner.examined(range.len());
+    let entries = range
+        .filter_map(item)
         .map(|item| media_item_json(inner, &req.base, item))
         .collect();
     let next = next.map(|n| encode_page_token(inner, listing, n));

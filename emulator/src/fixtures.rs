@@ -52,12 +52,39 @@ const FAVORITES: [usize; 4] = [5, 10, 20, 57];
 /// - One item was created at exactly 2020-12-31T23:30:00Z (in "Highlights"); the others
 ///   spread over 2015–2025 with at least five items in every one of those years.
 /// - Every filename other than the three `IMG_0001.JPG` and the empty one is unique.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Library {
     pub albums: Vec<FixtureAlbum>,
     pub items: Vec<FixtureItem>,
     /// The item whose bytes are generated on demand, if the options asked for one.
     pub big_item: Option<BigItem>,
+    /// Lookups by id and the creation-time order, built on first use (see [`Index`]).
+    index: OnceLock<Index>,
+}
+
+/// What makes a page cost what the page holds rather than what the library holds: item
+/// positions sorted by id (a lookup is a binary search, not a scan of a million items) and
+/// by creation time, newest first (a date range is a slice found by binary search).
+///
+/// Derived from `items`, so it is built lazily and never cloned: the API changes a library by
+/// cloning it, changing the clone and replacing the whole (see `Inner::replace_library`), and
+/// the clone builds its own index on its first lookup.
+#[derive(Debug)]
+pub(crate) struct Index {
+    by_id: Vec<u32>,
+    /// Positions newest first; equal times keep the order of `items`.
+    pub(crate) by_time: Vec<u32>,
+}
+
+impl Clone for Library {
+    fn clone(&self) -> Self {
+        Library {
+            albums: self.albums.clone(),
+            items: self.items.clone(),
+            big_item: self.big_item.clone(),
+            index: OnceLock::new(),
+        }
+    }
 }
 
 /// An item too big to hold in memory (benchmarks: hundreds of MiB), alone in the album
@@ -116,9 +143,39 @@ pub struct FixtureItem {
 }
 
 impl Library {
-    /// The item with this id.
+    /// A library of these albums and items (`items` newest first, as `mediaItems.list`
+    /// lists them).
+    fn new(albums: Vec<FixtureAlbum>, items: Vec<FixtureItem>) -> Library {
+        Library {
+            albums,
+            items,
+            big_item: None,
+            index: OnceLock::new(),
+        }
+    }
+
+    /// The item with this id (a binary search of the index).
     pub fn item(&self, id: &str) -> Option<&FixtureItem> {
-        self.items.iter().find(|i| i.id == id)
+        let by_id = &self.index().by_id;
+        by_id
+            .binary_search_by(|&i| self.items[i as usize].id.as_str().cmp(id))
+            .ok()
+            .map(|found| &self.items[by_id[found] as usize])
+    }
+
+    /// The index of this library, built on first use: O(n log n) once per library version.
+    pub(crate) fn index(&self) -> &Index {
+        self.index.get_or_init(|| {
+            let n = u32::try_from(self.items.len()).expect("fewer than 4 billion items");
+            let mut by_id: Vec<u32> = (0..n).collect();
+            by_id.sort_unstable_by(|&a, &b| {
+                self.items[a as usize].id.cmp(&self.items[b as usize].id)
+            });
+            let mut by_time: Vec<u32> = (0..n).collect();
+            // Stable, and `items` is kept newest first, so this is one pass in practice.
+            by_time.sort_by_key(|&i| std::cmp::Reverse(self.items[i as usize].creation_time));
+            Index { by_id, by_time }
+        })
     }
 
     /// The album with this id.
@@ -142,22 +199,25 @@ impl Library {
 /// With `hostile` set, the library also holds the names of [`HOSTILE_ALBUMS`]; with `big`
 /// above 0, an album of `big` tiny photos (see [`add_big_album`]); with `many` above 0, that
 /// many empty albums (see [`add_many_albums`]); with `big_item` above 0, a [`BigItem`] of that
-/// many bytes.
+/// many bytes; with `library_size` above 0, that many more items in no album (see
+/// [`add_library_items`]).
 pub(crate) fn library_for(
     seed: u64,
     hostile: bool,
     big: usize,
     many: usize,
     big_item: u64,
+    library_size: usize,
 ) -> Arc<Library> {
-    type Libraries = Mutex<HashMap<(u64, bool, usize, usize, u64), Arc<Library>>>;
+    type Key = (u64, bool, usize, usize, u64, usize);
+    type Libraries = Mutex<HashMap<Key, Arc<Library>>>;
     static LIBRARIES: OnceLock<Libraries> = OnceLock::new();
     let mut libraries = LIBRARIES
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     libraries
-        .entry((seed, hostile, big, many, big_item))
+        .entry((seed, hostile, big, many, big_item, library_size))
         .or_insert_with(|| {
             let mut lib = generate(seed);
             if hostile {
@@ -172,6 +232,11 @@ pub(crate) fn library_for(
             if big_item > 0 {
                 add_big_item(&mut lib, seed, big_item);
             }
+            if library_size > 0 {
+                add_library_items(&mut lib, seed, library_size);
+            }
+            // Built now, so that the first page is as fast as the others.
+            lib.index();
             Arc::new(lib)
         })
         .clone()
@@ -307,6 +372,45 @@ fn add_big_album(lib: &mut Library, seed: u64, count: usize) {
         .sort_by_key(|item| std::cmp::Reverse(item.creation_time));
 }
 
+/// When the items [`add_library_items`] adds begin: their creation times spread evenly over
+/// the [`LIBRARY_YEARS`] years from here.
+pub const LIBRARY_START: &str = "2018-01-01T00:00:00Z";
+/// How many years the items [`add_library_items`] adds spread over.
+pub const LIBRARY_YEARS: i64 = 5;
+
+/// Appends `count` tiny photos in no album, named `LIB_0000001.jpg`, ..., each with its own
+/// id, created at even steps over [`LIBRARY_YEARS`] years from [`LIBRARY_START`] (the last one
+/// a step before the end): what a big library looks like to `mediaItems.list` and to date
+/// filters. Like the big album's, the items share a few tiny encoded bodies, and the library
+/// is sorted once, so a million items are generated in seconds.
+fn add_library_items(lib: &mut Library, seed: u64, count: usize) {
+    let bodies: Vec<Bytes> = (0..BIG_ALBUM_BODIES as u64)
+        .map(|i| render_jpeg(16, 16, seed ^ !i, 8, seed.wrapping_sub(i), 90).expect("valid size"))
+        .collect();
+    let start: DateTime<Utc> = LIBRARY_START.parse().expect("a valid start");
+    let span_ms = chrono::Duration::days(365 * LIBRARY_YEARS + 1).num_milliseconds();
+    let step_ms = span_ms / count as i64;
+    let mime = "image/jpeg".to_owned();
+    lib.items.reserve(count);
+    // Newest first, so that the sort below only merges two sorted runs.
+    for n in (0..count).rev() {
+        lib.items.push(FixtureItem {
+            id: format!("AF1QipLibraryItem{n:07}x{seed:x}"),
+            filename: format!("LIB_{:07}.jpg", n + 1),
+            description: String::new(),
+            mime_type: mime.clone(),
+            creation_time: start + chrono::Duration::milliseconds(step_ms * n as i64),
+            width: 16,
+            height: 16,
+            kind: MediaKind::Photo,
+            favorite: false,
+            bytes: bodies[n % BIG_ALBUM_BODIES].clone(),
+        });
+    }
+    lib.items
+        .sort_by_key(|item| std::cmp::Reverse(item.creation_time));
+}
+
 /// How the titles of the albums [`add_many_albums`] adds begin.
 pub const MANY_ALBUMS_PREFIX: &str = "Album ";
 
@@ -417,11 +521,7 @@ pub(crate) fn generate(seed: u64) -> Library {
         .collect();
     let mut items = generated;
     items.sort_by_key(|item| std::cmp::Reverse(item.creation_time));
-    Library {
-        albums,
-        items,
-        big_item: None,
-    }
+    Library::new(albums, items)
 }
 
 /// Item 0 sits at 23:30 on New Year's Eve so that clients that convert to local time put

@@ -59,8 +59,8 @@ use tokio::task::{JoinHandle, JoinSet};
 pub use clock::{Clock, Counters};
 pub use fixtures::{
     BIG_ALBUM_TITLE, BIG_ITEM_ALBUM, BIG_ITEM_FILENAME, BigItem, FixtureAlbum, FixtureItem,
-    HOSTILE_ALBUMS, HOSTILE_LONG_FILENAME, HOSTILE_LONG_TITLE, Library, MANY_ALBUMS_PREFIX,
-    MediaKind,
+    HOSTILE_ALBUMS, HOSTILE_LONG_FILENAME, HOSTILE_LONG_TITLE, LIBRARY_START, LIBRARY_YEARS,
+    Library, MANY_ALBUMS_PREFIX, MediaKind,
 };
 
 pub use upload::{jpeg_with_gps, strip_gps, transcode};
@@ -110,6 +110,11 @@ pub struct EmulatorOptions {
     /// Adds one album, titled [`BIG_ALBUM_TITLE`], of this many tiny photos (0: none), to
     /// measure listings of the size real libraries reach.
     pub big_album: usize,
+    /// Adds this many photos in no album (0: none), created at even steps over
+    /// [`LIBRARY_YEARS`] years from [`LIBRARY_START`] and named `LIB_0000001.jpg`, ...: a
+    /// big library for `/media/all` and date filters (a million start in seconds, and a page
+    /// costs what the page holds: [`Emulator::items_examined`]).
+    pub library_size: usize,
     /// Adds this many empty albums (0: none), titled [`MANY_ALBUMS_PREFIX`] and a number,
     /// after the seeded ones: more than one albums.list page (50) needs more than 50.
     pub many_albums: usize,
@@ -161,6 +166,7 @@ impl Default for EmulatorOptions {
             access_token_ttl: Duration::from_secs(3599),
             hostile_names: false,
             big_album: 0,
+            library_size: 0,
             many_albums: 0,
             big_item: 0,
             content_rate: None,
@@ -355,6 +361,10 @@ pub(crate) struct Inner {
     cut_downloads: AtomicU32,
     /// Whether listing pages begin with the previous page's last entry.
     repeat_last_entry: AtomicBool,
+    /// The UTC offset (seconds east) of the calendar date filters read items' dates in.
+    date_filter_offset: std::sync::atomic::AtomicI32,
+    /// Items the listing and search handlers looked at (see [`Emulator::items_examined`]).
+    items_examined: AtomicU64,
     /// The content host's bandwidth limit and sent-bytes count.
     pacer: Arc<pacing::Pacer>,
     /// Injected faults, checked in order for every request.
@@ -418,6 +428,18 @@ impl Inner {
 
     fn repeat_last_entry(&self) -> bool {
         self.repeat_last_entry.load(Ordering::SeqCst)
+    }
+
+    /// The calendar date filters read items' dates in (see
+    /// [`Emulator::set_date_filter_offset`]).
+    fn date_filter_zone(&self) -> chrono::FixedOffset {
+        chrono::FixedOffset::east_opt(self.date_filter_offset.load(Ordering::SeqCst))
+            .unwrap_or(chrono::FixedOffset::east_opt(0).expect("UTC"))
+    }
+
+    /// Counts `n` items a listing or search handler looked at.
+    fn examined(&self, n: usize) {
+        self.items_examined.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Whether item `id` is a video Google is still processing (at the emulator's now).
@@ -644,6 +666,7 @@ impl Emulator {
             opts.big_album,
             opts.many_albums,
             opts.big_item,
+            opts.library_size,
         );
         let url_lifetime_ms = u64::try_from(opts.baseurl_ttl.as_millis()).unwrap_or(u64::MAX);
         let clock = Clock::default();
@@ -668,6 +691,8 @@ impl Emulator {
                 ignore_range: AtomicBool::new(false),
                 cut_downloads: AtomicU32::new(0),
                 repeat_last_entry: AtomicBool::new(false),
+                items_examined: AtomicU64::new(0),
+                date_filter_offset: std::sync::atomic::AtomicI32::new(0),
                 faults: Mutex::default(),
                 auth_codes: Mutex::default(),
                 refresh_grants: Mutex::default(),
@@ -753,6 +778,14 @@ impl Emulator {
         &self.inner.counters
     }
 
+    /// How many items `mediaItems.list` and `mediaItems.search` pages (and album pages) have
+    /// looked at so far: every item put on a page, and every item a filtered search checked
+    /// and skipped. Work rather than wall time, so a test can show that a page of a million-item
+    /// library costs what a page of a small one does, on however busy a machine.
+    pub fn items_examined(&self) -> u64 {
+        self.inner.items_examined.load(Ordering::Relaxed)
+    }
+
     /// Body bytes the content host has handed to its connections for downloads (GET), in
     /// all: how much a client pulled from "Google".
     pub fn content_bytes_sent(&self) -> u64 {
@@ -810,6 +843,16 @@ impl Emulator {
     /// listing needs a few more pages. Page tokens stay valid across a switch.
     pub fn set_repeat_last_entry(&self, on: bool) {
         self.inner.repeat_last_entry.store(on, Ordering::SeqCst);
+    }
+
+    /// From now on `mediaItems.search` date filters match an item by its creation date in a
+    /// calendar `east_secs` seconds east of UTC (-12 h to +14 h; default 0, UTC). Google does
+    /// not document which calendar it uses (the item's local capture date, the account's time
+    /// zone?): a client must list every item once whichever it is, also items near midnight.
+    pub fn set_date_filter_offset(&self, east_secs: i32) {
+        self.inner
+            .date_filter_offset
+            .store(east_secs.clamp(-12 * 3600, 14 * 3600), Ordering::SeqCst);
     }
 
     /// The next `n` content downloads (GET with a body) send half their body, then break the

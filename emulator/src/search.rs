@@ -4,15 +4,18 @@
 //! front end does), and every documented constraint answers 400 INVALID_ARGUMENT, so a
 //! client that builds an invalid search fails here rather than only against Google.
 
-use chrono::{Datelike, NaiveDate};
+use std::ops::Range;
+
+use chrono::{Datelike, FixedOffset, NaiveDate, NaiveTime};
+use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::api::{
     INVALID_ARGUMENT, ITEMS_DEFAULT_PAGE, ITEMS_MAX_PAGE, Int32, Query, authorize,
-    decode_page_token, items_page, page_size,
+    decode_page_token, encode_page_token, items_page, listing_json, media_item_json, page_size,
 };
-use super::fixtures::{FixtureItem, MediaKind};
+use super::fixtures::{FixtureItem, Library, MediaKind};
 use super::reply::Reply;
 use super::{Inner, Req};
 
@@ -180,6 +183,8 @@ struct Matcher {
     favorites_only: bool,
     /// Fixture items carry no content categories, so including any category matches none.
     requires_category: bool,
+    /// The calendar items' dates are read in (`Emulator::set_date_filter_offset`).
+    zone: FixedOffset,
 }
 
 impl Matcher {
@@ -190,6 +195,7 @@ impl Matcher {
             media_type: None,
             favorites_only: false,
             requires_category: false,
+            zone: FixedOffset::east_opt(0).expect("UTC"),
         };
         if let Some(date_filter) = &filters.date_filter {
             let dates = date_filter.dates.as_deref().unwrap_or_default();
@@ -272,8 +278,8 @@ impl Matcher {
     }
 
     fn matches(&self, item: &FixtureItem) -> bool {
-        // Dates compare in UTC: the API has no notion of the user's time zone.
-        let date = item.creation_time.date_naive();
+        // In UTC unless a test chose another calendar: Google does not say which it uses.
+        let date = item.creation_time.with_timezone(&self.zone).date_naive();
         let date_ok = (self.dates.is_empty() && self.ranges.is_empty())
             || self.dates.iter().any(|d| d.matches(date))
             || self
@@ -344,37 +350,146 @@ fn media_search_inner(inner: &Inner, req: &Req) -> Result<Reply, Reply> {
         },
     };
 
-    let library = inner.current();
-    let library = &*library;
-    let mut items: Vec<&FixtureItem> = match album_id {
-        Some(id) => {
-            let album = library
-                .album(id)
-                .ok_or_else(|| Reply::invalid_argument(INVALID_ARGUMENT))?;
-            album
-                .item_ids
-                .iter()
-                .filter_map(|id| library.item(id))
-                .collect()
-        }
-        None => {
-            let matcher = Matcher::new(search.filters.as_ref().unwrap_or(&Filters::default()))?;
-            library
-                .items
-                .iter()
-                .filter(|i| matcher.matches(i))
-                .collect()
-        }
-    };
-    if ascending {
-        items.reverse();
-    }
-
     // A page token is only valid for the same search, whatever page size is asked for.
     let listing = format!(
         "search:{}",
         json!({"albumId": raw.get("albumId"), "filters": raw.get("filters"), "orderBy": order_by})
     );
     let offset = decode_page_token(inner, &listing, search.page_token.as_deref())?;
-    Ok(items_page(inner, req, &items, &listing, offset, size))
+    let library = inner.current();
+    let library = &*library;
+    match album_id {
+        // No orderBy here: it needs a dateFilter, and an album takes no filters.
+        Some(id) => {
+            let album = library
+                .album(id)
+                .ok_or_else(|| Reply::invalid_argument(INVALID_ARGUMENT))?;
+            let ids = &album.item_ids;
+            Ok(items_page(
+                inner,
+                req,
+                ids.len(),
+                |i| library.item(&ids[i]),
+                &listing,
+                offset,
+                size,
+            ))
+        }
+        None => {
+            let mut matcher = Matcher::new(search.filters.as_ref().unwrap_or(&Filters::default()))?;
+            matcher.zone = inner.date_filter_zone();
+            let scan = Scan::new(library, &matcher, ascending);
+            Ok(scan.page(inner, req, &listing, offset, size))
+        }
+    }
+}
+
+/// A filtered search as a walk over the library in creation-time order (newest first, or
+/// oldest first for an ascending `orderBy`): a page token is a position in that walk, so a page
+/// looks at the items it returns (and those the filters skip on the way), never at the whole
+/// library. A date filter of ranges only walks the slices of the order those ranges cover,
+/// found by binary search.
+struct Scan<'a> {
+    library: &'a Library,
+    matcher: &'a Matcher,
+    /// Slices of `Index::by_time`, newest first, not overlapping.
+    spans: Vec<Range<usize>>,
+    total: usize,
+    ascending: bool,
+}
+
+impl<'a> Scan<'a> {
+    fn new(library: &'a Library, matcher: &'a Matcher, ascending: bool) -> Scan<'a> {
+        let by_time = &library.index().by_time;
+        let mut spans: Vec<Range<usize>> = if matcher.ranges.is_empty() || !matcher.dates.is_empty()
+        {
+            // No ranges, or also single dates (any year, any month): every item may match.
+            std::iter::once(0..by_time.len()).collect()
+        } else {
+            matcher
+                .ranges
+                .iter()
+                .map(|(start, end)| {
+                    // [start 00:00, end+1 00:00) in the matcher's calendar.
+                    let midnight =
+                        |d: NaiveDate| (d.and_time(NaiveTime::MIN) - matcher.zone).and_utc();
+                    let from = midnight(*start);
+                    let until = end.succ_opt().map(midnight);
+                    let first = until.map_or(0, |u| {
+                        by_time.partition_point(|&i| library.items[i as usize].creation_time >= u)
+                    });
+                    let last = first
+                        + by_time[first..]
+                            .partition_point(|&i| library.items[i as usize].creation_time >= from);
+                    first..last
+                })
+                .collect()
+        };
+        spans.sort_by_key(|r| r.start);
+        let mut merged: Vec<Range<usize>> = Vec::with_capacity(spans.len());
+        for span in spans.into_iter().filter(|r| !r.is_empty()) {
+            match merged.last_mut() {
+                Some(last) if span.start <= last.end => last.end = last.end.max(span.end),
+                _ => merged.push(span),
+            }
+        }
+        let total = merged.iter().map(|r| r.len()).sum();
+        Scan {
+            library,
+            matcher,
+            spans: merged,
+            total,
+            ascending,
+        }
+    }
+
+    /// The item at position `p` of the walk, if it matches the filters (counted as examined).
+    fn check(&self, inner: &Inner, p: usize) -> Option<&'a FixtureItem> {
+        let mut q = if self.ascending {
+            self.total - 1 - p
+        } else {
+            p
+        };
+        let span = self.spans.iter().find(|r| {
+            if q < r.len() {
+                true
+            } else {
+                q -= r.len();
+                false
+            }
+        })?;
+        let by_time = &self.library.index().by_time;
+        let item = &self.library.items[by_time[span.start + q] as usize];
+        inner.examined(1);
+        self.matcher.matches(item).then_some(item)
+    }
+
+    /// The page at walk position `offset`: up to `size` matches, and the position of the next
+    /// match as the next page's token. While pages repeat their previous page's last entry
+    /// (`Emulator::set_repeat_last_entry`), a page after the first begins with the last match
+    /// before `offset`, which takes one of its places (see `api::library_page_range`).
+    fn page(&self, inner: &Inner, req: &Req, listing: &str, offset: usize, size: usize) -> Reply {
+        let mut page: Vec<&FixtureItem> = Vec::with_capacity(size);
+        if inner.repeat_last_entry()
+            && offset > 0
+            && size > 1
+            && let Some(previous) = (0..offset.min(self.total))
+                .rev()
+                .find_map(|p| self.check(inner, p))
+        {
+            page.push(previous);
+        }
+        let mut p = offset;
+        while page.len() < size && p < self.total {
+            page.extend(self.check(inner, p));
+            p += 1;
+        }
+        let next = (p..self.total).find(|&p| self.check(inner, p).is_some());
+        let entries = page
+            .into_iter()
+            .map(|item| media_item_json(inner, &req.base, item))
+            .collect();
+        let next = next.map(|n| encode_page_token(inner, listing, n));
+        Reply::json(StatusCode::OK, &listing_json("mediaItems", entries, next))
+    }
 }

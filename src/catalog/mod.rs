@@ -84,6 +84,7 @@ pub use clock::Clock;
 pub use store::Store;
 pub use tree::{DateBucket, DateView, FolderKey, RESERVED_ROOT_NAMES};
 
+use crate::google::library::RangeLoading;
 use crate::google::{Google, GoogleError, MediaItem, VideoState};
 use listings::{CachedEntry, Slot};
 use sizes::SharedProbe;
@@ -131,6 +132,9 @@ pub struct CatalogOptions {
     pub url_max_age: Duration,
     /// The content cache (`[cache] content_*`); `None`: every read goes to Google.
     pub content: Option<cache::ContentOptions>,
+    /// How `/media/all` is loaded: one chain of pages, or concurrent date-range searches for
+    /// a library longer than a few pages (`[google] list_chain_pages`, `list_concurrency`).
+    pub media_all: RangeLoading,
 }
 
 impl Default for CatalogOptions {
@@ -144,6 +148,10 @@ impl Default for CatalogOptions {
             uploads: false,
             url_max_age: urls::DEFAULT_URL_MAX_AGE,
             content: None,
+            media_all: RangeLoading {
+                chain_pages: 0,
+                ..RangeLoading::default()
+            },
         }
     }
 }

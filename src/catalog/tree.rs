@@ -202,7 +202,8 @@ impl Catalog {
             }
             FolderKey::Albums => self.album_dirs(lib.list_albums().await?, FolderKey::Album),
             FolderKey::Album(id) => self.files(lib.album_items(id).await?),
-            FolderKey::MediaAll => self.files(lib.list_media_items().await?),
+            // Concurrent date ranges once the library is longer than a few pages.
+            FolderKey::MediaAll => self.files(lib.list_library(self.inner.opts.media_all).await?),
             FolderKey::Picked => self.picked_root_listing().await,
             FolderKey::PickedSet(set) => self.picked_set_listing(set).await?,
         })

@@ -11,6 +11,10 @@ use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+mod date_ranges;
+
+pub use date_ranges::RangeLoading;
+
 use super::auth::TokenSource;
 use super::call::{Auth, Call, Caller};
 use super::error::GoogleError;

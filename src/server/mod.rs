@@ -134,6 +134,7 @@ impl Server {
                 uploads: !config.server.read_only,
                 url_max_age: config.google.url_max_age(),
                 content: config.cache.content_options(),
+                media_all: config.google.range_loading(),
                 store,
             },
         );

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{ConfigError, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_REFRESH_TOKEN};
+use crate::google::library::RangeLoading;
 use crate::google::token_file;
 
 /// Google's Library API; tests and `demo` point `api_base` at the emulator instead.
@@ -51,6 +52,15 @@ pub struct GoogleConfig {
     /// hand out URLs 5 minutes younger; a URL Google refuses earlier shortens it while the
     /// server runs (see `catalog::urls`).
     pub url_max_age_secs: u64,
+    /// Pages of `mediaItems.list` (100 items each) read one after the other for `/media/all`
+    /// before the rest is listed by concurrent date-range searches (see
+    /// `google::library::RangeLoading`; 10 is the tuned value). 0, the default: always one
+    /// chain. Off by default because Google's date filters never return items uploaded
+    /// without a capture date, so a library holding such items past its first pages would
+    /// lose them from `/media/all` and the date views; one chain lists everything.
+    pub list_chain_pages: usize,
+    /// How many of those date-range searches run at once (1 to 64, default 10).
+    pub list_concurrency: usize,
 }
 
 /// The one place the `[google]` defaults live (serde fills missing keys from here).
@@ -70,6 +80,8 @@ impl Default for GoogleConfig {
             daily_quota: 10_000,
             daily_media_quota: 75_000,
             url_max_age_secs: crate::catalog::urls::DEFAULT_URL_MAX_AGE.as_secs(),
+            list_chain_pages: 0,
+            list_concurrency: RangeLoading::default().concurrency,
         }
     }
 }
@@ -102,6 +114,8 @@ impl std::fmt::Debug for GoogleConfig {
             .field("daily_quota", &self.daily_quota)
             .field("daily_media_quota", &self.daily_media_quota)
             .field("url_max_age_secs", &self.url_max_age_secs)
+            .field("list_chain_pages", &self.list_chain_pages)
+            .field("list_concurrency", &self.list_concurrency)
             .finish()
     }
 }
@@ -110,6 +124,15 @@ impl GoogleConfig {
     /// `url_max_age_secs` as a duration.
     pub fn url_max_age(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.url_max_age_secs)
+    }
+
+    /// How `/media/all` is loaded: `list_chain_pages` and `list_concurrency`.
+    pub fn range_loading(&self) -> RangeLoading {
+        RangeLoading {
+            chain_pages: self.list_chain_pages,
+            concurrency: self.list_concurrency,
+            ..RangeLoading::default()
+        }
     }
 
     /// Where the refresh token is kept when not given directly.
@@ -146,6 +169,16 @@ impl GoogleConfig {
                      minutes)",
                     self.url_max_age_secs,
                     GoogleConfig::default().url_max_age_secs
+                ),
+            ));
+        }
+        if !(1..=64).contains(&self.list_concurrency) {
+            return Err(ConfigError::invalid(
+                "google.list_concurrency",
+                format!(
+                    "[google] list_concurrency = {} is out of range: use 1 to 64 searches at                      once (default {})",
+                    self.list_concurrency,
+                    GoogleConfig::default().list_concurrency
                 ),
             ));
         }
