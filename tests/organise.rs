@@ -714,3 +714,51 @@ async fn upload_records_follow_copies_moves_and_removals() {
     assert_eq!(now.len(), 1);
     assert_ne!(now[0], id);
 }
+
+/// Google refuses a whole batch when one id in it is invalid ("Partial success is not
+/// supported"): an item deleted in the Google Photos app since the folder was listed spoils
+/// the batch of everyone copying with it. The server then asks again one id at a time, so
+/// only the request whose own item is gone fails; the others are answered 201.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_deleted_item_fails_only_its_own_copy_in_a_shared_batch() {
+    // The batch closes with its 3rd request, never by the clock.
+    let stack = start_custom(EmulatorOptions::default(), emulator::REFRESH_TOKEN, |c| {
+        c.server.read_only = false;
+        c.upload.batch_window_ms = 600_000;
+        c.upload.batch_max_items = 3;
+        c.upload.batch_close_early = false;
+    })
+    .await;
+    let chosen: Vec<(String, String)> = (0..3).map(|n| plain_member(&stack, "Pets", n)).collect();
+    stack.list("/album/Pets/").await;
+    stack.list("/album/Empty/").await;
+    // Deleted in the app after the listing: the listing still names it.
+    let (gone_name, gone_id) = chosen[1].clone();
+    stack.emulator().delete_in_app(&gone_id);
+    stack.emulator().counters().reset();
+
+    let pairs: Vec<(String, String)> = chosen
+        .iter()
+        .map(|(n, _)| (format!("/album/Pets/{n}"), format!("/album/Empty/{n}")))
+        .collect();
+    let copies = pairs
+        .iter()
+        .map(|(from, to)| send(&stack, "COPY", from, to, None));
+    let answers = futures::future::join_all(copies).await;
+    for ((name, _), (status, text)) in chosen.iter().zip(&answers) {
+        if *name == gone_name {
+            assert_eq!(*status, StatusCode::FORBIDDEN, "{name}: {text}");
+            assert!(text.contains("invalid media item id"), "{text}");
+        } else {
+            assert_eq!(*status, StatusCode::CREATED, "{name}: {text}");
+        }
+    }
+    // One refused batch of three, then one call per id.
+    assert_eq!(count(&stack, ADD), 4);
+    let mut got = members(&stack, "Empty");
+    got.sort();
+    let mut want = vec![chosen[0].1.clone(), chosen[2].1.clone()];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(count(&stack, "uploads"), 0);
+}

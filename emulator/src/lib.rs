@@ -861,6 +861,19 @@ impl Emulator {
         self.inner.cut_downloads.store(n, Ordering::SeqCst);
     }
 
+    /// The user deletes item `id` in the Google Photos app: it leaves the library and every
+    /// album; the API no longer knows its id (batchGet, album calls: "invalid media item id").
+    /// Listings a client cached before still name it.
+    pub fn delete_in_app(&self, id: &str) {
+        let _write = relock(&self.inner.write_lock);
+        let mut next: Library = (*self.inner.current()).clone();
+        next.items.retain(|i| i.id != id);
+        for album in &mut next.albums {
+            album.item_ids.retain(|i| i != id);
+        }
+        self.inner.replace_library(next);
+    }
+
     /// From now on the content host serves `bytes` as the original of item `id`, as when
     /// Google re-encodes an item: its size and bytes change under the client's feet.
     pub fn replace_bytes(&self, id: &str, bytes: Bytes) {
