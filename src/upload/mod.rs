@@ -177,6 +177,27 @@ impl Uploader {
         folders.entry(key.to_string()).or_default().clone()
     }
 
+    /// Whether a write may change `path` under the lock system (RFC 4918 7): a locked
+    /// resource, or with `deep` one holding a locked resource, needs its lock token in the
+    /// request's `If` header; 423 otherwise. DELETE and MOVE ask it of their source, COPY and
+    /// MOVE of their destination (PUT checks its own path).
+    pub async fn lock_check(
+        &self,
+        path: &DavPath,
+        deep: bool,
+        headers: &HeaderMap,
+    ) -> Result<(), Answer> {
+        self.locks
+            .check(path, None, false, deep, &submitted_tokens(headers))
+            .await
+            .map_err(|_| {
+                Answer::new(
+                    StatusCode::LOCKED,
+                    "the resource is locked; send the lock token in an If header",
+                )
+            })
+    }
+
     /// PUT of `segments` (`lock_path` as dav-server's lock system knows it).
     pub async fn put(
         &self,

@@ -46,7 +46,10 @@ impl Writes {
                 uploader.put(&segs, &dav_path, &parts.headers, body).await
             }
             "MKCOL" => uploader.mkcol(&segs).await,
-            "DELETE" => uploader.delete(&segs).await,
+            "DELETE" => match uploader.lock_check(&dav_path, true, req.headers()).await {
+                Ok(()) => uploader.delete(&segs).await,
+                Err(locked) => locked,
+            },
             "MOVE" | "COPY" => {
                 let headers = req.headers();
                 let Some(destination) = headers.get("Destination") else {
@@ -65,6 +68,20 @@ impl Writes {
                     .and_then(|v| v.to_str().ok())
                     .is_some_and(|v| v.trim().eq_ignore_ascii_case("F"));
                 let to = self.destination(destination);
+                // The source of a MOVE and the destination of both may be locked.
+                let mut locked = None;
+                if method == "MOVE" {
+                    locked = uploader.lock_check(&dav_path, true, headers).await.err();
+                }
+                if locked.is_none()
+                    && let Some((to_path, _)) = &to
+                {
+                    locked = uploader.lock_check(to_path, true, headers).await.err();
+                }
+                if let Some(locked) = locked {
+                    return answer_response(&method, &path, locked);
+                }
+                let to = to.map(|(_, segs)| segs);
                 if method == "MOVE" {
                     uploader.move_to(&segs, to.as_deref(), overwrite).await
                 } else {
@@ -92,11 +109,11 @@ impl Writes {
         answer_response(&method, &path, answer)
     }
 
-    /// The decoded tree segments a `Destination` header names (an absolute URL or an absolute
-    /// path), or None when it is not a path below this server's prefix (403 then). The
+    /// The path and decoded tree segments a `Destination` header names (an absolute URL or an
+    /// absolute path), or None when it is not a path below this server's prefix (403 then). The
     /// URL's host is not compared with the request's: reverse proxies rewrite `Host`, not
     /// `Destination`, and a path below the prefix can only name a place in this tree.
-    fn destination(&self, header: &HeaderValue) -> Option<Vec<String>> {
+    fn destination(&self, header: &HeaderValue) -> Option<(DavPath, Vec<String>)> {
         let raw = header.to_str().ok()?.trim();
         let path = if raw.starts_with('/') {
             raw.split(['?', '#']).next()?.to_string()
@@ -104,7 +121,9 @@ impl Writes {
             url::Url::parse(raw).ok()?.path().to_string()
         };
         let tree = self.prefix.tree_path(&path)?;
-        segments(&DavPath::new(tree).ok()?).ok()
+        let dav_path = DavPath::new(tree).ok()?;
+        let segs = segments(&dav_path).ok()?;
+        Some((dav_path, segs))
     }
 }
 
