@@ -7,7 +7,8 @@
 //!
 //! # Design
 //! An item's bytes are cut in fixed blocks of [`BLOCK`] bytes (the last one shorter). A block
-//! is kept once it was read whole: a seek to the end of a 4 GB video keeps the end, not 4 GB.
+//! is kept once it was received whole: a seek to the end of a 4 GB video keeps the end, not
+//! 4 GB (a read that stops inside a block has that one block finished, `flight.rs`).
 //! - `blocks.rs`: each block is a file `<content_dir>/<entry>/<index>`, written to a temporary
 //!   name and renamed, and checked against its length and CRC-32 before it is served;
 //! - `index.rs`: which blocks exist (their length, checksum, when stored and last read), in
