@@ -4,29 +4,17 @@
 
 use std::collections::HashSet;
 
+use gphotos_dav::google::Google;
 use gphotos_dav::google::library::RangeLoading;
-use gphotos_dav::google::{Credentials, Endpoints, Google, RetryPolicy};
-use gphotos_dav_emulator::{self as emulator, Emulator, EmulatorOptions, RunningEmulator};
+use gphotos_dav_emulator::{Emulator, EmulatorOptions, RunningEmulator};
+
+mod common;
 
 async fn setup(opts: EmulatorOptions) -> (RunningEmulator, Google) {
     let emu = Emulator::start(opts, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let google = Google::new(
-        &Credentials {
-            client_id: emulator::CLIENT_ID.into(),
-            client_secret: emulator::CLIENT_SECRET.into(),
-            refresh_token: emulator::REFRESH_TOKEN.into(),
-            persist_to: None,
-        },
-        &Endpoints {
-            api_base: emu.api_base(),
-            token_url: emu.token_url(),
-            picker_base: emu.picker_base(),
-        },
-        RetryPolicy::immediate(),
-    )
-    .unwrap();
+    let google = common::google_on(&emu);
     (emu, google)
 }
 
