@@ -83,6 +83,8 @@ async fn after_the_content_hosts_daily_429_gets_cost_no_content_request_until_pa
     let path = store_path.clone();
     let stack = start_on(emu, move |c| {
         c.google.daily_media_quota = quota;
+        // This test is about Google's 429, not our probe budget: all of the quota may probe.
+        c.cache.probe_budget = Some(quota);
         c.cache.path = Some(path);
     })
     .await;
@@ -140,6 +142,7 @@ async fn after_the_content_hosts_daily_429_gets_cost_no_content_request_until_pa
     let restarted = stack
         .gateway(|c| {
             c.google.daily_media_quota = quota;
+            c.cache.probe_budget = Some(quota);
             c.cache.path = Some(store_path);
         })
         .await;

@@ -105,6 +105,21 @@ pub enum CatalogError {
         retry_after.as_secs()
     )]
     Processing { retry_after: Duration },
+    /// Today's probe budget (`[cache] probe_budget`) is spent and `missing` items of the
+    /// request still need a size: no size is ever guessed or left out (a client reads a
+    /// missing length as 0), so the request waits for the next Pacific midnight, when the
+    /// budget begins again; what was probed is kept.
+    #[error(
+        "{missing} items still need a size, and today's size-probe budget ([cache] probe_budget) \
+         is spent; sizes probed so far are kept and the rest are probed after midnight Pacific \
+         time (in {} min). Try again then, or raise [cache] probe_budget (at most [google] \
+         daily_media_quota)",
+        retry_after.as_secs().div_ceil(60)
+    )]
+    ProbeBudgetSpent {
+        missing: usize,
+        retry_after: Duration,
+    },
 }
 
 /// How the catalog behaves, from the configuration (`[cache]`, `[google]`, `[server]`): kept
@@ -233,6 +248,10 @@ struct Inner {
     revalidating: Mutex<std::collections::HashSet<FolderKey>>,
     /// Size probes in flight, shared by everyone who needs the same item's size meanwhile.
     probes: Mutex<HashMap<String, SharedProbe>>,
+    /// Folders refused for the probe budget, in the order clients asked for them, and the
+    /// Pacific day of the refusal: the first listing of a later day probes them first (see
+    /// `sizes`). In memory only: a restart forgets the order, not the sizes.
+    refused: Mutex<sizes::Refused>,
     /// Picked sets: expiry logged, URL refreshes (see `picked`).
     picked: picked::PickedState,
     /// Videos Google is still processing, and the sizes of uploads (see `processing`).
@@ -271,6 +290,7 @@ impl Catalog {
                 folders: Mutex::new(HashMap::new()),
                 revalidating: Mutex::new(Default::default()),
                 probes: Mutex::new(HashMap::new()),
+                refused: Mutex::default(),
                 picked: picked::PickedState::default(),
                 processing: processing::ProcessingState::default(),
                 content,
@@ -447,7 +467,14 @@ impl Catalog {
                 VideoState::Failed => {}
             }
         }
-        let mut sizes = self.sizes_of(&ready).await?;
+        self.resume_refused(key);
+        let mut sizes = match self.sizes_of(&ready).await {
+            Err(e @ CatalogError::ProbeBudgetSpent { .. }) => {
+                self.note_refused(key);
+                return Err(e);
+            }
+            other => other?,
+        };
         sizes.extend(uploaded);
         Ok(listing
             .entries

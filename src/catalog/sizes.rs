@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
-use super::{Catalog, CatalogError, picked, store};
+use super::{Catalog, CatalogError, FolderKey, picked, store};
 use crate::google::{GoogleError, MediaItem, VideoState};
 
 /// A size probe in flight, shared by everyone who needs the same item's size meanwhile.
@@ -76,7 +76,8 @@ impl Catalog {
     }
 
     /// Sizes of `items`, probing the unknown ones with bounded concurrency. Fails as a whole
-    /// if any probe fails.
+    /// if any probe fails (the sizes probed until then are kept); when today's probe budget
+    /// is spent, with [`CatalogError::ProbeBudgetSpent`] naming how many are still unknown.
     pub(super) async fn sizes_of(
         &self,
         items: &[&Arc<MediaItem>],
@@ -124,10 +125,28 @@ impl Catalog {
                 }
             })
             .collect();
-        let probed: Vec<(String, u64)> = futures::stream::iter(probes)
-            .buffer_unordered(self.inner.opts.probe_concurrency.max(1))
-            .try_collect()
-            .await?;
+        let mut stream = futures::stream::iter(probes)
+            .buffer_unordered(self.inner.opts.probe_concurrency.max(1));
+        let mut probed: Vec<(String, u64)> = Vec::new();
+        let mut failure = None;
+        while let Some(result) = stream.next().await {
+            match result {
+                Ok(found) => probed.push(found),
+                // The budget spent: the probes still to start fail at once, those in flight
+                // (which took their request from the budget) are awaited, so that every size
+                // the day paid for is kept and the count of what is missing is exact.
+                Err(e @ CatalogError::Google(GoogleError::ProbeBudgetSpent { .. })) => {
+                    failure.get_or_insert(e);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(stream);
+        // What was probed is kept, in memory and in the store, whatever failed after it: a
+        // listing refused for the probe budget continues where it stopped the next day.
         let by_id: HashMap<&str, &Arc<MediaItem>> =
             items.iter().map(|i| (i.id.as_str(), *i)).collect();
         self.inner.opts.store.put_items(
@@ -141,7 +160,17 @@ impl Catalog {
             known.insert(id.clone(), size);
             sizes.insert(id, size);
         }
-        Ok(sizes)
+        match failure {
+            None => Ok(sizes),
+            Some(CatalogError::Google(GoogleError::ProbeBudgetSpent { retry_after })) => {
+                let missing = items.iter().filter(|i| !known.contains_key(&i.id)).count();
+                Err(CatalogError::ProbeBudgetSpent {
+                    missing,
+                    retry_after,
+                })
+            }
+            Some(e) => Err(e),
+        }
     }
 
     /// The probe of `id`'s size: the one already in flight, or a new one. Concurrent
@@ -205,6 +234,64 @@ impl Catalog {
         let content = &self.inner.google.content;
         self.with_url(id, |url| async move { content.probe_size(&url).await })
             .await
+    }
+}
+
+/// The folders refused for the probe budget, in the order clients asked for them, and the
+/// Pacific day they were refused on.
+#[derive(Debug, Default)]
+pub(super) struct Refused {
+    day: Option<chrono::NaiveDate>,
+    folders: Vec<FolderKey>,
+}
+
+impl Catalog {
+    /// Remembers that listing `key` was refused today for the probe budget, so that the next
+    /// day probes it before the folders nobody asked for yet.
+    pub(super) fn note_refused(&self, key: &FolderKey) {
+        let today = self.inner.google.quota.today();
+        let mut refused = self.inner.refused.lock();
+        refused.day = Some(today);
+        if !refused.folders.contains(key) {
+            refused.folders.push(key.clone());
+        }
+    }
+
+    /// On the first listing of a Pacific day after some were refused for the probe budget,
+    /// probes the refused folders' missing sizes in the background, one folder after the
+    /// other in the order clients asked for them (`asking`, the folder being listed now,
+    /// probes its own in the request). There is no timer: "first thing the next day" is the
+    /// first listing request of that day.
+    pub(super) fn resume_refused(&self, asking: &FolderKey) {
+        let folders = {
+            let mut refused = self.inner.refused.lock();
+            match refused.day {
+                Some(day) if day < self.inner.google.quota.today() => {
+                    refused.day = None;
+                    std::mem::take(&mut refused.folders)
+                }
+                _ => return,
+            }
+        };
+        let folders: Vec<FolderKey> = folders.into_iter().filter(|k| k != asking).collect();
+        if folders.is_empty() {
+            return;
+        }
+        tracing::info!(
+            folders = folders.len(),
+            "a new Pacific day: probing the sizes of the folders refused yesterday for the probe \
+             budget"
+        );
+        let this = self.clone();
+        let job: futures::future::BoxFuture<'static, ()> = Box::pin(async move {
+            for key in folders {
+                // A refusal again (the new budget spent too) is remembered by `entries`.
+                if let Err(e) = this.entries(&key).await {
+                    tracing::info!(folder = ?key, "folder refused for the probe budget not completed: {e}");
+                }
+            }
+        });
+        tokio::spawn(job);
     }
 }
 

@@ -174,7 +174,9 @@ impl PhotoFile {
         failure::record(&e);
         match e {
             CatalogError::NotFound => FsError::NotFound,
-            CatalogError::Google(_) | CatalogError::Processing { .. } => FsError::IsRemote,
+            CatalogError::Google(_)
+            | CatalogError::Processing { .. }
+            | CatalogError::ProbeBudgetSpent { .. } => FsError::IsRemote,
         }
     }
 

@@ -111,7 +111,9 @@ pub fn segments(path: &DavPath) -> Result<Vec<String>, FsError> {
 pub(crate) fn fs_error(e: CatalogError) -> FsError {
     match e {
         CatalogError::NotFound => FsError::NotFound,
-        CatalogError::Google(_) | CatalogError::Processing { .. } => {
+        CatalogError::Google(_)
+        | CatalogError::Processing { .. }
+        | CatalogError::ProbeBudgetSpent { .. } => {
             failure::record(&e);
             FsError::IsRemote
         }

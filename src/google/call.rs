@@ -75,6 +75,9 @@ pub struct Call {
     pub bucket: Bucket,
     /// Who answers it.
     pub host: Host,
+    /// A size probe: each of its requests in the media bucket is taken from the day's probe
+    /// budget first ([`QuotaGate::take_probe`]).
+    pub probe: bool,
 }
 
 impl Call {
@@ -84,6 +87,7 @@ impl Call {
             what,
             bucket: Bucket::Api,
             host: Host::Api,
+            probe: false,
         }
     }
 
@@ -93,6 +97,7 @@ impl Call {
             what,
             bucket: Bucket::Picker,
             host: Host::Api,
+            probe: false,
         }
     }
 
@@ -103,6 +108,7 @@ impl Call {
             what,
             bucket,
             host: Host::Diagnostic,
+            probe: false,
         }
     }
 
@@ -112,6 +118,7 @@ impl Call {
             what,
             bucket: Bucket::Api,
             host: Host::Uploads,
+            probe: false,
         }
     }
 
@@ -121,6 +128,18 @@ impl Call {
             what,
             bucket,
             host: Host::Content,
+            probe: false,
+        }
+    }
+
+    /// A size probe on the content host, counted in `bucket`; in the media bucket each of its
+    /// requests also spends one of the day's probe budget.
+    pub const fn probe(what: &'static str, bucket: Bucket) -> Self {
+        Call {
+            what,
+            bucket,
+            host: Host::Content,
+            probe: true,
         }
     }
 }
@@ -261,6 +280,11 @@ impl Caller {
     {
         if call.host == Host::Content {
             self.quota.check_bucket(call.bucket)?;
+        }
+        if call.probe && call.bucket == Bucket::Media {
+            self.quota
+                .take_probe()
+                .map_err(|retry_after| GoogleError::ProbeBudgetSpent { retry_after })?;
         }
         let mut refreshed = false;
         loop {

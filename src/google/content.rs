@@ -103,7 +103,7 @@ impl ContentClient {
         // Each attempt owns its data: futures that borrow through a retried closure defeat
         // the compiler's Send inference (rust-lang/rust#64552).
         let (this, url) = (self.clone(), url.to_owned());
-        let call = Call::content("content.probe", bucket_of(bearer));
+        let call = Call::probe("content.probe", bucket_of(bearer));
         self.caller
             .run(call, transient, move || {
                 Self::probe_once(this.clone(), call, url.clone(), bearer)

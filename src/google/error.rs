@@ -93,6 +93,12 @@ pub enum GoogleError {
         retry_after: Duration,
     },
 
+    /// Today's probe budget (`[cache] probe_budget`) is spent: no size probe is sent until the
+    /// next Pacific midnight, `retry_after` from now. Not retried; the catalog says how many
+    /// items still need a size.
+    #[error("today's size-probe budget ([cache] probe_budget) is spent")]
+    ProbeBudgetSpent { retry_after: Duration },
+
     /// A download URL (baseUrl) expired; fetch the item again for a fresh one.
     #[error("the download URL expired (403 from the content host)")]
     UrlExpired,

@@ -95,6 +95,7 @@ impl Server {
         google
             .quota
             .set_limits(config.google.daily_quota, config.google.daily_media_quota);
+        google.quota.set_probe_budget(config.probe_budget());
         let today = google.quota.today();
         let used = store.usage(today).await;
         let log = store.clone();
@@ -104,6 +105,7 @@ impl Server {
                 api: used.api,
                 media: used.media,
                 picker: used.picker,
+                probes: used.probes,
                 api_exhausted: used.exhausted,
                 media_exhausted: used.media_exhausted,
             },

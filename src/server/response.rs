@@ -59,6 +59,12 @@ pub fn upstream_failure(method: &Method, path: &str, err: &CatalogError) -> Resp
             StatusCode::SERVICE_UNAVAILABLE,
             Some(retry_after.as_secs().max(1)),
         ),
+        // Not Google's refusal: ours, to keep the day's media quota for downloads.
+        CatalogError::ProbeBudgetSpent { retry_after, .. }
+        | CatalogError::Google(GoogleError::ProbeBudgetSpent { retry_after }) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(retry_after.as_secs().max(1)),
+        ),
         CatalogError::Google(_) => (StatusCode::BAD_GATEWAY, None),
         // Not a failure: the video exists, Google has not finished transcoding it.
         CatalogError::Processing { retry_after } => (
@@ -66,7 +72,10 @@ pub fn upstream_failure(method: &Method, path: &str, err: &CatalogError) -> Resp
             Some(retry_after.as_secs().max(1)),
         ),
     };
-    if matches!(err, CatalogError::Processing { .. }) {
+    if matches!(
+        err,
+        CatalogError::Processing { .. } | CatalogError::ProbeBudgetSpent { .. }
+    ) {
         tracing::info!(%method, path, status = status.as_u16(), "not yet: {err}");
     } else {
         tracing::warn!(%method, path, status = status.as_u16(), "request failed upstream: {err}");

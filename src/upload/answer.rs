@@ -33,7 +33,8 @@ impl Answer {
     pub(super) fn catalog(what: &str, e: &CatalogError) -> Answer {
         match e {
             CatalogError::Google(e) => Answer::upstream(what, e),
-            CatalogError::Processing { retry_after } => Answer {
+            CatalogError::Processing { retry_after }
+            | CatalogError::ProbeBudgetSpent { retry_after, .. } => Answer {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: format!("{what}: {e}"),
                 retry_after: Some(retry_after.as_secs().max(1)),
@@ -53,7 +54,8 @@ impl Answer {
                 Some(retry_after.map_or(60, |d| d.as_secs().max(1))),
             ),
             GoogleError::InsufficientScopes => (StatusCode::FORBIDDEN, None),
-            GoogleError::GateClosed { retry_after, .. } => (
+            GoogleError::GateClosed { retry_after, .. }
+            | GoogleError::ProbeBudgetSpent { retry_after } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some(retry_after.as_secs().max(1)),
             ),

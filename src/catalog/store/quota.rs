@@ -4,9 +4,10 @@
 //! server's time zone, so the counts are kept under the Pacific date they belong to. They
 //! survive a restart: without them a restarted server would think the day's quota untouched and
 //! could run into Google's 429s again. A row per (day, bucket): `api` (Library API requests),
-//! `media` (download-URL requests), `picker` (Picker API requests), and two flags stored as
-//! counts, `exhausted` and `media_exhausted`, that say a daily quota was used up that day (so
-//! the gate stays closed until Pacific midnight after a restart too). Rows older than a month
+//! `media` (download-URL requests), `picker` (Picker API requests), `probes` (the size probes
+//! among the `media` requests: what the probe budget spent), and two flags stored as counts,
+//! `exhausted` and `media_exhausted`, that say a daily quota was used up that day (so the gate
+//! stays closed until Pacific midnight after a restart too). Rows older than a month
 //! are deleted as new ones are added.
 
 use chrono::NaiveDate;
@@ -24,6 +25,8 @@ pub struct DayUsage {
     pub media: u64,
     /// Picker API requests.
     pub picker: u64,
+    /// Size-probe requests (also in `media`): what the day's probe budget has spent.
+    pub probes: u64,
     /// The Library API's daily quota was used up that day.
     pub exhausted: bool,
     /// The daily quota of download-URL requests was used up that day.
@@ -46,6 +49,7 @@ impl Store {
                     "api" => usage.api = used,
                     "media" => usage.media = used,
                     "picker" => usage.picker = used,
+                    "probes" => usage.probes = used,
                     "exhausted" => usage.exhausted = used > 0,
                     "media_exhausted" => usage.media_exhausted = used > 0,
                     _ => {}
@@ -57,8 +61,8 @@ impl Store {
         .unwrap_or_default()
     }
 
-    /// Adds `n` to a day's count in `bucket` (`api`, `media`, `picker`, `exhausted`,
-    /// `media_exhausted`), without waiting.
+    /// Adds `n` to a day's count in `bucket` (`api`, `media`, `picker`, `probes`,
+    /// `exhausted`, `media_exhausted`), without waiting.
     pub fn add_usage(&self, day: NaiveDate, bucket: &'static str, n: u64) {
         let day = day.to_string();
         self.submit("count quota", move |conn| {
@@ -86,6 +90,7 @@ mod tests {
         store.add_usage(day, "api", 2);
         store.add_usage(day, "media", 7);
         store.add_usage(day, "picker", 4);
+        store.add_usage(day, "probes", 6);
         store.add_usage(day.succ_opt().unwrap(), "api", 1);
         assert_eq!(
             store.usage(day).await,
@@ -93,6 +98,7 @@ mod tests {
                 api: 5,
                 media: 7,
                 picker: 4,
+                probes: 6,
                 exhausted: false,
                 media_exhausted: false,
             }

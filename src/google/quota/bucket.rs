@@ -60,7 +60,7 @@ impl Bucket {
 }
 
 /// Where counts are written (the metadata store): `add(day, key, n)` with key a bucket's
-/// [`Bucket::name`] or [`Bucket::exhausted_key`].
+/// [`Bucket::name`] or [`Bucket::exhausted_key`], or [`super::PROBES_KEY`].
 pub type UsageLog = Box<dyn Fn(NaiveDate, &'static str, u64) + Send + Sync>;
 
 /// What the store remembers of one day, handed to [`QuotaGate::restore`] at start.
@@ -69,6 +69,8 @@ pub struct Remembered {
     pub api: u64,
     pub media: u64,
     pub picker: u64,
+    /// Size-probe requests (also in `media`), the probe budget's count.
+    pub probes: u64,
     /// The daily quota of the Library API was used up that day.
     pub api_exhausted: bool,
     /// The daily quota of media requests was used up that day.

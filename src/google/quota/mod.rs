@@ -40,6 +40,9 @@ use bucket::BUCKETS;
 pub use bucket::{Bucket, Remembered, UsageLog};
 use gate::Gate;
 
+/// The store's name for the day's count of size-probe requests (the probe budget's).
+pub const PROBES_KEY: &str = "probes";
+
 /// The first pause after a short-lived 429 of the content host.
 pub const FIRST_PAUSE: Duration = Duration::from_secs(60);
 /// The longest pause (it doubles while 429s continue).
@@ -56,6 +59,20 @@ struct Day {
     day: NaiveDate,
     used: [u64; 3],
     warned: [bool; 3],
+    /// Size-probe requests of the media bucket (also counted in `used`): the probe budget's
+    /// count (`[cache] probe_budget`, see [`QuotaGate::take_probe`]).
+    probes: u64,
+}
+
+impl Day {
+    fn new(day: NaiveDate) -> Day {
+        Day {
+            day,
+            used: [0; 3],
+            warned: [false; 3],
+            probes: 0,
+        }
+    }
 }
 
 /// The quotas of one Google project: counts and gates.
@@ -65,6 +82,8 @@ pub struct QuotaGate {
     today: Mutex<Day>,
     /// Daily quotas of the Api and Media buckets (the Picker has none).
     limits: Mutex<[u64; 2]>,
+    /// How many size-probe requests a Pacific day may spend (`[cache] probe_budget`).
+    probe_budget: Mutex<u64>,
     log: OnceLock<UsageLog>,
 }
 
@@ -90,12 +109,9 @@ impl QuotaGate {
         QuotaGate {
             clock,
             gates: Mutex::default(),
-            today: Mutex::new(Day {
-                day,
-                used: [0; 3],
-                warned: [false; 3],
-            }),
+            today: Mutex::new(Day::new(day)),
             limits: Mutex::new([10_000, 75_000]),
+            probe_budget: Mutex::new(u64::MAX),
             log: OnceLock::new(),
         }
     }
@@ -137,6 +153,7 @@ impl QuotaGate {
                 today.used[Bucket::Api.index()] += remembered.api;
                 today.used[Bucket::Media.index()] += remembered.media;
                 today.used[Bucket::Picker.index()] += remembered.picker;
+                today.probes += remembered.probes;
             }
         }
         let _ = self.log.set(log);
@@ -175,11 +192,7 @@ impl QuotaGate {
         let warn = {
             let mut today = self.today.lock();
             if today.day != day {
-                *today = Day {
-                    day,
-                    used: [0; 3],
-                    warned: [false; 3],
-                };
+                *today = Day::new(day);
             }
             today.used[i] += 1;
             let used = today.used[i];
@@ -203,6 +216,48 @@ impl QuotaGate {
             log(day, bucket.name(), 1);
         }
         self.publish();
+    }
+
+    /// Sets how many size-probe requests a Pacific day may spend (`[cache] probe_budget`).
+    pub fn set_probe_budget(&self, budget: u64) {
+        *self.probe_budget.lock() = budget;
+    }
+
+    /// Takes one size-probe request from today's probe budget, before it is sent; when the
+    /// day's budget is spent, fails with the time to the next Pacific midnight, when a new
+    /// budget begins. The budget is a count per Pacific day like the buckets' (the same day,
+    /// the same store, so a restart continues it), kept apart from the media bucket's count so
+    /// that downloads always find the rest of the day's quota: sizes of a big library are
+    /// probed over several days rather than leaving nothing to download with.
+    pub fn take_probe(&self) -> Result<(), Duration> {
+        let now = self.now();
+        let day = pacific_today(now);
+        let budget = *self.probe_budget.lock();
+        {
+            let mut today = self.today.lock();
+            if today.day != day {
+                *today = Day::new(day);
+            }
+            if today.probes >= budget {
+                let until = next_pacific_midnight(now);
+                return Err((until - now).to_std().unwrap_or_default());
+            }
+            today.probes += 1;
+        }
+        if let Some(log) = self.log.get() {
+            log(day, PROBES_KEY, 1);
+        }
+        Ok(())
+    }
+
+    /// Size-probe requests taken from today's budget (Pacific time).
+    pub fn probes_today(&self) -> u64 {
+        let today = self.today.lock();
+        if today.day == self.today() {
+            today.probes
+        } else {
+            0
+        }
     }
 
     /// Requests counted today (Pacific time) in `bucket`.

@@ -18,6 +18,13 @@ pub struct CacheConfig {
     /// listed: sizes are not in the API, so a cold listing of N items costs N probes, and at
     /// Google's latency only concurrency makes that quick (docs/performance.md).
     pub probe_concurrency: usize,
+    /// How many size probes (requests to the content host) a Pacific-time day may spend. A
+    /// listing that needs more than the day has left answers 503 until the next Pacific
+    /// midnight, keeping what it probed, rather than eating the quota downloads need.
+    /// Unset: `[google] daily_media_quota` less a reserve of 10% for downloads (67,500 of
+    /// Google's 75,000: an album of 20,000, Google's maximum, lists on its first day); see
+    /// [`super::Config::probe_budget`].
+    pub probe_budget: Option<u64>,
     /// The metadata store (SQLite): sizes, listings and quota counts that survive a restart.
     /// Default: `<user cache dir>/gphotos-dav/metadata.sqlite`; `":memory:"` keeps it in
     /// memory (nothing survives a restart).
@@ -42,6 +49,7 @@ impl Default for CacheConfig {
         CacheConfig {
             listing_ttl: 300,
             probe_concurrency: crate::catalog::CatalogOptions::default().probe_concurrency,
+            probe_budget: None,
             path: None,
             content_dir: None,
             content_max: None,
@@ -113,6 +121,13 @@ impl CacheConfig {
             return Err(ConfigError::invalid(
                 "cache.listing_ttl",
                 "[cache] listing_ttl must be at least 1 (seconds)",
+            ));
+        }
+        if self.probe_budget == Some(0) {
+            return Err(ConfigError::invalid(
+                "cache.probe_budget",
+                "[cache] probe_budget must be at least 1 (size probes per Pacific day); leave it \
+                 unset for daily_media_quota less 10%",
             ));
         }
         if !(1..=256).contains(&self.probe_concurrency) {

@@ -125,9 +125,32 @@ impl Config {
         self.upload.validate()?;
         self.cache.validate()?;
         self.google.validate_limits()?;
+        if let Some(budget) = self.cache.probe_budget
+            && budget > self.google.daily_media_quota
+        {
+            return Err(ConfigError::invalid(
+                "cache.probe_budget",
+                format!(
+                    "[cache] probe_budget = {budget} is more than [google] daily_media_quota = {}: \
+                     probes would spend what downloads need; lower it, or leave it unset for the \
+                     quota less 10%",
+                    self.google.daily_media_quota
+                ),
+            ));
+        }
         self.server.validate()?;
         self.google.validate_access()?;
         webdav::check(&self.webdav)
+    }
+
+    /// Size probes a Pacific day may spend: `[cache] probe_budget`, or unset, `[google]
+    /// daily_media_quota` less a reserve of 10% for downloads (computed here, where both
+    /// sections are known).
+    pub fn probe_budget(&self) -> u64 {
+        self.cache.probe_budget.unwrap_or_else(|| {
+            let quota = self.google.daily_media_quota;
+            (quota - quota / 10).max(1)
+        })
     }
 
     /// Where the refresh token is kept when not given directly.
@@ -223,6 +246,24 @@ mod tests {
                 Config::parse(&format!("{}[cache]\nprobe_concurrency = {bad}\n", full())).unwrap();
             let err = c.validate().unwrap_err().to_string();
             assert!(err.contains("[cache] probe_concurrency"), "{err}");
+        }
+    }
+
+    #[test]
+    fn probe_budget_defaults_to_the_media_quota_less_a_tenth_and_is_bounded() {
+        let c = Config::parse(full()).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.probe_budget(), 67_500);
+        let c = Config::parse(&format!("{}daily_media_quota = 1000\n", full())).unwrap();
+        assert_eq!(c.probe_budget(), 900);
+        let c = Config::parse(&format!("{}[cache]\nprobe_budget = 5\n", full())).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.probe_budget(), 5);
+        for bad in ["0", "75001"] {
+            let c = Config::parse(&format!("{}[cache]\nprobe_budget = {bad}\n", full())).unwrap();
+            let err = c.validate().unwrap_err();
+            assert_eq!(err.key(), Some("cache.probe_budget"), "{err}");
+            assert!(err.to_string().contains("[cache] probe_budget"), "{err}");
         }
     }
 
