@@ -40,11 +40,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings ||
   checks+=("cargo clippy --workspace --all-targets --locked -- -D warnings")
 
 # Unit and integration tests of the workspace (the product and the emulator crate; there are
-# no doctests), then one closing line for the whole run.
+# no doctests), every test binary even after one fails (so the closing line counts the whole
+# suite), then one closing line for the whole run.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --locked --workspace --lib --bins --tests "$@" 2>&1 | tee "$log" || status=$?
+cargo test --locked --no-fail-fast --workspace --lib --bins --tests "$@" 2>&1 | tee "$log" || status=$?
 for check in "${checks[@]}"; do
   echo "run-all: FAILED $check"
   status=1
