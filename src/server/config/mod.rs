@@ -217,6 +217,15 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// Why a config that parses fails its checks.
+    fn refused(text: &str) -> String {
+        Config::parse(text)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string()
+    }
+
     fn full() -> &'static str {
         "[google]\nclient_id = \"id\"\nclient_secret = \"s\"\nrefresh_token = \"r\"\n"
     }
@@ -286,11 +295,7 @@ mod tests {
                 "[google]\n",
                 &format!("[google]\nurl_max_age_secs = {bad}\n"),
             );
-            let err = Config::parse(&text)
-                .unwrap()
-                .validate()
-                .unwrap_err()
-                .to_string();
+            let err = refused(&text);
             assert!(
                 err.contains("[google] url_max_age_secs") && err.contains("600 to 3600"),
                 "{bad}: {err}"
@@ -320,28 +325,16 @@ mod tests {
         assert_eq!(o.batch_max_items, 50);
         assert_eq!(o.tuning.resumable_threshold, 32 * 1024 * 1024);
         let text = format!("{}[upload]\nbatch_max_items = 51\n", full());
-        let err = Config::parse(&text)
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .to_string();
+        let err = refused(&text);
         assert!(
             err.contains("batch_max_items") && err.contains("50"),
             "{err}"
         );
         let text = format!("{}[upload]\nchunk_size = 1000\n", full());
-        let err = Config::parse(&text)
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .to_string();
+        let err = refused(&text);
         assert!(err.contains("chunk_size"), "{err}");
         let text = format!("{}[upload]\nspool_dir = \"/nonexistent/spool\"\n", full());
-        let err = Config::parse(&text)
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .to_string();
+        let err = refused(&text);
         assert!(
             err.contains("spool_dir") && err.contains("/nonexistent/spool"),
             "{err}"
