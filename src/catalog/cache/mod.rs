@@ -356,11 +356,20 @@ impl ContentCache {
     }
 
     /// Forgets blocks already out of the index: their rows and their files (in the background;
-    /// a file without a row is never served).
+    /// a file without a row is never served). A block stored again meanwhile (a damaged block
+    /// fetched again at once) is back in the index by the time the removal runs: its new file
+    /// at the same path is left alone.
     fn forget(&self, gone: Vec<(String, u64)>) {
         self.inner.store.forget_content_blocks(gone.clone());
         let dir = self.inner.opts.dir.clone();
-        tokio::spawn(async move { blocks::remove(&dir, gone).await });
+        let this = self.clone();
+        tokio::spawn(async move {
+            let gone: Vec<(String, u64)> = gone
+                .into_iter()
+                .filter(|(entry, block)| this.inner.index.lock().get(entry, *block).is_none())
+                .collect();
+            blocks::remove(&dir, gone).await
+        });
         let bytes = self.inner.index.lock().bytes();
         crate::metrics::get().content_disk_bytes.set(bytes as i64);
     }
