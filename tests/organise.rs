@@ -204,8 +204,8 @@ async fn copy_adds_to_an_album_and_delete_takes_out_without_uploading() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
     assert!(text.contains("cannot rename"), "{text}");
     let adds = count(&stack, ADD);
-    // Only album folders take files; a missing album is 409, and so is a path of another
-    // server's (its host is not compared, reverse proxies rewrite Host: the path decides).
+    // Only album folders take files; a missing album is 409; another server's URL is 403
+    // (not a place here, whatever its path).
     for (to, want) in [
         (format!("/upload/{name}"), StatusCode::FORBIDDEN),
         (format!("/media/all/{name}"), StatusCode::FORBIDDEN),
@@ -227,7 +227,7 @@ async fn copy_adds_to_an_album_and_delete_takes_out_without_uploading() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN, "another host");
     let resp = stack
         .http
         .request(
@@ -331,6 +331,25 @@ async fn finder_and_explorer_moves_between_albums() {
     ] {
         let (status, text) = send(&stack, "MOVE", &from, &to, Some("F")).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{from} -> {to}: {text}");
+    }
+    // A Destination on another host is not a place here (RFC 4918 10.3), even with a path
+    // that would be one.
+    let foreign = stack
+        .full_url(&format!("/album/Empty/{third}"))
+        .replace("127.0.0.1", "localhost");
+    for method in ["MOVE", "COPY"] {
+        let resp = stack
+            .http
+            .request(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                stack.full_url(&format!("/album/Pets/{third}")),
+            )
+            .header("Destination", &foreign)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{method} {foreign}");
+        assert!(resp.text().await.unwrap().contains("another host"));
     }
     assert_eq!((count(&stack, ADD), count(&stack, REMOVE)), (2, 2));
     assert_eq!(count(&stack, "uploads"), 0);

@@ -1376,8 +1376,9 @@ async fn cadaver_mkcol_and_move_rename_an_album() {
     assert_eq!(count(&stack, "albums.patch"), 1);
 }
 
-/// Under `[webdav] prefix` the Destination must name a place below the prefix too; its host
-/// does not matter (reverse proxies rewrite Host, not Destination).
+/// Under `[webdav] prefix` the Destination must name a place below the prefix too. Behind a
+/// reverse proxy that rewrites Host, the public host arrives in `X-Forwarded-Host` and a
+/// Destination on it is this server; a Destination on any other host is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn album_renames_work_under_a_prefix() {
     let stack = writable_with(10, 50, |c| c.webdav.prefix = "/photos".into()).await;
@@ -1392,10 +1393,15 @@ async fn album_renames_work_under_a_prefix() {
                 stack.full_url("/album/Draft/"),
             )
             .header("Destination", destination)
+            .header("X-Forwarded-Host", "proxy.example")
             .send()
     };
     let resp = move_to("http://proxy.example/album/Final").await.unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN, "outside the prefix");
+    let resp = move_to("http://other.example/photos/album/Final")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN, "another host");
     let resp = move_to("http://proxy.example/photos/album/Final%20cut/")
         .await
         .unwrap();

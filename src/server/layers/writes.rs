@@ -8,7 +8,8 @@
 //! dav-server, built read-only, refuses writes).
 
 use dav_server::davpath::DavPath;
-use http::{HeaderValue, Method, Request, StatusCode};
+use http::header::HOST;
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 
 use super::prefix::{Prefix, Target};
 use super::stage::{Inner, Next, Req, Res, Stage};
@@ -67,7 +68,7 @@ impl Writes {
                     .get("Overwrite")
                     .and_then(|v| v.to_str().ok())
                     .is_some_and(|v| v.trim().eq_ignore_ascii_case("F"));
-                let to = self.destination(destination);
+                let to = self.destination(destination, headers);
                 // The source of a MOVE and the destination of both may be locked.
                 let mut locked = None;
                 if method == "MOVE" {
@@ -110,20 +111,78 @@ impl Writes {
     }
 
     /// The path and decoded tree segments a `Destination` header names (an absolute URL or an
-    /// absolute path), or None when it is not a path below this server's prefix (403 then). The
-    /// URL's host is not compared with the request's: reverse proxies rewrite `Host`, not
-    /// `Destination`, and a path below the prefix can only name a place in this tree.
-    fn destination(&self, header: &HeaderValue) -> Option<(DavPath, Vec<String>)> {
+    /// absolute path), or None when it names no place in this tree (403 then): a path outside
+    /// this server's prefix, or an absolute URL on another host (RFC 4918 10.3: the
+    /// Destination is a URI; a server refuses one it does not serve rather than guess).
+    ///
+    /// "This host" is the authority the client addressed, as the request says it: `Host`, or
+    /// the one a reverse proxy passes on in `X-Forwarded-Host` or `Forwarded: host=` (proxies
+    /// often rewrite `Host` to the backend's address but leave `Destination` as the client
+    /// wrote it). Trusting those headers gives a client nothing: it chose the Destination too.
+    fn destination(
+        &self,
+        header: &HeaderValue,
+        request: &HeaderMap,
+    ) -> Option<(DavPath, Vec<String>)> {
         let raw = header.to_str().ok()?.trim();
         let path = if raw.starts_with('/') {
             raw.split(['?', '#']).next()?.to_string()
         } else {
-            url::Url::parse(raw).ok()?.path().to_string()
+            let url = url::Url::parse(raw).ok()?;
+            if !addressed_authorities(request).any(|a| same_authority(&url, a)) {
+                return None;
+            }
+            url.path().to_string()
         };
         let tree = self.prefix.tree_path(&path)?;
         let dav_path = DavPath::new(tree).ok()?;
         let segs = segments(&dav_path).ok()?;
         Some((dav_path, segs))
+    }
+}
+
+/// The authorities (`host[:port]`) a request says its client addressed: `Host`, then every
+/// `X-Forwarded-Host` entry and `Forwarded` `host=` parameter (RFC 7239).
+fn addressed_authorities(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    let host = headers.get_all(HOST).iter();
+    let forwarded_host = headers
+        .get_all("X-Forwarded-Host")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','));
+    let forwarded = headers
+        .get_all("Forwarded")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("host")
+                .then(|| value.trim().trim_matches('"'))
+        });
+    host.filter_map(|v| v.to_str().ok())
+        .chain(forwarded_host)
+        .chain(forwarded)
+        .map(str::trim)
+}
+
+/// Whether `url` is on the authority `addressed` (`host[:port]`, as in a `Host` header):
+/// hosts compare without case; an authority without a port matches a URL on its scheme's
+/// default port (`url` drops a default port when it parses).
+fn same_authority(url: &url::Url, addressed: &str) -> bool {
+    let Ok(authority) = addressed.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    if !host.eq_ignore_ascii_case(authority.host()) {
+        return false;
+    }
+    match authority.port_u16() {
+        None => url.port().is_none(),
+        Some(port) => url.port_or_known_default() == Some(port),
     }
 }
 
@@ -167,4 +226,64 @@ fn answer_response(method: &Method, path: &str, answer: Answer) -> Res {
             .insert("Retry-After", HeaderValue::from(secs));
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, HeaderValue::from_static(value));
+        }
+        h
+    }
+
+    fn on_this_server(destination: &str, pairs: &[(&'static str, &'static str)]) -> bool {
+        let url = url::Url::parse(destination).unwrap();
+        addressed_authorities(&headers(pairs)).any(|a| same_authority(&url, a))
+    }
+
+    #[test]
+    fn a_destination_must_name_the_host_the_client_addressed() {
+        let host = [("Host", "127.0.0.1:8080")];
+        assert!(on_this_server("http://127.0.0.1:8080/album/A/x.jpg", &host));
+        assert!(!on_this_server(
+            "http://127.0.0.1:8081/album/A/x.jpg",
+            &host
+        ));
+        assert!(!on_this_server("http://elsewhere.invalid:8080/a", &host));
+        assert!(!on_this_server("http://127.0.0.1/album/A/x.jpg", &host));
+        // Case and default ports.
+        let named = [("Host", "Photos.Example")];
+        assert!(on_this_server("http://photos.example/a", &named));
+        assert!(on_this_server("https://photos.example:443/a", &named));
+        assert!(!on_this_server("http://photos.example:8080/a", &named));
+        let v6 = [("Host", "[::1]:9000")];
+        assert!(on_this_server("http://[::1]:9000/a", &v6));
+        assert!(!on_this_server("http://[::2]:9000/a", &v6));
+        assert!(!on_this_server("http://x/a", &[]));
+    }
+
+    #[test]
+    fn a_reverse_proxy_names_the_public_host_in_forwarding_headers() {
+        let proxied = [
+            ("Host", "127.0.0.1:8080"),
+            ("X-Forwarded-Host", "photos.example, inner.lan"),
+        ];
+        assert!(on_this_server("https://photos.example/a", &proxied));
+        assert!(on_this_server("http://inner.lan/a", &proxied));
+        assert!(on_this_server("http://127.0.0.1:8080/a", &proxied));
+        assert!(!on_this_server("https://evil.example/a", &proxied));
+        let forwarded = [
+            ("Host", "127.0.0.1:8080"),
+            (
+                "Forwarded",
+                "for=192.0.2.60;proto=https;host=\"photos.example:8443\"",
+            ),
+        ];
+        assert!(on_this_server("https://photos.example:8443/a", &forwarded));
+        assert!(!on_this_server("https://photos.example/a", &forwarded));
+    }
 }
