@@ -360,3 +360,138 @@ async fn a_closed_media_gate_still_serves_cached_ranges() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(gets(&stack), g, "nothing sent while the gate is closed");
 }
+
+/// Waits (with a deadline) until `n` reads wait for another read's request.
+async fn until_waiting(stack: &Stack, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while stack.catalog.content_waiting() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {n} readers wait for the shared request",
+            stack.catalog.content_waiting()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_readers_share_one_request_and_survive_the_first_hanging_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack_in(dir.path(), |_| {}).await;
+    // Bigger than what the sockets between the first reader and the server can buffer, so the
+    // first reader, not reading its body, holds the request in the middle of the item.
+    let size = 64 * BLOCK as usize + 4321;
+    let bytes = noise(size, 43);
+    let (_, path) = big_photo(&stack, &bytes).await;
+    let url = stack.full_url(&path);
+    let g = gets(&stack);
+
+    // The first reader starts the request and takes one piece, then stops reading.
+    let mut first = stack.http.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let piece = first.chunk().await.unwrap().expect("a first piece");
+    assert_eq!(&piece[..], &bytes[..piece.len()]);
+
+    // Three more read the whole item meanwhile: the blocks already kept from the cache, then
+    // they wait for the first reader's request.
+    const OTHERS: usize = 3;
+    let readers: Vec<_> = (0..OTHERS)
+        .map(|_| {
+            let (http, url) = (stack.http.clone(), url.clone());
+            tokio::spawn(async move {
+                let resp = http.get(&url).send().await.unwrap();
+                (resp.status(), resp.bytes().await.unwrap())
+            })
+        })
+        .collect();
+    until_waiting(&stack, OTHERS).await;
+
+    // The first reader hangs up in the middle: the request goes on for the others.
+    drop(first);
+    for reader in readers {
+        let (status, body) = reader.await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            sha256(&body),
+            sha256(&bytes),
+            "every reader's bytes are exact"
+        );
+    }
+    assert_eq!(gets(&stack), g + 1, "one request for all the readers");
+
+    // Everything was kept: a fifth read asks Google nothing.
+    let (status, body) = read(&stack, &path, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sha256(&body), sha256(&bytes));
+    assert_eq!(gets(&stack), g + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_waiting_for_a_refused_request_get_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack_in(dir.path(), |_| {}).await;
+    let bytes = noise(SIZE, 47);
+    let (_, path) = big_photo(&stack, &bytes).await;
+    let _ = stack
+        .catalog
+        .google()
+        .quota
+        .close_daily(Bucket::Media, "test: the day's media requests are spent");
+    let g = gets(&stack);
+    let reads: Vec<_> = (0..3)
+        .map(|_| {
+            let (http, url) = (stack.http.clone(), stack.full_url(&path));
+            tokio::spawn(async move { http.get(&url).send().await.unwrap().status() })
+        })
+        .collect();
+    for r in reads {
+        assert_eq!(r.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(gets(&stack), g, "nothing sent while the gate is closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_stops_inside_a_block_keeps_that_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack_in(dir.path(), |_| {}).await;
+    let bytes = noise(SIZE, 53);
+    let (_, path) = big_photo(&stack, &bytes).await;
+    let content = dir.path().join("content");
+
+    // A thumbnailer reads the first 64 KiB: one request; the rest of block 0 is finished in
+    // the background, and nothing more (at most one block per request).
+    let g = gets(&stack);
+    let (status, body) = read(&stack, &path, Some("bytes=0-65535")).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(sha256(&body), sha256(&bytes[..65536]));
+    assert_eq!(gets(&stack), g + 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while files(&content).is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "block 0 is kept");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A row is written after its file: let the store catch up before a restart could matter.
+    stack.catalog.store().flush().await;
+    let on_disk = files(&content);
+    assert_eq!(
+        on_disk.len(),
+        1,
+        "only the block the read stopped in: {on_disk:?}"
+    );
+    assert_eq!(on_disk[0].1, BLOCK);
+
+    // The same start again, and the rest of block 0: no request.
+    let (g, s) = (gets(&stack), sent(&stack));
+    for range in ["bytes=0-65535", "bytes=65536-262143", "bytes=1000-200000"] {
+        let (status, body) = read(&stack, &path, Some(range)).await;
+        assert_eq!(status, StatusCode::PARTIAL_CONTENT, "{range}");
+        let (a, b) = range[6..].split_once('-').unwrap();
+        let (a, b): (usize, usize) = (a.parse().unwrap(), b.parse().unwrap());
+        assert_eq!(sha256(&body), sha256(&bytes[a..=b]), "{range}");
+    }
+    assert_eq!(
+        (gets(&stack), sent(&stack)),
+        (g, s),
+        "served from the cache"
+    );
+}

@@ -1165,3 +1165,21 @@ async fn picked_photos_come_without_their_location() {
         "no GPS pointer"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_picked_file_read_again_comes_from_the_content_cache() {
+    // Picked bytes are carried under every policy (bearer_only), so the cache holds under both.
+    for policy in [Policy::NativeProxy, Policy::Redirect302] {
+        let stack = stack_with(opts(), policy).await;
+        let items = chosen(&stack.emu);
+        pick_into(&stack, SET, &items).await;
+        get_all_and_compare(&stack, &stack.url, &items).await;
+        let c = stack.emulator().counters();
+        let first = c.get("picker.content.get");
+        assert_eq!(first, items.len() as u64, "{policy:?}");
+        // Exact bytes again, and no content request at all.
+        get_all_and_compare(&stack, &stack.url, &items).await;
+        assert_eq!(c.get("picker.content.get"), first, "{policy:?}");
+        assert_eq!(c.get("content.get"), 0, "{policy:?}");
+    }
+}

@@ -436,6 +436,47 @@ async fn use_proxy_url_redirects_to_a_signed_link_the_byte_node_streams() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_link_read_again_comes_from_the_byte_nodes_content_cache() {
+    let split = split_with(None).await;
+    let node = &split.node;
+    for kind in [MediaKind::Photo, MediaKind::Video] {
+        let (path, item, _) = pick(node, &split.front.url, kind).await;
+        let name = path.rsplit('/').next().unwrap();
+        let (status, h, _) = send(&node.http, Method::GET, &split.front_url(&path), &[]).await;
+        assert_eq!(status, StatusCode::FOUND, "{path}");
+        let link = parse_link(&header(&h, "location"), &node.url, &item.id, name);
+        let c = node.emulator().counters();
+        let gets = c.get("content.get");
+        let (status, _, bytes) = send(&node.http, Method::GET, &link.url, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(sha256(&bytes), sha256(&item.bytes), "{path}");
+        assert_eq!(
+            c.get("content.get"),
+            gets + 1,
+            "{path}: the first read asks Google"
+        );
+        // Again, whole and as a range: exact bytes, no content request.
+        let (status, _, bytes) = send(&node.http, Method::GET, &link.url, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(sha256(&bytes), sha256(&item.bytes), "{path}");
+        let (status, _, bytes) = send(
+            &node.http,
+            Method::GET,
+            &link.url,
+            &[("Range", "bytes=10-99")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::PARTIAL_CONTENT, "{path}");
+        assert_eq!(bytes, item.bytes[10..100], "{path}");
+        assert_eq!(
+            c.get("content.get"),
+            gets + 1,
+            "{path}: served from the cache"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_links_refuse_bad_signatures_tampering_and_expiry() {
     let split = split_with(Some(120)).await;
     let node = &split.node;

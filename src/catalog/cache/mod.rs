@@ -7,14 +7,17 @@
 //!
 //! # Design
 //! An item's bytes are cut in fixed blocks of [`BLOCK`] bytes (the last one shorter). A block
-//! is kept once it was read whole: a seek to the end of a 4 GB video keeps the end, not 4 GB.
+//! is kept once it was received whole: a seek to the end of a 4 GB video keeps the end, not
+//! 4 GB (a read that stops inside a block has that one block finished, `flight.rs`).
 //! - `blocks.rs`: each block is a file `<content_dir>/<entry>/<index>`, written to a temporary
 //!   name and renamed, and checked against its length and CRC-32 before it is served;
 //! - `index.rs`: which blocks exist (their length, checksum, when stored and last read), in
 //!   memory, and in the metadata store's `content_blocks` table so it survives a restart;
 //! - `read.rs`: a read from any offset: cached blocks from disk, each contiguous run of missing
 //!   blocks with ONE ranged request to Google (`Range: bytes=a-b`), its blocks written as they
-//!   complete while the bytes stream on to the client.
+//!   complete while the bytes stream on to the client;
+//! - `flight.rs`: each such request is a task of its own, shared by every reader of its blocks
+//!   meanwhile, and finishing the block its reader left in the middle.
 //!
 //! An entry is keyed by item id, variant (`d`, `dv`; thumbnails later) and the size the item
 //! had: an answer from Google that states another size drops the item's entries, and a block
@@ -24,9 +27,11 @@
 //! (one warning), one it cannot read or that fails its checksum is fetched again.
 
 mod blocks;
+mod flight;
 mod index;
 pub(super) mod read;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,6 +116,8 @@ struct Shared {
     store: Store,
     clock: Arc<Clock>,
     index: Mutex<Index>,
+    /// The requests for runs of missing blocks in flight, per entry (`flight.rs`).
+    flights: Mutex<HashMap<String, Vec<Arc<flight::Flight>>>>,
     /// The one warning about a cache that cannot write was given.
     warned: AtomicBool,
 }
@@ -123,6 +130,7 @@ impl ContentCache {
                 store,
                 clock,
                 index: Mutex::new(Index::default()),
+                flights: Mutex::new(HashMap::new()),
                 warned: AtomicBool::new(false),
             }),
         }

@@ -1,27 +1,31 @@
 //! A read through the cache: from any offset to the end of the item, as `PhotoFile` reads.
 //!
 //! The reader walks the item block by block from the block holding the offset. A cached block
-//! comes from disk (checked first). At a missing block it asks Google, in ONE ranged request,
-//! for the whole run of missing blocks up to the next cached one (every request counts against
-//! the day's quota, so not one per block); the bytes stream on to the client as they arrive,
-//! and each block of the run is written to the cache as soon as it is complete. A read that
-//! stops inside a block (the client had its range, or hung up) keeps the blocks completed
-//! before it.
+//! comes from disk (checked first). A block another reader's request is about to bring is
+//! waited for (`flight.rs`). At any other missing block it asks Google, in ONE ranged request
+//! (a flight), for the whole run of missing blocks up to the next cached one (every request
+//! counts against the day's quota, so not one per block); the bytes stream on to the client
+//! as they arrive, and each block of the run is written to the cache as soon as it is
+//! complete. A read that stops inside a block (the client had its range, or hung up) keeps
+//! the blocks completed before it and, finished in the background, the block it stopped in.
+//! Pieces are handed out never across a block boundary, so where a read stopped is where its
+//! client stopped.
 //!
 //! What the reader yields is what `PhotoFile` expects of a download: the bytes from the offset,
 //! an error when the upstream broke (it resumes from the last byte delivered by asking the
 //! catalog again, which consults the cache again), and the total length Google stated, which
 //! `PhotoFile` checks against the size it announced.
 
-use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use std::sync::Arc;
 
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::flight::{Flight, Following, Joined, Piece, Waited};
 use super::{BLOCK, ContentCache, Key};
 use crate::catalog::{Catalog, CatalogError, FileInfo};
 use crate::google::GoogleError;
 use crate::google::content::Download;
-
-type Body = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes, GoogleError>> + Send>>;
 
 /// The variant of an item's bytes a download asks for (`=d` or `=dv`, as
 /// `MediaItem::download_url` chooses).
@@ -41,30 +45,43 @@ struct Reader {
     entry: String,
     /// The next byte to hand out.
     pos: u64,
-    /// The ranged request for a run of missing blocks, while one is open.
+    /// The flight this reader started, while it receives its bytes.
     fill: Option<Fill>,
+    /// Another reader's flight this one follows, while it still brings blocks ahead.
+    following: Option<Following>,
 }
 
-/// An open request for the missing blocks `[start, end)` (byte offsets, block aligned but
-/// for the item's end).
+/// The receiving end of a flight this reader started.
 struct Fill {
-    body: Body,
-    /// Offset of the next byte the body yields (0 when the host ignored Range and sent all).
-    next: u64,
-    end: u64,
-    /// Bytes of the block being received; it starts at `block_start`.
-    block: BytesMut,
-    block_start: u64,
+    flight: Arc<Flight>,
+    pieces: mpsc::Receiver<Piece>,
+    /// Received bytes not handed out yet, starting at `pending_at`.
+    pending: Bytes,
+    pending_at: u64,
 }
 
-/// What opening a run found.
-enum Opened {
-    Fill(Fill),
-    /// Google states another total length: the item changed (its entries are dropped).
+impl Drop for Reader {
+    fn drop(&mut self) {
+        // Before `pieces` is dropped: the flight reads this once it sees the channel closed.
+        if let Some(fill) = &self.fill {
+            fill.flight.primary_left(self.pos);
+        }
+    }
+}
+
+/// What a read's first block costs before any byte: nothing, or another size Google states.
+enum First {
+    Ready,
     OtherSize(u64),
 }
 
 impl Catalog {
+    /// How many reads wait for a block another read's request is bringing (0 without the
+    /// content cache): what tests watch to know their readers share one request.
+    pub fn content_waiting(&self) -> usize {
+        self.inner.content.as_ref().map_or(0, |c| c.waiting())
+    }
+
     /// Reads item `info` from byte `start` through the content cache when there is one, else
     /// straight from Google. A download refused before any byte (a closed gate while the
     /// bytes are not cached, a video in processing, an item gone) is an error here, so the
@@ -82,16 +99,14 @@ impl Catalog {
             entry,
             pos: start,
             fill: None,
+            following: None,
         };
         let mut total = Some(info.size);
         if start < info.size {
-            let block = start / BLOCK;
-            if !reader.cache.has(&reader.key, &reader.entry, block) {
-                match reader.open(block).await? {
-                    Opened::Fill(fill) => reader.fill = Some(fill),
-                    // `PhotoFile` answers it (and forgets the size).
-                    Opened::OtherSize(other) => total = Some(other),
-                }
+            match reader.first(start / BLOCK).await? {
+                First::Ready => {}
+                // `PhotoFile` answers it (and forgets the size).
+                First::OtherSize(other) => total = Some(other),
             }
         }
         let body = futures::stream::unfold(reader, |mut r| async move {
@@ -106,40 +121,46 @@ impl Catalog {
 }
 
 impl Reader {
-    /// Asks Google for the run of missing blocks from `block` to the next cached one.
-    async fn open(&mut self, block: u64) -> Result<Opened, CatalogError> {
-        let size = self.key.size;
-        let end_block = self
+    /// Before the first byte: when block `block` is not cached, joins the flight bringing it
+    /// or starts one, and waits for the request's answer, so a refusal is an error before
+    /// any byte (the client gets a status).
+    async fn first(&mut self, block: u64) -> Result<First, CatalogError> {
+        if self.cache.has(&self.key, &self.entry, block) {
+            return Ok(First::Ready);
+        }
+        match self
             .cache
-            .next_cached(&self.entry, block + 1)
-            .unwrap_or(self.key.blocks());
-        let start = block * BLOCK;
-        let end = (end_block * BLOCK).min(size);
-        let download = self
-            .catalog
-            .download_range(&self.key.item_id, start, Some(end - 1))
-            .await?;
-        if let Some(total) = download.total
-            && total != size
+            .join_or_start(&self.catalog, &self.key, &self.entry, block)
         {
-            self.cache.forget_item(&self.key.item_id, None);
-            return Ok(Opened::OtherSize(total));
+            Joined::Tail(flight) => match flight.opened().await? {
+                Some(total) => Ok(First::OtherSize(total)),
+                None => Ok(First::Ready),
+            },
+            Joined::Primary(started) => {
+                self.fill = Some(Fill {
+                    flight: started.flight,
+                    pieces: started.pieces,
+                    pending: Bytes::new(),
+                    pending_at: self.pos,
+                });
+                let opened = started.opened.await.unwrap_or_else(|_| {
+                    Err(CatalogError::Google(GoogleError::Protocol(
+                        "the request for the item's bytes ended early".into(),
+                    )))
+                });
+                match opened {
+                    Ok(None) => Ok(First::Ready),
+                    Ok(Some(total)) => {
+                        self.fill = None;
+                        Ok(First::OtherSize(total))
+                    }
+                    Err(e) => {
+                        self.fill = None;
+                        Err(e)
+                    }
+                }
+            }
         }
-        if download.start != start && download.start != 0 {
-            return Err(CatalogError::Google(GoogleError::Protocol(format!(
-                "the content host answered a range starting at byte {} when asked for byte \
-                 {start}",
-                download.start
-            ))));
-        }
-        crate::metrics::get().cache("content", "miss");
-        Ok(Opened::Fill(Fill {
-            body: download.body,
-            next: download.start,
-            end,
-            block: BytesMut::new(),
-            block_start: start,
-        }))
     }
 
     /// The next piece of the read, `None` at the item's end.
@@ -149,91 +170,132 @@ impl Reader {
             if self.pos >= size {
                 return None;
             }
-            let Some(fill) = self.fill.as_mut() else {
-                let block = self.pos / BLOCK;
-                if let Some(bytes) = self.cache.read(&self.key, &self.entry, block).await {
-                    let skip = (self.pos - block * BLOCK) as usize;
-                    let out = bytes.slice(skip..);
+            if let Some(fill) = self.fill.as_mut() {
+                if let Some(out) = fill.take(self.pos) {
                     self.pos += out.len() as u64;
-                    let m = crate::metrics::get();
-                    m.cache("content", "hit");
-                    m.content_bytes("cache", out.len() as u64);
+                    crate::metrics::get().content_bytes("google", out.len() as u64);
                     return Some(Ok(out));
                 }
-                match self.open(block).await {
-                    Ok(Opened::Fill(fill)) => self.fill = Some(fill),
-                    Ok(Opened::OtherSize(total)) => {
-                        // Forgotten, so the resume's listing-free path (`PhotoFile` asks
-                        // again) sees the new total and answers for it.
-                        return Some(Err(GoogleError::Protocol(format!(
-                            "the item's size changed in Google Photos ({size} bytes were \
-                             announced, Google now serves {total})"
-                        ))));
+                match fill.pieces.recv().await {
+                    Some(Ok((at, bytes))) => {
+                        fill.pending = bytes;
+                        fill.pending_at = at;
                     }
-                    Err(CatalogError::Google(e)) => return Some(Err(e)),
-                    Err(e) => return Some(Err(GoogleError::Transport(e.to_string()))),
+                    Some(Err(e)) => {
+                        self.fill = None;
+                        return Some(Err(e));
+                    }
+                    // The run is done: on with the cache, or another request.
+                    None => self.fill = None,
                 }
                 continue;
-            };
-            match fill.body.next().await {
-                Some(Ok(chunk)) => {
-                    let first = fill.next;
-                    fill.next += chunk.len() as u64;
-                    // Only what lies in the run: a host that ignored Range sends it all.
-                    let lo = first.max(fill.block_start);
-                    let hi = fill.next.min(fill.end);
-                    let done = fill.next >= fill.end;
-                    let mut out = None;
-                    if hi > lo {
-                        let part = chunk.slice((lo - first) as usize..(hi - first) as usize);
-                        if hi > self.pos {
-                            let from = self.pos.max(lo);
-                            out = Some(part.slice((from - lo) as usize..));
-                            self.pos = hi;
+            }
+            let block = self.pos / BLOCK;
+            if self.following.as_ref().is_some_and(|f| !f.covers(block)) {
+                self.following = None;
+            }
+            if let Some(bytes) = self.cache.read(&self.key, &self.entry, block).await {
+                crate::metrics::get().cache("content", "hit");
+                return Some(Ok(self.serve(block, bytes, "cache")));
+            }
+            let flight =
+                match self
+                    .cache
+                    .join_or_start(&self.catalog, &self.key, &self.entry, block)
+                {
+                    Joined::Tail(flight) => {
+                        if !self
+                            .following
+                            .as_ref()
+                            .is_some_and(|f| Arc::ptr_eq(&f.0, &flight))
+                        {
+                            self.following = Some(Following::new(flight.clone()));
                         }
-                        self.keep(part).await;
+                        flight
                     }
-                    if done {
-                        self.fill = None;
+                    Joined::Primary(started) => {
+                        self.following = None;
+                        self.fill = Some(Fill {
+                            flight: started.flight,
+                            pieces: started.pieces,
+                            pending: Bytes::new(),
+                            pending_at: self.pos,
+                        });
+                        match started.opened.await {
+                            Ok(Ok(None)) => continue,
+                            Ok(Ok(Some(total))) => {
+                                self.fill = None;
+                                return Some(Err(size_changed(size, total)));
+                            }
+                            Ok(Err(e)) => {
+                                self.fill = None;
+                                return Some(Err(google_error(e)));
+                            }
+                            Err(_) => {
+                                self.fill = None;
+                                return Some(Err(GoogleError::Transport(
+                                    "the request for the item's bytes ended early".into(),
+                                )));
+                            }
+                        }
                     }
-                    if let Some(out) = out {
-                        crate::metrics::get().content_bytes("google", out.len() as u64);
-                        return Some(Ok(out));
-                    }
+                };
+            match flight.wait(block).await {
+                Waited::Block(bytes) => {
+                    crate::metrics::get().cache("content", "shared");
+                    return Some(Ok(self.serve(block, bytes, "shared")));
                 }
-                Some(Err(e)) => {
-                    self.fill = None;
-                    return Some(Err(e));
-                }
-                None => {
-                    let short = fill.next < fill.end;
-                    self.fill = None;
-                    if short {
-                        return Some(Err(GoogleError::Transport(
-                            "the body ended before the range asked for".into(),
-                        )));
-                    }
-                }
+                // Complete: the cache has it (else the next turn asks Google).
+                Waited::Passed => {}
+                Waited::Gone => self.following = None,
+                Waited::OtherSize(total) => return Some(Err(size_changed(size, total))),
+                Waited::Refused(e) => return Some(Err(google_error(e))),
             }
         }
     }
 
-    /// Adds bytes of the run (they continue the block being received) and stores each block
-    /// they complete.
-    async fn keep(&mut self, mut part: Bytes) {
-        while !part.is_empty() {
-            let Some(fill) = self.fill.as_mut() else {
-                return;
-            };
-            let block = fill.block_start / BLOCK;
-            let want = self.key.block_len(block) - fill.block.len() as u64;
-            let take = (want as usize).min(part.len());
-            fill.block.extend_from_slice(&part.split_to(take));
-            if fill.block.len() as u64 == self.key.block_len(block) {
-                let bytes = std::mem::take(&mut fill.block).freeze();
-                fill.block_start += bytes.len() as u64;
-                self.cache.store(&self.key, &self.entry, block, bytes).await;
-            }
+    /// Hands out block `block`'s bytes from the reader's position on.
+    fn serve(&mut self, block: u64, bytes: Bytes, source: &str) -> Bytes {
+        let skip = (self.pos - block * BLOCK) as usize;
+        let out = bytes.slice(skip..);
+        self.pos += out.len() as u64;
+        crate::metrics::get().content_bytes(source, out.len() as u64);
+        out
+    }
+}
+
+impl Fill {
+    /// What the pending bytes hold from `pos` on, up to the end of `pos`'s block (never across
+    /// it: where the read stops tells the flight which block its client left in).
+    fn take(&mut self, pos: u64) -> Option<Bytes> {
+        let end = self.pending_at + self.pending.len() as u64;
+        if pos < self.pending_at || pos >= end {
+            self.pending = Bytes::new();
+            return None;
         }
+        let block_end = (pos / BLOCK + 1) * BLOCK;
+        let from = (pos - self.pending_at) as usize;
+        let to = (end.min(block_end) - self.pending_at) as usize;
+        let out = self.pending.slice(from..to);
+        self.pending = self.pending.slice(to..);
+        self.pending_at += to as u64;
+        Some(out)
+    }
+}
+
+/// The error a read that met another size mid-way ends with: the entries are forgotten, so
+/// the resume's listing-free path (`PhotoFile` asks again) sees the new total and answers
+/// for it.
+fn size_changed(size: u64, total: u64) -> GoogleError {
+    GoogleError::Protocol(format!(
+        "the item's size changed in Google Photos ({size} bytes were announced, Google now \
+         serves {total})"
+    ))
+}
+
+fn google_error(e: CatalogError) -> GoogleError {
+    match e {
+        CatalogError::Google(e) => e,
+        e => GoogleError::Transport(e.to_string()),
     }
 }

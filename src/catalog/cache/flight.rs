@@ -1,0 +1,417 @@
+//! Requests in flight: one ranged request to Google for a run of missing blocks, shared by
+//! every reader that needs those blocks meanwhile, and finishing the block its reader left.
+//!
+//! Each request is a task of its own (a [`Flight`]), not a part of the read that started it:
+//! - the reader that started it (the *primary*) gets the bytes as they arrive, through a short
+//!   channel, so its client's pace is the request's pace, as without the cache;
+//! - a second reader of a block the flight is about to receive (a *tail*: N clients opening the
+//!   same file, a thumbnailer beside a preview) waits for that block to complete instead of
+//!   asking Google again, then takes it from the flight (or the cache) and waits for the next;
+//! - the primary hanging up does not stop it while a tail waits: a shared request that ended
+//!   with its first reader would fail, or strand, the others (the same reason sizes' shared
+//!   probes are tasks, `catalog/sizes.rs`);
+//! - with nobody left, it stops, but first finishes the block its primary left in the middle
+//!   (at most that one block per request): a thumbnailer reading the first 64 KiB of each
+//!   photo then keeps the first block, and the next read of that start asks Google nothing;
+//! - a request refused before any byte gives every tail the same typed error; one that breaks
+//!   later ends, and each tail asks Google itself for what it still misses (as a resume does).
+//!
+//! A tail never gets a byte that is not from a completed block of the same key: bytes are
+//! handed over only as whole blocks, checked for their length when stored.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{BLOCK, ContentCache, Key};
+use crate::catalog::{Catalog, CatalogError};
+use crate::google::GoogleError;
+
+/// How far ahead of a flight's current block a reader still waits for it (blocks). A reader
+/// further on (a video player's seek) would wait for every block before its own: it asks
+/// Google for its own run instead.
+const TAIL_AHEAD: u64 = 4;
+
+/// Chunks the request may be ahead of its primary reader. One: what the flight keeps of a run
+/// is then what its primary read, give or take a chunk, as when the reader made the request
+/// itself (a read of blocks 1 and 2 does not store block 3 as well).
+const PRIMARY_QUEUE: usize = 1;
+
+/// `left_at` while the primary reader still reads.
+const READING: u64 = u64::MAX;
+
+/// What a flight has done so far, as its tails see it.
+#[derive(Clone)]
+pub(super) enum State {
+    /// The request is being sent.
+    Opening,
+    /// Blocks before `next` are complete; `last` is the most recent one (a tail takes it from
+    /// here, also when the cache could not keep it).
+    Running {
+        next: u64,
+        last: Option<(u64, Bytes)>,
+    },
+    /// Google states another total length: the item changed (its entries were dropped).
+    OtherSize(u64),
+    /// The request was refused before any byte (a closed gate, an item gone, ...).
+    Refused(CatalogError),
+    /// No more blocks will come (the run is done, the body broke, or nobody listens).
+    Ended,
+}
+
+/// One ranged request for blocks `first..end` of entry `entry` (see the module doc).
+pub(super) struct Flight {
+    entry: String,
+    first: u64,
+    end: u64,
+    state: watch::Sender<State>,
+    /// The primary reader's position when it left ([`READING`] before).
+    left_at: AtomicU64,
+    /// Readers following the flight (a [`Following`] each), waiting or between two blocks.
+    tails: AtomicUsize,
+}
+
+/// A reader following a flight: while one exists, the flight goes on without its primary.
+/// A tail serving one block to its client waits for no block, yet still wants the next.
+pub(super) struct Following(pub Arc<Flight>);
+
+impl Following {
+    pub fn new(flight: Arc<Flight>) -> Following {
+        flight.tails.fetch_add(1, Ordering::AcqRel);
+        Following(flight)
+    }
+
+    /// Whether this follows `flight` and the flight still brings block `block`.
+    pub fn covers(&self, block: u64) -> bool {
+        block < self.0.end && self.0.next().is_some()
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.0.tails.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One item the flight hands its primary: the file offset of a chunk and the chunk.
+pub(super) type Piece = Result<(u64, Bytes), GoogleError>;
+
+/// What the primary gets when it starts a flight.
+pub(super) struct Started {
+    pub flight: Arc<Flight>,
+    /// The request's answer: `Ok(None)` opened, `Ok(Some(total))` another size.
+    pub opened: oneshot::Receiver<Result<Option<u64>, CatalogError>>,
+    pub pieces: mpsc::Receiver<Piece>,
+}
+
+/// Either a flight to wait for, or a new one this reader started.
+pub(super) enum Joined {
+    Tail(Arc<Flight>),
+    Primary(Started),
+}
+
+/// What a tail found when it waited for a block.
+pub(super) enum Waited {
+    /// The block's bytes.
+    Block(Bytes),
+    /// The block is complete: in the cache, unless it could not keep it.
+    Passed,
+    /// The flight ended before the block: the reader fetches it itself.
+    Gone,
+    OtherSize(u64),
+    Refused(CatalogError),
+}
+
+impl Flight {
+    /// Tells the flight its primary reader left at `pos` (called once, when it goes).
+    pub fn primary_left(&self, pos: u64) {
+        self.left_at.store(pos, Ordering::Release);
+    }
+
+    /// The next block the flight will complete, while it may still complete one.
+    fn next(&self) -> Option<u64> {
+        match &*self.state.borrow() {
+            State::Opening => Some(self.first),
+            State::Running { next, .. } => Some(*next),
+            _ => None,
+        }
+    }
+
+    /// Waits until the request was answered: `Err` refused, `Ok(Some(total))` another size.
+    pub async fn opened(&self) -> Result<Option<u64>, CatalogError> {
+        let mut rx = self.state.subscribe();
+        loop {
+            match &*rx.borrow_and_update() {
+                State::Opening => {}
+                State::OtherSize(total) => return Ok(Some(*total)),
+                State::Refused(e) => return Err(e.clone()),
+                State::Running { .. } | State::Ended => return Ok(None),
+            }
+            if rx.changed().await.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Waits for block `block` (see [`Waited`]).
+    pub async fn wait(&self, block: u64) -> Waited {
+        let mut rx = self.state.subscribe();
+        loop {
+            match &*rx.borrow_and_update() {
+                State::Opening => {}
+                State::Running { next, last } => {
+                    if *next > block {
+                        return match last {
+                            Some((b, bytes)) if *b == block => Waited::Block(bytes.clone()),
+                            _ => Waited::Passed,
+                        };
+                    }
+                }
+                State::OtherSize(total) => return Waited::OtherSize(*total),
+                State::Refused(e) => return Waited::Refused(e.clone()),
+                State::Ended => return Waited::Gone,
+            }
+            if rx.changed().await.is_err() {
+                return Waited::Gone;
+            }
+        }
+    }
+
+    /// Whether the flight should go on without its primary: a tail waits, or the primary left
+    /// inside the block being received (finish it, so the next read of that start is a hit).
+    fn wanted(&self, receiving: u64) -> bool {
+        if self.tails.load(Ordering::Acquire) > 0 || self.state.receiver_count() > 0 {
+            return true;
+        }
+        let left = self.left_at.load(Ordering::Acquire);
+        left != READING && !left.is_multiple_of(BLOCK) && left / BLOCK == receiving
+    }
+}
+
+impl ContentCache {
+    /// How many readers wait for a block of another reader's request right now (what a test
+    /// watches to know its readers share one request).
+    pub fn waiting(&self) -> usize {
+        let flights = self.inner.flights.lock();
+        flights
+            .values()
+            .flatten()
+            .map(|f| f.state.receiver_count())
+            .sum()
+    }
+
+    /// Where a run of missing blocks from `block` ends: at the next cached block, or at the
+    /// first block of a later flight (which will bring those), or the item's end.
+    fn run_end(&self, key: &Key, entry: &str, block: u64) -> u64 {
+        let cached = self.next_cached(entry, block + 1).unwrap_or(key.blocks());
+        let flights = self.inner.flights.lock();
+        flights
+            .get(entry)
+            .into_iter()
+            .flatten()
+            .filter(|f| f.first > block)
+            .map(|f| f.first)
+            .fold(cached, u64::min)
+    }
+
+    /// Waits for the flight bringing block `block`, or starts the request for the run of
+    /// missing blocks from it (checked and registered under one lock, so two readers missing
+    /// the same block make one request).
+    pub(super) fn join_or_start(
+        &self,
+        catalog: &Catalog,
+        key: &Key,
+        entry: &str,
+        block: u64,
+    ) -> Joined {
+        let end = self.run_end(key, entry, block);
+        let mut flights = self.inner.flights.lock();
+        if let Some(f) = find(&flights, entry, block) {
+            return Joined::Tail(f);
+        }
+        let (state, _) = watch::channel(State::Opening);
+        let flight = Arc::new(Flight {
+            entry: entry.to_string(),
+            first: block,
+            end,
+            state,
+            left_at: AtomicU64::new(READING),
+            tails: AtomicUsize::new(0),
+        });
+        flights
+            .entry(entry.to_string())
+            .or_default()
+            .push(flight.clone());
+        drop(flights);
+        let (open_tx, opened) = oneshot::channel();
+        let (piece_tx, pieces) = mpsc::channel(PRIMARY_QUEUE);
+        let run = Run {
+            flight: flight.clone(),
+            cache: self.clone(),
+            catalog: catalog.clone(),
+            key: key.clone(),
+        };
+        tokio::spawn(run.go(open_tx, piece_tx));
+        Joined::Primary(Started {
+            flight,
+            opened,
+            pieces,
+        })
+    }
+}
+
+fn find(
+    flights: &std::collections::HashMap<String, Vec<Arc<Flight>>>,
+    entry: &str,
+    block: u64,
+) -> Option<Arc<Flight>> {
+    flights.get(entry)?.iter().find_map(|f| {
+        let next = f.next()?;
+        (block >= next && block < f.end && block < next + TAIL_AHEAD).then(|| f.clone())
+    })
+}
+
+/// The task of one flight.
+struct Run {
+    flight: Arc<Flight>,
+    cache: ContentCache,
+    catalog: Catalog,
+    key: Key,
+}
+
+impl Run {
+    async fn go(
+        self,
+        open_tx: oneshot::Sender<Result<Option<u64>, CatalogError>>,
+        piece_tx: mpsc::Sender<Piece>,
+    ) {
+        // Leaves the registry however the task ends (a panic included), so nobody waits for
+        // a flight that is gone; its tails see `Ended` (or the sender dropped) and fetch.
+        let _leave = scopeguard::guard((self.flight.clone(), self.cache.clone()), |(f, c)| {
+            let mut flights = c.inner.flights.lock();
+            if let Some(list) = flights.get_mut(&f.entry) {
+                list.retain(|g| !Arc::ptr_eq(g, &f));
+                if list.is_empty() {
+                    flights.remove(&f.entry);
+                }
+            }
+            f.state.send_modify(|s| {
+                if matches!(s, State::Opening | State::Running { .. }) {
+                    *s = State::Ended;
+                }
+            });
+        });
+        let f = &self.flight;
+        let size = self.key.size;
+        let start = f.first * BLOCK;
+        let end = (f.end * BLOCK).min(size);
+        let download = match self
+            .catalog
+            .download_range(&self.key.item_id, start, Some(end - 1))
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                f.state.send_replace(State::Refused(e.clone()));
+                let _ = open_tx.send(Err(e));
+                return;
+            }
+        };
+        if let Some(total) = download.total
+            && total != size
+        {
+            self.cache.forget_item(&self.key.item_id, None);
+            f.state.send_replace(State::OtherSize(total));
+            let _ = open_tx.send(Ok(Some(total)));
+            return;
+        }
+        if download.start != start && download.start != 0 {
+            let e = CatalogError::Google(GoogleError::Protocol(format!(
+                "the content host answered a range starting at byte {} when asked for byte \
+                 {start}",
+                download.start
+            )));
+            f.state.send_replace(State::Refused(e.clone()));
+            let _ = open_tx.send(Err(e));
+            return;
+        }
+        crate::metrics::get().cache("content", "miss");
+        f.state.send_replace(State::Running {
+            next: f.first,
+            last: None,
+        });
+        let _ = open_tx.send(Ok(None));
+
+        let mut body = download.body;
+        let mut primary = Some(piece_tx);
+        // Offset of the next byte the body yields (0 when the host ignored Range), and the
+        // block being received, which starts at `block_start`.
+        let mut next = download.start;
+        let mut block = BytesMut::new();
+        let mut block_start = start;
+        while block_start < end {
+            if primary.as_ref().is_some_and(|p| p.is_closed()) {
+                primary = None;
+            }
+            if primary.is_none() && !f.wanted(block_start / BLOCK) {
+                tracing::debug!(item = %self.key.item_id, block = block_start / BLOCK,
+                    "nobody reads on; the request for the run ends here");
+                return;
+            }
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    let first = next;
+                    next += chunk.len() as u64;
+                    // Only what lies in the run: a host that ignored Range sends it all.
+                    let lo = first.max(block_start);
+                    let hi = next.min(end);
+                    if hi <= lo {
+                        continue;
+                    }
+                    let mut part = chunk.slice((lo - first) as usize..(hi - first) as usize);
+                    if let Some(p) = &primary
+                        && p.send(Ok((lo, part.clone()))).await.is_err()
+                    {
+                        primary = None;
+                    }
+                    while !part.is_empty() {
+                        let index = block_start / BLOCK;
+                        let want = self.key.block_len(index) - block.len() as u64;
+                        let take = (want as usize).min(part.len());
+                        block.extend_from_slice(&part.split_to(take));
+                        if block.len() as u64 == self.key.block_len(index) {
+                            let bytes = std::mem::take(&mut block).freeze();
+                            block_start += bytes.len() as u64;
+                            self.cache
+                                .store(&self.key, &f.entry, index, bytes.clone())
+                                .await;
+                            f.state.send_replace(State::Running {
+                                next: index + 1,
+                                last: Some((index, bytes)),
+                            });
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    if let Some(p) = primary {
+                        let _ = p.send(Err(e)).await;
+                    }
+                    return;
+                }
+                None => {
+                    if let Some(p) = primary {
+                        let _ = p
+                            .send(Err(GoogleError::Transport(
+                                "the body ended before the range asked for".into(),
+                            )))
+                            .await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
