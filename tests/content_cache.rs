@@ -79,21 +79,38 @@ async fn read(stack: &Stack, path: &str, range: Option<&str>) -> (StatusCode, Ve
     (status, body)
 }
 
-/// Every block file under `dir` and its length.
+/// Every block file under `dir` and its length (a block being written, under a `.tmp-`
+/// name until it is complete, is not one yet).
 fn files(dir: &Path) -> Vec<(PathBuf, u64)> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;
     };
     for entry in entries.flatten() {
-        if entry.file_type().unwrap().is_dir() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
             out.extend(files(&entry.path()));
-        } else {
-            out.push((entry.path(), entry.metadata().unwrap().len()));
+        } else if !entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            // A file may vanish between the listing and its metadata (renamed, evicted).
+            if let Ok(meta) = entry.metadata() {
+                out.push((entry.path(), meta.len()));
+            }
         }
     }
     out.sort();
     out
+}
+
+/// Waits (with a deadline) until no request of the cache is receiving blocks: a client has
+/// its last byte before the block holding it is written, so files are looked at after this.
+async fn settled(stack: &Stack) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while stack.catalog.content_in_flight() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cache's requests end"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 fn block_file(dir: &Path, block: u64) -> PathBuf {
@@ -161,6 +178,7 @@ async fn reads_from_an_empty_a_partial_and_a_full_cache_are_exact_and_ask_only_f
     );
 
     // What is on disk: six block files, the last one short, adding up to the item.
+    settled(&stack).await;
     let on_disk = files(&dir.path().join("content"));
     assert_eq!(on_disk.len(), 6, "{on_disk:?}");
     assert_eq!(on_disk.iter().map(|(_, n)| n).sum::<u64>(), SIZE as u64);
@@ -174,6 +192,7 @@ async fn a_restart_serves_cached_bytes_with_no_content_request() {
     let (_, path) = big_photo(&stack, &bytes).await;
     let (_, body) = read(&stack, &path, None).await;
     assert_eq!(sha256(&body), sha256(&bytes));
+    settled(&stack).await;
     stack.catalog.store().flush().await;
 
     // A second server on the same store and directory.
@@ -212,6 +231,7 @@ async fn eviction_keeps_the_directory_under_content_max() {
     let (_, path) = big_photo(&stack, &bytes).await;
     let (_, body) = read(&stack, &path, None).await;
     assert_eq!(sha256(&body), sha256(&bytes));
+    settled(&stack).await;
     let on_disk: u64 = files(&dir.path().join("content")).iter().map(|f| f.1).sum();
     assert!(on_disk <= max, "{on_disk} bytes on disk, more than {max}");
     assert!(
@@ -227,6 +247,7 @@ async fn eviction_keeps_the_directory_under_content_max() {
     let (_, body) = read(&stack, &path, Some("bytes=0-999")).await;
     assert_eq!(sha256(&body), sha256(&bytes[..1000]));
     assert_eq!(gets(&stack), g + 1, "the start was evicted");
+    settled(&stack).await;
     let on_disk: u64 = files(&dir.path().join("content")).iter().map(|f| f.1).sum();
     assert!(on_disk <= max, "{on_disk} bytes on disk, more than {max}");
 }
@@ -315,6 +336,7 @@ async fn a_damaged_or_truncated_cache_file_is_detected_and_fetched_again() {
     let (_, body) = read(&stack, &path, None).await;
     assert_eq!(sha256(&body), sha256(&bytes));
     let content = dir.path().join("content");
+    settled(&stack).await;
     // One flipped byte in block 2, block 4 cut short.
     let two = block_file(&content, 2);
     let mut damaged = std::fs::read(&two).unwrap();
@@ -465,11 +487,7 @@ async fn a_read_that_stops_inside_a_block_keeps_that_block() {
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(sha256(&body), sha256(&bytes[..65536]));
     assert_eq!(gets(&stack), g + 1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while files(&content).is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "block 0 is kept");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    settled(&stack).await;
     // A row is written after its file: let the store catch up before a restart could matter.
     stack.catalog.store().flush().await;
     let on_disk = files(&content);

@@ -69,27 +69,6 @@ pub(super) async fn read(
     Ok(Bytes::from(bytes))
 }
 
-/// Removes block files (and the entry directories left empty).
-pub(super) async fn remove(dir: &Path, blocks: Vec<(String, u64)>) {
-    if blocks.is_empty() {
-        return;
-    }
-    let dir = dir.to_path_buf();
-    let _ = run(move || {
-        let mut entries = HashSet::new();
-        for (entry, block) in &blocks {
-            let _ = std::fs::remove_file(path(&dir, entry, *block));
-            entries.insert(entry.clone());
-        }
-        for entry in entries {
-            // Fails while the directory still holds blocks: that is the point.
-            let _ = std::fs::remove_dir(dir.join(entry));
-        }
-        Ok(())
-    })
-    .await;
-}
-
 /// Removes what the index does not know: blocks written before a crash that never got their
 /// row, temporary files, entries of a store that was rebuilt. Returns how many files went.
 pub(super) async fn sweep(dir: &Path, known: HashSet<(String, u64)>) -> io::Result<usize> {

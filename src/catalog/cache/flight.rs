@@ -107,10 +107,14 @@ pub(super) struct Started {
     pub pieces: mpsc::Receiver<Piece>,
 }
 
-/// Either a flight to wait for, or a new one this reader started.
+/// Either a flight to wait for, or a new one this reader started, or the block turned out to
+/// be cached after all.
 pub(super) enum Joined {
     Tail(Arc<Flight>),
     Primary(Started),
+    /// Another reader's flight completed the block (and left the registry) between this
+    /// reader's look at the cache and its look at the flights: read it from the cache.
+    Cached,
 }
 
 /// What a tail found when it waited for a block.
@@ -203,6 +207,12 @@ impl ContentCache {
             .sum()
     }
 
+    /// How many requests for missing blocks are in flight (each stores its blocks before it
+    /// ends): what a test waits to reach 0 before it looks at the cache's files.
+    pub fn in_flight(&self) -> usize {
+        self.inner.flights.lock().values().map(Vec::len).sum()
+    }
+
     /// Where a run of missing blocks from `block` ends: at the next cached block, or at the
     /// first block of a later flight (which will bring those), or the item's end.
     fn run_end(&self, key: &Key, entry: &str, block: u64) -> u64 {
@@ -231,6 +241,13 @@ impl ContentCache {
         let mut flights = self.inner.flights.lock();
         if let Some(f) = find(&flights, entry, block) {
             return Joined::Tail(f);
+        }
+        // A flight stores a block before it moves past it or leaves the registry (both under
+        // this lock or after the store), so with no flight bringing the block, the index now
+        // tells whether one brought it since the caller looked: without this second look, two
+        // readers of one block on a busy machine could make two requests.
+        if self.has(key, entry, block) {
+            return Joined::Cached;
         }
         let (state, _) = watch::channel(State::Opening);
         let flight = Arc::new(Flight {

@@ -3,7 +3,7 @@
 //! at start and kept in step with it; every question a read asks (is this block here? where
 //! does the missing run end?) is answered from here without touching the disk.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::Key;
 
@@ -33,6 +33,9 @@ pub(super) struct Index {
     entries: HashMap<String, Entry>,
     /// Bytes of every indexed block: what the cache holds on disk.
     bytes: u64,
+    /// Blocks being written right now (not indexed yet): a removal of an older file at the
+    /// same path must wait for their outcome rather than delete the new file.
+    writing: HashSet<(String, u64)>,
 }
 
 impl Index {
@@ -42,6 +45,28 @@ impl Index {
 
     pub fn get(&self, entry: &str, block: u64) -> Option<BlockMeta> {
         self.entries.get(entry)?.blocks.get(&block).copied()
+    }
+
+    /// Notes that block `block` of `entry` is being written ([`Index::end_write`] after).
+    pub fn begin_write(&mut self, entry: &str, block: u64) {
+        self.writing.insert((entry.to_string(), block));
+    }
+
+    pub fn end_write(&mut self, entry: &str, block: u64) {
+        self.writing.remove(&(entry.to_string(), block));
+    }
+
+    /// Whether the file of block `block` of `entry` is one to keep: indexed, or being written.
+    pub fn wants_file(&self, entry: &str, block: u64) -> bool {
+        self.get(entry, block).is_some() || self.writing.contains(&(entry.to_string(), block))
+    }
+
+    /// Whether `entry`'s directory is in use: a block indexed or being written in it.
+    pub fn wants_dir(&self, entry: &str) -> bool {
+        self.entries
+            .get(entry)
+            .is_some_and(|e| !e.blocks.is_empty())
+            || self.writing.iter().any(|(e, _)| e == entry)
     }
 
     pub fn get_mut(&mut self, entry: &str, block: u64) -> Option<&mut BlockMeta> {

@@ -287,6 +287,12 @@ impl ContentCache {
         }
         self.make_room(len).await;
         let crc32 = crc32fast::hash(&bytes);
+        self.inner.index.lock().begin_write(entry, block);
+        // Marked until indexed (or given up), so no removal of an older file at this path
+        // deletes the new one between its rename and its index entry.
+        let writing = scopeguard::guard((), |()| {
+            self.inner.index.lock().end_write(entry, block);
+        });
         if let Err(e) = blocks::write(&self.inner.opts.dir, entry, block, bytes).await {
             self.warn_once(&e);
             return;
@@ -302,8 +308,10 @@ impl ContentCache {
         let bytes_now = {
             let mut index = self.inner.index.lock();
             index.insert(entry, key, block, meta);
+            index.end_write(entry, block);
             index.bytes()
         };
+        scopeguard::ScopeGuard::into_inner(writing);
         self.inner.store.put_content_block(StoredBlock {
             entry: entry.to_string(),
             item_id: key.item_id.clone(),
@@ -337,7 +345,7 @@ impl ContentCache {
             .inc_by(gone.len() as u64);
         tracing::debug!(blocks = gone.len(), "content cache: evicted");
         self.inner.store.forget_content_blocks(gone.clone());
-        blocks::remove(&self.inner.opts.dir, gone).await;
+        self.remove_files(gone).await;
         let bytes = self.inner.index.lock().bytes();
         crate::metrics::get().content_disk_bytes.set(bytes as i64);
     }
@@ -364,22 +372,46 @@ impl ContentCache {
     }
 
     /// Forgets blocks already out of the index: their rows and their files (in the background;
-    /// a file without a row is never served). A block stored again meanwhile (a damaged block
-    /// fetched again at once) is back in the index by the time the removal runs: its new file
-    /// at the same path is left alone.
+    /// a file without a row is never served).
     fn forget(&self, gone: Vec<(String, u64)>) {
         self.inner.store.forget_content_blocks(gone.clone());
-        let dir = self.inner.opts.dir.clone();
         let this = self.clone();
-        tokio::spawn(async move {
-            let gone: Vec<(String, u64)> = gone
-                .into_iter()
-                .filter(|(entry, block)| this.inner.index.lock().get(entry, *block).is_none())
-                .collect();
-            blocks::remove(&dir, gone).await
-        });
+        tokio::spawn(async move { this.remove_files(gone).await });
         let bytes = self.inner.index.lock().bytes();
         crate::metrics::get().content_disk_bytes.set(bytes as i64);
+    }
+
+    /// Removes the files of blocks that left the index, and entry directories left empty.
+    ///
+    /// A block may be stored again before this runs (a damaged block is fetched again at
+    /// once; an evicted one may be read again), at the same path. So each file is removed
+    /// only if its block is neither indexed nor being written, checked and removed under the
+    /// index's lock, which a store takes to mark its write and to index it: a new file is
+    /// never deleted, whatever the order the two tasks run in.
+    async fn remove_files(&self, gone: Vec<(String, u64)>) {
+        if gone.is_empty() {
+            return;
+        }
+        let this = self.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let dir = &this.inner.opts.dir;
+            let mut entries = std::collections::HashSet::new();
+            for (entry, block) in &gone {
+                let index = this.inner.index.lock();
+                if !index.wants_file(entry, *block) {
+                    let _ = std::fs::remove_file(blocks::path(dir, entry, *block));
+                }
+                entries.insert(entry.clone());
+            }
+            for entry in entries {
+                let index = this.inner.index.lock();
+                if !index.wants_dir(&entry) {
+                    // Fails while the directory still holds files: that is the point.
+                    let _ = std::fs::remove_dir(dir.join(entry));
+                }
+            }
+        })
+        .await;
     }
 
     fn warn_once(&self, e: &std::io::Error) {

@@ -82,6 +82,12 @@ impl Catalog {
         self.inner.content.as_ref().map_or(0, |c| c.waiting())
     }
 
+    /// How many requests of the content cache are still receiving (and storing) blocks (0
+    /// without the cache): tests wait for 0 before they look at the cache's files.
+    pub fn content_in_flight(&self) -> usize {
+        self.inner.content.as_ref().map_or(0, |c| c.in_flight())
+    }
+
     /// Reads item `info` from byte `start` through the content cache when there is one, else
     /// straight from Google. A download refused before any byte (a closed gate while the
     /// bytes are not cached, a video in processing, an item gone) is an error here, so the
@@ -132,6 +138,7 @@ impl Reader {
             .cache
             .join_or_start(&self.catalog, &self.key, &self.entry, block)
         {
+            Joined::Cached => Ok(First::Ready),
             Joined::Tail(flight) => match flight.opened().await? {
                 Some(total) => Ok(First::OtherSize(total)),
                 None => Ok(First::Ready),
@@ -203,6 +210,7 @@ impl Reader {
                     .cache
                     .join_or_start(&self.catalog, &self.key, &self.entry, block)
                 {
+                    Joined::Cached => continue,
                     Joined::Tail(flight) => {
                         if !self
                             .following
