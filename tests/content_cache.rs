@@ -138,7 +138,12 @@ async fn reads_from_an_empty_a_partial_and_a_full_cache_are_exact_and_ask_only_f
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(sha256(&body), sha256(&bytes[b + 1000..3 * b]));
     assert_eq!(gets(&stack), g + 1);
-    assert!(sent(&stack) > s);
+    settled(&stack).await;
+    assert_eq!(
+        sent(&stack) - s,
+        2 * BLOCK,
+        "blocks 1 and 2, where the range ends"
+    );
 
     // Partial cache: the whole item. Blocks 0 and 3..=5 are missing: two runs, two requests,
     // and Google sends exactly their bytes.
@@ -480,14 +485,19 @@ async fn a_read_that_stops_inside_a_block_keeps_that_block() {
     let (_, path) = big_photo(&stack, &bytes).await;
     let content = dir.path().join("content");
 
-    // A thumbnailer reads the first 64 KiB: one request; the rest of block 0 is finished in
-    // the background, and nothing more (at most one block per request).
-    let g = gets(&stack);
+    // A thumbnailer reads the first 64 KiB: one request, for block 0 only (the client's
+    // range ends inside it); the rest of block 0 is finished in the background.
+    let (g, s) = (gets(&stack), sent(&stack));
     let (status, body) = read(&stack, &path, Some("bytes=0-65535")).await;
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(sha256(&body), sha256(&bytes[..65536]));
     assert_eq!(gets(&stack), g + 1);
     settled(&stack).await;
+    assert_eq!(
+        sent(&stack) - s,
+        BLOCK,
+        "Google was asked for block 0, no more"
+    );
     // A row is written after its file: let the store catch up before a restart could matter.
     stack.catalog.store().flush().await;
     let on_disk = files(&content);
@@ -512,4 +522,34 @@ async fn a_read_that_stops_inside_a_block_keeps_that_block() {
         (g, s),
         "served from the cache"
     );
+}
+
+/// Without the cache a ranged GET asks Google for exactly the client's range (the lean GET
+/// knows where it ends), and a whole GET for the whole item: bytes sent by the content host
+/// are the oracle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_cache_google_is_asked_for_exactly_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack_in(dir.path(), |c| c.cache.content_max = Some("0".into())).await;
+    let bytes = noise(SIZE, 59);
+    let (_, path) = big_photo(&stack, &bytes).await;
+    for (range, want) in [
+        (Some("bytes=1000-1999"), &bytes[1000..2000]),
+        (Some("bytes=-1500"), &bytes[SIZE - 1500..]),
+        (Some("bytes=300000-"), &bytes[300_000..]),
+        (None, &bytes[..]),
+    ] {
+        let (g, s) = (gets(&stack), sent(&stack));
+        let (status, body) = read(&stack, &path, range).await;
+        let want_status = if range.is_some() {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(status, want_status, "{range:?}");
+        assert_eq!(sha256(&body), sha256(want), "{range:?}");
+        assert_eq!(gets(&stack), g + 1, "{range:?}");
+        assert_eq!(sent(&stack) - s, want.len() as u64, "{range:?}");
+    }
+    assert_eq!(files(&dir.path().join("content")), vec![], "nothing kept");
 }

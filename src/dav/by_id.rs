@@ -46,7 +46,7 @@ impl DavFileSystem for ByIdFs {
         Box::pin(async move {
             super::refuse_writes(&options)?;
             let info = self.file(path).await?;
-            Ok(Box::new(PhotoFile::new(self.catalog.clone(), info)) as Box<dyn DavFile>)
+            Ok(Box::new(PhotoFile::opened(self.catalog.clone(), info)) as Box<dyn DavFile>)
         })
     }
 

@@ -48,6 +48,9 @@ pub struct PhotoFile {
     failures: u32,
     /// Where GET and HEAD send the client instead (policies other than native_proxy).
     redirect: Option<Arc<dyn Redirect>>,
+    /// Where the client's range ends (exclusive), when known ([`PhotoFile::into_stream`]):
+    /// upstream requests ask for nothing beyond it.
+    end: Option<u64>,
 }
 
 struct Upstream {
@@ -81,7 +84,44 @@ impl PhotoFile {
             upstream: None,
             failures: 0,
             redirect: None,
+            end: None,
         }
+    }
+
+    /// A file opened for a request: also noted in the request's scope (`failure::opened`),
+    /// as a twin that has read nothing, for the handler's lean path ([`PhotoFile::into_stream`]).
+    pub fn opened(catalog: Catalog, info: FileInfo) -> Self {
+        super::failure::opened(PhotoFile::new(catalog.clone(), info.clone()));
+        PhotoFile::new(catalog, info)
+    }
+
+    /// Bytes `start..start + count` as a stream of the upstream's own chunks, for a GET that
+    /// the handler streams itself: no copy, no fixed-size reads, and a request to Google
+    /// that ends where the client's range ends. Resumption after a broken upstream body and
+    /// the length checks are those of `read_bytes` (the same code). Ends with an error,
+    /// never short and never padded, when the bytes cannot all be had.
+    pub fn into_stream(
+        mut self,
+        start: u64,
+        count: u64,
+    ) -> impl futures::Stream<Item = Result<Bytes, FsError>> + Send + 'static {
+        self.pos = start;
+        self.end = Some(start.saturating_add(count));
+        self.redirect = None;
+        futures::stream::unfold((self, count), |(mut file, left)| async move {
+            if left == 0 {
+                return None;
+            }
+            let want = usize::try_from(left).unwrap_or(usize::MAX);
+            match file.read(want).await {
+                Ok(bytes) if bytes.is_empty() => Some((Err(FsError::GeneralFailure), (file, 0))),
+                Ok(bytes) => {
+                    let left = left - bytes.len() as u64;
+                    Some((Ok(bytes), (file, left)))
+                }
+                Err(e) => Some((Err(e), (file, 0))),
+            }
+        })
     }
 
     /// Answers GET and HEAD with a 302 to where `redirect` says, when dav-server's
@@ -118,7 +158,8 @@ impl PhotoFile {
     /// its attempts on any other 429, so starting again would only storm Google.
     async fn open_upstream(&mut self) -> Result<Option<Upstream>, FsError> {
         let size = self.info.size;
-        let download = match self.catalog.read(&self.info, self.pos).await {
+        let end = self.end.filter(|&e| e > self.pos);
+        let download = match self.catalog.read(&self.info, self.pos, end).await {
             Ok(d) => d,
             Err(CatalogError::Google(e)) if e.is_transient() && !e.is_rate_limit() => {
                 // Kept as the reason in case this was the last try before any byte went out.
@@ -249,7 +290,12 @@ impl PhotoFile {
                     self.broken(&why)?;
                 }
                 None => {
-                    if up.next < size {
+                    if self.end.is_some_and(|e| up.next >= e) {
+                        // The request stopped where the client's range ends, and a read goes
+                        // on past it: one more request, not a failure.
+                        self.end = None;
+                        self.upstream = None;
+                    } else if up.next < size {
                         self.broken("the body ended before the item's size")?;
                     } else {
                         // Cannot happen: pos < size == next means pending held the rest.

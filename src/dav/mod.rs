@@ -155,7 +155,8 @@ impl DavFileSystem for PhotosFs {
             // dav-server called metadata() just before, so this is answered from the cache.
             match self.catalog.stat(&segs).await.map_err(fs_error)? {
                 Node::File(info) => Ok(Box::new(
-                    PhotoFile::new(self.catalog.clone(), info).with_redirect(self.redirect.clone()),
+                    PhotoFile::opened(self.catalog.clone(), info)
+                        .with_redirect(self.redirect.clone()),
                 ) as Box<dyn DavFile>),
                 Node::Dir { .. } => Err(FsError::Forbidden),
             }

@@ -15,14 +15,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use dav_server::body::Body as DavBody;
 use dav_server::{DavHandler, DavMethodSet};
 use futures::StreamExt;
-use http::{Method, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower::Service;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, CatalogError};
+use crate::dav::file::PhotoFile;
 use crate::dav::{PhotosFs, failure};
 use crate::server::layers::prefix::{Prefix, Target};
 use crate::server::layers::stage::{Req, Res};
@@ -92,31 +94,10 @@ async fn serve(handler: &DavHandler, req: Req) -> Res {
     let method = req.method().clone();
     // The path as the client sent it, before the folder-slash stage added a slash.
     let path = Target::of(&req).path;
-    let is_get = method == Method::GET;
-    let (response, failure) = failure::capture(async {
-        let response = handler.handle(req).await;
-        if is_get {
-            first_bytes(response).await
-        } else {
-            Ok(response.map(box_dav_body))
-        }
-    })
-    .await;
+    let (response, failure) = run(handler, req).await;
     let response = match response {
         Ok(response) => response,
-        Err(()) => {
-            return match failure {
-                Some(err) => upstream_failure(&method, &path, &err),
-                None => {
-                    tracing::warn!(%method, path, "the download failed before any byte was sent");
-                    text_response(
-                        StatusCode::BAD_GATEWAY,
-                        "gphotos-dav: the download from Google failed before any byte was \
-                         sent; the server log says why\n",
-                    )
-                }
-            };
-        }
+        Err(()) => return failed_before_bytes(&method, &path, failure),
     };
     let status = response.status();
     match failure {
@@ -125,6 +106,109 @@ async fn serve(handler: &DavHandler, req: Req) -> Res {
         }
         _ => response,
     }
+}
+
+/// dav-server's answer to `req`, inside the request's failure scope, with the upstream failure
+/// it recorded. A GET of an item streams the item's bytes itself ([`lean`]) and holds its
+/// head until the first of them ([`first_bytes`]): `Err(())` when they could not be had (the
+/// failure says why). The signed-link route runs its own handler through here too.
+pub async fn run<B>(
+    handler: &DavHandler,
+    req: Request<B>,
+) -> (Result<Response<Body>, ()>, Option<CatalogError>)
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let is_get = req.method() == Method::GET;
+    failure::capture(async {
+        let response = handler.handle(req).await;
+        if is_get {
+            first_bytes(lean(response, failure::take_opened())).await
+        } else {
+            Ok(response.map(box_dav_body))
+        }
+    })
+    .await
+}
+
+/// The answer when a GET's bytes could not be had before its head went out.
+pub fn failed_before_bytes(method: &Method, path: &str, failure: Option<CatalogError>) -> Res {
+    match failure {
+        Some(err) => upstream_failure(method, path, &err),
+        None => {
+            tracing::warn!(%method, path, "the download failed before any byte was sent");
+            text_response(
+                StatusCode::BAD_GATEWAY,
+                "gphotos-dav: the download from Google failed before any byte was sent; the \
+                 server log says why\n",
+            )
+        }
+    }
+}
+
+/// The lean GET: dav-server decides the answer (status, conditional requests, Range and
+/// If-Range, every header), and its body is replaced by the item's bytes streamed straight
+/// from the upstream's chunks ([`PhotoFile::into_stream`]).
+///
+/// dav-server's own body reads the file in fixed-size pieces through a boxed future each and
+/// hands them over through a generator; here each upstream chunk goes to hyper as it came,
+/// and the request to Google asks for exactly the client's range (dav-server never tells a
+/// file where a range ends). dav-server's body is dropped unread: its file contacts nobody
+/// before its first read, so nothing was asked of Google for it.
+///
+/// Only a single span is replaced (200, or 206 with one `Content-Range`); a multipart
+/// answer, an empty one, or a request that opened no item (a local upload's file, a folder)
+/// keeps dav-server's body.
+fn lean(response: Response<DavBody>, opened: Option<PhotoFile>) -> Response<Body> {
+    use http_body::Body as _;
+    let Some(file) = opened else {
+        return response.map(box_dav_body);
+    };
+    let span = match response.status() {
+        _ if response.body().is_end_stream() => None,
+        StatusCode::OK => content_length(&response).map(|n| (0, n)),
+        StatusCode::PARTIAL_CONTENT => {
+            content_range(&response).filter(|&(_, count)| content_length(&response) == Some(count))
+        }
+        _ => None,
+    };
+    let Some((start, count)) = span.filter(|&(_, count)| count > 0) else {
+        return response.map(box_dav_body);
+    };
+    let (parts, _unread) = response.into_parts();
+    let frames = file.into_stream(start, count).map(|piece| {
+        piece
+            .map(http_body::Frame::data)
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))
+    });
+    Response::from_parts(
+        parts,
+        http_body_util::StreamBody::new(frames).boxed_unsync(),
+    )
+}
+
+fn content_length<B>(response: &Response<B>) -> Option<u64> {
+    response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// `(start, count)` of a single-range answer's `Content-Range: bytes a-b/len`.
+fn content_range<B>(response: &Response<B>) -> Option<(u64, u64)> {
+    let value = response
+        .headers()
+        .get(http::header::CONTENT_RANGE)?
+        .to_str()
+        .ok()?;
+    let (span, _) = value.strip_prefix("bytes ")?.split_once('/')?;
+    let (a, b) = span.split_once('-')?;
+    let (a, b): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
+    (b >= a).then_some((a, b - a + 1))
 }
 
 /// Waits for the first piece of a GET's body before the response head goes out.
@@ -136,18 +220,18 @@ async fn serve(handler: &DavHandler, req: Req) -> Res {
 /// Here the first read happens first, inside the request's failure scope: a failure becomes an
 /// `Err` and the caller answers its status (404, 502, 503 with `Retry-After`) instead. Once
 /// bytes flow, a later failure can only cut the connection, never pad it.
-async fn first_bytes(response: Response<DavBody>) -> Result<Response<Body>, ()> {
+async fn first_bytes(response: Response<Body>) -> Result<Response<Body>, ()> {
     use http_body::Body as _;
     if !matches!(
         response.status(),
         StatusCode::OK | StatusCode::PARTIAL_CONTENT
     ) || response.body().is_end_stream()
     {
-        return Ok(response.map(box_dav_body));
+        return Ok(response);
     }
     let (parts, mut body) = response.into_parts();
     let first = match body.frame().await {
-        None => return Ok(Response::from_parts(parts, box_dav_body(body))),
+        None => return Ok(Response::from_parts(parts, body)),
         Some(Err(e)) => {
             tracing::debug!("the first read of a download failed: {e}");
             return Err(());

@@ -23,10 +23,10 @@ use hmac::{Hmac, Mac};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use sha2::Sha256;
 
+use super::handler;
 use super::response::{Body, READ_BUF_SIZE, text_response, upstream_failure};
 use crate::catalog::Catalog;
 use crate::dav::by_id::ByIdFs;
-use crate::dav::failure;
 
 /// The path signed links live under (after the `[webdav] prefix`), on every instance.
 pub const PREFIX: &str = "/d/";
@@ -178,13 +178,18 @@ impl SignedRoute {
             }
         };
         tracing::debug!(%method, item = %id, "serving a signed download link");
-        let (response, failure) = failure::capture(self.handler.handle(req)).await;
+        let path = format!("{}{id}/…", self.base);
+        let (response, failure) = handler::run(&self.handler, req).await;
+        let response = match response {
+            Ok(response) => response,
+            Err(()) => return handler::failed_before_bytes(&method, &path, failure),
+        };
         let status = response.status();
         match failure {
             Some(err) if status.is_client_error() || status.is_server_error() => {
-                upstream_failure(&method, &format!("{}{id}/…", self.base), &err)
+                upstream_failure(&method, &path, &err)
             }
-            _ => response.map(http_body_util::BodyExt::boxed_unsync),
+            _ => response,
         }
     }
 

@@ -228,16 +228,18 @@ impl ContentCache {
     }
 
     /// Waits for the flight bringing block `block`, or starts the request for the run of
-    /// missing blocks from it (checked and registered under one lock, so two readers missing
-    /// the same block make one request).
+    /// missing blocks from it, up to block `limit` at most (the end of what the reader's
+    /// client asked for: a request for more would fetch bytes nobody reads). Checked and
+    /// registered under one lock, so two readers missing the same block make one request.
     pub(super) fn join_or_start(
         &self,
         catalog: &Catalog,
         key: &Key,
         entry: &str,
         block: u64,
+        limit: u64,
     ) -> Joined {
-        let end = self.run_end(key, entry, block);
+        let end = self.run_end(key, entry, block).min(limit.max(block + 1));
         let mut flights = self.inner.flights.lock();
         if let Some(f) = find(&flights, entry, block) {
             return Joined::Tail(f);

@@ -45,6 +45,8 @@ struct Reader {
     entry: String,
     /// The next byte to hand out.
     pos: u64,
+    /// The block after the last one the client asked for: requests stop there.
+    limit: u64,
     /// The flight this reader started, while it receives its bytes.
     fill: Option<Fill>,
     /// Another reader's flight this one follows, while it still brings blocks ahead.
@@ -92,9 +94,20 @@ impl Catalog {
     /// straight from Google. A download refused before any byte (a closed gate while the
     /// bytes are not cached, a video in processing, an item gone) is an error here, so the
     /// client gets a status rather than a cut body.
-    pub async fn read(&self, info: &FileInfo, start: u64) -> Result<Download, CatalogError> {
+    ///
+    /// `end`, when known, is where the client's range ends (exclusive): requests to Google
+    /// ask for no byte beyond it (every byte asked for is sent, read or not). It is a bound on
+    /// requests, not on the read: reading on past it costs one more request, never a wrong
+    /// byte.
+    pub async fn read(
+        &self,
+        info: &FileInfo,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<Download, CatalogError> {
         let Some(cache) = self.inner.content.clone() else {
-            return self.download(&info.id, start).await;
+            let last = end.filter(|&e| e > start && e < info.size).map(|e| e - 1);
+            return self.download_range(&info.id, start, last).await;
         };
         let key = Key::new(&info.id, variant(info), info.size);
         let entry = key.entry();
@@ -104,6 +117,7 @@ impl Catalog {
             key,
             entry,
             pos: start,
+            limit: end.map_or(u64::MAX, |e| e.div_ceil(BLOCK)),
             fill: None,
             following: None,
         };
@@ -136,7 +150,7 @@ impl Reader {
         }
         match self
             .cache
-            .join_or_start(&self.catalog, &self.key, &self.entry, block)
+            .join_or_start(&self.catalog, &self.key, &self.entry, block, self.limit)
         {
             Joined::Cached => Ok(First::Ready),
             Joined::Tail(flight) => match flight.opened().await? {
@@ -205,49 +219,51 @@ impl Reader {
                 crate::metrics::get().cache("content", "hit");
                 return Some(Ok(self.serve(block, bytes, "cache")));
             }
-            let flight =
-                match self
-                    .cache
-                    .join_or_start(&self.catalog, &self.key, &self.entry, block)
-                {
-                    Joined::Cached => continue,
-                    Joined::Tail(flight) => {
-                        if !self
-                            .following
-                            .as_ref()
-                            .is_some_and(|f| Arc::ptr_eq(&f.0, &flight))
-                        {
-                            self.following = Some(Following::new(flight.clone()));
-                        }
-                        flight
+            let flight = match self.cache.join_or_start(
+                &self.catalog,
+                &self.key,
+                &self.entry,
+                block,
+                self.limit,
+            ) {
+                Joined::Cached => continue,
+                Joined::Tail(flight) => {
+                    if !self
+                        .following
+                        .as_ref()
+                        .is_some_and(|f| Arc::ptr_eq(&f.0, &flight))
+                    {
+                        self.following = Some(Following::new(flight.clone()));
                     }
-                    Joined::Primary(started) => {
-                        self.following = None;
-                        self.fill = Some(Fill {
-                            flight: started.flight,
-                            pieces: started.pieces,
-                            pending: Bytes::new(),
-                            pending_at: self.pos,
-                        });
-                        match started.opened.await {
-                            Ok(Ok(None)) => continue,
-                            Ok(Ok(Some(total))) => {
-                                self.fill = None;
-                                return Some(Err(size_changed(size, total)));
-                            }
-                            Ok(Err(e)) => {
-                                self.fill = None;
-                                return Some(Err(google_error(e)));
-                            }
-                            Err(_) => {
-                                self.fill = None;
-                                return Some(Err(GoogleError::Transport(
-                                    "the request for the item's bytes ended early".into(),
-                                )));
-                            }
+                    flight
+                }
+                Joined::Primary(started) => {
+                    self.following = None;
+                    self.fill = Some(Fill {
+                        flight: started.flight,
+                        pieces: started.pieces,
+                        pending: Bytes::new(),
+                        pending_at: self.pos,
+                    });
+                    match started.opened.await {
+                        Ok(Ok(None)) => continue,
+                        Ok(Ok(Some(total))) => {
+                            self.fill = None;
+                            return Some(Err(size_changed(size, total)));
+                        }
+                        Ok(Err(e)) => {
+                            self.fill = None;
+                            return Some(Err(google_error(e)));
+                        }
+                        Err(_) => {
+                            self.fill = None;
+                            return Some(Err(GoogleError::Transport(
+                                "the request for the item's bytes ended early".into(),
+                            )));
                         }
                     }
-                };
+                }
+            };
             match flight.wait(block).await {
                 Waited::Block(bytes) => {
                     crate::metrics::get().cache("content", "shared");
