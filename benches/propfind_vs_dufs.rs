@@ -13,12 +13,11 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use gphotos_dav_emulator::{BIG_ALBUM_TITLE, EmulatorOptions};
-use support::{Proxy, median, verdict};
+use support::{Proxy, dufs_binary, free_port, median, verdict, wait_until_up};
 use tokio::process::Command;
 
 const ITEMS: usize = 10_000;
@@ -143,47 +142,4 @@ async fn propfind(http: &reqwest::Client, url: &str, check: bool) -> (f64, usize
         assert!(sizes >= ITEMS, "{url}: every file has a size");
     }
     (secs, body.len())
-}
-
-/// dufs from PATH or ~/.cargo/bin, installed with cargo when missing.
-async fn dufs_binary() -> PathBuf {
-    let cargo_bin = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .map(|c| c.join("bin").join("dufs"));
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("dufs"))
-            .find(|p| p.is_file())
-    });
-    if let Some(found) = on_path.or_else(|| cargo_bin.clone().filter(|p| p.is_file())) {
-        return found;
-    }
-    println!("dufs is not installed: running `cargo install dufs --locked` (takes minutes)");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["install", "dufs", "--locked"])
-        .status()
-        .await
-        .expect("cargo runs");
-    assert!(status.success(), "cargo install dufs --locked failed");
-    cargo_bin
-        .filter(|p| p.is_file())
-        .expect("dufs in ~/.cargo/bin after installing")
-}
-
-/// A port nothing listens on right now (dufs takes a port number, not a listener).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_until_up(http: &reqwest::Client, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http.head(url).send().await.is_err() {
-        assert!(Instant::now() < deadline, "dufs did not start on {url}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

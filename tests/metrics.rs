@@ -28,6 +28,7 @@ async fn metrics_count_calls_cache_bytes_and_requests() {
     config.google.token_url = emu.token_url();
     let store_dir = tempfile::tempdir().unwrap();
     config.cache.path = Some(store_dir.path().join("metadata.sqlite"));
+    config.cache.content_dir = Some(store_dir.path().join("content"));
     let server = Server::bind_tuned(
         &config,
         Tuning {
@@ -56,24 +57,41 @@ async fn metrics_count_calls_cache_bytes_and_requests() {
     propfind().await.unwrap().text().await.unwrap();
     propfind().await.unwrap().text().await.unwrap();
     let item = &emu.emulator.library().items[0];
-    let body = http
-        .get(format!("{url}media/all/{}", item.filename))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(body.len(), item.bytes.len());
+    let len = item.bytes.len() as u64;
+    let get = || async {
+        let body = http
+            .get(format!("{url}media/all/{}", item.filename))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(body, item.bytes);
+    };
+    let scrape = || async {
+        http.get(format!("{metrics}metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    // Read once (from Google, kept in the content cache), wait until the cache holds it (a
+    // client has its last byte before the block is written), read again (from the cache).
+    get().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while value(&scrape().await, "gphotos_dav_content_cache_disk_bytes") != len {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cache keeps the item"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    get().await;
 
-    let text = http
-        .get(format!("{metrics}metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape().await;
     let n = emu.emulator.library().items.len() as u64;
     assert_eq!(
         value(
@@ -109,11 +127,27 @@ async fn metrics_count_calls_cache_bytes_and_requests() {
             "gphotos_dav_cache_lookups_total{cache=\"listing\",result=\"hit\"}"
         ) >= 1
     );
-    assert_eq!(
-        value(&text, "gphotos_dav_proxied_bytes_total"),
-        item.bytes.len() as u64
-    );
-    // Quota: one Library API request; n size probes plus one download on download URLs.
+    assert_eq!(value(&text, "gphotos_dav_proxied_bytes_total"), 2 * len);
+    // The content cache: one miss (the first read's request), one hit, each read's bytes by
+    // where they came from, what it holds, nothing evicted.
+    for (series, want) in [
+        (
+            "gphotos_dav_cache_lookups_total{cache=\"content\",result=\"miss\"}",
+            1,
+        ),
+        (
+            "gphotos_dav_cache_lookups_total{cache=\"content\",result=\"hit\"}",
+            1,
+        ),
+        ("gphotos_dav_content_bytes_total{source=\"google\"}", len),
+        ("gphotos_dav_content_bytes_total{source=\"cache\"}", len),
+        ("gphotos_dav_content_cache_disk_bytes", len),
+        ("gphotos_dav_content_cache_evictions_total", 0),
+    ] {
+        assert_eq!(value(&text, series), want, "{series}");
+    }
+    // Quota: one Library API request; n size probes plus one download on download URLs (the
+    // second read asked Google nothing).
     assert_eq!(
         value(&text, "gphotos_dav_quota_used_today{bucket=\"api\"}"),
         1
@@ -123,6 +157,7 @@ async fn metrics_count_calls_cache_bytes_and_requests() {
         n + 1
     );
     assert_eq!(value(&text, "gphotos_dav_active_streams"), 0);
-    assert_eq!(value(&text, "gphotos_dav_requests_total"), 3);
+    // Two PROPFINDs and two GETs (the scrapes are on the metrics listener).
+    assert_eq!(value(&text, "gphotos_dav_requests_total"), 4);
     assert!(!text.contains(emulator::REFRESH_TOKEN));
 }
