@@ -12,7 +12,7 @@ use common::{Gateway, Stack, by_name, encode_path, library_api_calls, sha256, st
 use gphotos_dav::server::auth::hash_password;
 use gphotos_dav::server::config::{Policy, UserConfig};
 use gphotos_dav::server::signed::SignKey;
-use gphotos_dav_emulator::{self as emulator, EmulatorOptions, FixtureItem, MediaKind};
+use gphotos_dav_emulator::{self as emulator, EmulatorOptions, Fault, FixtureItem, MediaKind};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 
@@ -474,6 +474,34 @@ async fn a_signed_link_read_again_comes_from_the_byte_nodes_content_cache() {
             "{path}: served from the cache"
         );
     }
+}
+
+/// A byte node whose download Google refuses answers a status with the reason, as the tree
+/// does, never a 200 whose body is cut (its answer waits for the first bytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_link_whose_download_is_refused_answers_a_status() {
+    let split = split_with(None).await;
+    let node = &split.node;
+    let (path, item, _) = pick(node, &split.front.url, MediaKind::Photo).await;
+    let name = path.rsplit('/').next().unwrap();
+    let (status, h, _) = send(&node.http, Method::GET, &split.front_url(&path), &[]).await;
+    assert_eq!(status, StatusCode::FOUND, "{path}");
+    let link = parse_link(&header(&h, "location"), &node.url, &item.id, name);
+    node.emulator()
+        .inject("content.get", Fault::Status(404), 1, None);
+    let (status, h, body) = send(&node.http, Method::GET, &link.url, &[]).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(h.get("content-range").is_none());
+    node.emulator().clear_faults();
+    let (status, _, bytes) =
+        send(&node.http, Method::GET, &link.url, &[("Range", "bytes=5-")]).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(bytes, item.bytes[5..]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
