@@ -656,3 +656,142 @@ async fn a_failing_library_answers_502_and_the_others_go_on() {
         "{err}"
     );
 }
+
+/// Runs the binary to its end (with a deadline); whether it succeeded and what it printed.
+async fn run_bin(args: &[&str]) -> (bool, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(common::BIN)
+            .args(args)
+            .env("XDG_CACHE_HOME", common::isolated_cache())
+            .env_remove("GPHOTOS_DAV_REFRESH_TOKEN")
+            .env_remove("GPHOTOS_DAV_CLIENT_ID")
+            .env_remove("GPHOTOS_DAV_CLIENT_SECRET")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// `auth --library alice`, playing the browser; what it printed.
+async fn auth_alice(config: &str) -> (bool, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(common::BIN)
+        .args([
+            "auth",
+            "--config",
+            config,
+            "--library",
+            "alice",
+            "--no-browser",
+            "--timeout",
+            "60",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .env_remove("GPHOTOS_DAV_REFRESH_TOKEN")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    let line = common::wait_for_line(&mut out, "/o/oauth2/v2/auth?", &mut seen).await;
+    let page = reqwest::get(line.trim()).await.unwrap();
+    assert!(page.status().is_success(), "{}", page.status());
+    let rest = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(l)) = out.next_line().await {
+            seen.push_str(&l);
+            seen.push('\n');
+        }
+        child.wait().await.unwrap()
+    })
+    .await
+    .unwrap();
+    (rest.success(), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_take_the_library_and_doctor_checks_each() {
+    let (alice, bob) = emulators().await;
+    let dir = tempfile::tempdir().unwrap();
+    let alice_token = dir.path().join("alice-token.json");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[cache]\npath = \":memory:\"\n\
+         [[library]]\nmount = \"alice\"\nclient_id = \"{id}\"\nclient_secret = \"{secret}\"\n\
+         token_file = \"{token}\"\napi_base = \"{a_api}\"\ntoken_url = \"{a_token}\"\n\
+         picker_base = \"{a_picker}\"\nauth_url = \"{a_auth}\"\n\
+         [[library]]\nmount = \"bob\"\nclient_id = \"{id}\"\nclient_secret = \"{secret}\"\n\
+         refresh_token = \"{revoked}\"\napi_base = \"{b_api}\"\ntoken_url = \"{b_token}\"\n\
+         picker_base = \"{b_picker}\"\n",
+        id = emulator::CLIENT_ID,
+        secret = emulator::CLIENT_SECRET,
+        token = alice_token.display(),
+        a_api = alice.api_base(),
+        a_token = alice.token_url(),
+        a_picker = alice.picker_base(),
+        a_auth = alice.auth_url(),
+        revoked = emulator::REFRESH_TOKEN_REVOKED,
+        b_api = bob.api_base(),
+        b_token = bob.token_url(),
+        b_picker = bob.picker_base(),
+    );
+    let config = dir.path().join("webdav.toml");
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap();
+
+    // Commands of one account need the library named, and a library that exists.
+    let (ok, text) = run_bin(&["pick", "--config", config, "--list"]).await;
+    assert!(
+        !ok && text.contains("--library") && text.contains("alice, bob"),
+        "{text}"
+    );
+    let (ok, text) = run_bin(&["auth", "--config", config, "--library", "carol"]).await;
+    assert!(
+        !ok && text.contains("no [[library]] mount = \"carol\""),
+        "{text}"
+    );
+
+    // Before Alice signs in, doctor names her library's missing token and the fix.
+    let (ok, text) = run_bin(&["doctor", "--config", config]).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("FAIL  [alice] google") && text.contains("--library alice"),
+        "{text}"
+    );
+
+    // `auth --library alice` fills her token file only.
+    let (ok, text) = auth_alice(config).await;
+    assert!(ok, "{text}");
+    assert!(text.contains(&alice_token.display().to_string()), "{text}");
+    assert!(alice_token.exists());
+
+    // One good library and one revoked: doctor checks both, names the bad one, fails.
+    let (ok, text) = run_bin(&["doctor", "--config", config]).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("ok    [alice] token: the refresh token works"),
+        "{text}"
+    );
+    assert!(text.contains("ok    [alice] library-api"), "{text}");
+    assert!(
+        text.contains("FAIL  [bob] token")
+            && text.contains("gphotos-dav auth --config")
+            && text.contains("--library bob"),
+        "{text}"
+    );
+    assert!(text.contains("1 check(s) failed"), "{text}");
+
+    // `pick --list --library alice` reads Alice's store.
+    let (ok, text) = run_bin(&["pick", "--config", config, "--list", "--library", "alice"]).await;
+    assert!(ok, "{text}");
+}
