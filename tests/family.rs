@@ -525,6 +525,13 @@ async fn a_rooted_user_sees_only_their_library_at_the_root() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = f.request("PROPFIND", "/", None, &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // OPTIONS needs no credentials (clients probe with it before they log in): a rooted
+    // user's folder answers it too.
+    for path in ["/", "/album/", "/alice/album/"] {
+        let (status, headers, _) = f.request("OPTIONS", path, None, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(headers["dav"].to_str().unwrap().starts_with('1'), "{path}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

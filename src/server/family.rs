@@ -298,6 +298,10 @@ async fn dispatch(table: &Table, mut req: Req) -> Res {
             run(mounted, req).await
         }
         Some(Served::Failed(why)) => failed(&mount, why),
+        // OPTIONS passes authentication without credentials (Windows and Finder probe with
+        // it first), so a rooted user's OPTIONS of `/album/` arrives here unrooted: answered
+        // like any tree's, never a 404 that fails the mapping.
+        None if req.method() == http::Method::OPTIONS => options(),
         None if req.method().as_str() == "MKCOL" => text_response(
             StatusCode::FORBIDDEN,
             "gphotos-dav: / holds one folder per library (the [[library]] entries); folders \
@@ -312,6 +316,19 @@ async fn run(route: &Route, req: Req) -> Res {
         Ok(res) => res,
         Err(never) => match never {},
     }
+}
+
+/// The answer to an OPTIONS no library takes (see `dispatch`).
+fn options() -> Res {
+    let mut resp = text_response(StatusCode::OK, "");
+    let h = resp.headers_mut();
+    h.insert("DAV", HeaderValue::from_static("1"));
+    h.insert("MS-Author-Via", HeaderValue::from_static("DAV"));
+    h.insert(
+        "Allow",
+        HeaderValue::from_static("OPTIONS, GET, HEAD, PROPFIND"),
+    );
+    resp
 }
 
 fn not_found() -> Res {
