@@ -1,6 +1,8 @@
 //! `gphotos-dav doctor`: checks everything between a config file and a working drive, and
 //! says how to fix what fails. Each check prints one line; any failure makes the exit status
-//! non-zero.
+//! non-zero. On a family server (`[[library]]`) the Google checks run once per library, each
+//! line of a library's block naming it (`[bob] token: ...`), and every library is checked even
+//! when one fails.
 
 use std::path::Path;
 
@@ -20,15 +22,21 @@ pub enum Outcome {
 pub struct Check {
     pub name: &'static str,
     pub outcome: Outcome,
+    /// The library (a family server's mount) this check is about; None for the server's.
+    pub library: Option<String>,
 }
 
 impl std::fmt::Display for Check {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match &self.library {
+            Some(mount) => format!("[{mount}] {}", self.name),
+            None => self.name.to_string(),
+        };
         match &self.outcome {
-            Outcome::Ok(detail) => write!(f, "ok    {}: {detail}", self.name),
-            Outcome::Warn(detail) => write!(f, "warn  {}: {detail}", self.name),
+            Outcome::Ok(detail) => write!(f, "ok    {name}: {detail}"),
+            Outcome::Warn(detail) => write!(f, "warn  {name}: {detail}"),
             Outcome::Fail { problem, fix } => {
-                write!(f, "FAIL  {}: {problem}\n      fix: {fix}", self.name)
+                write!(f, "FAIL  {name}: {problem}\n      fix: {fix}")
             }
         }
     }
@@ -38,6 +46,7 @@ fn ok(name: &'static str, detail: impl Into<String>) -> Check {
     Check {
         name,
         outcome: Outcome::Ok(detail.into()),
+        library: None,
     }
 }
 
@@ -48,6 +57,7 @@ fn fail(name: &'static str, problem: impl Into<String>, fix: impl Into<String>) 
             problem: problem.into(),
             fix: fix.into(),
         },
+        library: None,
     }
 }
 
@@ -82,6 +92,28 @@ pub async fn run(path: &Path, mut report: impl FnMut(&Check)) -> Vec<Check> {
     push(check_listen(&config).await, &mut checks);
     push(check_access(&config), &mut checks);
 
+    if !config.is_family() {
+        for c in check_google(&config, &auth_fix).await {
+            push(c, &mut checks);
+        }
+        return checks;
+    }
+    for lib in &config.libraries {
+        let fix = format!("{auth_fix} --library {}", lib.mount);
+        for mut c in check_google(&config.library_config(lib), &fix).await {
+            c.library = Some(lib.mount.clone());
+            push(c, &mut checks);
+        }
+    }
+    checks
+}
+
+/// The checks of one account: its token, scopes and APIs (stopping at the first check the
+/// others depend on).
+async fn check_google(config: &Config, auth_fix: &str) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let push = |c: Check, checks: &mut Vec<Check>| checks.push(c);
+    let auth_fix = auth_fix.to_string();
     let google = match config
         .credentials()
         .map_err(|e| e.to_string())
@@ -134,6 +166,7 @@ pub async fn run(path: &Path, mut report: impl FnMut(&Check)) -> Vec<Check> {
                      need them: {auth_fix} --scopes all)",
                     missing.join(" ")
                 )),
+                library: None,
             },
             &mut checks,
         );
@@ -162,7 +195,7 @@ pub async fn run(path: &Path, mut report: impl FnMut(&Check)) -> Vec<Check> {
         },
         &mut checks,
     );
-    push(check_picker(&config, &google).await, &mut checks);
+    push(check_picker(config, &google).await, &mut checks);
     checks
 }
 
@@ -202,6 +235,7 @@ fn check_access(config: &Config) -> Check {
                 "anonymous {scheme} on {}: anyone who can reach it reads the library",
                 s.listen
             )),
+            library: None,
         },
         (n, "http", false) => Check {
             name: "access",
@@ -209,6 +243,7 @@ fn check_access(config: &Config) -> Check {
                 "{n} user(s), but passwords cross the network in clear over http (Windows \
                  refuses Basic auth over http by default): set tls_cert and tls_key"
             )),
+            library: None,
         },
         (n, scheme, _) => ok("access", format!("{n} user(s) over {scheme}")),
     }

@@ -60,6 +60,10 @@ enum Command {
         /// How long to wait for the browser to come back, in seconds.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+        /// On a family server ([[library]] entries): the library (its mount) to sign in
+        /// for; its token goes to that library's token file.
+        #[arg(long, value_name = "MOUNT")]
+        library: Option<String>,
     },
     /// Pick photos in Google Photos (Picker API) and serve them as /picked/<NAME>/ until the
     /// picking session expires; or list or delete the picked sets.
@@ -84,6 +88,10 @@ enum Command {
         /// imported as it is; otherwise items are picked first. Reruns skip imported items.
         #[arg(long, value_name = "TITLE", requires = "name")]
         import_to_album: Option<String>,
+        /// On a family server ([[library]] entries): the library (its mount) whose account
+        /// picks, and whose /picked the set appears in.
+        #[arg(long, value_name = "MOUNT")]
+        library: Option<String>,
     },
     /// Check the configuration, the token, the scopes, the APIs and the listen settings.
     Doctor {
@@ -211,8 +219,9 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             scopes,
             no_browser,
             timeout,
+            library,
         } => {
-            let config = Config::load(&path)?;
+            let config = for_library(Config::load(&path)?, library.as_deref(), &path)?;
             let g = &config.google;
             let (Some(id), Some(secret)) = (g.client_id.as_deref(), g.client_secret.as_deref())
             else {
@@ -272,9 +281,10 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             list,
             delete,
             import_to_album,
+            library,
         } => {
             use std::io::IsTerminal;
-            let config = Config::load(&path)?;
+            let config = for_library(Config::load(&path)?, library.as_deref(), &path)?;
             let store = config.open_store();
             let mut stdout = std::io::stdout();
             if list {
@@ -444,6 +454,44 @@ fn open_browser(url: &str) {
         .spawn();
     if spawned.is_err() {
         tracing::debug!("no browser opener ({opener}); open the URL by hand");
+    }
+}
+
+/// The configuration a command that works on one account (`auth`, `pick`) uses: the file's
+/// own for a single `[google]`, the named library's on a family server (`--library`).
+fn for_library(
+    config: Config,
+    library: Option<&str>,
+    path: &std::path::Path,
+) -> Result<Config, String> {
+    let mounts = || {
+        config
+            .libraries
+            .iter()
+            .map(|l| l.mount.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (config.is_family(), library) {
+        (false, None) => Ok(config),
+        (false, Some(name)) => Err(format!(
+            "--library {name}: {} has no [[library]] entries (it serves one [google] account); \
+             leave --library out",
+            path.display()
+        )),
+        (true, None) => Err(format!(
+            "{} serves several libraries: name one with --library (one of: {})",
+            path.display(),
+            mounts()
+        )),
+        (true, Some(name)) => match config.library(name) {
+            Some(lib) => Ok(config.library_config(lib)),
+            None => Err(format!(
+                "--library {name}: no [[library]] mount = {name:?} in {} (there are: {})",
+                path.display(),
+                mounts()
+            )),
+        },
     }
 }
 

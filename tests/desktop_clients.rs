@@ -556,6 +556,7 @@ async fn with_users_options_stays_open_and_a_401_carries_the_dav_header() {
             name: "alice".into(),
             password_hash: hash_password("correct horse").unwrap(),
             read_only: true,
+            root: None,
         }];
     })
     .await;

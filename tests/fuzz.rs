@@ -650,6 +650,7 @@ async fn random_requests_get_answers_below_500_and_the_server_lives() {
             name: USER.into(),
             password_hash: hash,
             read_only: false,
+            root: None,
         }];
     })
     .await;

@@ -633,6 +633,7 @@ async fn read_only_users_are_refused_and_nothing_changes() {
             name: "bob".into(),
             password_hash: hash_password("battery staple").unwrap(),
             read_only: true,
+            root: None,
         }];
     })
     .await;

@@ -618,6 +618,7 @@ async fn signed_links_need_no_login_and_live_under_the_prefix() {
         name: "alice".into(),
         password_hash: hash_password(password).unwrap(),
         read_only: true,
+        root: None,
     }];
     let node = start_custom(opts(), emulator::REFRESH_TOKEN, |c| {
         c.server.users = users.clone();

@@ -47,6 +47,7 @@ async fn no_secret_reaches_the_logs() {
         name: "alice".into(),
         password_hash: hash.clone(),
         read_only: false,
+        root: None,
     }];
     let stack = start_custom(EmulatorOptions::default(), emulator::REFRESH_TOKEN, |c| {
         c.server.users = users.clone();

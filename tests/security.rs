@@ -24,11 +24,13 @@ async fn basic_auth_guards_every_method_but_options() {
                 name: "alice".into(),
                 password_hash: alice,
                 read_only: false,
+                root: None,
             },
             UserConfig {
                 name: "bob".into(),
                 password_hash: bob,
                 read_only: true,
+                root: None,
             },
         ];
     })

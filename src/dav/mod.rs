@@ -14,6 +14,7 @@ pub mod failure;
 pub mod file;
 pub mod local_file;
 pub mod meta;
+pub mod mounts;
 pub mod probes;
 pub mod redirect;
 

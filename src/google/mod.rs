@@ -66,10 +66,25 @@ pub struct Google {
 }
 
 impl Google {
+    /// The clients of one account, with quota gates of their own (a project of its own).
     pub fn new(
         creds: &Credentials,
         endpoints: &Endpoints,
         retry: RetryPolicy,
+    ) -> Result<Self, GoogleError> {
+        let clock = Arc::new(crate::clock::Clock::default());
+        let quota = Arc::new(quota::QuotaGate::new(clock));
+        Google::with_quota(creds, endpoints, retry, quota)
+    }
+
+    /// The clients of one account counted in, and stopped by, `quota`: the gates of the
+    /// Google project (the OAuth client) that accounts of a family server share, since Google
+    /// counts its quotas per project, not per account. The clock is the quota's.
+    pub fn with_quota(
+        creds: &Credentials,
+        endpoints: &Endpoints,
+        retry: RetryPolicy,
+        quota: Arc<quota::QuotaGate>,
     ) -> Result<Self, GoogleError> {
         let user_agent = concat!("gphotos-dav/", env!("CARGO_PKG_VERSION"));
         // API and token calls never follow redirects (the oauth2 crate's advice against SSRF).
@@ -104,8 +119,7 @@ impl Google {
             .read_timeout(Duration::from_secs(120))
             .build()
             .map_err(GoogleError::transport)?;
-        let clock = Arc::new(crate::clock::Clock::default());
-        let quota = Arc::new(quota::QuotaGate::new(clock.clone()));
+        let clock = quota.clock().clone();
         let caller = call::Caller::new(tokens.clone(), retry.clone(), quota.clone());
         let library = LibraryClient::new(api_http.clone(), &endpoints.api_base, caller.clone());
         Ok(Google {

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod family;
 pub mod handler;
 pub mod layers;
 pub mod policy;
@@ -48,6 +49,8 @@ pub struct Server {
     /// `[webdav] prefix`, for [`Server::url`].
     prefix: String,
     catalog: Catalog,
+    /// A family server's libraries that started, by mount (empty for a single `[google]`).
+    libraries: Vec<(String, Catalog)>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     /// `[server] metrics_listen`: `/metrics` and `/healthz`, separate from the WebDAV port.
     metrics: Option<TcpListener>,
@@ -79,7 +82,7 @@ impl Server {
             }
             _ => None,
         };
-        let users = config
+        let users: Vec<auth::User> = config
             .server
             .users
             .iter()
@@ -89,67 +92,22 @@ impl Server {
                 read_only: u.read_only,
             })
             .collect();
-        let google = Google::new(&config.credentials()?, &config.endpoints(), tuning.retry)?;
-        // Counting starts before the first call (the root album check below).
-        let store = config.open_store();
-        google
-            .quota
-            .set_limits(config.google.daily_quota, config.google.daily_media_quota);
-        google.quota.set_probe_budget(config.probe_budget());
-        let today = google.quota.today();
-        let used = store.usage(today).await;
-        let log = store.clone();
-        google.quota.restore(
-            today,
-            crate::google::quota::Remembered {
-                api: used.api,
-                media: used.media,
-                picker: used.picker,
-                probes: used.probes,
-                api_exhausted: used.exhausted,
-                media_exhausted: used.media_exhausted,
-            },
-            Box::new(move |day, bucket, n| log.add_usage(day, bucket, n)),
-        );
-        let root_album =
-            match config.google.root_folder_id.as_str() {
-                "root" | "" => None,
-                id => {
-                    // Checked now: a typo must stop the start, not show an empty drive.
-                    let album = google.library.get_album(id).await.map_err(|source| {
-                        StartError::RootAlbum {
-                            id: id.to_string(),
-                            source,
-                        }
-                    })?;
-                    tracing::info!(album = %album.title, "serving one album at /");
-                    Some(album.id)
-                }
-            };
-        let catalog = Catalog::new(
-            google,
-            CatalogOptions {
-                timezone: config.google.timezone,
-                root_album,
-                listing_ttl: Duration::from_secs(config.cache.listing_ttl),
-                probe_concurrency: config.cache.probe_concurrency,
-                uploads: !config.server.read_only,
-                url_max_age: config.google.url_max_age(),
-                content: config.cache.content_options(),
-                media_all: config.google.range_loading(),
-                store,
-            },
-        );
-        catalog.load_remembered().await;
-        let delivery = policy::Delivery::from_config(&config.webdav, &catalog)?;
-        let stack = stack::build(stack::Settings {
-            catalog: catalog.clone(),
-            read_only: config.server.read_only,
-            prefix: config.webdav.prefix.clone(),
-            auth: auth::Authenticator::new(users),
-            delivery,
-            uploads: config.upload.options(),
-        });
+        let (stack, catalog, libraries) = if config.is_family() {
+            family::bind(config, &tuning, users).await?
+        } else {
+            let google = Google::new(&config.credentials()?, &config.endpoints(), tuning.retry)?;
+            let catalog = open_library(config, google, true).await?;
+            let delivery = policy::Delivery::from_config(&config.webdav, &catalog, None)?;
+            let stack = stack::build(stack::Settings {
+                catalog: catalog.clone(),
+                read_only: config.server.read_only,
+                prefix: config.webdav.prefix.clone(),
+                auth: auth::Authenticator::new(users),
+                delivery,
+                uploads: config.upload.options(),
+            });
+            (stack, catalog, Vec::new())
+        };
         let listener = TcpListener::bind(config.server.listen)
             .await
             .map_err(|source| StartError::Listen {
@@ -169,6 +127,7 @@ impl Server {
             stack,
             prefix: config.webdav.prefix.clone(),
             catalog,
+            libraries,
             tls,
             metrics,
         })
@@ -180,9 +139,15 @@ impl Server {
         format!("{scheme}://{}{}/", self.local_addr(), self.prefix)
     }
 
-    /// The catalog behind the tree (tests reach its clock through it).
+    /// The catalog behind the tree (tests reach its clock through it); on a family server,
+    /// the first library's that started (all libraries share one clock).
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// A family server's libraries that started, by mount, in the configuration's order.
+    pub fn libraries(&self) -> &[(String, Catalog)] {
+        &self.libraries
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -276,6 +241,72 @@ impl Server {
     }
 }
 
+/// One library's catalog over `google`: its metadata store, the quota counts it remembers
+/// (restored into the quota gates when `restore`: once per gate, since libraries sharing an
+/// OAuth client share them), its root album checked, what it remembers loaded.
+pub(crate) async fn open_library(
+    config: &Config,
+    google: Google,
+    restore: bool,
+) -> Result<Catalog, StartError> {
+    // Counting starts before the first call (the root album check below).
+    let store = config.open_store();
+    google
+        .quota
+        .set_limits(config.google.daily_quota, config.google.daily_media_quota);
+    google.quota.set_probe_budget(config.probe_budget());
+    if restore {
+        let today = google.quota.today();
+        let used = store.usage(today).await;
+        let log = store.clone();
+        google.quota.restore(
+            today,
+            crate::google::quota::Remembered {
+                api: used.api,
+                media: used.media,
+                picker: used.picker,
+                probes: used.probes,
+                api_exhausted: used.exhausted,
+                media_exhausted: used.media_exhausted,
+            },
+            Box::new(move |day, bucket, n| log.add_usage(day, bucket, n)),
+        );
+    }
+    let root_album = match config.google.root_folder_id.as_str() {
+        "root" | "" => None,
+        id => {
+            // Checked now: a typo must stop the start, not show an empty drive.
+            let album =
+                google
+                    .library
+                    .get_album(id)
+                    .await
+                    .map_err(|source| StartError::RootAlbum {
+                        id: id.to_string(),
+                        source,
+                    })?;
+            tracing::info!(album = %album.title, "serving one album at /");
+            Some(album.id)
+        }
+    };
+    let catalog = Catalog::new(
+        google,
+        CatalogOptions {
+            timezone: config.google.timezone,
+            root_album,
+            listing_ttl: Duration::from_secs(config.cache.listing_ttl),
+            probe_concurrency: config.cache.probe_concurrency,
+            uploads: !config.server.read_only,
+            url_max_age: config.google.url_max_age(),
+            content: config.cache.content_options(),
+            media_all: config.google.range_loading(),
+            store,
+        },
+    );
+    catalog.load_remembered().await;
+    Ok(catalog)
+}
+
 /// Serves `GET /metrics` (Prometheus text format) and `GET /healthz`.
 async fn serve_metrics(listener: TcpListener) {
     loop {
@@ -348,6 +379,9 @@ pub enum StartError {
          \"root\" for the whole library, or the id of an album created by this app"
     )]
     RootAlbum { id: String, source: GoogleError },
+    /// A family server none of whose `[[library]]` entries could start (each one's reason).
+    #[error("no library could be served: {0}")]
+    NoLibrary(String),
     /// `[server] listen` cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {

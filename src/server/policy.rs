@@ -72,7 +72,12 @@ pub struct Delivery {
 
 impl Delivery {
     /// Builds the policy from the config, reading `sign_key_file`.
-    pub fn from_config(w: &WebdavConfig, catalog: &Catalog) -> Result<Delivery, ConfigError> {
+    /// `library` is a family server's mount, which its signed links name.
+    pub fn from_config(
+        w: &WebdavConfig,
+        catalog: &Catalog,
+        library: Option<&str>,
+    ) -> Result<Delivery, ConfigError> {
         check(w)?;
         let key = sign_key(w)?;
         let redirect: Option<Arc<dyn Redirect>> = match w.policy {
@@ -93,12 +98,13 @@ impl Delivery {
                     .map(Duration::from_secs)
                     .unwrap_or(DEFAULT_LINK_TTL),
                 catalog: catalog.clone(),
+                library: library.map(str::to_string),
             })),
         };
         Ok(Delivery {
             policy: w.policy,
             redirect,
-            signed: SignedRoute::new(catalog.clone(), key, &w.prefix),
+            signed: SignedRoute::new(catalog.clone(), key, &w.prefix, library),
         })
     }
 }
@@ -127,6 +133,8 @@ struct SignedLinks {
     key: SignKey,
     ttl: Duration,
     catalog: Catalog,
+    /// The library the links name (a family server's mount).
+    library: Option<String>,
 }
 
 impl Redirect for SignedLinks {
@@ -138,7 +146,12 @@ impl Redirect for SignedLinks {
             let exp = self.catalog.clock().unix_now() + self.ttl.as_secs();
             tracing::debug!(item = %file.id, exp, "redirecting to a signed download link");
             Ok(Some(signed::link(
-                &self.base, &self.key, &file.id, &file.name, exp,
+                &self.base,
+                &self.key,
+                self.library.as_deref(),
+                &file.id,
+                &file.name,
+                exp,
             )))
         })
     }

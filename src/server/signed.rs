@@ -36,6 +36,9 @@ pub const MIN_KEY_LEN: usize = 32;
 
 /// Separates this use of the key from any other (a future link format gets another tag).
 const DOMAIN: &[u8] = b"gphotos-dav signed link v1\n";
+/// The tag of a family server's links, which name their library (`/d/<mount>/<id>/<name>`):
+/// a link of one library never verifies as another's, nor as a single library's.
+const DOMAIN_LIBRARY: &[u8] = b"gphotos-dav signed link v1 library\n";
 
 /// The shared secret that signs links. Its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -59,12 +62,21 @@ impl SignKey {
         self.0.is_empty()
     }
 
-    fn mac(&self, id: &str, name: &str, exp: u64) -> Hmac<Sha256> {
+    fn mac(&self, library: Option<&str>, id: &str, name: &str, exp: u64) -> Hmac<Sha256> {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
         // Lengths first, so no two (id, name) pairs make the same message.
-        mac.update(DOMAIN);
-        for part in [id, name] {
+        let parts: &[&str] = match library {
+            None => {
+                mac.update(DOMAIN);
+                &[id, name]
+            }
+            Some(library) => {
+                mac.update(DOMAIN_LIBRARY);
+                &[library, id, name]
+            }
+        };
+        for part in parts {
             mac.update(format!("{}:", part.len()).as_bytes());
             mac.update(part.as_bytes());
             mac.update(b"\n");
@@ -75,13 +87,34 @@ impl SignKey {
 
     /// The signature of a link, base64url without padding.
     pub fn sign(&self, id: &str, name: &str, exp: u64) -> String {
-        URL_SAFE_NO_PAD.encode(self.mac(id, name, exp).finalize().into_bytes())
+        self.sign_for(None, id, name, exp)
+    }
+
+    /// The signature of a link of `library` (a family server's mount), or of a single
+    /// library's link (None).
+    pub fn sign_for(&self, library: Option<&str>, id: &str, name: &str, exp: u64) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac(library, id, name, exp).finalize().into_bytes())
     }
 
     /// Whether `signature` is this key's signature of the link, compared in constant time.
     pub fn verify(&self, id: &str, name: &str, exp: u64, signature: &str) -> bool {
+        self.verify_for(None, id, name, exp, signature)
+    }
+
+    /// [`SignKey::verify`] for a link of `library`.
+    pub fn verify_for(
+        &self,
+        library: Option<&str>,
+        id: &str,
+        name: &str,
+        exp: u64,
+        signature: &str,
+    ) -> bool {
         match URL_SAFE_NO_PAD.decode(signature) {
-            Ok(bytes) => self.mac(id, name, exp).verify_slice(&bytes).is_ok(),
+            Ok(bytes) => self
+                .mac(library, id, name, exp)
+                .verify_slice(&bytes)
+                .is_ok(),
             Err(_) => false,
         }
     }
@@ -107,14 +140,23 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'~');
 
 /// The link to item `id`, shown as `name`, valid until `exp` (Unix seconds), under `base`
-/// (`down_proxy_url`, without a trailing slash).
-pub fn link(base: &str, key: &SignKey, id: &str, name: &str, exp: u64) -> String {
+/// (`down_proxy_url`, without a trailing slash); on a family server `library` is the item's
+/// library, named in the path and in the signature (`/d/<mount>/<id>/<name>`).
+pub fn link(
+    base: &str,
+    key: &SignKey,
+    library: Option<&str>,
+    id: &str,
+    name: &str,
+    exp: u64,
+) -> String {
+    let mount = library.map(|m| format!("{m}/")).unwrap_or_default();
     format!(
-        "{}{PREFIX}{}/{}?exp={exp}&sign={}",
+        "{}{PREFIX}{mount}{}/{}?exp={exp}&sign={}",
         base.trim_end_matches('/'),
         percent_encoding::utf8_percent_encode(id, SEGMENT),
         percent_encoding::utf8_percent_encode(name, SEGMENT),
-        key.sign(id, name, exp)
+        key.sign_for(library, id, name, exp)
     )
 }
 
@@ -124,14 +166,25 @@ pub struct SignedRoute {
     key: Option<SignKey>,
     catalog: Catalog,
     handler: DavHandler,
-    /// `<[webdav] prefix>/d/`: the paths this route owns.
+    /// `<[webdav] prefix>/d/` (`/d/<mount>/` on a family server): the paths this route owns.
     base: String,
+    /// The library whose links these are (a family server's mount), signed with the link.
+    library: Option<String>,
 }
 
 impl SignedRoute {
-    /// Links under `prefix` (`""` or `/a/b`); without a key every link is refused.
-    pub fn new(catalog: Catalog, key: Option<SignKey>, prefix: &str) -> Self {
-        let base = format!("{prefix}{PREFIX}");
+    /// Links under `prefix` (`""` or `/a/b`), of `library` on a family server; without a key
+    /// every link is refused.
+    pub fn new(
+        catalog: Catalog,
+        key: Option<SignKey>,
+        prefix: &str,
+        library: Option<&str>,
+    ) -> Self {
+        let base = match library {
+            None => format!("{prefix}{PREFIX}"),
+            Some(mount) => format!("{prefix}{PREFIX}{mount}/"),
+        };
         let handler = DavHandler::builder()
             .filesystem(Box::new(ByIdFs::new(catalog.clone())))
             .methods(DavMethodSet::HTTP_RO)
@@ -143,6 +196,7 @@ impl SignedRoute {
             catalog,
             handler,
             base,
+            library: library.map(str::to_string),
         }
     }
 
@@ -223,7 +277,7 @@ impl SignedRoute {
             .and_then(|e| e.parse().ok())
             .ok_or("missing or malformed exp")?;
         let sign = sign.ok_or("missing sign")?;
-        if !key.verify(&id, &name, exp, &sign) {
+        if !key.verify_for(self.library.as_deref(), &id, &name, exp, &sign) {
             return Err("bad signature");
         }
         if exp < self.catalog.clock().unix_now() {
@@ -264,6 +318,7 @@ mod tests {
         let l = link(
             "https://bytes.example/",
             &k,
+            None,
             "AF1Q-x_",
             "Été 1/2 #?.jpg",
             77,
@@ -276,6 +331,23 @@ mod tests {
             )
         );
         assert!(HeaderValue::from_str(&l).is_ok());
+        // A family server's link names its library, in the path and in the signature.
+        let l = link("https://b.example", &k, Some("alice"), "ID1", "a.jpg", 77);
+        let sign = k.sign_for(Some("alice"), "ID1", "a.jpg", 77);
+        assert_eq!(
+            l,
+            format!("https://b.example/d/alice/ID1/a.jpg?exp=77&sign={sign}")
+        );
+        assert!(k.verify_for(Some("alice"), "ID1", "a.jpg", 77, &sign));
+        assert!(!k.verify_for(Some("bob"), "ID1", "a.jpg", 77, &sign));
+        assert!(!k.verify("ID1", "a.jpg", 77, &sign));
+        assert!(!k.verify_for(
+            Some("alice"),
+            "ID1",
+            "a.jpg",
+            77,
+            &k.sign("ID1", "a.jpg", 77)
+        ));
     }
 
     #[test]

@@ -108,47 +108,70 @@ pub fn build(settings: Settings) -> HttpStack {
         uploads,
     } = settings;
     let prefix = Prefix::new(&prefix);
-    let (uploader, locks) = if read_only {
-        (None, None)
-    } else {
-        let locks: Box<dyn dav_server::ls::DavLockSystem> = dav_server::memls::MemLs::new();
-        let uploader = Uploader::new(
-            catalog.clone(),
-            LocalFiles::default(),
-            locks.clone(),
-            uploads,
-        );
-        (Some(uploader), Some(locks))
-    };
-    let handler = DavEndpoint::new(
-        catalog.clone(),
-        &prefix,
-        &delivery,
-        uploader.as_ref(),
-        locks,
-    );
-    let local = uploader.as_ref().map(|u| u.local().clone());
+    let (uploader, locks) = writer(&catalog, read_only, uploads);
     let tree = ServiceBuilder::new()
         .layer(StageLayer::new(PrefixStage::new(prefix.clone())))
         .layer(StageLayer::new(KnownMethods))
         .layer(StageLayer::new(Authenticate::new(auth)))
         .layer(StageLayer::new(BodyGuard))
+        .service(library_stages(
+            &catalog, read_only, &prefix, &delivery, uploader, locks,
+        ));
+    let signed = delivery.signed.clone();
+    let router = Router::new(tree).route(signed.base().to_string(), signed_service(signed));
+    // #14's web routes: `.route(format!("{prefix}/_/"), web)`, with `_` added to
+    // `catalog::RESERVED_ROOT_NAMES` so that no folder of the tree hides behind them.
+    around(router)
+}
+
+/// The write path of a library's tree: the uploader and the lock system it shares with
+/// dav-server, or neither on a read-only server.
+pub(crate) fn writer(
+    catalog: &Catalog,
+    read_only: bool,
+    uploads: UploadOptions,
+) -> (
+    Option<Uploader>,
+    Option<Box<dyn dav_server::ls::DavLockSystem>>,
+) {
+    if read_only {
+        return (None, None);
+    }
+    let locks: Box<dyn dav_server::ls::DavLockSystem> = dav_server::memls::MemLs::new();
+    let uploader = Uploader::new(
+        catalog.clone(),
+        LocalFiles::default(),
+        locks.clone(),
+        uploads,
+    );
+    (Some(uploader), Some(locks))
+}
+
+/// Stages 9 to 17: one library's tree below the authentication and body checks, its paths
+/// under `prefix` (a family server builds it once under each library's folder, and once
+/// under the server's prefix for the users rooted in the library).
+pub(crate) fn library_stages(
+    catalog: &Catalog,
+    read_only: bool,
+    prefix: &Prefix,
+    delivery: &Delivery,
+    uploader: Option<Uploader>,
+    locks: Option<Box<dyn dav_server::ls::DavLockSystem>>,
+) -> impl Inner {
+    let handler = DavEndpoint::new(catalog.clone(), prefix, delivery, uploader.as_ref(), locks);
+    let local = uploader.as_ref().map(|u| u.local().clone());
+    ServiceBuilder::new()
         .layer(StageLayer::new(Probes::new(catalog.clone(), local)))
         .layer(StageLayer::new(Depth::new(catalog.clone())))
-        .layer(StageLayer::new(FolderSlash::new(catalog)))
-        .layer(StageLayer::new(Writes::new(uploader, prefix)))
+        .layer(StageLayer::new(FolderSlash::new(catalog.clone())))
+        .layer(StageLayer::new(Writes::new(uploader, prefix.clone())))
         .layer(StageLayer::new(RedirectConditionals::new(
             delivery.redirect.is_some(),
         )))
         .layer(StageLayer::new(ContentLength))
         .layer(StageLayer::new(DavClass::new(!read_only)))
         .layer(StageLayer::new(QuoteEtagsStage))
-        .service(handler);
-    let signed = delivery.signed.clone();
-    let router = Router::new(tree).route(signed.base().to_string(), signed_service(signed));
-    // #14's web routes: `.route(format!("{prefix}/_/"), web)`, with `_` added to
-    // `catalog::RESERVED_ROOT_NAMES` so that no folder of the tree hides behind them.
-    around(router)
+        .service(handler)
 }
 
 /// The service one connection's requests go to: each request's body boxed into the one type
@@ -174,7 +197,7 @@ pub fn for_connection(
 }
 
 /// Stages 1 to 3 around `router`: what every request passes through.
-fn around<S: Inner>(router: S) -> HttpStack {
+pub(crate) fn around<S: Inner>(router: S) -> HttpStack {
     BoxCloneService::new(
         ServiceBuilder::new()
             .layer(AccessLogLayer)
@@ -185,7 +208,7 @@ fn around<S: Inner>(router: S) -> HttpStack {
 }
 
 /// The signed-link route as a service.
-fn signed_service(signed: SignedRoute) -> impl Inner {
+pub(crate) fn signed_service(signed: SignedRoute) -> impl Inner {
     tower::service_fn(move |req: Req| {
         let signed = signed.clone();
         async move { Ok::<_, Infallible>(signed.handle(req).await) }

@@ -188,6 +188,20 @@ impl GoogleConfig {
     /// Checks that the credentials are there (reading the token file when the refresh token
     /// is not given) and that the endpoints are http(s) URLs.
     pub fn validate_access(&self) -> Result<(), ConfigError> {
+        self.validate_client_id()?;
+        self.validate_token()?;
+        self.validate_urls()
+    }
+
+    /// Checks the OAuth client and the endpoints, not the refresh token: what a family
+    /// server checks of each library before it starts (a library without its token answers
+    /// its own folder with the fix; the others are served).
+    pub fn validate_client(&self) -> Result<(), ConfigError> {
+        self.validate_client_id()?;
+        self.validate_urls()
+    }
+
+    fn validate_client_id(&self) -> Result<(), ConfigError> {
         let missing: Vec<(&str, String)> = [
             ("client_id", ENV_CLIENT_ID, &self.client_id),
             ("client_secret", ENV_CLIENT_SECRET, &self.client_secret),
@@ -207,6 +221,11 @@ impl GoogleConfig {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Checks that a refresh token is given, or in the token file.
+    pub fn validate_token(&self) -> Result<(), ConfigError> {
         if self.refresh_token.as_deref().is_none_or(str::is_empty) {
             let path = self.token_file_path();
             let file = token_file::read(&path)
@@ -223,6 +242,10 @@ impl GoogleConfig {
                 ));
             }
         }
+        Ok(())
+    }
+
+    fn validate_urls(&self) -> Result<(), ConfigError> {
         for (key, value) in [
             ("api_base", &self.api_base),
             ("token_url", &self.token_url),

@@ -8,6 +8,7 @@
 
 mod cache;
 mod google;
+pub mod library;
 mod server;
 mod upload;
 mod webdav;
@@ -20,6 +21,7 @@ pub use cache::CacheConfig;
 pub use google::{
     DEFAULT_API_BASE, DEFAULT_AUTH_URL, DEFAULT_PICKER_BASE, DEFAULT_TOKEN_URL, GoogleConfig,
 };
+pub use library::LibraryConfig;
 pub use server::{DEFAULT_LISTEN, ServerConfig, UserConfig};
 pub use upload::UploadConfig;
 pub use webdav::{Policy, WebdavConfig, check as check_webdav, check_key_len};
@@ -42,6 +44,17 @@ pub struct Config {
     pub webdav: WebdavConfig,
     pub cache: CacheConfig,
     pub upload: UploadConfig,
+    /// `[[library]]`: several accounts as top folders (a family server, see `library`); empty
+    /// for a single `[google]`.
+    #[serde(rename = "library")]
+    pub libraries: Vec<LibraryConfig>,
+    /// Whether the file has a `[google]` section (refused beside `[[library]]`).
+    #[serde(skip)]
+    pub google_given: bool,
+    /// Set in a library's own configuration ([`Config::library_config`]): its mount, which
+    /// its metadata store's identity includes (one OAuth client serves the whole family).
+    #[serde(skip)]
+    pub mount: Option<String>,
 }
 
 /// Why a configuration cannot be used. A value that parses but is not allowed is `Invalid`,
@@ -101,7 +114,49 @@ impl Config {
 
     /// Parses TOML text; the error names the offending key and what is allowed.
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        let mut config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.google_given = text
+            .parse::<toml::Table>()
+            .is_ok_and(|t| t.contains_key("google"));
+        Ok(config)
+    }
+
+    /// Whether this is a family server (`[[library]]` entries) rather than one `[google]`.
+    pub fn is_family(&self) -> bool {
+        !self.libraries.is_empty()
+    }
+
+    /// The configuration one library is served with: this file's, with `[google]` replaced
+    /// by the library's keys, its token file defaulting to `<config
+    /// dir>/gphotos-dav/<mount>/token.json`, and its own metadata store
+    /// (`metadata-<mount>.sqlite`) and content cache (`<content_dir>/<mount>`).
+    pub fn library_config(&self, library: &LibraryConfig) -> Config {
+        let mount = &library.mount;
+        let mut c = self.clone();
+        c.libraries = Vec::new();
+        c.google = library.google.clone();
+        c.google_given = true;
+        c.google.token_file = Some(
+            c.google
+                .token_file
+                .clone()
+                .unwrap_or_else(|| library::default_token_file(mount)),
+        );
+        c.cache.path = Some(library::beside(&self.cache.store_path(), mount));
+        match self.cache.content_options() {
+            Some(o) => c.cache.content_dir = Some(o.dir.join(mount)),
+            // The content cache is off for the server: off for each library too.
+            None => c.cache.content_max = Some("0".into()),
+        }
+        c.mount = Some(mount.clone());
+        c
+    }
+
+    /// The library mounted as `mount` (compared without case, as clients do).
+    pub fn library(&self, mount: &str) -> Option<&LibraryConfig> {
+        self.libraries
+            .iter()
+            .find(|l| l.mount.eq_ignore_ascii_case(mount))
     }
 
     /// Credentials from the environment fill in (and override) those of the file.
@@ -122,6 +177,19 @@ impl Config {
     /// TLS files given in pairs, and no anonymous access from the network unless asked for.
     /// Each section checks itself; the order decides which error a file with several shows.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.is_family() {
+            return self.validate_family();
+        }
+        if let Some(user) = self.server.users.iter().find(|u| u.root.is_some()) {
+            return Err(ConfigError::invalid(
+                "server.users",
+                format!(
+                    "[[server.users]] {:?} has a root, but the server has no [[library]] \
+                     entries: a root names a library (root = \"/<mount>\"); remove it",
+                    user.name
+                ),
+            ));
+        }
         self.upload.validate()?;
         self.cache.validate()?;
         self.google.validate_limits()?;
@@ -141,6 +209,76 @@ impl Config {
         self.server.validate()?;
         self.google.validate_access()?;
         webdav::check(&self.webdav)
+    }
+
+    /// [`Config::validate`] of a family server: no `[google]` beside `[[library]]`, the
+    /// libraries' mounts and limits, each library's client and endpoints (a missing refresh
+    /// token is the library's failure at start, not the server's), and users' roots.
+    fn validate_family(&self) -> Result<(), ConfigError> {
+        if self.google_given {
+            return Err(ConfigError::invalid(
+                "library",
+                "the file has both [google] and [[library]] entries: a family server takes \
+                 each account's keys in its [[library]] entry; move the [google] keys into one \
+                 (with its mount) and remove [google]",
+            ));
+        }
+        self.upload.validate()?;
+        self.cache.validate()?;
+        library::check_all(&self.libraries)?;
+        for lib in &self.libraries {
+            let one = self.library_config(lib);
+            if let Some(budget) = self.cache.probe_budget
+                && budget > one.google.daily_media_quota
+            {
+                return Err(ConfigError::invalid(
+                    "cache.probe_budget",
+                    format!(
+                        "[cache] probe_budget = {budget} is more than [[library]] {:?} \
+                         daily_media_quota = {}: lower it, or leave it unset",
+                        lib.mount, one.google.daily_media_quota
+                    ),
+                ));
+            }
+            lib.google
+                .validate_client()
+                .map_err(|e| library::in_library(&lib.mount, e))?;
+        }
+        self.server.validate()?;
+        for user in &self.server.users {
+            let Some(root) = &user.root else { continue };
+            let mount = root.trim_matches('/');
+            if !root.starts_with('/') || mount.contains('/') || self.library(mount).is_none() {
+                let mounts: Vec<String> = self
+                    .libraries
+                    .iter()
+                    .map(|l| format!("/{}", l.mount))
+                    .collect();
+                return Err(ConfigError::invalid(
+                    "server.users",
+                    format!(
+                        "[[server.users]] {:?}: root = {root:?} is not a library's folder; use \
+                         one of {} (deeper roots are not supported yet)",
+                        user.name,
+                        mounts.join(", ")
+                    ),
+                ));
+            }
+        }
+        webdav::check(&self.webdav)
+    }
+
+    /// The mount a user is rooted in, as configured (`root = "/alice"` → `alice`).
+    pub fn user_roots(&self) -> std::collections::HashMap<String, String> {
+        self.server
+            .users
+            .iter()
+            .filter_map(|u| {
+                let mount = u.root.as_deref()?.trim_matches('/');
+                let lib = self.library(mount)?;
+                Some((u.name.clone(), lib.mount.clone()))
+            })
+            .collect()
     }
 
     /// Size probes a Pacific day may spend: `[cache] probe_budget`, or unset, `[google]
@@ -190,7 +328,7 @@ impl Config {
 
     /// Opens the metadata store for this configuration's Google account and endpoint.
     pub fn open_store(&self) -> crate::catalog::Store {
-        let identity = format!(
+        let mut identity = format!(
             "{} {}",
             self.google.api_base,
             self.google
@@ -199,6 +337,10 @@ impl Config {
                 .or_else(|| std::env::var(ENV_CLIENT_ID).ok())
                 .unwrap_or_default()
         );
+        if let Some(mount) = &self.mount {
+            // A family shares one OAuth client: the account is told apart by its library.
+            identity.push_str(&format!(" library={mount}"));
+        }
         crate::catalog::Store::open_for(&self.cache.store_path(), &identity)
     }
 

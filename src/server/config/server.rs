@@ -57,6 +57,10 @@ pub struct UserConfig {
     /// This user may only read, even when the server allows writes.
     #[serde(default)]
     pub read_only: bool,
+    /// On a family server, the library this user's `/` is (`"/<mount>"`): nothing outside it
+    /// can be reached. None: the whole tree.
+    #[serde(default)]
+    pub root: Option<String>,
 }
 
 /// Never prints the hash.
@@ -65,6 +69,7 @@ impl std::fmt::Debug for UserConfig {
         f.debug_struct("UserConfig")
             .field("name", &self.name)
             .field("read_only", &self.read_only)
+            .field("root", &self.root)
             .finish_non_exhaustive()
     }
 }
