@@ -17,6 +17,7 @@ pub mod router;
 pub mod signed;
 pub mod stack;
 pub mod tls;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -149,6 +150,7 @@ impl Server {
             auth: auth::Authenticator::new(users),
             delivery,
             uploads: config.upload.options(),
+            tls: tls.is_some(),
         });
         let listener = TcpListener::bind(config.server.listen)
             .await

@@ -11,8 +11,9 @@
 //!    (bad escapes, over-long paths, `If` headers its parser panics on) are refused before any
 //!    route, since the signed links run dav-server too.
 //! 4. **router** (`server::router`): `<prefix>/d/` → the signed links (`server::signed`: their
-//!    signature is their credential, so they pass no authentication); `<prefix>/_/` is where
-//!    the web routes of #14 will go; everything else → the tree, below.
+//!    signature is their credential, so they pass no authentication); `<prefix>/_/` → the
+//!    gallery's routes (`server::web`: thumbnails, assets, the picking API), behind the same
+//!    authentication stage as the tree; everything else → the tree, below.
 //!
 //! The tree (the router's fallback):
 //! 5. **prefix** (`layers::prefix`): outside `[webdav] prefix`, 404 (OPTIONS answers); inside,
@@ -25,18 +26,20 @@
 //! 9. **client probes** (`layers::probes`): `.DS_Store` and friends answered 404 from memory.
 //! 10. **Depth** (`layers::depth`): a PROPFIND's Depth made one dav-server handles well.
 //! 11. **folder slash** (`layers::folder_slash`): `GET /folder` served as `/folder/`.
-//! 12. **writes** (`layers::writes`): PUT, MKCOL, DELETE, MOVE, COPY to the uploader.
+//! 12. **gallery** (`layers::gallery`): a browser's GET of a folder (`Accept: text/html`)
+//!     answered with the folder's page; every other request passes.
+//! 13. **writes** (`layers::writes`): PUT, MKCOL, DELETE, MOVE, COPY to the uploader.
 //!
-//! Stages 9 to 12 each take their own methods (GET/HEAD/PROPFIND, PROPFIND, GET/HEAD, the
+//! Stages 9 to 13 each take their own methods (GET/HEAD/PROPFIND, PROPFIND, GET/HEAD, the
 //! writes), so their order among themselves changes no answer.
 //!
 //! Then the response stages, which change only what dav-server answers (an answer given by a
 //! stage above never passes through them); on the way back the innermost acts first:
-//! 13. **conditionals on redirects** (`layers::conditionals`): 304/412 on a policy's 302.
-//! 14. **Content-Length** (`layers::content_length`): every GET answer has one.
-//! 15. **DAV class** (`layers::dav_class`): `1`, or `1, 2` with locks.
-//! 16. **getetag quoting** (`layers::etag_quotes`): a PROPFIND's 207 quotes its entity tags.
-//! 17. **the DAV handler** (`server::handler`): dav-server inside the failure scope.
+//! 14. **conditionals on redirects** (`layers::conditionals`): 304/412 on a policy's 302.
+//! 15. **Content-Length** (`layers::content_length`): every GET answer has one.
+//! 16. **DAV class** (`layers::dav_class`): `1`, or `1, 2` with locks.
+//! 17. **getetag quoting** (`layers::etag_quotes`): a PROPFIND's 207 quotes its entity tags.
+//! 18. **the DAV handler** (`server::handler`): dav-server inside the failure scope.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -61,6 +64,7 @@ use crate::server::layers::dav_class::DavClass;
 use crate::server::layers::depth::Depth;
 use crate::server::layers::etag_quotes::QuoteEtagsStage;
 use crate::server::layers::folder_slash::FolderSlash;
+use crate::server::layers::gallery::Gallery;
 use crate::server::layers::guard::Guard;
 use crate::server::layers::methods::KnownMethods;
 use crate::server::layers::prefix::{Prefix, PrefixStage};
@@ -71,6 +75,7 @@ use crate::server::policy::Delivery;
 use crate::server::response::ReqBody;
 use crate::server::router::Router;
 use crate::server::signed::SignedRoute;
+use crate::server::web::Web;
 use crate::upload::{UploadOptions, Uploader, local::LocalFiles};
 
 /// The body of the answers the whole stack gives: the stages' bodies, boxed once more by
@@ -95,6 +100,8 @@ pub struct Settings {
     pub delivery: Delivery,
     /// `[upload]`.
     pub uploads: UploadOptions,
+    /// The server speaks TLS itself (the gallery's origin check needs the scheme).
+    pub tls: bool,
 }
 
 /// Builds the stack (see the module docs for the order).
@@ -106,8 +113,10 @@ pub fn build(settings: Settings) -> HttpStack {
         auth,
         delivery,
         uploads,
+        tls,
     } = settings;
     let prefix = Prefix::new(&prefix);
+    let web = Web::new(catalog.clone(), prefix.clone(), !read_only, tls);
     let (uploader, locks) = if read_only {
         (None, None)
     } else {
@@ -131,11 +140,12 @@ pub fn build(settings: Settings) -> HttpStack {
     let tree = ServiceBuilder::new()
         .layer(StageLayer::new(PrefixStage::new(prefix.clone())))
         .layer(StageLayer::new(KnownMethods))
-        .layer(StageLayer::new(Authenticate::new(auth)))
+        .layer(StageLayer::new(Authenticate::new(auth.clone())))
         .layer(StageLayer::new(BodyGuard))
         .layer(StageLayer::new(Probes::new(catalog.clone(), local)))
         .layer(StageLayer::new(Depth::new(catalog.clone())))
         .layer(StageLayer::new(FolderSlash::new(catalog)))
+        .layer(StageLayer::new(Gallery::new(web.clone())))
         .layer(StageLayer::new(Writes::new(uploader, prefix)))
         .layer(StageLayer::new(RedirectConditionals::new(
             delivery.redirect.is_some(),
@@ -145,9 +155,13 @@ pub fn build(settings: Settings) -> HttpStack {
         .layer(StageLayer::new(QuoteEtagsStage))
         .service(handler);
     let signed = delivery.signed.clone();
-    let router = Router::new(tree).route(signed.base().to_string(), signed_service(signed));
-    // #14's web routes: `.route(format!("{prefix}/_/"), web)`, with `_` added to
-    // `catalog::RESERVED_ROOT_NAMES` so that no folder of the tree hides behind them.
+    let web_base = web.base();
+    let web = ServiceBuilder::new()
+        .layer(StageLayer::new(Authenticate::new(auth)))
+        .service(web_service(web));
+    let router = Router::new(tree)
+        .route(signed.base().to_string(), signed_service(signed))
+        .route(web_base, web);
     around(router)
 }
 
@@ -182,6 +196,15 @@ fn around<S: Inner>(router: S) -> HttpStack {
             .layer(StageLayer::new(Guard))
             .service(router),
     )
+}
+
+/// The gallery's `/_/` routes as a service (`_` is in `catalog::RESERVED_ROOT_NAMES`, so no
+/// folder of the tree hides behind them).
+fn web_service(web: Web) -> impl Inner {
+    tower::service_fn(move |req: Req| {
+        let web = web.clone();
+        async move { Ok::<_, Infallible>(web.handle(req).await) }
+    })
 }
 
 /// The signed-link route as a service.
