@@ -51,7 +51,9 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// How many requests of `kind` were received since the last [`Counters::reset`].
+    /// How many requests of `kind` were received since the last [`Counters::reset`] (for
+    /// `content.bytes.original`, `content.bytes.sized` and their `picker.` twins: how many
+    /// body bytes the content host answered GETs with, by kind).
     pub fn get(&self, kind: &str) -> u64 {
         self.lock().get(kind).copied().unwrap_or(0)
     }
@@ -67,7 +69,12 @@ impl Counters {
     }
 
     pub(crate) fn increment(&self, kind: &str) {
-        *self.lock().entry(kind.to_owned()).or_insert(0) += 1;
+        self.add(kind, 1);
+    }
+
+    /// Adds `n` to `kind` (byte tallies such as `content.bytes.sized`).
+    pub(crate) fn add(&self, kind: &str, n: u64) {
+        *self.lock().entry(kind.to_owned()).or_insert(0) += n;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
