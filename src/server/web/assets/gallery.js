@@ -7,7 +7,10 @@
   const body = document.body;
   const prefix = body.dataset.prefix || "";
   const folder = body.dataset.folder || "/";
-  const api = prefix + "/_/api/picks";
+  // Absolute URLs: fetch refuses a relative one on a page whose address holds credentials
+  // (`http://user:pw@host/`), and location.origin never holds them.
+  const origin = location.origin;
+  const api = origin + prefix + "/_/api/picks";
 
   function el(tag, attrs, ...children) {
     const e = document.createElement(tag);
@@ -81,7 +84,7 @@
       const status = el("span", { text: "uploading…" });
       list.append(el("li", {}, el("span", { text: file.name }), bar, status));
       const xhr = new XMLHttpRequest();
-      xhr.open("PUT", folder + encodeURIComponent(file.name));
+      xhr.open("PUT", origin + folder + encodeURIComponent(file.name));
       xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = e.loaded / e.total; };
       xhr.onload = () => {
         const ok = xhr.status >= 200 && xhr.status < 300;
@@ -116,7 +119,7 @@
     e.preventDefault();
     const name = newAlbum.elements.title.value.trim();
     const path = folder + encodeURIComponent(name) + "/";
-    const r = await fetch(path, { method: "MKCOL" });
+    const r = await fetch(origin + path, { method: "MKCOL" });
     if (r.ok) location.href = path;
     else alert("Could not create the album: " + (await r.text()));
   });
