@@ -138,8 +138,13 @@
     try { return await r.json(); } catch (_) { return {}; }
   }
   async function refresh() {
-    const r = await fetch(api);
-    if (!r.ok) return;
+    let r;
+    try {
+      r = await fetch(api);
+    } catch (_) {
+      return null; // the page is going away (a reload), or the server is: the next tick tries again
+    }
+    if (!r.ok) return null;
     const all = await r.json();
     sets.replaceChildren();
     for (const s of all) {
