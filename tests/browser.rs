@@ -224,9 +224,9 @@ async fn the_gallery_in_a_browser() {
         .map(|i| i.bytes.len() as u64)
         .sum();
     let originals: u64 = lib.items.iter().map(|i| i.bytes.len() as u64).sum();
-    let sized = counters.get("content.bytes.sized");
+    let sized = counters.bytes("content.sized");
     assert_eq!(
-        counters.get("content.bytes.original"),
+        counters.bytes("content.original"),
         tiny,
         "no original but the tiny photos"
     );

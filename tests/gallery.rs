@@ -220,7 +220,7 @@ async fn thumbnails_are_size_variants_a_fraction_of_the_originals() {
     let originals: u64 = lib.items.iter().map(|i| i.bytes.len() as u64).sum();
     let (gets, original_before) = (
         counters.get("content.get"),
-        counters.get("content.bytes.original"),
+        counters.bytes("content.original"),
     );
     let mut served = 0u64;
     let mut distinct = BTreeSet::new();
@@ -235,8 +235,8 @@ async fn thumbnails_are_size_variants_a_fraction_of_the_originals() {
         served += body.len() as u64;
         distinct.insert(sha256(&body));
     }
-    let sized = counters.get("content.bytes.sized");
-    let small = counters.get("content.bytes.original") - original_before;
+    let sized = counters.bytes("content.sized");
+    let small = counters.bytes("content.original") - original_before;
     // One request per item; what came is what was served.
     assert_eq!(counters.get("content.get") - gets, thumbs.len() as u64);
     assert_eq!(sized + small, served);
@@ -466,7 +466,7 @@ async fn the_picking_api_answers_the_statuses_of_the_issue() {
         );
     }
     assert!(counters.get("picker.content.get") >= 3);
-    assert_eq!(counters.get("content.bytes.original"), 0);
+    assert_eq!(counters.bytes("content.original"), 0);
 
     // Import into an album: 202, then progress until done.
     let (status, v) = api(

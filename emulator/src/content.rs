@@ -382,12 +382,12 @@ pub(crate) fn serve(inner: &Inner, req: &Req, rest: &str, picked: bool) -> Reply
         // What a client pulled, by kind: an item's own bytes, or a size Google rendered
         // (`=w…-h…`; a "thumbnail" no smaller than the photo is the photo, counted as such).
         let what = match (picked, variant) {
-            (false, Variant::Original) => "content.bytes.original",
-            (false, Variant::Jpeg(..)) => "content.bytes.sized",
-            (true, Variant::Original) => "picker.content.bytes.original",
-            (true, Variant::Jpeg(..)) => "picker.content.bytes.sized",
+            (false, Variant::Original) => "content.original",
+            (false, Variant::Jpeg(..)) => "content.sized",
+            (true, Variant::Original) => "picker.content.original",
+            (true, Variant::Jpeg(..)) => "picker.content.sized",
         };
-        inner.counters.add(what, reply.body.len() as u64);
+        inner.counters.add_bytes(what, reply.body.len() as u64);
     }
     reply
 }
