@@ -303,6 +303,8 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
                 let mut output = gphotos_dav::pick::Output {
                     out: &mut stdout,
                     terminal,
+                    quiet: false,
+                    done: None,
                 };
                 let stored = store
                     .picked_sets()

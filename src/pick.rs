@@ -50,6 +50,12 @@ const SESSION_LIMIT_FIX: &str = "Each picked set holds its session until it expi
 pub enum PickError {
     #[error("{0}")]
     Usage(String),
+    /// A set name `catalog::picked::check_set_name` refuses (the page's API answers 400).
+    #[error("{0}")]
+    BadName(String),
+    /// A live set already has the name (the page's API answers 409).
+    #[error("{0}")]
+    NameTaken(String),
     #[error(transparent)]
     Google(#[from] GoogleError),
     #[error(transparent)]
@@ -59,10 +65,31 @@ pub enum PickError {
 }
 
 /// Where the command writes: what it reports (stdout), and whether that is a terminal (then
-/// the picker URL also comes as a QR code).
+/// the picker URL also comes as a QR code). The gallery's API (`server::web::api`) runs the
+/// same steps in the server: it sets `quiet` (no spinner or progress bar on the server's
+/// standard error) and reads an import's progress from `done`.
 pub struct Output<'a> {
     pub out: &'a mut (dyn Write + Send),
     pub terminal: bool,
+    pub quiet: bool,
+    /// Items of an import dealt with so far (imported, skipped or failed).
+    pub done: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+}
+
+impl Output<'_> {
+    fn draw_target(&self) -> indicatif::ProgressDrawTarget {
+        if self.quiet {
+            indicatif::ProgressDrawTarget::hidden()
+        } else {
+            indicatif::ProgressDrawTarget::stderr()
+        }
+    }
+
+    fn count_done(&self) {
+        if let Some(done) = &self.done {
+            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 /// The names the tree shows for `items` (see `catalog::naming`).
@@ -98,7 +125,7 @@ pub async fn begin(
     max: Option<u32>,
     output: &mut Output<'_>,
 ) -> Result<PickingSession, PickError> {
-    check_set_name(name).map_err(PickError::Usage)?;
+    check_set_name(name).map_err(PickError::BadName)?;
     if let Some(n) = max
         && !(1..=MAX_ITEM_COUNT).contains(&n)
     {
@@ -114,7 +141,7 @@ pub async fn begin(
         .find(|s| s.name == name)
         && existing.expire_time > now
     {
-        return Err(PickError::Usage(format!(
+        return Err(PickError::NameTaken(format!(
             "a picked set named {name:?} exists until {}: choose another name, or end it \
              first with `gphotos-dav pick --delete {name:?}`",
             existing.expire_time.to_rfc3339()
@@ -155,7 +182,7 @@ pub async fn finish(
     output: &mut Output<'_>,
 ) -> Result<PickedSet, PickError> {
     let spinner = indicatif::ProgressBar::new_spinner();
-    spinner.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    spinner.set_draw_target(output.draw_target());
     spinner.set_message("waiting for you to pick in Google Photos…");
     let started = tokio::time::Instant::now();
     let mut deadline = started + session.timeout_in().unwrap_or(DEFAULT_TIMEOUT);
@@ -362,7 +389,7 @@ pub async fn import(
         set.name
     )?;
     let progress = indicatif::ProgressBar::new(items.len() as u64);
-    progress.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    progress.set_draw_target(output.draw_target());
     if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}") {
         progress.set_style(style);
     }
@@ -374,6 +401,7 @@ pub async fn import(
             progress.suspend(|| writeln!(output.out, "  {name}\tskipped (imported before)"))?;
             summary.skipped += 1;
             progress.inc(1);
+            output.count_done();
             continue;
         }
         progress.set_message(name.clone());
@@ -393,6 +421,7 @@ pub async fn import(
                 progress.suspend(|| writeln!(output.out, "  {name}\tfailed: {e}"))?;
                 summary.failed += 1;
                 progress.inc(1);
+                output.count_done();
             }
         }
         if batch.len() == BATCH_CREATE_MAX {
@@ -565,6 +594,7 @@ async fn create(
             }
         }
         progress.inc(1);
+        output.count_done();
     }
     Ok(())
 }

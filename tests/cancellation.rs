@@ -192,6 +192,8 @@ async fn a_size_probe_dropped_during_the_token_refresh_strands_nothing() {
     let mut out = pick::Output {
         out: &mut printed,
         terminal: false,
+        quiet: true,
+        done: None,
     };
     let store = gw.catalog.store();
     let session = pick::begin(&direct, store, "Picks", None, &mut out)

@@ -503,6 +503,8 @@ async fn copying_a_picked_file_imports_it_exactly_once() {
     let mut output = pick::Output {
         out: &mut printed,
         terminal: false,
+        quiet: true,
+        done: None,
     };
     let store = stack.catalog.store();
     let session = pick::begin(&google, store, "sel", None, &mut output)

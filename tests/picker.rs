@@ -114,6 +114,8 @@ async fn pick_into(stack: &Stack, name: &str, items: &[FixtureItem]) -> (PickedS
     let mut output = pick::Output {
         out: &mut printed,
         terminal: false,
+        quiet: true,
+        done: None,
     };
     let store = stack.catalog.store();
     let session = pick::begin(&google, store, name, None, &mut output)
@@ -525,9 +527,11 @@ async fn delete_ends_the_session_and_removes_the_folder() {
     let mut output = pick::Output {
         out: &mut sink,
         terminal: false,
+        quiet: true,
+        done: None,
     };
     let refused = pick::begin(&google, stack.catalog.store(), SET, None, &mut output).await;
-    assert!(matches!(refused, Err(pick::PickError::Usage(_))));
+    assert!(matches!(refused, Err(pick::PickError::NameTaken(_))));
 
     let mut printed: Vec<u8> = Vec::new();
     pick::delete(&google, stack.catalog.store(), SET, &mut printed)
@@ -570,6 +574,8 @@ async fn a_complete_import_deletes_the_session_and_the_set() {
     let mut output = pick::Output {
         out: &mut printed,
         terminal: false,
+        quiet: true,
+        done: None,
     };
     let summary = pick::import(&google, store, &set, ALBUM, &UrlAge::default(), &mut output)
         .await
@@ -616,6 +622,8 @@ async fn too_many_picking_sessions_say_which_sets_to_end() {
     let mut output = pick::Output {
         out: &mut sink,
         terminal: false,
+        quiet: true,
+        done: None,
     };
     let refused = pick::begin(&google, store, "Third", None, &mut output).await;
     let Err(pick::PickError::Usage(message)) = refused else {
@@ -1026,6 +1034,8 @@ async fn import_copies_a_set_into_an_album_and_a_rerun_skips_what_was_imported()
     let mut output = pick::Output {
         out: &mut printed,
         terminal: false,
+        quiet: true,
+        done: None,
     };
     let summary = pick::import(&google, store, &set, ALBUM, &UrlAge::default(), &mut output)
         .await
@@ -1103,6 +1113,8 @@ async fn import_copies_a_set_into_an_album_and_a_rerun_skips_what_was_imported()
     let mut output = pick::Output {
         out: &mut again,
         terminal: false,
+        quiet: true,
+        done: None,
     };
     let summary = pick::import(&google, store, &set, ALBUM, &UrlAge::default(), &mut output)
         .await

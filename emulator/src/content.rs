@@ -377,7 +377,19 @@ pub(crate) fn serve(inner: &Inner, req: &Req, rest: &str, picked: bool) -> Reply
             rendition.bytes = stripped;
         }
     }
-    respond(inner, req, rendition)
+    let reply = respond(inner, req, rendition);
+    if req.method == Method::GET {
+        // What a client pulled, by kind: an item's own bytes, or a size Google rendered
+        // (`=w…-h…`; a "thumbnail" no smaller than the photo is the photo, counted as such).
+        let what = match (picked, variant) {
+            (false, Variant::Original) => "content.original",
+            (false, Variant::Jpeg(..)) => "content.sized",
+            (true, Variant::Original) => "picker.content.original",
+            (true, Variant::Jpeg(..)) => "picker.content.sized",
+        };
+        inner.counters.add_bytes(what, reply.body.len() as u64);
+    }
+    reply
 }
 
 /// The range a request asks of a body of `total` bytes, as far as the host honours it.

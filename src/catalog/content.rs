@@ -29,7 +29,7 @@ impl Catalog {
         self.media_gate()?;
         self.ensure_ready(id).await?;
         let content = &self.inner.google.content;
-        self.with_url(id, |url| async move {
+        self.with_url(id, None, |url| async move {
             content.download_range(&url, start, last).await
         })
         .await
@@ -68,18 +68,24 @@ impl Catalog {
     }
 
     /// Runs `op` on item `id`'s download URL (refreshed first when old) and, when the content
-    /// host refuses that URL as expired, once more on a fresh one.
-    pub(super) async fn with_url<T, F, Fut>(&self, id: &str, op: F) -> Result<T, CatalogError>
+    /// host refuses that URL as expired, once more on a fresh one. `variant` (`w256-h256-c`)
+    /// asks for a size variant instead of the item's own bytes (see `variants`).
+    pub(super) async fn with_url<T, F, Fut>(
+        &self,
+        id: &str,
+        variant: Option<&str>,
+        op: F,
+    ) -> Result<T, CatalogError>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<T, GoogleError>>,
     {
         let item = self.fresh_item(id).await?;
-        match op(item.download_url()).await {
+        match op(content_url(&item.base_url, item.download_url(), variant)).await {
             Err(GoogleError::UrlExpired) => {
                 let item = self.refresh_refused(id, &item).await?;
                 self.refused_while_processing(&item)?;
-                Ok(op(item.download_url()).await?)
+                Ok(op(content_url(&item.base_url, item.download_url(), variant)).await?)
             }
             // The content host refuses `=dv` of a video Google processes (how is unverified:
             // 403 above, or 404 here): ask Google once whether that is why.
@@ -100,5 +106,14 @@ impl Catalog {
             return Err(self.not_yet_for(&fresh.id));
         }
         Ok(())
+    }
+}
+
+/// The URL of an item's bytes: its `download` URL (`=d`, `=dv`), or with a size `variant`
+/// its base URL and `=variant`.
+pub(super) fn content_url(base_url: &str, download: String, variant: Option<&str>) -> String {
+    match variant {
+        Some(v) => format!("{base_url}={v}"),
+        None => download,
     }
 }

@@ -59,6 +59,8 @@
 //!   refresh on a refusal.
 //! - `cache/`: the content cache: the bytes read before, as checked blocks on disk, indexed
 //!   in the store; a read asks Google only for the runs of blocks it misses.
+//! - `variants.rs`: size variants (`=w256-h256-c`), what the gallery shows: fetched whole
+//!   from Google and kept in the content cache.
 //! - `urls.rs` (download URLs and their age), `processing.rs` (videos Google still
 //!   processes), `picked.rs` (`/picked`), `naming.rs` (titles → names), `clock.rs`, and
 //!   `store/` (the metadata store, one file per table).
@@ -74,6 +76,7 @@ mod sizes;
 pub mod store;
 mod tree;
 pub mod urls;
+pub mod variants;
 
 use parking_lot::Mutex;
 use std::collections::HashMap;

@@ -223,7 +223,7 @@ impl Catalog {
     /// The size of picked item `id` of `set`, probed with the bearer token.
     pub(super) async fn picked_probe(&self, set: &str, id: &str) -> Result<u64, CatalogError> {
         let content = &self.inner.google.content;
-        self.with_picked_url(set, id, |url| async move {
+        self.with_picked_url(set, id, None, |url| async move {
             content.probe_size_bearer(&url).await
         })
         .await
@@ -239,7 +239,7 @@ impl Catalog {
         last: Option<u64>,
     ) -> Result<Download, CatalogError> {
         let content = &self.inner.google.content;
-        self.with_picked_url(set, id, |url| async move {
+        self.with_picked_url(set, id, None, |url| async move {
             content.download_range_bearer(&url, start, last).await
         })
         .await
@@ -248,10 +248,12 @@ impl Catalog {
     /// Runs `op` on picked item `id`'s download URL (the content client adds the access
     /// token, refreshed once if refused) and, when the content
     /// host refuses that URL as expired, once more on a fresh one (see [`Self::picked_item`]).
-    async fn with_picked_url<T, F, Fut>(
+    /// `variant` asks for a size variant instead of the item's own bytes (see `variants`).
+    pub(super) async fn with_picked_url<T, F, Fut>(
         &self,
         set: &str,
         id: &str,
+        variant: Option<&str>,
         op: F,
     ) -> Result<T, CatalogError>
     where
@@ -263,15 +265,19 @@ impl Catalog {
         // if its status was due).
         match VideoState::of(stored.item.processing_status()) {
             VideoState::Ready => {}
-            VideoState::Processing => return Err(not_yet()),
+            VideoState::Processing if variant.is_none() => return Err(not_yet()),
+            VideoState::Processing => {}
             VideoState::Failed => return Err(CatalogError::NotFound),
         }
-        match op(stored.item.download_url()).await {
+        let url = |item: &PickedMediaItem| {
+            super::content::content_url(&item.media_file.base_url, item.download_url(), variant)
+        };
+        match op(url(&stored.item)).await {
             Err(GoogleError::UrlExpired) => {
                 self.inner.url_age.refused_at(self.url_age_of(&stored));
                 let refused = Some(stored.item.media_file.base_url.as_str());
                 let fresh = self.picked_item(set, id, refused).await?;
-                Ok(op(fresh.item.download_url()).await?)
+                Ok(op(url(&fresh.item)).await?)
             }
             other => Ok(other?),
         }

@@ -232,8 +232,12 @@ impl Catalog {
         // Never `=dv` of a video Google processes: what the host answers then is unverified.
         self.ensure_ready(id).await?;
         let content = &self.inner.google.content;
-        self.with_url(id, |url| async move { content.probe_size(&url).await })
-            .await
+        self.with_url(
+            id,
+            None,
+            |url| async move { content.probe_size(&url).await },
+        )
+        .await
     }
 }
 

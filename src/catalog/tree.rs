@@ -9,9 +9,10 @@ use super::{Catalog, CatalogError, naming, picked};
 use crate::google::{Album, GoogleError, MediaItem};
 
 /// Names no folder at the tree's root may take: the server answers `/d/<id>/<name>` itself
-/// (signed download links, `server::signed`), so a root folder `d` would be unreachable. Root
-/// folders are fixed names (`album`, `media`, ...); a test checks none of them is reserved.
-pub const RESERVED_ROOT_NAMES: &[&str] = &["d"];
+/// (signed download links, `server::signed`) and `/_/...` (the gallery's thumbnails, assets
+/// and API, `server::web`), so a root folder `d` or `_` would be unreachable. Root folders are
+/// fixed names (`album`, `media`, ...); a test checks none of them is reserved.
+pub const RESERVED_ROOT_NAMES: &[&str] = &["d", "_"];
 
 /// Whether the "shared albums are gone" warning was logged (once per process).
 static SHARED_ALBUMS_WARNED: std::sync::atomic::AtomicBool =

@@ -139,6 +139,7 @@ pub(super) async fn bind(
     };
     let prefix = Prefix::new(&config.webdav.prefix);
     let read_only = config.server.read_only;
+    let tls = config.server.tls_cert.is_some() && config.server.tls_key.is_some();
     let mut libraries = Vec::new();
     for (mount, result) in opened {
         let served = match result {
@@ -153,9 +154,11 @@ pub(super) async fn bind(
                     &delivery,
                     uploader.clone(),
                     locks.clone(),
+                    tls,
                 );
-                let rooted =
-                    stack::library_stages(&catalog, read_only, &prefix, &delivery, uploader, locks);
+                let rooted = stack::library_stages(
+                    &catalog, read_only, &prefix, &delivery, uploader, locks, tls,
+                );
                 Served::Serving {
                     mounted: BoxCloneSyncService::new(mounted),
                     rooted: BoxCloneSyncService::new(rooted),

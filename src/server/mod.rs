@@ -18,6 +18,7 @@ pub mod router;
 pub mod signed;
 pub mod stack;
 pub mod tls;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -105,6 +106,7 @@ impl Server {
                 auth: auth::Authenticator::new(users),
                 delivery,
                 uploads: config.upload.options(),
+                tls: tls.is_some(),
             });
             (stack, catalog, Vec::new())
         };

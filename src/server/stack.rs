@@ -11,8 +11,8 @@
 //!    (bad escapes, over-long paths, `If` headers its parser panics on) are refused before any
 //!    route, since the signed links run dav-server too.
 //! 4. **router** (`server::router`): `<prefix>/d/` → the signed links (`server::signed`: their
-//!    signature is their credential, so they pass no authentication); `<prefix>/_/` is where
-//!    the web routes of #14 will go; everything else → the tree, below.
+//!    signature is their credential, so they pass no authentication); everything else → the
+//!    tree, below.
 //!
 //! The tree (the router's fallback):
 //! 5. **prefix** (`layers::prefix`): outside `[webdav] prefix`, 404 (OPTIONS answers); inside,
@@ -22,21 +22,27 @@
 //!    read-only user's write; the `Identity` goes in the extensions.
 //! 8. **body guard** (`layers::body_guard`): XML bodies bounded and checked, only once the
 //!    client is authenticated.
+//! 8b. **web routes** (`layers::gallery::WebRoutes`): `<prefix>/_/` → the gallery's routes
+//!    (`server::web`: thumbnails, assets, the picking API), in each library's stages (a
+//!    family server's `/<mount>/_/`), so behind the same authentication as the tree; a POST
+//!    anywhere else is a 405.
 //! 9. **client probes** (`layers::probes`): `.DS_Store` and friends answered 404 from memory.
 //! 10. **Depth** (`layers::depth`): a PROPFIND's Depth made one dav-server handles well.
 //! 11. **folder slash** (`layers::folder_slash`): `GET /folder` served as `/folder/`.
-//! 12. **writes** (`layers::writes`): PUT, MKCOL, DELETE, MOVE, COPY to the uploader.
+//! 12. **gallery** (`layers::gallery`): a browser's GET of a folder (`Accept: text/html`)
+//!     answered with the folder's page; every other request passes.
+//! 13. **writes** (`layers::writes`): PUT, MKCOL, DELETE, MOVE, COPY to the uploader.
 //!
-//! Stages 9 to 12 each take their own methods (GET/HEAD/PROPFIND, PROPFIND, GET/HEAD, the
+//! Stages 9 to 13 each take their own methods (GET/HEAD/PROPFIND, PROPFIND, GET/HEAD, the
 //! writes), so their order among themselves changes no answer.
 //!
 //! Then the response stages, which change only what dav-server answers (an answer given by a
 //! stage above never passes through them); on the way back the innermost acts first:
-//! 13. **conditionals on redirects** (`layers::conditionals`): 304/412 on a policy's 302.
-//! 14. **Content-Length** (`layers::content_length`): every GET answer has one.
-//! 15. **DAV class** (`layers::dav_class`): `1`, or `1, 2` with locks.
-//! 16. **getetag quoting** (`layers::etag_quotes`): a PROPFIND's 207 quotes its entity tags.
-//! 17. **the DAV handler** (`server::handler`): dav-server inside the failure scope.
+//! 14. **conditionals on redirects** (`layers::conditionals`): 304/412 on a policy's 302.
+//! 15. **Content-Length** (`layers::content_length`): every GET answer has one.
+//! 16. **DAV class** (`layers::dav_class`): `1`, or `1, 2` with locks.
+//! 17. **getetag quoting** (`layers::etag_quotes`): a PROPFIND's 207 quotes its entity tags.
+//! 18. **the DAV handler** (`server::handler`): dav-server inside the failure scope.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -61,6 +67,7 @@ use crate::server::layers::dav_class::DavClass;
 use crate::server::layers::depth::Depth;
 use crate::server::layers::etag_quotes::QuoteEtagsStage;
 use crate::server::layers::folder_slash::FolderSlash;
+use crate::server::layers::gallery::{Gallery, WebRoutes};
 use crate::server::layers::guard::Guard;
 use crate::server::layers::methods::KnownMethods;
 use crate::server::layers::prefix::{Prefix, PrefixStage};
@@ -71,6 +78,7 @@ use crate::server::policy::Delivery;
 use crate::server::response::ReqBody;
 use crate::server::router::Router;
 use crate::server::signed::SignedRoute;
+use crate::server::web::Web;
 use crate::upload::{UploadOptions, Uploader, local::LocalFiles};
 
 /// The body of the answers the whole stack gives: the stages' bodies, boxed once more by
@@ -95,6 +103,8 @@ pub struct Settings {
     pub delivery: Delivery,
     /// `[upload]`.
     pub uploads: UploadOptions,
+    /// The server speaks TLS itself (the gallery's origin check needs the scheme).
+    pub tls: bool,
 }
 
 /// Builds the stack (see the module docs for the order).
@@ -106,6 +116,7 @@ pub fn build(settings: Settings) -> HttpStack {
         auth,
         delivery,
         uploads,
+        tls,
     } = settings;
     let prefix = Prefix::new(&prefix);
     let (uploader, locks) = writer(&catalog, read_only, uploads);
@@ -115,12 +126,10 @@ pub fn build(settings: Settings) -> HttpStack {
         .layer(StageLayer::new(Authenticate::new(auth)))
         .layer(StageLayer::new(BodyGuard))
         .service(library_stages(
-            &catalog, read_only, &prefix, &delivery, uploader, locks,
+            &catalog, read_only, &prefix, &delivery, uploader, locks, tls,
         ));
     let signed = delivery.signed.clone();
     let router = Router::new(tree).route(signed.base().to_string(), signed_service(signed));
-    // #14's web routes: `.route(format!("{prefix}/_/"), web)`, with `_` added to
-    // `catalog::RESERVED_ROOT_NAMES` so that no folder of the tree hides behind them.
     around(router)
 }
 
@@ -149,7 +158,10 @@ pub(crate) fn writer(
 
 /// Stages 9 to 17: one library's tree below the authentication and body checks, its paths
 /// under `prefix` (a family server builds it once under each library's folder, and once
-/// under the server's prefix for the users rooted in the library).
+/// under the server's prefix for the users rooted in the library), with the gallery's `/_/`
+/// routes at its top (`<prefix>/_/`: each library has its own, and they pass the same
+/// authentication as the tree). `tls`: the server speaks TLS itself (the gallery's origin
+/// check needs the scheme).
 pub(crate) fn library_stages(
     catalog: &Catalog,
     read_only: bool,
@@ -157,13 +169,17 @@ pub(crate) fn library_stages(
     delivery: &Delivery,
     uploader: Option<Uploader>,
     locks: Option<Box<dyn dav_server::ls::DavLockSystem>>,
+    tls: bool,
 ) -> impl Inner {
+    let web = Web::new(catalog.clone(), prefix.clone(), !read_only, tls);
     let handler = DavEndpoint::new(catalog.clone(), prefix, delivery, uploader.as_ref(), locks);
     let local = uploader.as_ref().map(|u| u.local().clone());
     ServiceBuilder::new()
+        .layer(StageLayer::new(WebRoutes::new(web.clone())))
         .layer(StageLayer::new(Probes::new(catalog.clone(), local)))
         .layer(StageLayer::new(Depth::new(catalog.clone())))
         .layer(StageLayer::new(FolderSlash::new(catalog.clone())))
+        .layer(StageLayer::new(Gallery::new(web)))
         .layer(StageLayer::new(Writes::new(uploader, prefix.clone())))
         .layer(StageLayer::new(RedirectConditionals::new(
             delivery.redirect.is_some(),

@@ -103,6 +103,17 @@ impl Index {
         Some(meta)
     }
 
+    /// The key and name of the entry of `item_id` in `variant` (whatever its size), the one
+    /// stored last when there are several (the variant changed size: an edited item): what a
+    /// size variant, whose size no listing states, is looked up by.
+    pub fn find(&self, item_id: &str, variant: &str) -> Option<(Key, String)> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.key.item_id == item_id && e.key.variant == variant)
+            .max_by_key(|(_, e)| e.blocks.values().map(|m| m.stored_at).max())
+            .map(|(name, e)| (e.key.clone(), name.clone()))
+    }
+
     /// Removes every block of item `item_id` whose entry is not for `keep_size`; returns them.
     pub fn remove_item(&mut self, item_id: &str, keep_size: Option<u64>) -> Vec<(String, u64)> {
         let names: Vec<String> = self

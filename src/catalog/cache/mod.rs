@@ -19,8 +19,8 @@
 //! - `flight.rs`: each such request is a task of its own, shared by every reader of its blocks
 //!   meanwhile, and finishing the block its reader left in the middle.
 //!
-//! An entry is keyed by item id, variant (`d`, `dv`; thumbnails later) and the size the item
-//! had: an answer from Google that states another size drops the item's entries, and a block
+//! An entry is keyed by item id, variant (`d`, `dv`, or a size variant such as `w256-h256-c`,
+//! kept whole: see `catalog::variants`) and the size the item had: an answer from Google that states another size drops the item's entries, and a block
 //! is served for at most `content_max_age` (an edit in Google Photos that keeps the size is
 //! seen after that at the latest). The least recently read blocks are evicted to stay under
 //! `content_max`. The cache never fails a request: a block it cannot write is only not kept
@@ -348,6 +348,30 @@ impl ContentCache {
         self.remove_files(gone).await;
         let bytes = self.inner.index.lock().bytes();
         crate::metrics::get().content_disk_bytes.set(bytes as i64);
+    }
+
+    /// The whole of item `item_id` in size `variant` (`w256-h256-c`), when every block of it
+    /// is cached and young enough: a size variant is read whole, never by range.
+    pub(in crate::catalog) async fn whole(&self, item_id: &str, variant: &str) -> Option<Bytes> {
+        let (key, entry) = self.inner.index.lock().find(item_id, variant)?;
+        let mut out = bytes::BytesMut::with_capacity(key.size as usize);
+        for block in 0..key.blocks() {
+            out.extend_from_slice(&self.read(&key, &entry, block).await?);
+        }
+        crate::metrics::get().cache("variant", "hit");
+        Some(out.freeze())
+    }
+
+    /// Keeps `bytes`, the whole of item `item_id` in size `variant`, as fetched from Google.
+    pub(in crate::catalog) async fn keep_whole(&self, item_id: &str, variant: &str, bytes: Bytes) {
+        let key = Key::new(item_id, variant, bytes.len() as u64);
+        let entry = key.entry();
+        for block in 0..key.blocks() {
+            let start = (block * BLOCK) as usize;
+            let end = start + key.block_len(block) as usize;
+            self.store(&key, &entry, block, bytes.slice(start..end))
+                .await;
+        }
     }
 
     /// Drops every entry of item `id` except the one for `keep_size`: Google stated another

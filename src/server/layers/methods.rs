@@ -8,7 +8,7 @@ use super::stage::{Inner, Next, Peer, Req, Res, Stage};
 use crate::server::response::text_response;
 
 /// The methods WebDAV class 1 and 2 define.
-const KNOWN_METHODS: [&str; 12] = [
+const KNOWN_METHODS: [&str; 13] = [
     "OPTIONS",
     "GET",
     "HEAD",
@@ -21,6 +21,9 @@ const KNOWN_METHODS: [&str; 12] = [
     "MOVE",
     "LOCK",
     "UNLOCK",
+    // The gallery's API (`<prefix>/_/api/`); anywhere else `gallery::WebRoutes` refuses it
+    // as this stage refuses unknown methods.
+    "POST",
 ];
 
 /// The method stage (see the module docs).
@@ -33,7 +36,15 @@ impl Stage for KnownMethods {
         if KNOWN_METHODS.contains(&method.as_str()) {
             return next.run(req).await;
         }
-        tracing::info!(peer = %Peer::of(&req), %method, "unknown method refused");
+        refuse(&req)
+    }
+}
+
+/// The 405 for a method the tree does not take (logged with the peer).
+pub fn refuse(req: &Req) -> Res {
+    let method = req.method();
+    {
+        tracing::info!(peer = %Peer::of(req), %method, "unknown method refused");
         let mut resp = text_response(
             StatusCode::METHOD_NOT_ALLOWED,
             &format!("gphotos-dav: method {method} is not supported\n"),

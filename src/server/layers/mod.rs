@@ -3,7 +3,7 @@
 //!
 //! Every request: [`access_log`], [`catch_panic`], [`guard`] (path and headers), then the
 //! router. The tree's requests, below the router: [`prefix`], [`methods`], [`auth`],
-//! [`body_guard`], [`probes`], [`depth`], [`folder_slash`], [`writes`], and the response
+//! [`body_guard`], [`probes`], [`depth`], [`folder_slash`], [`gallery`], [`writes`], and the response
 //! stages [`conditionals`], [`content_length`], [`dav_class`], [`etag_quotes`] around the DAV
 //! handler (`server::handler`). [`stage`] is what each stage is made of.
 
@@ -17,6 +17,7 @@ pub mod dav_class;
 pub mod depth;
 pub mod etag_quotes;
 pub mod folder_slash;
+pub mod gallery;
 pub mod guard;
 pub mod methods;
 pub mod prefix;
