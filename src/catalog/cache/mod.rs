@@ -184,7 +184,7 @@ impl ContentCache {
     }
 
     /// Unix milliseconds on the catalog clock (tests move it).
-    fn now_ms(&self) -> u64 {
+    pub(super) fn now_ms(&self) -> u64 {
         self.inner
             .clock
             .system_now()
@@ -280,7 +280,9 @@ impl ContentCache {
 
     /// Keeps a complete block read from Google. Never fails: a block that cannot be written is
     /// not kept (one warning for the whole run).
-    async fn store(&self, key: &Key, entry: &str, block: u64, bytes: Bytes) {
+    /// `received_at` (catalog clock, ms) is when the bytes came from Google: the block's age
+    /// counts from then, not from when the write got to it.
+    async fn store(&self, key: &Key, entry: &str, block: u64, bytes: Bytes, received_at: u64) {
         let len = bytes.len() as u64;
         if len != key.block_len(block) || len > self.inner.opts.max_bytes {
             return;
@@ -301,7 +303,7 @@ impl ContentCache {
         let meta = BlockMeta {
             len,
             crc32,
-            stored_at: now,
+            stored_at: received_at.min(now),
             used_at: now,
             persisted_used_at: now,
         };
@@ -320,7 +322,7 @@ impl ContentCache {
             block,
             len,
             crc32,
-            stored_at: now,
+            stored_at: received_at.min(now),
             used_at: now,
         });
         crate::metrics::get()
@@ -366,10 +368,11 @@ impl ContentCache {
     pub(in crate::catalog) async fn keep_whole(&self, item_id: &str, variant: &str, bytes: Bytes) {
         let key = Key::new(item_id, variant, bytes.len() as u64);
         let entry = key.entry();
+        let received_at = self.now_ms();
         for block in 0..key.blocks() {
             let start = (block * BLOCK) as usize;
             let end = start + key.block_len(block) as usize;
-            self.store(&key, &entry, block, bytes.slice(start..end))
+            self.store(&key, &entry, block, bytes.slice(start..end), received_at)
                 .await;
         }
     }
