@@ -46,6 +46,7 @@ fn library(mount: &str, emu: &RunningEmulator, refresh_token: Option<&str>) -> L
             picker_base: emu.picker_base(),
             ..GoogleConfig::default()
         },
+        daily_share: None,
     }
 }
 
@@ -531,6 +532,142 @@ async fn a_rooted_user_sees_only_their_library_at_the_root() {
         let (status, headers, _) = f.request("OPTIONS", path, None, &[]).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         assert!(headers["dav"].to_str().unwrap().starts_with('1'), "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_rooted_in_an_album_sees_only_that_album() {
+    let hash = hash_password(PASSWORD).unwrap();
+    let (alice, _) = emulators().await;
+    let (folder, name, digest) = first_album(&alice);
+    drop(alice);
+    let trip = format!("/alice/album/{folder}");
+    let mut f = family(emulator::REFRESH_TOKEN, |c, _| {
+        c.server.read_only = false;
+        c.server.users = [
+            ("trip", Some(trip.clone())),
+            ("gone", Some("/alice/album/No such album".to_string())),
+            ("dad", None),
+        ]
+        .into_iter()
+        .map(|(name, root)| UserConfig {
+            name: name.into(),
+            password_hash: hash.clone(),
+            read_only: false,
+            root,
+        })
+        .collect();
+    })
+    .await;
+    f.serve();
+    // The same seed, the same library: the album is there in the server's emulator too.
+    assert_eq!(
+        first_album(&f.alice),
+        (folder.clone(), name.clone(), digest.clone())
+    );
+
+    // The album is the user's `/`: hrefs relative to it, the same entries as seen whole.
+    let (status, body) = f.propfind("/", Some("trip")).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    let mine = parse_multistatus(&body);
+    let (status, body) = f.propfind(&format!("{trip}/"), Some("dad")).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    let whole = parse_multistatus(&body);
+    // (hrefs as `parse_multistatus` gives them: decoded)
+    let whole_prefix = trip.clone();
+    let expected: Vec<(String, bool)> = whole
+        .iter()
+        .map(|e| {
+            let rel = e
+                .href
+                .strip_prefix(&whole_prefix)
+                .unwrap_or_else(|| panic!("{}", e.href));
+            (rel.to_string(), e.is_collection)
+        })
+        .collect();
+    let got: Vec<(String, bool)> = mine
+        .iter()
+        .map(|e| (e.href.clone(), e.is_collection))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(got[0], ("/".to_string(), true));
+    assert!(got.len() > 1, "{body}");
+    let (status, _, bytes) = f
+        .request("GET", &format!("/{name}"), Some("trip"), &[])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sha256(&bytes), digest);
+    let (status, body) = f.propfind(&format!("/{name}"), Some("trip")).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    assert_eq!(parse_multistatus(&body)[0].href, format!("/{name}"));
+
+    // Nothing outside the album: the library's other folders, Bob's, `..` plain or encoded.
+    for path in ["/album/", "/media/all/", "/bob/album/", "/alice/album/"] {
+        for method in ["PROPFIND", "GET"] {
+            let (status, _, _) = f
+                .request(method, path, Some("trip"), &[("Depth", "1")])
+                .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+        }
+    }
+    for path in [
+        "/../",
+        "/%2e%2e/",
+        "/%2e%2e/media/all/",
+        "/..%2f..%2fmedia/",
+        "/x/../../../bob/album/",
+    ] {
+        for method in ["PROPFIND", "GET"] {
+            let status = f.raw_status(method, path, "trip", "").await;
+            assert_eq!(status, 404, "{method} {path}");
+        }
+    }
+    // A Destination leaving the album: 403; the album itself cannot be deleted or moved.
+    let base = f.url.trim_end_matches('/').to_string();
+    for destination in [
+        format!("{base}/../x.jpg"),
+        format!("{base}/%2e%2e/%2e%2e/bob/upload/x.jpg"),
+        "/../../media/x.jpg".to_string(),
+    ] {
+        for method in ["MOVE", "COPY"] {
+            let (status, _, body) = f
+                .request(
+                    method,
+                    &format!("/{name}"),
+                    Some("trip"),
+                    &[("Destination", &destination)],
+                )
+                .await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{method} to {destination}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+    for method in ["DELETE", "MOVE"] {
+        let (status, _, _) = f
+            .request(
+                method,
+                "/",
+                Some("trip"),
+                &[("Destination", &format!("{base}/x/"))],
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} /");
+    }
+    assert_eq!(
+        f.names(&format!("{trip}/"), Some("dad")).await.len(),
+        got.len() - 1
+    );
+
+    // A root that does not exist: 404 for everything.
+    for (method, path) in [("PROPFIND", "/"), ("GET", "/"), ("PROPFIND", "/album/")] {
+        let (status, _, _) = f
+            .request(method, path, Some("gone"), &[("Depth", "1")])
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
     }
 }
 

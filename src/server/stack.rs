@@ -115,7 +115,13 @@ pub fn build(settings: Settings) -> HttpStack {
         .layer(StageLayer::new(Authenticate::new(auth)))
         .layer(StageLayer::new(BodyGuard))
         .service(library_stages(
-            &catalog, read_only, &prefix, &delivery, uploader, locks,
+            &catalog,
+            read_only,
+            &prefix,
+            &[],
+            &delivery,
+            uploader,
+            locks,
         ));
     let signed = delivery.signed.clone();
     let router = Router::new(tree).route(signed.base().to_string(), signed_service(signed));
@@ -149,16 +155,26 @@ pub(crate) fn writer(
 
 /// Stages 9 to 17: one library's tree below the authentication and body checks, its paths
 /// under `prefix` (a family server builds it once under each library's folder, and once
-/// under the server's prefix for the users rooted in the library).
+/// under the server's prefix for each folder users are rooted in). `root`: the catalog folder
+/// served as `/` (empty: the library's whole tree); the stages above ask the catalog for the
+/// request's `Target::segments`, which `server::family` roots the same way.
 pub(crate) fn library_stages(
     catalog: &Catalog,
     read_only: bool,
     prefix: &Prefix,
+    root: &[String],
     delivery: &Delivery,
     uploader: Option<Uploader>,
     locks: Option<Box<dyn dav_server::ls::DavLockSystem>>,
 ) -> impl Inner {
-    let handler = DavEndpoint::new(catalog.clone(), prefix, delivery, uploader.as_ref(), locks);
+    let handler = DavEndpoint::new(
+        catalog.clone(),
+        prefix,
+        root,
+        delivery,
+        uploader.as_ref(),
+        locks,
+    );
     let local = uploader.as_ref().map(|u| u.local().clone());
     ServiceBuilder::new()
         .layer(StageLayer::new(Probes::new(catalog.clone(), local)))
