@@ -31,6 +31,8 @@ struct Family {
     libraries: Vec<(String, gphotos_dav::catalog::Catalog)>,
     _stop: Option<oneshot::Sender<()>>,
     dir: tempfile::TempDir,
+    /// The configuration it was started with.
+    config: Config,
 }
 
 /// `[[library]]` keys for an account on `emu`.
@@ -100,10 +102,28 @@ async fn family(bob_token: &str, customize: impl FnOnce(&mut Config, &std::path:
         server: Some(server),
         _stop: None,
         dir,
+        config,
     }
 }
 
 impl Family {
+    /// Stops serving and starts again on the same configuration and stores (a restart).
+    async fn restart(&mut self) {
+        drop(self._stop.take());
+        let server = Server::bind_tuned(
+            &self.config,
+            Tuning {
+                retry: RetryPolicy::immediate(),
+            },
+        )
+        .await
+        .expect("server binds again");
+        self.url = server.url();
+        self.libraries = server.libraries().to_vec();
+        self.server = Some(server);
+        self.serve();
+    }
+
     /// Starts serving (after the test looked at the bound server).
     fn serve(&mut self) {
         let server = self.server.take().unwrap();
@@ -799,6 +819,87 @@ async fn a_failing_library_answers_502_and_the_others_go_on() {
         err.contains("no library could be served") && err.contains("carol"),
         "{err}"
     );
+}
+
+/// Library API calls `emu` answered so far.
+fn api_calls(emu: &RunningEmulator) -> u64 {
+    common::library_api_calls(&Default::default(), &emu.emulator.counters().snapshot())
+        .values()
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_library_over_its_daily_share_answers_503_and_the_others_go_on() {
+    // One project: 8 Library API calls a day; Alice may spend half of them.
+    let mut f = family(emulator::REFRESH_TOKEN, |c, _| {
+        for lib in &mut c.libraries {
+            lib.google.daily_quota = 8;
+        }
+        c.libraries[0].daily_share = Some(0.5);
+    })
+    .await;
+    f.serve();
+    let alice_calls = api_calls(&f.alice);
+    let mut albums = album_names(f.alice.emulator.library());
+    albums.sort();
+    let mut listed = 0;
+    let refusal = loop {
+        let path = match listed {
+            0 => "/alice/album/".to_string(),
+            n => format!("/alice/album/{}/", albums[n - 1]),
+        };
+        let (status, headers, body) = f.request("PROPFIND", &path, None, &[("Depth", "1")]).await;
+        let body = String::from_utf8(body).unwrap();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break (path, headers, body);
+        }
+        assert_eq!(status, StatusCode::MULTI_STATUS, "{path}: {body}");
+        listed += 1;
+        assert!(listed <= albums.len(), "never refused");
+    };
+    let (path, headers, body) = refusal;
+    // Exactly Alice's share reached her account, and the body names the share.
+    assert_eq!(api_calls(&f.alice) - alice_calls, 4);
+    let alice = f.libraries[0].1.google().clone();
+    assert_eq!(alice.share.as_ref().unwrap().used_today(Bucket::Api), 4);
+    assert!(
+        body.contains("\"alice\"")
+            && body.contains("daily_share = 0.5")
+            && body.contains("4 of the project's daily_quota = 8"),
+        "{path}: {body}"
+    );
+    let now = alice.clock.utc_now();
+    let left = (gphotos_dav::google::quota::next_pacific_midnight(now) - now).num_seconds();
+    let retry_after: i64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((retry_after - left).abs() <= 2, "{retry_after} vs {left}");
+    // Bob shares the project, not Alice's share: his folders are served.
+    assert_eq!(
+        f.names("/bob/album/", None).await.len(),
+        f.bob.emulator.library().albums.len()
+    );
+
+    // A restart the same day remembers Alice's count: still refused, her account not asked.
+    f.restart().await;
+    let before = api_calls(&f.alice);
+    let (status, _, body) = f.request("PROPFIND", &path, None, &[("Depth", "1")]).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(api_calls(&f.alice), before);
+    // A new Pacific day, a new share.
+    let clock = f.libraries[0].1.google().clock.clone();
+    clock.advance(Duration::from_secs(left.unsigned_abs() + 60));
+    let (status, _, body) = f.request("PROPFIND", &path, None, &[("Depth", "1")]).await;
+    assert_eq!(
+        status,
+        StatusCode::MULTI_STATUS,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(api_calls(&f.alice) > before);
 }
 
 /// Runs the binary to its end (with a deadline); whether it succeeded and what it printed.

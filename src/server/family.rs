@@ -64,7 +64,7 @@ use crate::catalog::{Catalog, CatalogError, Node};
 use crate::clock::Clock;
 use crate::dav::mounts::MountsFs;
 use crate::google::Google;
-use crate::google::quota::QuotaGate;
+use crate::google::quota::{QuotaGate, Share};
 
 /// One library as the server holds it: its trees, or why it could not start.
 #[derive(Clone)]
@@ -116,8 +116,10 @@ pub(super) async fn bind(
                 ));
             }
             let creds = one.credentials().map_err(|e| e.to_string())?;
-            let google = Google::with_quota(&creds, &one.endpoints(), tuning.retry.clone(), gate)
-                .map_err(|e| e.to_string())?;
+            let share = Arc::new(Share::new(&lib.mount, lib.daily_share, clock.clone()));
+            let google =
+                Google::for_library(&creds, &one.endpoints(), tuning.retry.clone(), gate, share)
+                    .map_err(|e| e.to_string())?;
             // The first library of a client restores the day's counts into its gates.
             let restore = restored.insert(client);
             open_library(&one, google, restore)

@@ -440,6 +440,33 @@ mod tests {
     }
 
     #[test]
+    fn a_daily_share_is_a_part_of_the_day() {
+        let text = format!(
+            "{}daily_share = 0.25\n{}daily_share = 1\n",
+            lib("alice"),
+            lib("bob")
+        );
+        let c = Config::parse(&text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.libraries[0].daily_share, Some(0.25));
+        assert_eq!(c.libraries[1].daily_share, Some(1.0));
+        assert_eq!(
+            Config::parse(&lib("carol")).unwrap().libraries[0].daily_share,
+            None
+        );
+        for bad in ["0", "-0.5", "1.5", "nan", "inf"] {
+            let (key, msg) = refused(&format!("{}daily_share = {bad}\n", lib("alice")));
+            assert_eq!(key, "library.daily_share", "{bad}: {msg}");
+            assert!(
+                msg.contains("\"alice\"") && msg.contains("at most 1"),
+                "{bad}: {msg}"
+            );
+        }
+        let err = Config::parse(&format!("{}daily_share = \"half\"\n", lib("alice"))).unwrap_err();
+        assert!(err.contains("daily_share must be a number"), "{err}");
+    }
+
+    #[test]
     fn a_library_without_its_token_is_not_a_start_error() {
         let text = lib("alice").replace(
             "refresh_token = \"r-alice\"\n",
