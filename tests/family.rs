@@ -902,6 +902,88 @@ async fn a_library_over_its_daily_share_answers_503_and_the_others_go_on() {
     assert!(api_calls(&f.alice) > before);
 }
 
+/// The value of the series `series` (its whole name and labels) in `text`, 0 when absent.
+fn series(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_labelled_with_the_library() {
+    // Mounts no other test of this binary uses: the metrics are the process's.
+    let mut f = family(emulator::REFRESH_TOKEN, |c, _| {
+        c.libraries[0].mount = "ann".into();
+        c.libraries[1].mount = "ben".into();
+    })
+    .await;
+    f.serve();
+    let (folder, name, digest) = first_album(&f.alice);
+    assert!(
+        !f.names(&format!("/ann/album/{folder}/"), None)
+            .await
+            .is_empty()
+    );
+    let (status, _, bytes) = f
+        .request("GET", &format!("/ann/album/{folder}/{name}"), None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sha256(&bytes), digest);
+    let size = bytes.len() as u64;
+    assert!(!f.names("/ben/album/", None).await.is_empty());
+
+    let text = gphotos_dav::metrics::get().render();
+    let calls = |kind: &str, mount: &str| {
+        series(
+            &text,
+            &format!(
+                "gphotos_dav_upstream_calls_total{{kind=\"{kind}\",status=\"200\",library=\"{mount}\"}}"
+            ),
+        )
+    };
+    // Each library's calls are counted under its name, as its account answered them.
+    for (mount, emu) in [("ann", &f.alice), ("ben", &f.bob)] {
+        let counters = emu.emulator.counters();
+        for kind in ["albums.list", "mediaItems.search"] {
+            assert_eq!(calls(kind, mount), counters.get(kind), "{mount} {kind}");
+        }
+    }
+    assert!(calls("albums.list", "ann") >= 1 && calls("mediaItems.search", "ben") == 0);
+    // Bytes and cache lookups: Ann's read, nothing of Ben's.
+    for (mount, proxied, from_google) in [("ann", size, size), ("ben", 0, 0)] {
+        let label = format!("library=\"{mount}\"");
+        assert_eq!(
+            series(
+                &text,
+                &format!("gphotos_dav_proxied_bytes_total{{{label}}}")
+            ),
+            proxied,
+            "{mount}\n{text}"
+        );
+        assert_eq!(
+            series(
+                &text,
+                &format!("gphotos_dav_content_bytes_total{{source=\"google\",{label}}}")
+            ),
+            from_google,
+            "{mount}"
+        );
+    }
+    let lookups = |cache: &str, result: &str, mount: &str| {
+        series(
+            &text,
+            &format!(
+                "gphotos_dav_cache_lookups_total{{cache=\"{cache}\",result=\"{result}\",library=\"{mount}\"}}"
+            ),
+        )
+    };
+    assert!(lookups("listing", "miss", "ann") >= 2, "{text}");
+    assert!(lookups("listing", "miss", "ben") >= 1, "{text}");
+    assert!(lookups("size", "miss", "ann") >= 1, "{text}");
+    assert_eq!(lookups("content", "miss", "ann"), 1, "{text}");
+    assert_eq!(lookups("content", "miss", "ben"), 0, "{text}");
+}
+
 /// Runs the binary to its end (with a deadline); whether it succeeded and what it printed.
 async fn run_bin(args: &[&str]) -> (bool, String) {
     let out = tokio::time::timeout(

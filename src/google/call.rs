@@ -278,7 +278,27 @@ impl Caller {
     /// `auth` says, counted in the call's bucket, and its answer classified. Returns a
     /// successful answer (the content host's 416 included: an empty file's probe); any other
     /// is the error it means.
+    ///
+    /// Its exchanges (the token refresh included) are counted in the metrics under the
+    /// caller's library, on a family server.
     pub async fn request<O, B, BFut>(
+        &self,
+        call: Call,
+        kind: &'static str,
+        auth: Auth,
+        build: B,
+    ) -> Result<O::Answer, GoogleError>
+    where
+        O: Outgoing,
+        B: Fn() -> BFut,
+        BFut: Future<Output = Result<O, GoogleError>>,
+    {
+        let library = self.share.as_ref().map(|s| s.mount().clone());
+        crate::metrics::with_library(library, self.send_one(call, kind, auth, build)).await
+    }
+
+    /// [`Caller::request`], inside its library's metrics scope.
+    async fn send_one<O, B, BFut>(
         &self,
         call: Call,
         kind: &'static str,
