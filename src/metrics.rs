@@ -3,40 +3,128 @@
 //!
 //! One registry for the process: the counters are bumped where things happen (the Google
 //! clients, the catalog, the download stream) without threading a handle through every layer.
+//!
+//! On a family server (`[[library]]`, #19) the calls to Google, the cache lookups and the bytes
+//! served carry a `library="<mount>"` label, so that one person's traffic can be told from
+//! another's. A single-account server's series have no such label: its output is what it was
+//! before libraries existed. The catalog passes its library (`Catalog::library`); the Google
+//! clients' requests are counted under the library of the call that sends them
+//! ([`with_library`], set by `google::call::Caller`), which also covers the token refreshes
+//! and redirect hops a call makes.
 
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+tokio::task_local! {
+    /// The library whose call to Google is being sent (see [`with_library`]).
+    static LIBRARY: Option<Arc<str>>;
+}
+
+/// Runs `fut` (a call to Google) with its requests counted under `library`.
+pub async fn with_library<F: std::future::Future>(library: Option<Arc<str>>, fut: F) -> F::Output {
+    LIBRARY.scope(library, fut).await
+}
+
+/// The library of the call being sent, if any.
+fn current_library() -> Option<String> {
+    LIBRARY
+        .try_with(|l| l.as_deref().map(str::to_string))
+        .ok()
+        .flatten()
+}
+
+/// Encodes `labels`, then `library="<mount>"` when there is one (none: the series of a
+/// single-account server, unchanged).
+fn encode_with_library(
+    labels: &[(&'static str, &str)],
+    library: &Option<String>,
+    encoder: &mut LabelSetEncoder,
+) -> Result<(), std::fmt::Error> {
+    let mut all: Vec<(&str, &str)> = labels.to_vec();
+    if let Some(library) = library {
+        all.push(("library", library));
+    }
+    all.encode(encoder)
+}
+
 /// Labels of the calls-to-Google counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct CallLabels {
     /// `albums.list`, `mediaItems.search`, `content.download`, ...
     pub kind: String,
     /// HTTP status, or `error` when no answer came.
     pub status: String,
+    /// The library's mount on a family server.
+    pub library: Option<String>,
+}
+
+impl EncodeLabelSet for CallLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        encode_with_library(
+            &[("kind", &self.kind), ("status", &self.status)],
+            &self.library,
+            encoder,
+        )
+    }
 }
 
 /// Labels of the cache lookups counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct CacheLabels {
     /// `listing`, `size` or `content` (a block served from the content cache is a hit, a
     /// ranged request for a run of missing blocks a miss).
     pub cache: String,
     /// `hit`, `stale` or `miss`.
     pub result: String,
+    /// The library's mount on a family server.
+    pub library: Option<String>,
+}
+
+impl EncodeLabelSet for CacheLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        encode_with_library(
+            &[("cache", &self.cache), ("result", &self.result)],
+            &self.library,
+            encoder,
+        )
+    }
 }
 
 /// Labels of the content bytes counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct SourceLabels {
     /// `cache` (read from the content cache on disk) or `google` (downloaded).
     pub source: String,
+    /// The library's mount on a family server.
+    pub library: Option<String>,
+}
+
+impl EncodeLabelSet for SourceLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        encode_with_library(&[("source", &self.source)], &self.library, encoder)
+    }
+}
+
+/// Labels of the proxied bytes counter: only the library, on a family server (none: the
+/// series has no label at all).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct LibraryLabels {
+    /// The library's mount on a family server.
+    pub library: Option<String>,
+}
+
+impl EncodeLabelSet for LibraryLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        encode_with_library(&[], &self.library, encoder)
+    }
 }
 
 /// Labels of the quota gauge: one series per quota bucket.
@@ -55,8 +143,8 @@ pub struct Metrics {
     pub upstream_calls: Family<CallLabels, Counter>,
     /// Listing and size cache lookups, by result.
     pub cache: Family<CacheLabels, Counter>,
-    /// Bytes relayed from Google to clients.
-    pub bytes_proxied: Counter,
+    /// Bytes relayed from Google to clients (by library on a family server).
+    pub bytes_proxied: Family<LibraryLabels, Counter>,
     /// Responses streaming bytes right now.
     pub active_streams: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// WebDAV requests answered.
@@ -90,7 +178,9 @@ pub fn get() -> &'static Metrics {
             "Cache lookups by cache and result",
             cache.clone(),
         );
-        let bytes_proxied = Counter::default();
+        let bytes_proxied = Family::<LibraryLabels, Counter>::default();
+        // The unlabelled series exists from the start, as the plain counter it once was.
+        let _ = bytes_proxied.get_or_create(&LibraryLabels { library: None });
         registry.register(
             "proxied_bytes",
             "Bytes streamed from Google to clients",
@@ -144,14 +234,24 @@ pub fn get() -> &'static Metrics {
 }
 
 impl Metrics {
-    /// Counts one call to Google.
+    /// Counts one call to Google (under the library of the call being sent, if any).
     pub fn upstream(&self, kind: &str, status: Option<u16>) {
         self.upstream_calls
             .get_or_create(&CallLabels {
                 kind: kind.to_string(),
                 status: status.map_or_else(|| "error".into(), |s| s.to_string()),
+                library: current_library(),
             })
             .inc();
+    }
+
+    /// Counts `n` bytes relayed from Google to a client of `library`.
+    pub fn proxied(&self, n: u64, library: Option<&str>) {
+        self.bytes_proxied
+            .get_or_create(&LibraryLabels {
+                library: library.map(str::to_string),
+            })
+            .inc_by(n);
     }
 
     /// Sets today's quota use of `bucket`.
@@ -163,23 +263,25 @@ impl Metrics {
             .set(i64::try_from(used).unwrap_or(i64::MAX));
     }
 
-    /// Counts `n` bytes of an item read from `source` (`cache` or `google`).
-    pub fn content_bytes(&self, source: &str, n: u64) {
+    /// Counts `n` bytes of an item of `library` read from `source` (`cache` or `google`).
+    pub fn content_bytes(&self, source: &str, n: u64, library: Option<&str>) {
         self.content_bytes
             .get_or_create(&SourceLabels {
                 source: source.to_string(),
+                library: library.map(str::to_string),
             })
             .inc_by(n);
     }
 
-    /// Counts one cache lookup.
-    pub fn cache(&self, cache: &str, result: &str) {
+    /// Counts `n` lookups of `cache` with `result` in `library`'s caches.
+    pub fn cache(&self, cache: &str, result: &str, n: u64, library: Option<&str>) {
         self.cache
             .get_or_create(&CacheLabels {
                 cache: cache.to_string(),
                 result: result.to_string(),
+                library: library.map(str::to_string),
             })
-            .inc();
+            .inc_by(n);
     }
 
     /// The Prometheus text exposition.

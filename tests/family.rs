@@ -31,6 +31,8 @@ struct Family {
     libraries: Vec<(String, gphotos_dav::catalog::Catalog)>,
     _stop: Option<oneshot::Sender<()>>,
     dir: tempfile::TempDir,
+    /// The configuration it was started with.
+    config: Config,
 }
 
 /// `[[library]]` keys for an account on `emu`.
@@ -46,6 +48,7 @@ fn library(mount: &str, emu: &RunningEmulator, refresh_token: Option<&str>) -> L
             picker_base: emu.picker_base(),
             ..GoogleConfig::default()
         },
+        daily_share: None,
     }
 }
 
@@ -99,10 +102,28 @@ async fn family(bob_token: &str, customize: impl FnOnce(&mut Config, &std::path:
         server: Some(server),
         _stop: None,
         dir,
+        config,
     }
 }
 
 impl Family {
+    /// Stops serving and starts again on the same configuration and stores (a restart).
+    async fn restart(&mut self) {
+        drop(self._stop.take());
+        let server = Server::bind_tuned(
+            &self.config,
+            Tuning {
+                retry: RetryPolicy::immediate(),
+            },
+        )
+        .await
+        .expect("server binds again");
+        self.url = server.url();
+        self.libraries = server.libraries().to_vec();
+        self.server = Some(server);
+        self.serve();
+    }
+
     /// Starts serving (after the test looked at the bound server).
     fn serve(&mut self) {
         let server = self.server.take().unwrap();
@@ -535,6 +556,142 @@ async fn a_rooted_user_sees_only_their_library_at_the_root() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_rooted_in_an_album_sees_only_that_album() {
+    let hash = hash_password(PASSWORD).unwrap();
+    let (alice, _) = emulators().await;
+    let (folder, name, digest) = first_album(&alice);
+    drop(alice);
+    let trip = format!("/alice/album/{folder}");
+    let mut f = family(emulator::REFRESH_TOKEN, |c, _| {
+        c.server.read_only = false;
+        c.server.users = [
+            ("trip", Some(trip.clone())),
+            ("gone", Some("/alice/album/No such album".to_string())),
+            ("dad", None),
+        ]
+        .into_iter()
+        .map(|(name, root)| UserConfig {
+            name: name.into(),
+            password_hash: hash.clone(),
+            read_only: false,
+            root,
+        })
+        .collect();
+    })
+    .await;
+    f.serve();
+    // The same seed, the same library: the album is there in the server's emulator too.
+    assert_eq!(
+        first_album(&f.alice),
+        (folder.clone(), name.clone(), digest.clone())
+    );
+
+    // The album is the user's `/`: hrefs relative to it, the same entries as seen whole.
+    let (status, body) = f.propfind("/", Some("trip")).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    let mine = parse_multistatus(&body);
+    let (status, body) = f.propfind(&format!("{trip}/"), Some("dad")).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    let whole = parse_multistatus(&body);
+    // (hrefs as `parse_multistatus` gives them: decoded)
+    let whole_prefix = trip.clone();
+    let expected: Vec<(String, bool)> = whole
+        .iter()
+        .map(|e| {
+            let rel = e
+                .href
+                .strip_prefix(&whole_prefix)
+                .unwrap_or_else(|| panic!("{}", e.href));
+            (rel.to_string(), e.is_collection)
+        })
+        .collect();
+    let got: Vec<(String, bool)> = mine
+        .iter()
+        .map(|e| (e.href.clone(), e.is_collection))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(got[0], ("/".to_string(), true));
+    assert!(got.len() > 1, "{body}");
+    let (status, _, bytes) = f
+        .request("GET", &format!("/{name}"), Some("trip"), &[])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sha256(&bytes), digest);
+    let (status, body) = f.propfind(&format!("/{name}"), Some("trip")).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    assert_eq!(parse_multistatus(&body)[0].href, format!("/{name}"));
+
+    // Nothing outside the album: the library's other folders, Bob's, `..` plain or encoded.
+    for path in ["/album/", "/media/all/", "/bob/album/", "/alice/album/"] {
+        for method in ["PROPFIND", "GET"] {
+            let (status, _, _) = f
+                .request(method, path, Some("trip"), &[("Depth", "1")])
+                .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+        }
+    }
+    for path in [
+        "/../",
+        "/%2e%2e/",
+        "/%2e%2e/media/all/",
+        "/..%2f..%2fmedia/",
+        "/x/../../../bob/album/",
+    ] {
+        for method in ["PROPFIND", "GET"] {
+            let status = f.raw_status(method, path, "trip", "").await;
+            assert_eq!(status, 404, "{method} {path}");
+        }
+    }
+    // A Destination leaving the album: 403; the album itself cannot be deleted or moved.
+    let base = f.url.trim_end_matches('/').to_string();
+    for destination in [
+        format!("{base}/../x.jpg"),
+        format!("{base}/%2e%2e/%2e%2e/bob/upload/x.jpg"),
+        "/../../media/x.jpg".to_string(),
+    ] {
+        for method in ["MOVE", "COPY"] {
+            let (status, _, body) = f
+                .request(
+                    method,
+                    &format!("/{name}"),
+                    Some("trip"),
+                    &[("Destination", &destination)],
+                )
+                .await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{method} to {destination}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+    for method in ["DELETE", "MOVE"] {
+        let (status, _, _) = f
+            .request(
+                method,
+                "/",
+                Some("trip"),
+                &[("Destination", &format!("{base}/x/"))],
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} /");
+    }
+    assert_eq!(
+        f.names(&format!("{trip}/"), Some("dad")).await.len(),
+        got.len() - 1
+    );
+
+    // A root that does not exist: 404 for everything.
+    for (method, path) in [("PROPFIND", "/"), ("GET", "/"), ("PROPFIND", "/album/")] {
+        let (status, _, _) = f
+            .request(method, path, Some("gone"), &[("Depth", "1")])
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_links_name_their_library_and_use_its_account() {
     let mut f = family(emulator::REFRESH_TOKEN, |c, dir| {
         let key = dir.join("sign.key");
@@ -662,6 +819,169 @@ async fn a_failing_library_answers_502_and_the_others_go_on() {
         err.contains("no library could be served") && err.contains("carol"),
         "{err}"
     );
+}
+
+/// Library API calls `emu` answered so far.
+fn api_calls(emu: &RunningEmulator) -> u64 {
+    common::library_api_calls(&Default::default(), &emu.emulator.counters().snapshot())
+        .values()
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_library_over_its_daily_share_answers_503_and_the_others_go_on() {
+    // One project: 8 Library API calls a day; Alice may spend half of them.
+    let mut f = family(emulator::REFRESH_TOKEN, |c, _| {
+        for lib in &mut c.libraries {
+            lib.google.daily_quota = 8;
+        }
+        c.libraries[0].daily_share = Some(0.5);
+    })
+    .await;
+    f.serve();
+    let alice_calls = api_calls(&f.alice);
+    let mut albums = album_names(f.alice.emulator.library());
+    albums.sort();
+    let mut listed = 0;
+    let refusal = loop {
+        let path = match listed {
+            0 => "/alice/album/".to_string(),
+            n => format!("/alice/album/{}/", albums[n - 1]),
+        };
+        let (status, headers, body) = f.request("PROPFIND", &path, None, &[("Depth", "1")]).await;
+        let body = String::from_utf8(body).unwrap();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break (path, headers, body);
+        }
+        assert_eq!(status, StatusCode::MULTI_STATUS, "{path}: {body}");
+        listed += 1;
+        assert!(listed <= albums.len(), "never refused");
+    };
+    let (path, headers, body) = refusal;
+    // Exactly Alice's share reached her account, and the body names the share.
+    assert_eq!(api_calls(&f.alice) - alice_calls, 4);
+    let alice = f.libraries[0].1.google().clone();
+    assert_eq!(alice.share.as_ref().unwrap().used_today(Bucket::Api), 4);
+    assert!(
+        body.contains("\"alice\"")
+            && body.contains("daily_share = 0.5")
+            && body.contains("4 of the project's daily_quota = 8"),
+        "{path}: {body}"
+    );
+    let now = alice.clock.utc_now();
+    let left = (gphotos_dav::google::quota::next_pacific_midnight(now) - now).num_seconds();
+    let retry_after: i64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((retry_after - left).abs() <= 2, "{retry_after} vs {left}");
+    // Bob shares the project, not Alice's share: his folders are served.
+    assert_eq!(
+        f.names("/bob/album/", None).await.len(),
+        f.bob.emulator.library().albums.len()
+    );
+
+    // A restart the same day remembers Alice's count: still refused, her account not asked.
+    f.restart().await;
+    let before = api_calls(&f.alice);
+    let (status, _, body) = f.request("PROPFIND", &path, None, &[("Depth", "1")]).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(api_calls(&f.alice), before);
+    // A new Pacific day, a new share.
+    let clock = f.libraries[0].1.google().clock.clone();
+    clock.advance(Duration::from_secs(left.unsigned_abs() + 60));
+    let (status, _, body) = f.request("PROPFIND", &path, None, &[("Depth", "1")]).await;
+    assert_eq!(
+        status,
+        StatusCode::MULTI_STATUS,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(api_calls(&f.alice) > before);
+}
+
+/// The value of the series `series` (its whole name and labels) in `text`, 0 when absent.
+fn series(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_labelled_with_the_library() {
+    // Mounts no other test of this binary uses: the metrics are the process's.
+    let mut f = family(emulator::REFRESH_TOKEN, |c, _| {
+        c.libraries[0].mount = "ann".into();
+        c.libraries[1].mount = "ben".into();
+    })
+    .await;
+    f.serve();
+    let (folder, name, digest) = first_album(&f.alice);
+    assert!(
+        !f.names(&format!("/ann/album/{folder}/"), None)
+            .await
+            .is_empty()
+    );
+    let (status, _, bytes) = f
+        .request("GET", &format!("/ann/album/{folder}/{name}"), None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sha256(&bytes), digest);
+    let size = bytes.len() as u64;
+    assert!(!f.names("/ben/album/", None).await.is_empty());
+
+    let text = gphotos_dav::metrics::get().render();
+    let calls = |kind: &str, mount: &str| {
+        series(
+            &text,
+            &format!(
+                "gphotos_dav_upstream_calls_total{{kind=\"{kind}\",status=\"200\",library=\"{mount}\"}}"
+            ),
+        )
+    };
+    // Each library's calls are counted under its name, as its account answered them.
+    for (mount, emu) in [("ann", &f.alice), ("ben", &f.bob)] {
+        let counters = emu.emulator.counters();
+        for kind in ["albums.list", "mediaItems.search"] {
+            assert_eq!(calls(kind, mount), counters.get(kind), "{mount} {kind}");
+        }
+    }
+    assert!(calls("albums.list", "ann") >= 1 && calls("mediaItems.search", "ben") == 0);
+    // Bytes and cache lookups: Ann's read, nothing of Ben's.
+    for (mount, proxied, from_google) in [("ann", size, size), ("ben", 0, 0)] {
+        let label = format!("library=\"{mount}\"");
+        assert_eq!(
+            series(
+                &text,
+                &format!("gphotos_dav_proxied_bytes_total{{{label}}}")
+            ),
+            proxied,
+            "{mount}\n{text}"
+        );
+        assert_eq!(
+            series(
+                &text,
+                &format!("gphotos_dav_content_bytes_total{{source=\"google\",{label}}}")
+            ),
+            from_google,
+            "{mount}"
+        );
+    }
+    let lookups = |cache: &str, result: &str, mount: &str| {
+        series(
+            &text,
+            &format!(
+                "gphotos_dav_cache_lookups_total{{cache=\"{cache}\",result=\"{result}\",library=\"{mount}\"}}"
+            ),
+        )
+    };
+    assert!(lookups("listing", "miss", "ann") >= 2, "{text}");
+    assert!(lookups("listing", "miss", "ben") >= 1, "{text}");
+    assert!(lookups("size", "miss", "ann") >= 1, "{text}");
+    assert_eq!(lookups("content", "miss", "ann"), 1, "{text}");
+    assert_eq!(lookups("content", "miss", "ben"), 0, "{text}");
 }
 
 /// Runs the binary to its end (with a deadline); whether it succeeded and what it printed.

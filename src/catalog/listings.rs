@@ -154,10 +154,10 @@ impl Catalog {
             if let Some((at, listing)) = guard.as_ref() {
                 if self.inner.clock.since(*at) >= self.inner.opts.listing_ttl {
                     // Stale: answer from the cache now, fetch again in the background.
-                    crate::metrics::get().cache("listing", "stale");
+                    crate::metrics::get().cache("listing", "stale", 1, self.library());
                     self.revalidate(key.clone(), slot.clone());
                 } else {
-                    crate::metrics::get().cache("listing", "hit");
+                    crate::metrics::get().cache("listing", "hit", 1, self.library());
                 }
                 return Ok(listing.clone());
             }
@@ -165,14 +165,14 @@ impl Catalog {
                 let listing = Arc::new(listing);
                 *guard = Some((at, listing.clone()));
                 if self.inner.clock.since(at) >= self.inner.opts.listing_ttl {
-                    crate::metrics::get().cache("listing", "stored-stale");
+                    crate::metrics::get().cache("listing", "stored-stale", 1, self.library());
                     self.revalidate(key.clone(), slot.clone());
                 } else {
-                    crate::metrics::get().cache("listing", "stored");
+                    crate::metrics::get().cache("listing", "stored", 1, self.library());
                 }
                 return Ok(listing);
             }
-            crate::metrics::get().cache("listing", "miss");
+            crate::metrics::get().cache("listing", "miss", 1, self.library());
             let listing = Arc::new(self.load(key).await?);
             let now = self.inner.clock.now();
             self.store_listing(key, &listing);

@@ -306,6 +306,11 @@ impl Catalog {
         &self.inner.google
     }
 
+    /// The library's mount on a family server (the metrics' `library` label).
+    pub fn library(&self) -> Option<&str> {
+        self.inner.google.library()
+    }
+
     /// The clock that ages listings and download URLs (tests move it).
     pub fn clock(&self) -> &Clock {
         &self.inner.clock

@@ -96,20 +96,8 @@ impl Catalog {
             }
         }
         let metrics = crate::metrics::get();
-        metrics
-            .cache
-            .get_or_create(&crate::metrics::CacheLabels {
-                cache: "size".into(),
-                result: "hit".into(),
-            })
-            .inc_by(sizes.len() as u64);
-        metrics
-            .cache
-            .get_or_create(&crate::metrics::CacheLabels {
-                cache: "size".into(),
-                result: "miss".into(),
-            })
-            .inc_by(missing.len() as u64);
+        metrics.cache("size", "hit", sizes.len() as u64, self.library());
+        metrics.cache("size", "miss", missing.len() as u64, self.library());
         // The futures are built before they enter the stream: a closure inside the stream's
         // type would make the compiler's Send inference fail (rust-lang/rust#64552). Each
         // starts (or joins) its probe only when the stream polls it: a probe is a task of its

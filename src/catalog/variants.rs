@@ -71,6 +71,7 @@ impl Catalog {
         if let Some(cache) = &cache
             && let Some(bytes) = cache.whole(&item.id, &suffix).await
         {
+            crate::metrics::get().cache("variant", "hit", 1, self.library());
             return Ok(typed(bytes));
         }
         let content = &self.inner.google.content;
@@ -90,7 +91,7 @@ impl Catalog {
             }
         };
         let bytes = whole(download).await?;
-        crate::metrics::get().cache("variant", "miss");
+        crate::metrics::get().cache("variant", "miss", 1, self.library());
         if let Some(cache) = &cache {
             cache.keep_whole(&item.id, &suffix, bytes.clone()).await;
         }

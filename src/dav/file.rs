@@ -260,7 +260,7 @@ impl PhotoFile {
                 let out = up.pending.split_to(n);
                 self.pos += n as u64;
                 up.cursor = self.pos;
-                crate::metrics::get().bytes_proxied.inc_by(n as u64);
+                crate::metrics::get().proxied(n as u64, self.catalog.library());
                 self.failures = 0;
                 return Ok(out);
             }

@@ -42,6 +42,10 @@ pub struct PhotosFs {
     redirect: Option<Arc<dyn Redirect>>,
     /// Placeholders and Finder sidecars (writable servers only; see `upload::local`).
     local: Option<LocalFiles>,
+    /// The catalog folder that is `/` here: empty, except for the tree of a user rooted
+    /// deeper than a library's folder (`root = "/alice/album/Trip"`), whose paths, and so
+    /// dav-server's hrefs, are relative to it.
+    root: Arc<[String]>,
 }
 
 impl PhotosFs {
@@ -50,7 +54,21 @@ impl PhotosFs {
             catalog,
             redirect: None,
             local: None,
+            root: Arc::new([]),
         }
+    }
+
+    /// Serves the catalog folder `root` (decoded segments) as `/`.
+    pub fn with_root(mut self, root: &[String]) -> Self {
+        self.root = root.into();
+        self
+    }
+
+    /// The catalog's segments of a path of this filesystem: the root's, then the path's.
+    fn segments(&self, path: &DavPath) -> Result<Vec<String>, FsError> {
+        let mut segs = self.root.to_vec();
+        segs.extend(segments(path)?);
+        Ok(segs)
     }
 
     /// Shows the files kept on this server, and lets LOCK create placeholders.
@@ -141,7 +159,7 @@ impl DavFileSystem for PhotosFs {
         options: OpenOptions,
     ) -> FsFuture<'a, Box<dyn DavFile>> {
         Box::pin(async move {
-            let segs = segments(path)?;
+            let segs = self.segments(path)?;
             if let Some(file) = self.local_file(&segs) {
                 return Ok(Box::new(LocalDavFile::new(file)) as Box<dyn DavFile>);
             }
@@ -170,7 +188,7 @@ impl DavFileSystem for PhotosFs {
         _meta: ReadDirMeta,
     ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
         Box::pin(async move {
-            let segs = segments(path)?;
+            let segs = self.segments(path)?;
             let entries = self.catalog.list(&segs).await.map_err(fs_error)?;
             let mut out: Vec<_> = entries
                 .iter()
@@ -244,7 +262,7 @@ impl DavFileSystem for PhotosFs {
 
     fn metadata<'a>(&'a self, path: &'a DavPath) -> FsFuture<'a, Box<dyn DavMetaData>> {
         Box::pin(async move {
-            let segs = segments(path)?;
+            let segs = self.segments(path)?;
             if let Some(file) = self.local_file(&segs) {
                 let meta = Meta::local(file.bytes.len() as u64, file.modified);
                 return Ok(Box::new(meta) as Box<dyn DavMetaData>);

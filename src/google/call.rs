@@ -38,7 +38,7 @@ use serde::de::DeserializeOwned;
 
 use super::auth::TokenSource;
 use super::error::GoogleError;
-use super::quota::{Bucket, QuotaGate};
+use super::quota::{Bucket, QuotaGate, Share};
 use super::retry::RetryPolicy;
 
 /// The gRPC code (UNAUTHENTICATED) of the uploads endpoint's bare 401 body.
@@ -215,14 +215,23 @@ pub struct Caller {
     tokens: Arc<TokenSource>,
     retry: RetryPolicy,
     quota: Arc<QuotaGate>,
+    /// A family server library's part of the project's day, checked and counted before the
+    /// project's gate (see [`Share`]); None on a single-account server.
+    share: Option<Arc<Share>>,
 }
 
 impl Caller {
-    pub fn new(tokens: Arc<TokenSource>, retry: RetryPolicy, quota: Arc<QuotaGate>) -> Self {
+    pub fn new(
+        tokens: Arc<TokenSource>,
+        retry: RetryPolicy,
+        quota: Arc<QuotaGate>,
+        share: Option<Arc<Share>>,
+    ) -> Self {
         Caller {
             tokens,
             retry,
             quota,
+            share,
         }
     }
 
@@ -251,6 +260,9 @@ impl Caller {
         Fut: Future<Output = Result<T, GoogleError>>,
     {
         self.quota.check_bucket(call.bucket)?;
+        if let Some(share) = &self.share {
+            share.check(call.bucket)?;
+        }
         match self.retry.run_when(call.what, attempt, retry_on).await {
             Err(GoogleError::RateLimited {
                 daily: true,
@@ -266,7 +278,27 @@ impl Caller {
     /// `auth` says, counted in the call's bucket, and its answer classified. Returns a
     /// successful answer (the content host's 416 included: an empty file's probe); any other
     /// is the error it means.
+    ///
+    /// Its exchanges (the token refresh included) are counted in the metrics under the
+    /// caller's library, on a family server.
     pub async fn request<O, B, BFut>(
+        &self,
+        call: Call,
+        kind: &'static str,
+        auth: Auth,
+        build: B,
+    ) -> Result<O::Answer, GoogleError>
+    where
+        O: Outgoing,
+        B: Fn() -> BFut,
+        BFut: Future<Output = Result<O, GoogleError>>,
+    {
+        let library = self.share.as_ref().map(|s| s.mount().clone());
+        crate::metrics::with_library(library, self.send_one(call, kind, auth, build)).await
+    }
+
+    /// [`Caller::request`], inside its library's metrics scope.
+    async fn send_one<O, B, BFut>(
         &self,
         call: Call,
         kind: &'static str,
@@ -282,6 +314,11 @@ impl Caller {
             self.quota.check_bucket(call.bucket)?;
         }
         if call.probe && call.bucket == Bucket::Media {
+            if let Some(share) = &self.share {
+                share
+                    .take_probe()
+                    .map_err(|retry_after| GoogleError::ProbeBudgetSpent { retry_after })?;
+            }
             self.quota
                 .take_probe()
                 .map_err(|retry_after| GoogleError::ProbeBudgetSpent { retry_after })?;
@@ -295,6 +332,9 @@ impl Caller {
             let mut request = build().await?;
             if let Some(token) = &token {
                 request = request.bearer(token.secret());
+            }
+            if let Some(share) = &self.share {
+                share.take(call.bucket)?;
             }
             self.quota.count(call.bucket);
             let answer = request.send(kind).await?;

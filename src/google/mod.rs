@@ -63,6 +63,9 @@ pub struct Google {
     pub clock: Arc<crate::clock::Clock>,
     /// The Picker API (picking sessions), sharing the library client's access token.
     pub picker: PickerClient,
+    /// On a family server, the library's part of the project's day (and its name, the
+    /// metrics' `library` label); None on a single-account server.
+    pub share: Option<Arc<quota::Share>>,
 }
 
 impl Google {
@@ -85,6 +88,33 @@ impl Google {
         endpoints: &Endpoints,
         retry: RetryPolicy,
         quota: Arc<quota::QuotaGate>,
+    ) -> Result<Self, GoogleError> {
+        Google::build(creds, endpoints, retry, quota, None)
+    }
+
+    /// The clients of one library of a family server: counted in the project's `quota` and
+    /// bounded by the library's `share` of it.
+    pub fn for_library(
+        creds: &Credentials,
+        endpoints: &Endpoints,
+        retry: RetryPolicy,
+        quota: Arc<quota::QuotaGate>,
+        share: Arc<quota::Share>,
+    ) -> Result<Self, GoogleError> {
+        Google::build(creds, endpoints, retry, quota, Some(share))
+    }
+
+    /// The library's mount on a family server (the metrics' `library` label).
+    pub fn library(&self) -> Option<&str> {
+        self.share.as_deref().map(|s| &**s.mount())
+    }
+
+    fn build(
+        creds: &Credentials,
+        endpoints: &Endpoints,
+        retry: RetryPolicy,
+        quota: Arc<quota::QuotaGate>,
+        share: Option<Arc<quota::Share>>,
     ) -> Result<Self, GoogleError> {
         let user_agent = concat!("gphotos-dav/", env!("CARGO_PKG_VERSION"));
         // API and token calls never follow redirects (the oauth2 crate's advice against SSRF).
@@ -120,7 +150,7 @@ impl Google {
             .build()
             .map_err(GoogleError::transport)?;
         let clock = quota.clock().clone();
-        let caller = call::Caller::new(tokens.clone(), retry.clone(), quota.clone());
+        let caller = call::Caller::new(tokens.clone(), retry.clone(), quota.clone(), share.clone());
         let library = LibraryClient::new(api_http.clone(), &endpoints.api_base, caller.clone());
         Ok(Google {
             upload: UploadClient::new(
@@ -138,6 +168,7 @@ impl Google {
             library,
             quota,
             clock,
+            share,
         })
     }
 }

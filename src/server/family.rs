@@ -10,10 +10,15 @@
 //! family usually has one project for everyone).
 //!
 //! [`Libraries`] sits below the authentication and body checks and picks the library:
-//! - a user rooted in a library (`[[server.users]] root = "/alice"`) always gets that
-//!   library's tree, served at `/` (hrefs without the mount): no path can name another
-//!   library, since the choice never looks at the path. A path with a dot segment (`..`,
-//!   `%2e%2e`) is a 404 as if it did not exist, a `Destination` with one a 403;
+//! - a user rooted in a library (`[[server.users]] root = "/alice"`, or deeper,
+//!   `"/alice/album/Trip"`) always gets that folder of that library's tree, served at `/`
+//!   (hrefs relative to it): no path can name anything outside it, since the choice never
+//!   looks at the path and every path is taken inside the root (the request's
+//!   `Target::root`, and the root of that tree's `PhotosFs`). A path with a dot segment
+//!   (`..`, `%2e%2e`) is a 404 as if it did not exist, a `Destination` with one a 403. A
+//!   root deeper than the library's folder must exist when a request comes: while it does
+//!   not (an album renamed or deleted since the configuration was written), every request of
+//!   its users is a 404 and the log says why; it cannot itself be deleted or moved (403);
 //! - everyone else: the first path segment names the library, whose tree is served under
 //!   `/<mount>` (its own prefix, so its stages see the path inside the library exactly as a
 //!   single library's see theirs), and `/` itself lists the mounts ([`MountsFs`]);
@@ -40,6 +45,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 
 use super::auth::{self, Authenticator, Identity};
 use super::config::Config;
+use super::config::library::UserRoot;
 use super::layers::auth::Authenticate;
 use super::layers::body_guard::BodyGuard;
 use super::layers::content_length::ContentLength;
@@ -54,11 +60,11 @@ use super::router::{Route, Router};
 use super::signed::{self, SignedRoute};
 use super::stack::{self, HttpStack};
 use super::{StartError, Tuning, open_library};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, CatalogError, Node};
 use crate::clock::Clock;
 use crate::dav::mounts::MountsFs;
 use crate::google::Google;
-use crate::google::quota::QuotaGate;
+use crate::google::quota::{QuotaGate, Share};
 
 /// One library as the server holds it: its trees, or why it could not start.
 #[derive(Clone)]
@@ -66,8 +72,11 @@ enum Served {
     Serving {
         /// Its tree under `/<mount>` (users who see every library).
         mounted: Route,
-        /// Its tree at `/` (the users rooted in it).
-        rooted: Route,
+        /// Its trees at `/` for the users rooted in it, by root folder (`[]`: the library's
+        /// own folder).
+        rooted: HashMap<Vec<String>, Route>,
+        /// To check that a deeper root exists.
+        catalog: Catalog,
         /// Its signed links, `/d/<mount>/`.
         signed: SignedRoute,
     },
@@ -107,8 +116,10 @@ pub(super) async fn bind(
                 ));
             }
             let creds = one.credentials().map_err(|e| e.to_string())?;
-            let google = Google::with_quota(&creds, &one.endpoints(), tuning.retry.clone(), gate)
-                .map_err(|e| e.to_string())?;
+            let share = Arc::new(Share::new(&lib.mount, lib.daily_share, clock.clone()));
+            let google =
+                Google::for_library(&creds, &one.endpoints(), tuning.retry.clone(), gate, share)
+                    .map_err(|e| e.to_string())?;
             // The first library of a client restores the day's counts into its gates.
             let restore = restored.insert(client);
             open_library(&one, google, restore)
@@ -140,28 +151,43 @@ pub(super) async fn bind(
     let prefix = Prefix::new(&config.webdav.prefix);
     let read_only = config.server.read_only;
     let tls = config.server.tls_cert.is_some() && config.server.tls_key.is_some();
+    let roots = config.user_roots();
     let mut libraries = Vec::new();
     for (mount, result) in opened {
         let served = match result {
             Ok(catalog) => {
                 let delivery = Delivery::from_config(&config.webdav, &catalog, Some(&mount))?;
-                let (uploader, locks) = stack::writer(&catalog, read_only, config.upload.options());
+                let writer = stack::writer(&catalog, read_only, config.upload.options());
                 let under = Prefix::new(&format!("{}/{mount}", prefix.as_str()));
                 let mounted = stack::library_stages(
                     &catalog,
                     read_only,
                     &under,
+                    &[],
                     &delivery,
-                    uploader.clone(),
-                    locks.clone(),
+                    writer.clone(),
                     tls,
                 );
-                let rooted = stack::library_stages(
-                    &catalog, read_only, &prefix, &delivery, uploader, locks, tls,
-                );
+                let mut rooted = HashMap::new();
+                for root in roots.values().filter(|r| r.mount == mount) {
+                    if rooted.contains_key(&root.path) {
+                        continue;
+                    }
+                    let route = stack::library_stages(
+                        &catalog,
+                        read_only,
+                        &prefix,
+                        &root.path,
+                        &delivery,
+                        writer.clone(),
+                        tls,
+                    );
+                    rooted.insert(root.path.clone(), BoxCloneSyncService::new(route));
+                }
                 Served::Serving {
                     mounted: BoxCloneSyncService::new(mounted),
-                    rooted: BoxCloneSyncService::new(rooted),
+                    rooted,
+                    catalog: catalog.clone(),
                     signed: delivery.signed,
                 }
             }
@@ -177,7 +203,8 @@ pub(super) async fn bind(
     let table = Arc::new(Table {
         prefix: prefix.clone(),
         libraries,
-        roots: config.user_roots(),
+        roots,
+        missing: parking_lot::Mutex::default(),
         top,
     });
     let tree = ServiceBuilder::new()
@@ -222,8 +249,10 @@ struct Table {
     prefix: Prefix,
     /// By mount, in the configuration's order.
     libraries: Vec<(String, Served)>,
-    /// User name → the mount the user is rooted in.
-    roots: HashMap<String, String>,
+    /// User name → where the user is rooted.
+    roots: HashMap<String, UserRoot>,
+    /// The users whose root was found missing (logged once until it is there again).
+    missing: parking_lot::Mutex<HashSet<String>>,
     /// `/` (see [`top_route`]).
     top: Route,
 }
@@ -273,13 +302,38 @@ async fn dispatch(table: &Table, mut req: Req) -> Res {
         );
     }
     let rooted = match req.extensions().get::<Identity>() {
-        Some(Identity::User { name, .. }) => table.roots.get(name).cloned(),
+        Some(Identity::User { name, .. }) => table.roots.get(name).map(|r| (name.clone(), r)),
         _ => None,
     };
-    if let Some(mount) = rooted {
-        return match table.library(&mount) {
-            Some(Served::Serving { rooted, .. }) => run(rooted, req).await,
-            Some(Served::Failed(why)) => failed(&mount, why),
+    if let Some((user, root)) = rooted {
+        return match table.library(&root.mount) {
+            Some(Served::Serving {
+                rooted, catalog, ..
+            }) => {
+                let Some(route) = rooted.get(&root.path) else {
+                    return not_found();
+                };
+                if !root_exists(table, catalog, &user, root).await {
+                    return not_found();
+                }
+                let at_root = target.tree.trim_matches('/').is_empty();
+                if !root.path.is_empty()
+                    && at_root
+                    && matches!(req.method().as_str(), "DELETE" | "MOVE")
+                {
+                    return text_response(
+                        StatusCode::FORBIDDEN,
+                        "gphotos-dav: this folder is the root of your tree; it cannot be \
+                         deleted or moved from here\n",
+                    );
+                }
+                req.extensions_mut().insert(Target {
+                    root: root.path.clone(),
+                    ..target
+                });
+                run(route, req).await
+            }
+            Some(Served::Failed(why)) => failed(&root.mount, why),
             None => not_found(),
         };
     }
@@ -297,6 +351,7 @@ async fn dispatch(table: &Table, mut req: Req) -> Res {
             req.extensions_mut().insert(Target {
                 path: target.path,
                 tree: inner,
+                root: Vec::new(),
             });
             run(mounted, req).await
         }
@@ -311,6 +366,42 @@ async fn dispatch(table: &Table, mut req: Req) -> Res {
              are made inside them\n",
         ),
         None => not_found(),
+    }
+}
+
+/// Whether `user`'s root folder is there (always, for a library's own folder). A root that
+/// is not (a renamed or deleted album, a file) is logged as a warning once, until it is
+/// there again; a failure to ask Google counts as there, so that the tree answers it with
+/// its status and fix.
+async fn root_exists(table: &Table, catalog: &Catalog, user: &str, root: &UserRoot) -> bool {
+    if root.path.is_empty() {
+        return true;
+    }
+    let why = match catalog.stat(&root.path).await {
+        Ok(Node::File(_)) => Some("is a file, not a folder"),
+        Err(CatalogError::NotFound) => Some("does not exist"),
+        Ok(Node::Dir { .. }) | Err(_) => None,
+    };
+    let mut missing = table.missing.lock();
+    match why {
+        None => {
+            missing.remove(user);
+            true
+        }
+        Some(why) => {
+            if missing.insert(user.to_string()) {
+                tracing::warn!(
+                    user,
+                    library = %root.mount,
+                    "the root of user {user:?}, /{}/{}, {why}: every request of this user \
+                     answers 404 until it is there again. Fix [[server.users]] root (or the \
+                     folder), then the user can reconnect",
+                    root.mount,
+                    root.path.join("/")
+                );
+            }
+            false
+        }
     }
 }
 

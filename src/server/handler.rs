@@ -41,10 +41,11 @@ pub struct DavEndpoint {
 impl DavEndpoint {
     /// dav-server over `catalog`'s tree, under `prefix`: read-write with `locks` (the lock
     /// system `uploader` shares) on writable servers, read-only without; files redirect as
-    /// `delivery` says.
+    /// `delivery` says. `root`: the catalog folder served as `/` (see `PhotosFs::with_root`).
     pub fn new(
         catalog: Catalog,
         prefix: &Prefix,
+        root: &[String],
         delivery: &Delivery,
         uploader: Option<&Uploader>,
         locks: Option<Box<dyn dav_server::ls::DavLockSystem>>,
@@ -55,6 +56,7 @@ impl DavEndpoint {
             DavMethodSet::WEBDAV_RO
         };
         let fs = PhotosFs::new(catalog)
+            .with_root(root)
             .with_redirect(delivery.redirect.clone())
             .with_local(uploader.map(|u| u.local().clone()));
         let mut builder = DavHandler::builder()

@@ -257,6 +257,21 @@ pub(crate) async fn open_library(
         .quota
         .set_limits(config.google.daily_quota, config.google.daily_media_quota);
     google.quota.set_probe_budget(config.probe_budget());
+    if let Some(share) = &google.share {
+        share.set_limits(
+            config.google.daily_quota,
+            config.google.daily_media_quota,
+            config.probe_budget(),
+        );
+        let today = google.quota.today();
+        let used = store.usage(today).await;
+        let log = store.clone();
+        share.restore(
+            today,
+            used.share,
+            Box::new(move |day, key, n| log.add_usage(day, key, n)),
+        );
+    }
     if restore {
         let today = google.quota.today();
         let used = store.usage(today).await;

@@ -119,14 +119,20 @@ pub fn build(settings: Settings) -> HttpStack {
         tls,
     } = settings;
     let prefix = Prefix::new(&prefix);
-    let (uploader, locks) = writer(&catalog, read_only, uploads);
+    let writer = writer(&catalog, read_only, uploads);
     let tree = ServiceBuilder::new()
         .layer(StageLayer::new(PrefixStage::new(prefix.clone())))
         .layer(StageLayer::new(KnownMethods))
         .layer(StageLayer::new(Authenticate::new(auth)))
         .layer(StageLayer::new(BodyGuard))
         .service(library_stages(
-            &catalog, read_only, &prefix, &delivery, uploader, locks, tls,
+            &catalog,
+            read_only,
+            &prefix,
+            &[],
+            &delivery,
+            writer,
+            tls,
         ));
     let signed = delivery.signed.clone();
     let router = Router::new(tree).route(signed.base().to_string(), signed_service(signed));
@@ -134,17 +140,21 @@ pub fn build(settings: Settings) -> HttpStack {
 }
 
 /// The write path of a library's tree: the uploader and the lock system it shares with
-/// dav-server, or neither on a read-only server.
-pub(crate) fn writer(
-    catalog: &Catalog,
-    read_only: bool,
-    uploads: UploadOptions,
-) -> (
-    Option<Uploader>,
-    Option<Box<dyn dav_server::ls::DavLockSystem>>,
-) {
+/// dav-server, or neither on a read-only server. Cloned into every stage set of the library
+/// (a family server's mounted and rooted trees share one uploader and one lock system).
+#[derive(Clone)]
+pub(crate) struct Writer {
+    pub uploader: Option<Uploader>,
+    pub locks: Option<Box<dyn dav_server::ls::DavLockSystem>>,
+}
+
+/// The [`Writer`] of `catalog`'s tree.
+pub(crate) fn writer(catalog: &Catalog, read_only: bool, uploads: UploadOptions) -> Writer {
     if read_only {
-        return (None, None);
+        return Writer {
+            uploader: None,
+            locks: None,
+        };
     }
     let locks: Box<dyn dav_server::ls::DavLockSystem> = dav_server::memls::MemLs::new();
     let uploader = Uploader::new(
@@ -153,26 +163,39 @@ pub(crate) fn writer(
         locks.clone(),
         uploads,
     );
-    (Some(uploader), Some(locks))
+    Writer {
+        uploader: Some(uploader),
+        locks: Some(locks),
+    }
 }
 
 /// Stages 9 to 17: one library's tree below the authentication and body checks, its paths
 /// under `prefix` (a family server builds it once under each library's folder, and once
-/// under the server's prefix for the users rooted in the library), with the gallery's `/_/`
+/// under the server's prefix for each folder users are rooted in), with the gallery's `/_/`
 /// routes at its top (`<prefix>/_/`: each library has its own, and they pass the same
-/// authentication as the tree). `tls`: the server speaks TLS itself (the gallery's origin
-/// check needs the scheme).
+/// authentication as the tree). `root`: the catalog folder served as `/` (empty: the
+/// library's whole tree); the stages above ask the catalog for the request's
+/// `Target::segments`, which `server::family` roots the same way. `tls`: the server speaks
+/// TLS itself (the gallery's origin check needs the scheme).
 pub(crate) fn library_stages(
     catalog: &Catalog,
     read_only: bool,
     prefix: &Prefix,
+    root: &[String],
     delivery: &Delivery,
-    uploader: Option<Uploader>,
-    locks: Option<Box<dyn dav_server::ls::DavLockSystem>>,
+    writer: Writer,
     tls: bool,
 ) -> impl Inner {
+    let Writer { uploader, locks } = writer;
     let web = Web::new(catalog.clone(), prefix.clone(), !read_only, tls);
-    let handler = DavEndpoint::new(catalog.clone(), prefix, delivery, uploader.as_ref(), locks);
+    let handler = DavEndpoint::new(
+        catalog.clone(),
+        prefix,
+        root,
+        delivery,
+        uploader.as_ref(),
+        locks,
+    );
     let local = uploader.as_ref().map(|u| u.local().clone());
     ServiceBuilder::new()
         .layer(StageLayer::new(WebRoutes::new(web.clone())))

@@ -397,7 +397,7 @@ impl Run {
             let _ = open_tx.send(Err(e));
             return;
         }
-        crate::metrics::get().cache("content", "miss");
+        crate::metrics::get().cache("content", "miss", 1, self.catalog.library());
         f.state.send_replace(State::Running {
             next: f.first,
             last: None,

@@ -360,7 +360,6 @@ impl ContentCache {
         for block in 0..key.blocks() {
             out.extend_from_slice(&self.read(&key, &entry, block).await?);
         }
-        crate::metrics::get().cache("variant", "hit");
         Some(out.freeze())
     }
 

@@ -194,7 +194,11 @@ impl Reader {
             if let Some(fill) = self.fill.as_mut() {
                 if let Some(out) = fill.take(self.pos) {
                     self.pos += out.len() as u64;
-                    crate::metrics::get().content_bytes("google", out.len() as u64);
+                    crate::metrics::get().content_bytes(
+                        "google",
+                        out.len() as u64,
+                        self.catalog.library(),
+                    );
                     return Some(Ok(out));
                 }
                 match fill.pieces.recv().await {
@@ -216,7 +220,7 @@ impl Reader {
                 self.following = None;
             }
             if let Some(bytes) = self.cache.read(&self.key, &self.entry, block).await {
-                crate::metrics::get().cache("content", "hit");
+                crate::metrics::get().cache("content", "hit", 1, self.catalog.library());
                 return Some(Ok(self.serve(block, bytes, "cache")));
             }
             let flight = match self.cache.join_or_start(
@@ -266,7 +270,7 @@ impl Reader {
             };
             match flight.wait(block).await {
                 Waited::Block(bytes) => {
-                    crate::metrics::get().cache("content", "shared");
+                    crate::metrics::get().cache("content", "shared", 1, self.catalog.library());
                     return Some(Ok(self.serve(block, bytes, "shared")));
                 }
                 // Complete: the cache has it (else the next turn asks Google).
@@ -283,7 +287,7 @@ impl Reader {
         let skip = (self.pos - block * BLOCK) as usize;
         let out = bytes.slice(skip..);
         self.pos += out.len() as u64;
-        crate::metrics::get().content_bytes(source, out.len() as u64);
+        crate::metrics::get().content_bytes(source, out.len() as u64, self.catalog.library());
         out
     }
 }

@@ -7,13 +7,16 @@
 //! `media` (download-URL requests), `picker` (Picker API requests), `probes` (the size probes
 //! among the `media` requests: what the probe budget spent), and two flags stored as counts,
 //! `exhausted` and `media_exhausted`, that say a daily quota was used up that day (so the gate
-//! stays closed until Pacific midnight after a restart too). Rows older than a month
+//! stays closed until Pacific midnight after a restart too); on a family server, each library's
+//! store also keeps its own counts, `share_api`, `share_media`, `share_probes` (what its
+//! `daily_share` bounds, see `google::quota::Share`). Rows older than a month
 //! are deleted as new ones are added.
 
 use chrono::NaiveDate;
 use rusqlite::params;
 
 use super::Store;
+use crate::google::quota::SHARE_KEYS;
 
 /// Usage counted for one Pacific-time day (rows of `quota`): Google's quotas are daily, so
 /// the counts must survive a restart within the day.
@@ -31,6 +34,10 @@ pub struct DayUsage {
     pub exhausted: bool,
     /// The daily quota of download-URL requests was used up that day.
     pub media_exhausted: bool,
+    /// On a family server, this library's own Library API requests, media requests and size
+    /// probes (rows `share_api`, `share_media`, `share_probes`): what its `daily_share`
+    /// bounds.
+    pub share: [u64; 3],
 }
 
 impl Store {
@@ -52,7 +59,11 @@ impl Store {
                     "probes" => usage.probes = used,
                     "exhausted" => usage.exhausted = used > 0,
                     "media_exhausted" => usage.media_exhausted = used > 0,
-                    _ => {}
+                    other => {
+                        if let Some(i) = SHARE_KEYS.iter().position(|k| *k == other) {
+                            usage.share[i] = used;
+                        }
+                    }
                 }
             }
             Ok(usage)
@@ -101,8 +112,12 @@ mod tests {
                 probes: 6,
                 exhausted: false,
                 media_exhausted: false,
+                share: [0; 3],
             }
         );
+        store.add_usage(day, "share_media", 2);
+        store.add_usage(day, "share_probes", 1);
+        assert_eq!(store.usage(day).await.share, [0, 2, 1]);
         store.add_usage(day, "exhausted", 1);
         assert!(store.usage(day).await.exhausted);
         assert!(!store.usage(day).await.media_exhausted);

@@ -23,11 +23,13 @@
 //! [`Clock`] that tests move, so no test waits for a pause to end.
 //!
 //! Here: [`QuotaGate`] and its counting; `bucket.rs`: the buckets and what the store keeps
-//! of them; `gate.rs`: the gates (checking, closing for the day or a pause, reopening).
+//! of them; `gate.rs`: the gates (checking, closing for the day or a pause, reopening);
+//! `share.rs`: a family server library's part of its project's day ([`Share`]).
 //! Requests reach both through the call path ([`super::call::Caller`]).
 
 mod bucket;
 mod gate;
+mod share;
 
 use parking_lot::Mutex;
 use std::sync::{Arc, OnceLock};
@@ -39,6 +41,7 @@ use crate::clock::Clock;
 use bucket::BUCKETS;
 pub use bucket::{Bucket, Remembered, UsageLog};
 use gate::Gate;
+pub use share::{SHARE_KEYS, Share};
 
 /// The store's name for the day's count of size-probe requests (the probe budget's).
 pub const PROBES_KEY: &str = "probes";

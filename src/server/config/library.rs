@@ -27,6 +27,11 @@ pub struct LibraryConfig {
     pub mount: String,
     /// The account's `[google]` keys, with their defaults.
     pub google: GoogleConfig,
+    /// The part of the Google project's daily quotas this library may spend (`daily_share`,
+    /// more than 0, at most 1; None: no bound of its own), so that one person's `rclone check`
+    /// cannot spend the day of everyone sharing the OAuth client (see
+    /// `google::quota::share`).
+    pub daily_share: Option<f64>,
 }
 
 /// `mount` plus every `[google]` key, refused strictly like `[google]` itself: the keys other
@@ -50,13 +55,29 @@ impl<'de> Deserialize<'de> for LibraryConfig {
                 ));
             }
         };
+        let daily_share = match table.remove("daily_share") {
+            None => None,
+            Some(toml::Value::Float(f)) => Some(f),
+            Some(toml::Value::Integer(i)) => Some(i as f64),
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "[[library]] mount = {mount:?}: daily_share must be a number (the part of \
+                     the project's daily quotas this library may spend, such as 0.5), not {}",
+                    other.type_str()
+                )));
+            }
+        };
         let google: GoogleConfig =
             toml::Value::Table(table)
                 .try_into()
                 .map_err(|e: toml::de::Error| {
                     D::Error::custom(format!("[[library]] mount = {mount:?}: {}", e.message()))
                 })?;
-        Ok(LibraryConfig { mount, google })
+        Ok(LibraryConfig {
+            mount,
+            google,
+            daily_share,
+        })
     }
 }
 
@@ -116,6 +137,19 @@ pub fn check_all(libraries: &[LibraryConfig]) -> Result<(), ConfigError> {
         lib.google
             .validate_limits()
             .map_err(|e| in_library(&lib.mount, e))?;
+        if let Some(share) = lib.daily_share
+            && !(share > 0.0 && share <= 1.0)
+        {
+            return Err(ConfigError::invalid(
+                "library.daily_share",
+                format!(
+                    "[[library]] mount = {:?}: daily_share = {share} is not a part of the \
+                     project's daily quotas: give a number more than 0 and at most 1 (0.5: \
+                     half of each day's quotas), or leave it out for no bound of its own",
+                    lib.mount
+                ),
+            ));
+        }
         let client = lib.google.client_id.as_deref().unwrap_or("");
         let g = &lib.google;
         match quotas.get(client) {
@@ -143,6 +177,64 @@ pub fn check_all(libraries: &[LibraryConfig]) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// Where a rooted user's `/` is (`[[server.users]] root`): a library and a folder inside it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserRoot {
+    /// The library's mount, as its `[[library]]` entry spells it.
+    pub mount: String,
+    /// The folder inside the library's tree, as decoded path segments (`root =
+    /// "/alice/album/Trip"` → `["album", "Trip"]`); empty for the library's own folder.
+    pub path: Vec<String>,
+}
+
+/// Reads a user's `root`: `/<mount>` of one of `libraries`, then any folder inside it. What
+/// it is not, as the end of a sentence that starts with the key.
+pub fn parse_root(libraries: &[LibraryConfig], root: &str) -> Result<UserRoot, String> {
+    let mounts = || {
+        libraries
+            .iter()
+            .map(|l| format!("/{}", l.mount))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(rest) = root.strip_prefix('/') else {
+        return Err(format!(
+            "is not an absolute path: start it with a library's folder, one of {}",
+            mounts()
+        ));
+    };
+    let mut segments = rest.trim_end_matches('/').split('/');
+    let first = segments.next().unwrap_or("");
+    let Some(lib) = libraries
+        .iter()
+        .find(|l| l.mount.eq_ignore_ascii_case(first))
+    else {
+        return Err(format!(
+            "does not start with a library's folder: use one of {} (or a folder inside one, \
+             such as \"/{}/album/Trip\")",
+            mounts(),
+            libraries.first().map_or("alice", |l| l.mount.as_str())
+        ));
+    };
+    let path: Vec<String> = segments.map(str::to_string).collect();
+    if let Some(bad) = path.iter().find(|s| {
+        s.is_empty()
+            || *s == "."
+            || *s == ".."
+            || s.contains('\\')
+            || s.chars().any(char::is_control)
+    }) {
+        return Err(format!(
+            "has the segment {bad:?}: a root is a plain path of folder names, without empty, \
+             '.' or '..' segments"
+        ));
+    }
+    Ok(UserRoot {
+        mount: lib.mount.clone(),
+        path,
+    })
 }
 
 /// An error of a library's `[google]` keys, told as the `[[library]]` entry's.
@@ -348,6 +440,33 @@ mod tests {
     }
 
     #[test]
+    fn a_daily_share_is_a_part_of_the_day() {
+        let text = format!(
+            "{}daily_share = 0.25\n{}daily_share = 1\n",
+            lib("alice"),
+            lib("bob")
+        );
+        let c = Config::parse(&text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.libraries[0].daily_share, Some(0.25));
+        assert_eq!(c.libraries[1].daily_share, Some(1.0));
+        assert_eq!(
+            Config::parse(&lib("carol")).unwrap().libraries[0].daily_share,
+            None
+        );
+        for bad in ["0", "-0.5", "1.5", "nan", "inf"] {
+            let (key, msg) = refused(&format!("{}daily_share = {bad}\n", lib("alice")));
+            assert_eq!(key, "library.daily_share", "{bad}: {msg}");
+            assert!(
+                msg.contains("\"alice\"") && msg.contains("at most 1"),
+                "{bad}: {msg}"
+            );
+        }
+        let err = Config::parse(&format!("{}daily_share = \"half\"\n", lib("alice"))).unwrap_err();
+        assert!(err.contains("daily_share must be a number"), "{err}");
+    }
+
+    #[test]
     fn a_library_without_its_token_is_not_a_start_error() {
         let text = lib("alice").replace(
             "refresh_token = \"r-alice\"\n",
@@ -367,8 +486,24 @@ mod tests {
         let text = format!("{}{}{}", user("/alice"), lib("alice"), lib("bob"));
         let c = Config::parse(&text).unwrap();
         c.validate().unwrap();
-        assert_eq!(c.user_roots()["u"], "alice");
-        for bad in ["/carol", "alice", "/alice/album", "/"] {
+        assert_eq!(c.user_roots()["u"].mount, "alice");
+        assert!(c.user_roots()["u"].path.is_empty());
+        // Deeper roots: a folder inside the library, the mount as configured.
+        for (root, path) in [
+            ("/alice/album/Trip 2024", vec!["album", "Trip 2024"]),
+            ("/ALICE/media/", vec!["media"]),
+        ] {
+            let c = Config::parse(&format!("{}{}", user(root), lib("alice"))).unwrap();
+            c.validate().unwrap();
+            assert_eq!(c.user_roots()["u"].mount, "alice", "{root}");
+            assert_eq!(c.user_roots()["u"].path, path, "{root}");
+        }
+        for bad in ["/alice/../bob", "/alice//album", "/alice/./album"] {
+            let (key, msg) = refused(&format!("{}{}", user(bad), lib("alice")));
+            assert_eq!(key, "server.users", "{bad}: {msg}");
+            assert!(msg.contains("segment"), "{bad}: {msg}");
+        }
+        for bad in ["/carol", "alice", "/carol/album", "/"] {
             let text = format!("{}{}", user(bad), lib("alice"));
             let (key, msg) = refused(&text);
             assert_eq!(key, "server.users", "{bad}: {msg}");

@@ -246,37 +246,27 @@ impl Config {
         }
         self.server.validate()?;
         for user in &self.server.users {
-            let Some(root) = &user.root else { continue };
-            let mount = root.trim_matches('/');
-            if !root.starts_with('/') || mount.contains('/') || self.library(mount).is_none() {
-                let mounts: Vec<String> = self
-                    .libraries
-                    .iter()
-                    .map(|l| format!("/{}", l.mount))
-                    .collect();
-                return Err(ConfigError::invalid(
-                    "server.users",
-                    format!(
-                        "[[server.users]] {:?}: root = {root:?} is not a library's folder; use \
-                         one of {} (deeper roots are not supported yet)",
-                        user.name,
-                        mounts.join(", ")
-                    ),
-                ));
+            if let Some(root) = &user.root {
+                library::parse_root(&self.libraries, root).map_err(|why| {
+                    ConfigError::invalid(
+                        "server.users",
+                        format!("[[server.users]] {:?}: root = {root:?} {why}", user.name),
+                    )
+                })?;
             }
         }
         webdav::check(&self.webdav)
     }
 
-    /// The mount a user is rooted in, as configured (`root = "/alice"` → `alice`).
-    pub fn user_roots(&self) -> std::collections::HashMap<String, String> {
+    /// Where each rooted user's `/` is (`root = "/alice/album/Trip"` → `alice` and
+    /// `["album", "Trip"]`), by user name.
+    pub fn user_roots(&self) -> std::collections::HashMap<String, library::UserRoot> {
         self.server
             .users
             .iter()
             .filter_map(|u| {
-                let mount = u.root.as_deref()?.trim_matches('/');
-                let lib = self.library(mount)?;
-                Some((u.name.clone(), lib.mount.clone()))
+                let root = library::parse_root(&self.libraries, u.root.as_deref()?).ok()?;
+                Some((u.name.clone(), root))
             })
             .collect()
     }

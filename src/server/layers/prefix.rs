@@ -49,6 +49,12 @@ pub struct Target {
     pub path: String,
     /// The same path inside the tree, the prefix stripped (`/` for the prefix itself).
     pub tree: String,
+    /// The folder of the library's tree that `tree` starts from, as decoded segments: empty,
+    /// except for a user rooted deeper than a library's folder (`root = "/alice/album/Trip"`
+    /// gives `["album", "Trip"]`, set by `server::family`). The paths the client sees, and
+    /// dav-server's hrefs, stay relative to it; only the catalog is asked the whole path
+    /// ([`Target::segments`]).
+    pub root: Vec<String>,
 }
 
 impl Target {
@@ -63,8 +69,18 @@ impl Target {
                 Target {
                     tree: path.clone(),
                     path,
+                    root: Vec::new(),
                 }
             })
+    }
+
+    /// The catalog's path of the target: its root's segments, then the decoded segments of
+    /// its tree path; None when the path cannot name anything (bad escapes, not UTF-8).
+    pub fn segments(&self) -> Option<Vec<String>> {
+        let path = DavPath::new(&self.tree).ok()?;
+        let mut segs = self.root.clone();
+        segs.extend(segments(&path).ok()?);
+        Some(segs)
     }
 
     /// Whether the target names a folder. Unknown paths are not folders (the handler then
@@ -73,12 +89,9 @@ impl Target {
         if self.tree.ends_with('/') {
             return true;
         }
-        let Ok(path) = DavPath::new(&self.tree) else {
-            return false;
-        };
-        match segments(&path) {
-            Ok(segs) => catalog.is_dir(&segs).await.unwrap_or(false),
-            Err(_) => false,
+        match self.segments() {
+            Some(segs) => catalog.is_dir(&segs).await.unwrap_or(false),
+            None => false,
         }
     }
 }
@@ -102,7 +115,11 @@ impl Stage for PrefixStage {
         let Some(tree) = self.prefix.tree_path(&path).map(str::to_string) else {
             return outside(req.method(), &self.prefix);
         };
-        req.extensions_mut().insert(Target { path, tree });
+        req.extensions_mut().insert(Target {
+            path,
+            tree,
+            root: Vec::new(),
+        });
         next.run(req).await
     }
 }

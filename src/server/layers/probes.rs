@@ -3,13 +3,12 @@
 //! `dav::probes`) is answered 404 here, unless listings already in memory or the files kept
 //! on this server show that name. A probe never costs a Google call.
 
-use dav_server::davpath::DavPath;
 use http::StatusCode;
 
 use super::prefix::Target;
 use super::stage::{Inner, Next, Req, Res, Stage};
 use crate::catalog::Catalog;
-use crate::dav::{probes, segments};
+use crate::dav::probes;
 use crate::server::response::text_response;
 use crate::upload::local::LocalFiles;
 
@@ -32,7 +31,7 @@ impl Probes {
             return None;
         }
         let target = Target::of(req);
-        let segs = segments(&DavPath::new(&target.tree).ok()?).ok()?;
+        let segs = target.segments()?;
         let agent = req
             .headers()
             .get(http::header::USER_AGENT)

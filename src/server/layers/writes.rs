@@ -34,13 +34,14 @@ impl Writes {
     /// PUT, MKCOL, DELETE, MOVE and COPY (see `upload`).
     async fn write(&self, uploader: &Uploader, req: Req) -> Res {
         let method = req.method().clone();
-        let Target { path, tree } = Target::of(&req);
-        let Ok(dav_path) = DavPath::new(&tree) else {
+        let target = Target::of(&req);
+        let Ok(dav_path) = DavPath::new(&target.tree) else {
             return text_response(StatusCode::BAD_REQUEST, "gphotos-dav: invalid path\n");
         };
-        let Ok(segs) = segments(&dav_path) else {
+        let Some(segs) = target.segments() else {
             return text_response(StatusCode::NOT_FOUND, "");
         };
+        let Target { path, root, .. } = target;
         let answer = match method.as_str() {
             "PUT" => {
                 let (parts, body) = req.into_parts();
@@ -68,7 +69,7 @@ impl Writes {
                     .get("Overwrite")
                     .and_then(|v| v.to_str().ok())
                     .is_some_and(|v| v.trim().eq_ignore_ascii_case("F"));
-                let to = self.destination(destination, headers);
+                let to = self.destination(destination, headers, &root);
                 // The source of a MOVE and the destination of both may be locked.
                 let mut locked = None;
                 if method == "MOVE" {
@@ -119,10 +120,14 @@ impl Writes {
     /// the one a reverse proxy passes on in `X-Forwarded-Host` or `Forwarded: host=` (proxies
     /// often rewrite `Host` to the backend's address but leave `Destination` as the client
     /// wrote it). Trusting those headers gives a client nothing: it chose the Destination too.
+    ///
+    /// The segments are the catalog's (after `root`, the request's [`Target::root`]); the
+    /// path stays the client's, as the lock system knows it.
     fn destination(
         &self,
         header: &HeaderValue,
         request: &HeaderMap,
+        root: &[String],
     ) -> Option<(DavPath, Vec<String>)> {
         let raw = header.to_str().ok()?.trim();
         let path = if raw.starts_with('/') {
@@ -136,7 +141,8 @@ impl Writes {
         };
         let tree = self.prefix.tree_path(&path)?;
         let dav_path = DavPath::new(tree).ok()?;
-        let segs = segments(&dav_path).ok()?;
+        let mut segs = root.to_vec();
+        segs.extend(segments(&dav_path).ok()?);
         Some((dav_path, segs))
     }
 }
