@@ -6,7 +6,8 @@
 //!     and are compared with `dufs` (installed like `propfind_vs_dufs` does) serving the same
 //!     bytes from a local file: target warm ours/dufs throughput >= 0.9.
 //!     Also: a read that misses and fills the cache (a fresh server each run) against the same
-//!     read with the cache off: target >= 0.85.
+//!     read with the cache off, with the content host unlimited and paced at 200 MB/s:
+//!     target >= 0.85.
 //! (b) **A thumbnailer.** A folder of 500 photos read in full twice (8 at a time, as a file
 //!     manager's thumbnail workers do): content requests of the second pass = 0.
 //! (c) **A video player's seeks.** 8 MiB at the end, at the start, in the middle, and the
@@ -44,9 +45,17 @@ async fn main() {
         ..EmulatorOptions::default()
     })
     .await;
+    // The same item behind a content host paced like a fast real link (benchmark 1a).
+    let paced = support::emulator(EmulatorOptions {
+        big_item: SIZE,
+        content_rate: Some(200_000_000),
+        ..EmulatorOptions::default()
+    })
+    .await;
     let mut pass = true;
     pass &= warm_reads_against_dufs(&emu).await;
-    pass &= fill_against_cache_off(&emu).await;
+    pass &= fill_against_cache_off(&emu, "content host unlimited").await;
+    pass &= fill_against_cache_off(&paced, "content host at 200 MB/s").await;
     pass &= thumbnailer(&emu).await;
     pass &= video_seeks(&emu).await;
     if !pass {
@@ -139,9 +148,11 @@ async fn warm_reads_against_dufs(emu: &RunningEmulator) -> bool {
 }
 
 /// (a), the fill cost: a cold read with the cache on (a fresh server each run) against the
-/// same read with the cache off.
-async fn fill_against_cache_off(emu: &RunningEmulator) -> bool {
-    println!("\n== a read that fills the cache, against the cache off");
+/// same read with the cache off. Unlimited, the loopback transfer already keeps both cores
+/// busy, so what writing the blocks costs in CPU shows in full; paced like a real link, it
+/// should not show at all.
+async fn fill_against_cache_off(emu: &RunningEmulator, title: &str) -> bool {
+    println!("\n== a read that fills the cache, against the cache off, {title}");
     let http = reqwest::Client::new();
     let off = Proxy::spawn(emu, CACHE_OFF).await;
     let (mut filling, mut plain) = (Vec::new(), Vec::new());
@@ -166,7 +177,7 @@ async fn fill_against_cache_off(emu: &RunningEmulator) -> bool {
     }
     let ratio = median(plain) / median(filling);
     verdict(
-        "(a) a read that fills the cache / the cache off, throughput",
+        &format!("(a) a read that fills the cache / the cache off, throughput, {title}"),
         format!("{ratio:.3}"),
         ">= 0.85",
         ratio >= 0.85,
