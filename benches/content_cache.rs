@@ -20,14 +20,10 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Instant;
 
 use gphotos_dav_emulator::{BIG_ALBUM_TITLE, EmulatorOptions, RunningEmulator};
-use support::{
-    MIB, Proxy, dufs_binary, fetch, free_port, mb_per_s, median, verdict, wait_until_up,
-};
-use tokio::process::Command;
+use support::{MIB, Proxy, dufs_binary, fetch, mb_per_s, median, verdict, wait_until_up};
 
 const SIZE: u64 = 256 * MIB;
 const RUNS: usize = 5;
@@ -88,16 +84,8 @@ async fn warm_reads_against_dufs(emu: &RunningEmulator) -> bool {
             f.write_all(&buf).unwrap();
         }
     }
-    let port = free_port();
-    let mut dufs_child = Command::new(&dufs)
-        .arg(dir.path())
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("dufs starts");
-    let dufs_url = format!("http://127.0.0.1:{port}/big.bin");
+    let (mut dufs_child, dufs_base) = support::spawn_dufs(&dufs, dir.path());
+    let dufs_url = format!("{dufs_base}big.bin");
     wait_until_up(&http, &dufs_url).await;
 
     let proxy = Proxy::spawn(emu, CACHE_ON).await;

@@ -13,11 +13,10 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Instant;
 
 use gphotos_dav_emulator::{BIG_ALBUM_TITLE, EmulatorOptions};
-use support::{Proxy, dufs_binary, free_port, median, verdict, wait_until_up};
+use support::{Proxy, dufs_binary, median, verdict, wait_until_up};
 use tokio::process::Command;
 
 const ITEMS: usize = 10_000;
@@ -41,16 +40,7 @@ async fn main() {
     for n in 1..=ITEMS {
         std::fs::write(dir.path().join(format!("IMG_{n:05}.jpg")), &body).unwrap();
     }
-    let port = free_port();
-    let mut dufs_child = Command::new(&dufs)
-        .arg(dir.path())
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("dufs starts");
-    let dufs_url = format!("http://127.0.0.1:{port}/");
+    let (mut dufs_child, dufs_url) = support::spawn_dufs(&dufs, dir.path());
 
     // Our side.
     let emu = support::emulator(EmulatorOptions {

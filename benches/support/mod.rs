@@ -338,3 +338,18 @@ pub async fn wait_until_up(http: &reqwest::Client, url: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Starts dufs serving `dir` on a free loopback port; returns the child (killed when dropped)
+/// and the server's base URL (`http://127.0.0.1:PORT/`).
+pub fn spawn_dufs(dufs: &Path, dir: &Path) -> (Child, String) {
+    let port = free_port();
+    let child = Command::new(dufs)
+        .arg(dir)
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("dufs starts");
+    (child, format!("http://127.0.0.1:{port}/"))
+}
