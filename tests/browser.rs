@@ -2,7 +2,7 @@
 //! `chromium`) driven through `/usr/bin/chromedriver` (`chromium-driver`), both installed by
 //! tests/run-all.sh; missing, these tests fail. One browser session walks the page as a user
 //! would: the grid's thumbnails load, the viewer opens and steps with the arrow keys, a video
-//! plays from the file's own path, a file chosen in the upload control becomes an item, a set
+//! plays from the file's own path and seeks, a file chosen in the upload control becomes an item, a set
 //! is picked from the page, and the console stays free of errors. Screenshots go to
 //! `target/tmp/browser/` (never into tracked files).
 
@@ -295,17 +295,25 @@ async fn the_gallery_in_a_browser() {
     )
     .await;
 
-    // A video plays from its own path: the element asks for it with Range, and its
-    // source is the file's path.
-    let video_path = until(
-        &c,
-        "a video tile",
-        "const t = document.querySelector('a.tile[data-kind=video]'); return t && t.getAttribute('href');",
-    )
-    .await;
+    // A video plays from its own path and seeks: the fixture library's MP4 videos are real
+    // two-second clips (padded to their size with a `free` box), which Chromium decodes.
+    let clip = lib
+        .items
+        .iter()
+        .find(|i| i.mime_type == "video/mp4")
+        .expect("the library has an MP4 video");
+    let tile = format!("a.tile[data-kind=video][data-name=\"{}\"]", clip.filename);
+    let video_path = c
+        .find(Locator::Css(&tile))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .expect("a tile's href");
     c.execute(
-        "document.querySelector('a.tile[data-kind=video]').click()",
-        vec![],
+        "document.querySelector(arguments[0]).click()",
+        vec![json!(tile)],
     )
     .await
     .unwrap();
@@ -315,18 +323,65 @@ async fn the_gallery_in_a_browser() {
         "const v = document.getElementById('viewer-video'); return v && v.getAttribute('src');",
     )
     .await;
-    assert_eq!(video_src, video_path);
-    // The emulator's fixture videos are noise in an MP4 box (no decodable frame), so the
-    // element reaches an error rather than a frame; what it asked for is what matters here.
-    until(
+    assert_eq!(video_src.as_str(), Some(video_path.as_str()));
+    let duration = until(
         &c,
-        "the video element went to the network",
-        "const v = document.getElementById('viewer-video'); return v && (v.networkState === 3 || v.error !== null || v.readyState > 0);",
+        "the video's metadata",
+        "const v = document.getElementById('viewer-video');
+         if (v && v.error) return 'error ' + v.error.code + ' ' + v.error.message;
+         return v && v.readyState >= 1 && v.duration > 0 && v.duration;",
     )
     .await;
+    let duration = duration
+        .as_f64()
+        .unwrap_or_else(|| panic!("the clip decodes: {duration}"));
+    assert!(
+        (duration - 2.0).abs() < 0.05,
+        "a two-second clip: {duration}"
+    );
+    // Seek past the middle, paused (so only the seek moves the position).
+    let target = duration * 0.75;
+    c.execute(
+        "const v = document.getElementById('viewer-video');
+         v.pause();
+         window.seekDone = null;
+         const start = performance.now();
+         v.addEventListener('seeked', () => {
+           window.seekDone = { at: v.currentTime, ms: performance.now() - start,
+                               ready: v.readyState, paused: v.paused,
+                               seekable: v.seekable.length ? v.seekable.end(0) : 0 };
+         }, { once: true });
+         v.currentTime = arguments[0];",
+        vec![json!(target)],
+    )
+    .await
+    .unwrap();
+    let seeked = until(&c, "the video seeked", "return window.seekDone;").await;
+    println!("video {} seeked to {seeked}", clip.filename);
+    let at = seeked["at"].as_f64().unwrap();
+    assert!((at - target).abs() < 0.01, "at {at}, asked {target}");
+    assert_eq!(seeked["paused"], json!(true));
+    assert!(
+        seeked["ready"].as_u64().unwrap() >= 2,
+        "a frame at the new position: {seeked}"
+    );
+    assert!(
+        seeked["seekable"].as_f64().unwrap() >= duration - 0.01,
+        "the whole clip is seekable: {seeked}"
+    );
+    // The element's Range requests go to the same GET path as any client's: a range of the
+    // file is exactly those bytes of Google's original.
+    let part = reqwest::Client::new()
+        .get(format!("{}{video_path}", stack.url.trim_end_matches('/')))
+        .basic_auth("alice", Some("alice pw"))
+        .header("range", "bytes=1000-1999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), reqwest::StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.bytes().await.unwrap(), clip.bytes.slice(1000..2000));
     body.send_keys("\u{E00C}").await.unwrap();
-    // Media decoding errors are not page errors; drop what the fixture video caused.
-    let _ = console_errors(&c, &ours).await;
+    no_console_errors(&c, &ours).await;
 
     // Upload: a file chosen in the album's upload control becomes an item of the album.
     c.goto(&url_as(&stack, "alice", "/album/Pets/"))

@@ -42,6 +42,7 @@ const FAVORITES: [usize; 4] = [5, 10, 20, 57];
 ///
 /// Facts that hold for every seed (tests may rely on them):
 /// - 60 items (56 `image/jpeg` photos, 3 `video/mp4` videos and 1 `video/quicktime` video),
+///   the MP4 videos real, decodable two-second clips padded to their size (see `videos`),
 ///   stored in `items` newest first, which is the `mediaItems.list` order.
 /// - 8 albums in creation order (= `albums.list` order): "Friends/Family 2021" (8 items),
 ///   "Été à Paris — 東京" (7 items, one a video), "Trip" (6), "Trip" (6, one a video),
@@ -587,7 +588,14 @@ fn make_item(
             height,
             kind: MediaKind::Video,
             favorite,
-            bytes: mp4_bytes(quicktime, len, payload_seed),
+            bytes: if quicktime {
+                mp4_bytes(true, len, payload_seed)
+            } else {
+                // A real clip (see `videos`), so a browser can play and seek it.
+                let mut noise = Noise::new(payload_seed);
+                super::videos::padded(width, height, len, || noise.next())
+                    .expect("every MP4 shape has a clip smaller than its size")
+            },
         };
     }
 

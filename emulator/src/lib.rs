@@ -37,6 +37,7 @@ mod search;
 #[cfg(test)]
 mod tests;
 mod upload;
+mod videos;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
