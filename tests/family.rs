@@ -291,6 +291,7 @@ fn token_file(path: &std::path::Path, refresh_token: &str) {
             refresh_token: refresh_token.into(),
             scopes: String::new(),
             obtained_at: String::new(),
+            account: None,
         },
     )
     .unwrap();
