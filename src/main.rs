@@ -258,6 +258,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
                     refresh_token: authorized.refresh_token,
                     scopes: authorized.scopes.clone(),
                     obtained_at: chrono::Utc::now().to_rfc3339(),
+                    account: authorized.account.clone(),
                 },
             )?;
             println!(
@@ -265,6 +266,16 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
                 file.display(),
                 authorized.scopes
             );
+            match &authorized.account {
+                Some(account) => println!(
+                    "Google account id: {account} (the metadata cache belongs to this account; \
+                     signing in as another account starts a fresh one)"
+                ),
+                None => println!(
+                    "Note: Google sent no id_token, so the account is not recorded; the \
+                     metadata cache is then told apart by the OAuth client only"
+                ),
+            }
             if g.refresh_token.is_some() {
                 println!(
                     "Note: [google] refresh_token (or {}) is set and takes precedence over the \

@@ -291,6 +291,7 @@ fn token_file(path: &std::path::Path, refresh_token: &str) {
             refresh_token: refresh_token.into(),
             scopes: String::new(),
             obtained_at: String::new(),
+            account: None,
         },
     )
     .unwrap();
@@ -1101,6 +1102,16 @@ async fn commands_take_the_library_and_doctor_checks_each() {
     assert!(ok, "{text}");
     assert!(text.contains(&alice_token.display().to_string()), "{text}");
     assert!(alice_token.exists());
+    // It records her Google account, which her store's identity then includes.
+    let saved = gphotos_dav::google::token_file::read(&alice_token)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        saved.account,
+        Some(alice.emulator.signed_in_account()),
+        "{text}"
+    );
+    assert_ne!(saved.account, Some(bob.emulator.signed_in_account()));
 
     // One good library and one revoked: doctor checks both, names the bad one, fails.
     let (ok, text) = run_bin(&["doctor", "--config", config]).await;

@@ -248,3 +248,162 @@ async fn doctor_names_each_failure_and_its_fix() {
     let (ok, text) = run(&["doctor", "--config", "/nonexistent.toml"]).await;
     assert!(!ok && text.contains("FAIL  config"), "{text}");
 }
+
+/// A server on `config`'s token file, writable, its store at `store`; what it serves, how to
+/// stop it, and its task.
+async fn serve_on(
+    config: &str,
+    store: &std::path::Path,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let mut cfg = gphotos_dav::server::Config::load(std::path::Path::new(config)).unwrap();
+    cfg.validate().unwrap();
+    cfg.cache.path = Some(store.to_path_buf());
+    cfg.server.read_only = false;
+    cfg.upload.batch_window_ms = 10;
+    cfg.upload.batch_close_early = false;
+    let server = gphotos_dav::server::Server::bind(&cfg).await.unwrap();
+    let url = server.url();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async {
+        let _ = rx.await;
+    }));
+    (url, tx, task)
+}
+
+/// Stops a server from [`serve_on`] and waits (with a deadline) until it has let go of its
+/// store.
+async fn stop(tx: tokio::sync::oneshot::Sender<()>, task: tokio::task::JoinHandle<()>) {
+    let _ = tx.send(());
+    tokio::time::timeout(std::time::Duration::from_secs(60), task)
+        .await
+        .expect("the server stops within 60 s")
+        .unwrap();
+}
+
+/// PUTs `body` to `path` on a fresh connection (none is left open to hold the server).
+async fn put(url: &str, path: &str, body: &[u8]) -> u16 {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    client
+        .put(format!("{}{path}", url.trim_end_matches('/')))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The account `auth` recorded in the token file.
+fn recorded_account(dir: &std::path::Path) -> Option<String> {
+    gphotos_dav::google::token_file::read(&dir.join("state").join("token.json"))
+        .unwrap()
+        .unwrap()
+        .account
+}
+
+/// The identity a store file was written for.
+fn store_identity(path: &std::path::Path) -> String {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row("SELECT value FROM meta WHERE key = 'identity'", [], |r| {
+        r.get(0)
+    })
+    .unwrap()
+}
+
+/// `auth` records the Google account (the `id_token`'s `sub`), and the metadata store belongs
+/// to it: signing in again as the same account keeps the store warm (no listing call, a
+/// repeated upload answered from its record), signing in as another account starts a fresh
+/// store, so the first account's upload records are not trusted (the same bytes to the same
+/// path are uploaded again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reauthorizing_as_another_account_rebuilds_the_store_and_as_the_same_keeps_it() {
+    let emu = Emulator::start(EmulatorOptions::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &emu, None);
+    let store = dir.path().join("cache").join("metadata.sqlite");
+    let photo = common::jpeg(64, 48, 11, 90);
+    let uploads = || emu.emulator.counters().get("uploads");
+
+    // The first account signs in; the token file names it, and so does the store.
+    let first = emu.emulator.signed_in_account();
+    let (ok, text) = auth_flow(&config, |u| u).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("Google account id: {first}")),
+        "{text}"
+    );
+    assert_eq!(
+        recorded_account(dir.path()).as_deref(),
+        Some(first.as_str())
+    );
+    let (url, tx, task) = serve_on(&config, &store).await;
+    assert_eq!(put(&url, "/album/Empty/beach.jpg", &photo).await, 201);
+    assert_eq!(put(&url, "/album/Empty/beach.jpg", &photo).await, 204);
+    assert_eq!(uploads(), 1);
+    stop(tx, task).await;
+    assert!(
+        store_identity(&store).ends_with(&format!(" account={first}")),
+        "{}",
+        store_identity(&store)
+    );
+
+    // The same account again (a new refresh token): the store stays warm.
+    let (ok, text) = auth_flow(&config, |u| u).await;
+    assert!(ok, "{text}");
+    assert_eq!(
+        recorded_account(dir.path()).as_deref(),
+        Some(first.as_str())
+    );
+    let (url, tx, task) = serve_on(&config, &store).await;
+    let before = emu.emulator.counters().snapshot();
+    let resp = reqwest::Client::new()
+        .request(
+            reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
+            format!("{url}album/Empty/"),
+        )
+        .header("Depth", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 207);
+    assert!(resp.text().await.unwrap().contains("beach.jpg"));
+    assert_eq!(put(&url, "/album/Empty/beach.jpg", &photo).await, 204);
+    let spent = common::library_api_calls(&before, &emu.emulator.counters().snapshot());
+    assert!(spent.is_empty(), "a warm store lists nothing: {spent:?}");
+    assert_eq!(uploads(), 1);
+    stop(tx, task).await;
+
+    // Another account signs in with the same OAuth client. Its library does not hold the
+    // first account's photo (the emulator's one library stands for it once the photo is
+    // gone); a store that trusted the first account's upload record would answer 204 and
+    // upload nothing.
+    let album = emu
+        .emulator
+        .current_library()
+        .albums
+        .iter()
+        .find(|a| a.title == "Empty")
+        .unwrap()
+        .clone();
+    assert_eq!(album.item_ids.len(), 1);
+    emu.emulator.delete_in_app(&album.item_ids[0]);
+    let second = "200000000000000000002";
+    emu.emulator.sign_in_as(second);
+    let (ok, text) = auth_flow(&config, |u| u).await;
+    assert!(ok, "{text}");
+    assert_eq!(recorded_account(dir.path()).as_deref(), Some(second));
+    let (url, tx, task) = serve_on(&config, &store).await;
+    assert_eq!(put(&url, "/album/Empty/beach.jpg", &photo).await, 201);
+    assert_eq!(uploads(), 2);
+    stop(tx, task).await;
+    assert!(store_identity(&store).ends_with(&format!(" account={second}")));
+}

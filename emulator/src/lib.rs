@@ -372,8 +372,11 @@ pub(crate) struct Inner {
     faults: Mutex<Vec<FaultRule>>,
     /// Authorization codes waiting for their exchange.
     auth_codes: Mutex<HashMap<String, oauth::PendingCode>>,
-    /// Refresh tokens minted by code exchanges, with what they grant.
-    refresh_grants: Mutex<HashMap<String, oauth::Grant>>,
+    /// Refresh tokens minted by code exchanges, with what they grant and whose they are.
+    refresh_grants: Mutex<HashMap<String, oauth::Minted>>,
+    /// The Google account (its `sub`) that signs in on the consent page: random per
+    /// emulator (two emulators are two accounts) until [`Emulator::sign_in_as`] changes it.
+    signed_in: Mutex<String>,
     tokens: Mutex<HashMap<String, AccessToken>>,
     base_urls: Mutex<HashMap<String, BaseUrlEntry>>,
     /// How long a base URL serves bytes, in milliseconds: `opts.baseurl_ttl` until a test
@@ -697,6 +700,7 @@ impl Emulator {
                 faults: Mutex::default(),
                 auth_codes: Mutex::default(),
                 refresh_grants: Mutex::default(),
+                signed_in: Mutex::new(oauth::new_account_id()),
                 tokens: Mutex::default(),
                 base_urls: Mutex::default(),
                 url_lifetime_ms: AtomicU64::new(url_lifetime_ms),
@@ -892,6 +896,19 @@ impl Emulator {
             seen: 0,
             remaining: times,
         });
+    }
+
+    /// From now on the consent page signs in as the Google account `sub` (what a user does
+    /// who picks another account in Google's account chooser): codes issued from now on,
+    /// and the refresh tokens they become, belong to it, and their `id_token`s name it.
+    /// The library served stays this emulator's.
+    pub fn sign_in_as(&self, sub: &str) {
+        *relock(&self.inner.signed_in) = sub.to_string();
+    }
+
+    /// The account (`sub`) the consent page signs in as.
+    pub fn signed_in_account(&self) -> String {
+        relock(&self.inner.signed_in).clone()
     }
 
     /// Every access token issued and every download URL (baseUrl) handed out so far: the

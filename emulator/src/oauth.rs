@@ -43,6 +43,17 @@ pub(crate) enum Grant {
 
 /// The scopes a user can grant, one bit each in [`Grant::Scopes`].
 const SCOPE_BITS: [&str; 4] = [READ_SCOPE, APPEND_SCOPE, PICKER_SCOPE, EDIT_SCOPE];
+/// OpenID Connect's scope (asked for without a URL prefix), the bit after [`SCOPE_BITS`]: with
+/// it granted, the token endpoint's answers carry an `id_token` naming the account.
+const OPENID_SCOPE: &str = "openid";
+const OPENID_BIT: u8 = 1 << SCOPE_BITS.len();
+
+/// A refresh token minted by a code exchange: what it grants, and whose it is.
+#[derive(Clone, Debug)]
+pub(crate) struct Minted {
+    grant: Grant,
+    account: String,
+}
 
 impl Grant {
     /// Scope names without the URL prefix.
@@ -62,6 +73,19 @@ impl Grant {
     pub fn has_scope(self, scope: &str) -> bool {
         self.scopes().contains(&scope)
     }
+
+    /// Whether `openid` was granted (only ever through the authorization flow).
+    fn has_openid(self) -> bool {
+        matches!(self, Grant::Scopes(bits) if bits & OPENID_BIT != 0)
+    }
+}
+
+/// A Google account id: like Google's `sub`, a string of 21 decimal digits.
+pub(crate) fn new_account_id() -> String {
+    let mut rng = rand::rng();
+    std::iter::once(char::from(b'1'))
+        .chain((0..20).map(|_| char::from(b'0' + rng.random_range(0..10u8))))
+        .collect()
 }
 
 /// An access token the emulator issued.
@@ -167,13 +191,13 @@ pub(crate) fn token(inner: &Inner, req: &Req) -> Reply {
     }
 
     let mut new_refresh_token = None;
-    let grant = match grant_type.as_str() {
+    let (grant, account) = match grant_type.as_str() {
         "refresh_token" => {
             let Some(refresh_token) = params.get("refresh_token").filter(|t| !t.is_empty()) else {
                 return invalid_request("Missing required parameter: refresh_token");
             };
             match refresh_grant(inner, refresh_token) {
-                Some(grant) => grant,
+                Some(minted) => minted,
                 None => {
                     return oauth_error(
                         StatusCode::BAD_REQUEST,
@@ -184,11 +208,11 @@ pub(crate) fn token(inner: &Inner, req: &Req) -> Reply {
             }
         }
         "authorization_code" => match redeem_code(inner, &params) {
-            Ok(grant) => {
+            Ok(minted) => {
                 let token = format!("1//emu-{}", &new_access_token()[5..60]);
-                relock(&inner.refresh_grants).insert(token.clone(), grant);
+                relock(&inner.refresh_grants).insert(token.clone(), minted.clone());
                 new_refresh_token = Some(token);
-                grant
+                (minted.grant, Some(minted.account))
             }
             Err(reply) => return reply,
         },
@@ -200,11 +224,12 @@ pub(crate) fn token(inner: &Inner, req: &Req) -> Reply {
             );
         }
     };
-    issue(inner, grant, new_refresh_token)
+    issue(inner, grant, new_refresh_token, account.as_deref())
 }
 
-/// The grant behind a refresh token: the fixed test tokens, or one minted by a code exchange.
-fn refresh_grant(inner: &Inner, refresh_token: &str) -> Option<Grant> {
+/// The grant behind a refresh token, and its account when a code exchange minted it (the
+/// fixed test tokens have none: they never carry `openid`).
+fn refresh_grant(inner: &Inner, refresh_token: &str) -> Option<(Grant, Option<String>)> {
     let grant = match refresh_token {
         REFRESH_TOKEN => Grant::Full,
         REFRESH_TOKEN_NO_SCOPE => Grant::NoScope,
@@ -214,16 +239,20 @@ fn refresh_grant(inner: &Inner, refresh_token: &str) -> Option<Grant> {
         // Read, picker and edit: a grant where the user unticked uploading.
         REFRESH_TOKEN_NO_APPEND => Grant::Scopes(0b1101),
         // REFRESH_TOKEN_REVOKED and every unknown token.
-        other => return relock(&inner.refresh_grants).get(other).copied(),
+        other => {
+            return relock(&inner.refresh_grants)
+                .get(other)
+                .map(|m| (m.grant, Some(m.account.clone())));
+        }
     };
-    Some(grant)
+    Some((grant, None))
 }
 
 /// Exchanges an authorization code: single use, same redirect_uri, PKCE verifier checked.
 fn redeem_code(
     inner: &Inner,
     params: &std::collections::HashMap<String, String>,
-) -> Result<Grant, Reply> {
+) -> Result<Minted, Reply> {
     let bad = |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d);
     let code = params
         .get("code")
@@ -250,7 +279,10 @@ fn redeem_code(
     if challenge != pending.challenge {
         return Err(bad("Invalid code verifier."));
     }
-    Ok(pending.grant)
+    Ok(Minted {
+        grant: pending.grant,
+        account: pending.account,
+    })
 }
 
 /// A code waiting to be exchanged.
@@ -259,6 +291,8 @@ pub(crate) struct PendingCode {
     redirect_uri: String,
     challenge: String,
     grant: Grant,
+    /// Who signed in on the consent page.
+    account: String,
     issued_at: DateTime<Utc>,
 }
 
@@ -313,6 +347,7 @@ pub(crate) fn authorize(inner: &Inner, req: &Req) -> Reply {
         let short = scope.strip_prefix(SCOPE_PREFIX).unwrap_or(scope);
         match SCOPE_BITS.iter().position(|s| *s == short) {
             Some(i) => bits |= 1 << i,
+            None if scope == OPENID_SCOPE => bits |= OPENID_BIT,
             None => {
                 return page(
                     StatusCode::BAD_REQUEST,
@@ -334,6 +369,7 @@ pub(crate) fn authorize(inner: &Inner, req: &Req) -> Reply {
             redirect_uri: redirect_uri.clone(),
             challenge: challenge.clone(),
             grant: Grant::Scopes(bits),
+            account: relock(&inner.signed_in).clone(),
             issued_at: inner.clock.now(),
         },
     );
@@ -354,15 +390,45 @@ pub(crate) fn authorize(inner: &Inner, req: &Req) -> Reply {
 
 fn scope_string(grant: Grant) -> String {
     grant
-        .scopes()
-        .iter()
-        .map(|s| format!("{SCOPE_PREFIX}{s}"))
+        .has_openid()
+        .then(|| OPENID_SCOPE.to_string())
+        .into_iter()
+        .chain(grant.scopes().iter().map(|s| format!("{SCOPE_PREFIX}{s}")))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-/// Mints an access token for `grant` (and hands out a new refresh token when there is one).
-fn issue(inner: &Inner, grant: Grant, refresh_token: Option<String>) -> Reply {
+/// An OpenID Connect `id_token` for `account`, shaped as Google's: a JWT (base64url header,
+/// payload and signature joined by dots) whose payload names the issuer, the client as
+/// audience, and the account as `sub`. The signature is not a real RS256 one: the client
+/// reads the token it got from the token endpoint over TLS without verifying it, as Google's
+/// guide allows, and nothing here checks it either.
+fn id_token(inner: &Inner, account: &str) -> String {
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let now = inner.clock.now().timestamp();
+    let header = b64(br#"{"alg":"RS256","kid":"emulator","typ":"JWT"}"#);
+    let payload = b64(json!({
+        "iss": "https://accounts.google.com",
+        "azp": CLIENT_ID,
+        "aud": CLIENT_ID,
+        "sub": account,
+        "iat": now,
+        "exp": now + 3600,
+    })
+    .to_string()
+    .as_bytes());
+    let signature = b64(&sha2::Sha256::digest(format!("{header}.{payload}")));
+    format!("{header}.{payload}.{signature}")
+}
+
+/// Mints an access token for `grant` (and hands out a new refresh token when there is one);
+/// with `openid` granted, the answer also carries an `id_token` naming `account`.
+fn issue(
+    inner: &Inner,
+    grant: Grant,
+    refresh_token: Option<String>,
+    account: Option<&str>,
+) -> Reply {
     let access_token = new_access_token();
     let ttl = inner.opts.access_token_ttl;
     let expires_at =
@@ -380,6 +446,9 @@ fn issue(inner: &Inner, grant: Grant, refresh_token: Option<String>) -> Reply {
     });
     if let Some(token) = refresh_token {
         body["refresh_token"] = json!(token);
+    }
+    if let Some(account) = account.filter(|_| grant.has_openid()) {
+        body["id_token"] = json!(id_token(inner, account));
     }
     Reply::json(StatusCode::OK, &body)
         .with_header(

@@ -4,6 +4,8 @@
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
+use base64::Engine;
+
 use chrono::{Datelike, NaiveDate, Timelike};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, RANGE, WWW_AUTHENTICATE};
@@ -292,6 +294,123 @@ async fn token_errors() {
         .expect("request");
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(emu.emulator.counters().get("token"), 9);
+}
+
+/// Runs the authorization flow for `scope` as whoever signs in now, and returns the code
+/// exchange's JSON answer.
+async fn code_exchange(emu: &RunningEmulator, scope: &str) -> Value {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let verifier = "v".repeat(50);
+    let challenge = b64(&Sha256::digest(verifier.as_bytes()));
+    let redirect = "http://127.0.0.1:9/";
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let resp = no_follow
+        .get(emu.auth_url())
+        .query(&[
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", redirect),
+            ("response_type", "code"),
+            ("scope", scope),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("state", "s"),
+        ])
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    let location =
+        url::Url::parse(resp.headers()["location"].to_str().expect("ascii")).expect("a URL");
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .expect("a code")
+        .1
+        .into_owned();
+    let resp = client()
+        .post(emu.token_url())
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .expect("exchange");
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.json().await.expect("json")
+}
+
+/// The `sub` of an `id_token`'s payload (three base64url parts joined by dots).
+fn subject(id_token: &Value) -> String {
+    let parts: Vec<&str> = id_token.as_str().expect("a string").split('.').collect();
+    assert_eq!(parts.len(), 3, "{id_token}");
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[1])
+        .expect("base64url");
+    let claims: Value = serde_json::from_slice(&payload).expect("JSON claims");
+    assert_eq!(claims["iss"], json!("https://accounts.google.com"));
+    assert_eq!(claims["aud"], json!(CLIENT_ID));
+    claims["sub"].as_str().expect("sub").to_owned()
+}
+
+#[tokio::test]
+async fn openid_answers_carry_an_id_token_naming_the_signed_in_account() {
+    let emu = start().await;
+    let read = "https://www.googleapis.com/auth/photoslibrary.readonly.appcreateddata";
+
+    // With openid: the code exchange and the refreshes name the account that signed in.
+    let first = emu.emulator.signed_in_account();
+    assert_eq!(first.len(), 21);
+    let body = code_exchange(&emu, &format!("openid {read}")).await;
+    assert_eq!(body["scope"], json!(format!("openid {read}")));
+    assert_eq!(subject(&body["id_token"]), first);
+    let refresh = body["refresh_token"].as_str().expect("refresh").to_owned();
+
+    emu.emulator.sign_in_as("200000000000000000002");
+    let other = code_exchange(&emu, &format!("openid {read}")).await;
+    assert_eq!(subject(&other["id_token"]), "200000000000000000002");
+    // The first refresh token stays the first account's.
+    let resp = client()
+        .post(emu.token_url())
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+            ("refresh_token", refresh.as_str()),
+        ])
+        .send()
+        .await
+        .expect("refresh");
+    let refreshed: Value = resp.json().await.expect("json");
+    assert_eq!(subject(&refreshed["id_token"]), first);
+
+    // Without openid (and for the fixed test tokens): no id_token.
+    let plain = code_exchange(&emu, read).await;
+    assert_eq!(plain["scope"], json!(read));
+    assert_eq!(plain["id_token"], json!(null));
+    let fixed = client()
+        .post(emu.token_url())
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+            ("refresh_token", REFRESH_TOKEN),
+        ])
+        .send()
+        .await
+        .expect("refresh");
+    let fixed: Value = fixed.json().await.expect("json");
+    assert_eq!(fixed["id_token"], json!(null));
+    // Two emulators are two accounts.
+    let second = start().await;
+    assert_ne!(second.emulator.signed_in_account(), first);
 }
 
 // ---------------------------------------------------------------------------------------

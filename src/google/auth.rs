@@ -155,12 +155,20 @@ impl TokenSource {
             && new_refresh.secret() != state.refresh_token.secret()
         {
             // Google may rotate the refresh token; the new one replaces the old, on disk too.
-            state.refresh_token = new_refresh.clone();
             if let Some(path) = &self.persist_to {
+                // The account recorded by `auth` stays with the token it was recorded for
+                // (the store's identity includes it): kept when the file still holds the
+                // token being replaced, else unknown (another `auth` replaced the file).
+                let account = super::token_file::read(path)
+                    .ok()
+                    .flatten()
+                    .filter(|f| f.refresh_token == *state.refresh_token.secret())
+                    .and_then(|f| f.account);
                 let file = super::token_file::TokenFile {
                     refresh_token: new_refresh.secret().clone(),
                     scopes: scope_text(&response),
                     obtained_at: chrono::Utc::now().to_rfc3339(),
+                    account,
                 };
                 match super::token_file::write(path, &file) {
                     Ok(()) => {
@@ -169,6 +177,7 @@ impl TokenSource {
                     Err(e) => tracing::warn!("{e}; the new refresh token is kept in memory only"),
                 }
             }
+            state.refresh_token = new_refresh.clone();
         }
         state.granted = Some(scope_text(&response));
         let token = response.access_token().clone();
@@ -221,7 +230,7 @@ impl TokenSource {
 }
 
 /// The space-separated scopes of a token response (empty when Google sent none).
-pub(crate) fn scope_text(response: &oauth2::basic::BasicTokenResponse) -> String {
+pub(crate) fn scope_text(response: &impl TokenResponse) -> String {
     response
         .scopes()
         .map(|s| {

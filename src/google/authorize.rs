@@ -8,15 +8,21 @@
 
 use std::time::Duration;
 
+use base64::Engine;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use oauth2::basic::BasicClient;
-use oauth2::{
-    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge, RedirectUrl,
-    Scope, TokenResponse, TokenUrl,
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
 };
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, ExtraTokenFields,
+    PkceCodeChallenge, RedirectUrl, Scope, StandardRevocableToken, StandardTokenResponse,
+    TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -32,15 +38,73 @@ pub enum ScopeSet {
     All,
 }
 
+/// Asked for with every scope set: Google then answers the code exchange with an `id_token`
+/// that names the account (its `sub`), which the Photos scopes cannot tell.
+pub const OPENID_SCOPE: &str = "openid";
+
 impl ScopeSet {
+    /// The Photos scopes of this set, and `openid`.
     pub fn scopes(self) -> Vec<&'static str> {
-        match self {
+        let mut scopes = match self {
             ScopeSet::Read => vec![SCOPES[0]],
             ScopeSet::Upload => vec![SCOPES[1], SCOPES[3]],
             ScopeSet::Picker => vec![SCOPES[2]],
             ScopeSet::All => SCOPES.to_vec(),
-        }
+        };
+        scopes.push(OPENID_SCOPE);
+        scopes
     }
+}
+
+/// The token response's field beyond OAuth's own: OpenID Connect's `id_token`, present when
+/// `openid` was granted.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+struct IdTokenField {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+}
+
+impl ExtraTokenFields for IdTokenField {}
+
+type IdTokenResponse = StandardTokenResponse<IdTokenField, BasicTokenType>;
+
+/// `BasicClient`, but reading the `id_token` of the code exchange.
+type IdClient = oauth2::Client<
+    BasicErrorResponse,
+    IdTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+>;
+
+/// The account (`sub`) an `id_token` names.
+///
+/// The signature is not verified, on purpose: the token comes straight from Google's token
+/// endpoint over TLS in the code exchange this process made, which is the case Google's
+/// OpenID Connect guide names as safe without validation ("since you are communicating
+/// directly with Google over HTTPS [...] you can be confident that the token you receive
+/// really comes from Google",
+/// <https://developers.google.com/identity/openid-connect/openid-connect#obtainuserinfo>).
+/// An `id_token` from anywhere else (a header, a file) must never be read with this.
+pub(crate) fn id_token_subject(id_token: &str) -> Result<String, String> {
+    let payload = id_token
+        .split('.')
+        .nth(1)
+        .filter(|_| id_token.split('.').count() == 3)
+        .ok_or("the id_token is not a JWT (header.payload.signature)")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| "the id_token's payload is not base64url")?;
+    #[derive(Deserialize)]
+    struct Claims {
+        sub: Option<String>,
+    }
+    let claims: Claims =
+        serde_json::from_slice(&bytes).map_err(|_| "the id_token's payload is not JSON")?;
+    claims
+        .sub
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| "the id_token names no account (no sub)".into())
 }
 
 /// What `gphotos-dav auth` needs to run the installed-app flow once: the OAuth client, the
@@ -59,6 +123,8 @@ pub struct AuthorizeRequest<'a> {
 pub struct Authorized {
     pub refresh_token: String,
     pub scopes: String,
+    /// The Google account's stable id, from the `id_token` (`None` if Google sent none).
+    pub account: Option<String>,
 }
 
 /// Runs the flow. `show_url` receives the URL the user must open (print it, open a browser).
@@ -75,7 +141,7 @@ pub async fn authorize(
         .map_err(|e| err(e.to_string()))?
         .port();
     let redirect = format!("http://127.0.0.1:{port}/");
-    let client = BasicClient::new(ClientId::new(req.client_id.into()))
+    let client = IdClient::new(ClientId::new(req.client_id.into()))
         .set_client_secret(ClientSecret::new(req.client_secret.into()))
         .set_auth_uri(AuthUrl::new(req.auth_url.into()).map_err(|e| err(format!("auth_url: {e}")))?)
         .set_token_uri(
@@ -149,9 +215,19 @@ pub async fn authorize(
         )
     })?;
     let scopes = super::auth::scope_text(&tokens);
+    let account = match &tokens.extra_fields().id_token {
+        Some(jwt) => Some(id_token_subject(jwt).map_err(|e| {
+            err(format!(
+                "{e}: Google's answer to the code exchange could not be read; run \
+                 `gphotos-dav auth` again"
+            ))
+        })?),
+        None => None,
+    };
     Ok(Authorized {
         refresh_token: refresh_token.secret().clone(),
         scopes,
+        account,
     })
 }
 
@@ -217,5 +293,31 @@ async fn wait_for_redirect(listener: TcpListener) -> Result<Answer, GoogleError>
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(payload: &str) -> String {
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        format!("{}.{}.c2ln", b64(r#"{"alg":"RS256"}"#), b64(payload))
+    }
+
+    #[test]
+    fn the_subject_is_read_from_the_payload() {
+        let token = jwt(r#"{"iss":"https://accounts.google.com","sub":"110169484474386276334"}"#);
+        assert_eq!(id_token_subject(&token).unwrap(), "110169484474386276334");
+        assert!(ScopeSet::Read.scopes().contains(&OPENID_SCOPE));
+    }
+
+    #[test]
+    fn a_malformed_id_token_is_refused() {
+        assert!(id_token_subject("not-a-jwt").is_err());
+        assert!(id_token_subject("a.!!!.c").is_err());
+        assert!(id_token_subject(&jwt("[1]")).is_err());
+        assert!(id_token_subject(&jwt(r#"{"sub":""}"#)).is_err());
+        assert!(id_token_subject(&jwt(r#"{"email":"x"}"#)).is_err());
     }
 }

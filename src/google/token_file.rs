@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// What `gphotos-dav auth` keeps between runs: the refresh token (a secret, so the file is
-/// 0600 and replaced atomically) and the scopes Google granted with it.
+/// 0600 and replaced atomically), the scopes Google granted with it, and the Google account
+/// it belongs to.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct TokenFile {
     pub refresh_token: String,
@@ -19,6 +20,14 @@ pub struct TokenFile {
     pub scopes: String,
     #[serde(default)]
     pub obtained_at: String,
+    /// The Google account's stable id (the `sub` of the `id_token` that came with the refresh
+    /// token). The metadata store's identity includes it, so that what was learned from one
+    /// account (listings, upload records) is never trusted for another: the Photos scopes
+    /// alone cannot tell who signed in, and one OAuth client may serve a whole family.
+    /// `None` in a file written by an earlier release (no `openid` scope): re-running `auth`
+    /// records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 impl std::fmt::Debug for TokenFile {
@@ -27,6 +36,7 @@ impl std::fmt::Debug for TokenFile {
             .field("refresh_token", &"<redacted>")
             .field("scopes", &self.scopes)
             .field("obtained_at", &self.obtained_at)
+            .field("account", &self.account)
             .finish()
     }
 }
@@ -93,6 +103,7 @@ mod tests {
             refresh_token: "1//secret".into(),
             scopes: "a b".into(),
             obtained_at: "now".into(),
+            account: Some("1234567890".into()),
         };
         write(&path, &token).unwrap();
         write(&path, &token).unwrap();
@@ -114,5 +125,24 @@ mod tests {
             1
         );
         assert!(!format!("{token:?}").contains("secret"));
+        assert_eq!(
+            read(&path).unwrap().unwrap().account.as_deref(),
+            Some("1234567890")
+        );
+    }
+
+    /// A token file written before the account was recorded still loads, without one.
+    #[test]
+    fn an_earlier_file_without_account_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token.json");
+        std::fs::write(
+            &path,
+            r#"{"refresh_token":"1//old","scopes":"a","obtained_at":"then"}"#,
+        )
+        .unwrap();
+        let file = read(&path).unwrap().unwrap();
+        assert_eq!(file.refresh_token, "1//old");
+        assert_eq!(file.account, None);
     }
 }

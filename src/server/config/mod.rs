@@ -316,7 +316,33 @@ impl Config {
         })
     }
 
+    /// The Google account (`sub`) `gphotos-dav auth` recorded in the token file, when the
+    /// refresh token comes from that file; `None` when the refresh token is given directly
+    /// (config or environment: the file may then belong to another sign-in), the file is
+    /// missing or unreadable, or it was written by an earlier release without the account.
+    pub fn account(&self) -> Option<String> {
+        if self
+            .google
+            .refresh_token
+            .as_deref()
+            .is_some_and(|t| !t.is_empty())
+        {
+            return None;
+        }
+        token_file::read(&self.token_file_path())
+            .ok()
+            .flatten()
+            .and_then(|f| f.account)
+    }
+
     /// Opens the metadata store for this configuration's Google account and endpoint.
+    ///
+    /// Its identity is the API base, the OAuth client, the library's mount on a family
+    /// server, and the account when `auth` recorded it: a store written under another
+    /// identity is moved aside and rebuilt, so one account's listings and upload records are
+    /// never trusted for another (one client may serve a family; a re-authorization may
+    /// sign in as someone else). Without a recorded account the identity is what earlier
+    /// releases wrote, so their stores open in place.
     pub fn open_store(&self) -> crate::catalog::Store {
         let mut identity = format!(
             "{} {}",
@@ -330,6 +356,9 @@ impl Config {
         if let Some(mount) = &self.mount {
             // A family shares one OAuth client: the account is told apart by its library.
             identity.push_str(&format!(" library={mount}"));
+        }
+        if let Some(account) = self.account() {
+            identity.push_str(&format!(" account={account}"));
         }
         crate::catalog::Store::open_for(&self.cache.store_path(), &identity)
     }
