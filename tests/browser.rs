@@ -15,8 +15,6 @@ use std::time::Duration;
 use common::{Stack, start_custom};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
-use gphotos_dav::server::auth::hash_password;
-use gphotos_dav::server::config::UserConfig;
 use gphotos_dav_emulator::{self as emulator, EmulatorOptions, MediaKind};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
@@ -141,8 +139,6 @@ async fn screenshot(c: &Client, name: &str) {
 }
 
 async fn writable_stack() -> Stack {
-    let bob = hash_password("bob pw").unwrap();
-    let alice = hash_password("alice pw").unwrap();
     start_custom(
         EmulatorOptions {
             picker_poll_interval: Duration::from_millis(20),
@@ -152,18 +148,8 @@ async fn writable_stack() -> Stack {
         |c| {
             c.server.read_only = false;
             c.server.users = vec![
-                UserConfig {
-                    name: "alice".into(),
-                    password_hash: alice,
-                    read_only: false,
-                    root: None,
-                },
-                UserConfig {
-                    name: "bob".into(),
-                    password_hash: bob,
-                    read_only: true,
-                    root: None,
-                },
+                common::user("alice", "alice pw", false),
+                common::user("bob", "bob pw", true),
             ];
         },
     )

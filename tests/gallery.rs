@@ -9,8 +9,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{Stack, sha256, start_custom};
-use gphotos_dav::server::auth::hash_password;
-use gphotos_dav::server::config::UserConfig;
 use gphotos_dav_emulator::{self as emulator, EmulatorOptions, MediaKind};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -27,23 +25,11 @@ fn options() -> EmulatorOptions {
 
 /// A writable stack with a user who writes and one who only reads.
 async fn stack(read_only_server: bool) -> Stack {
-    let alice = hash_password("alice pw").unwrap();
-    let bob = hash_password("bob pw").unwrap();
     start_custom(options(), emulator::REFRESH_TOKEN, |c| {
         c.server.read_only = read_only_server;
         c.server.users = vec![
-            UserConfig {
-                name: "alice".into(),
-                password_hash: alice,
-                read_only: false,
-                root: None,
-            },
-            UserConfig {
-                name: "bob".into(),
-                password_hash: bob,
-                read_only: true,
-                root: None,
-            },
+            common::user("alice", "alice pw", false),
+            common::user("bob", "bob pw", true),
         ];
     })
     .await

@@ -4,8 +4,6 @@
 mod common;
 
 use common::{parse_multistatus, start_custom};
-use gphotos_dav::server::auth::hash_password;
-use gphotos_dav::server::config::UserConfig;
 use gphotos_dav_emulator::{self as emulator, EmulatorOptions};
 use reqwest::{Method, StatusCode};
 
@@ -15,23 +13,11 @@ fn propfind() -> Method {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_auth_guards_every_method_but_options() {
-    let alice = hash_password("correct horse").unwrap();
-    let bob = hash_password("battery staple").unwrap();
     let stack = start_custom(EmulatorOptions::default(), emulator::REFRESH_TOKEN, |c| {
         c.server.read_only = false;
         c.server.users = vec![
-            UserConfig {
-                name: "alice".into(),
-                password_hash: alice,
-                read_only: false,
-                root: None,
-            },
-            UserConfig {
-                name: "bob".into(),
-                password_hash: bob,
-                read_only: true,
-                root: None,
-            },
+            common::user("alice", "correct horse", false),
+            common::user("bob", "battery staple", true),
         ];
     })
     .await;

@@ -582,3 +582,17 @@ pub fn jpeg(w: u32, h: u32, seed: u64, quality: u8) -> Vec<u8> {
         .unwrap();
     out
 }
+
+/// A `[[server.users]]` entry that sees the whole tree, with `password` hashed.
+pub fn user(
+    name: &str,
+    password: &str,
+    read_only: bool,
+) -> gphotos_dav::server::config::UserConfig {
+    gphotos_dav::server::config::UserConfig {
+        name: name.into(),
+        password_hash: gphotos_dav::server::auth::hash_password(password).unwrap(),
+        read_only,
+        root: None,
+    }
+}
