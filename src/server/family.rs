@@ -9,7 +9,7 @@
 //! guard), and the quota gates of each OAuth client (Google counts quotas per project, and a
 //! family usually has one project for everyone).
 //!
-//! [`Libraries`] sits below the authentication and body checks and picks the library:
+//! The library dispatch ([`dispatch`]) sits below the authentication and body checks and picks the library:
 //! - a user rooted in a library (`[[server.users]] root = "/alice"`, or deeper,
 //!   `"/alice/album/Trip"`) always gets that folder of that library's tree, served at `/`
 //!   (hrefs relative to it): no path can name anything outside it, since the choice never
@@ -32,16 +32,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use dav_server::{DavHandler, DavMethodSet};
 use http::{HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::{ServiceBuilder, ServiceExt};
 
 use super::auth::{self, Authenticator, Identity};
 use super::config::Config;
@@ -53,7 +50,7 @@ use super::layers::dav_class::DavClass;
 use super::layers::etag_quotes::QuoteEtagsStage;
 use super::layers::methods::KnownMethods;
 use super::layers::prefix::{Prefix, PrefixStage, Target};
-use super::layers::stage::{Req, Res, StageLayer};
+use super::layers::stage::{Inner, Req, Res, StageLayer};
 use super::policy::Delivery;
 use super::response::{READ_BUF_SIZE, text_response};
 use super::router::{Route, Router};
@@ -214,9 +211,9 @@ pub(super) async fn bind(
             users,
         ))))
         .layer(StageLayer::new(BodyGuard))
-        .service(Libraries(table.clone()));
+        .service(library_dispatch(table.clone()));
     let links = format!("{}{}", prefix.as_str(), signed::PREFIX);
-    let router = Router::new(tree).route(links.clone(), SignedLinks { table, links });
+    let router = Router::new(tree).route(links.clone(), signed_links(table, links));
     Ok((stack::around(router), first, started))
 }
 
@@ -244,7 +241,7 @@ fn top_route(prefix: &Prefix, mounts: Vec<String>, read_only: bool) -> Route {
     )
 }
 
-/// What [`Libraries`] and the signed links choose from.
+/// What the library dispatch and the signed links choose from.
 struct Table {
     prefix: Prefix,
     /// By mount, in the configuration's order.
@@ -267,22 +264,11 @@ impl Table {
 }
 
 /// The library dispatch (see the module docs): the last shared stage, as a service.
-#[derive(Clone)]
-pub struct Libraries(Arc<Table>);
-
-impl Service<Req> for Libraries {
-    type Response = Res;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Res, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Req) -> Self::Future {
-        let table = self.0.clone();
-        Box::pin(async move { Ok(dispatch(&table, req).await) })
-    }
+fn library_dispatch(table: Arc<Table>) -> impl Inner {
+    tower::service_fn(move |req: Req| {
+        let table = table.clone();
+        async move { Ok::<_, Infallible>(dispatch(&table, req).await) }
+    })
 }
 
 /// Picks the library of `req` and passes it on (see the module docs).
@@ -478,44 +464,32 @@ fn destination_is_plain(prefix: &Prefix, header: &HeaderValue) -> bool {
 
 /// `/d/<mount>/...`: the signed links of each library, checked by the library's own route
 /// (the mount is inside the signature). An unknown mount is a bare 403 like any bad link.
-#[derive(Clone)]
-struct SignedLinks {
-    table: Arc<Table>,
-    /// `<prefix>/d/`.
-    links: String,
+/// `links` is `<prefix>/d/`.
+fn signed_links(table: Arc<Table>, links: String) -> impl Inner {
+    tower::service_fn(move |req: Req| {
+        let (table, links) = (table.clone(), links.clone());
+        async move { Ok::<_, Infallible>(signed_link(&table, &links, req).await) }
+    })
 }
 
-impl Service<Req> for SignedLinks {
-    type Response = Res;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Res, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Req) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            let path = req.uri().path();
-            let mount = path
-                .strip_prefix(&this.links)
-                .and_then(|rest| rest.split_once('/'))
-                .map(|(m, _)| decode(m));
-            let answer = match mount.as_deref().and_then(|m| this.table.library(m)) {
-                Some(Served::Serving { signed, .. }) => signed.handle(req).await,
-                Some(Served::Failed(_)) => text_response(
-                    StatusCode::BAD_GATEWAY,
-                    "gphotos-dav: this link's library cannot be served; the server log says \
-                     why\n",
-                ),
-                None => {
-                    tracing::debug!("refusing a download link: no such library");
-                    text_response(StatusCode::FORBIDDEN, "forbidden\n")
-                }
-            };
-            Ok(answer)
-        })
+/// Answers one signed link with its library's route.
+async fn signed_link(table: &Table, links: &str, req: Req) -> Res {
+    let mount = req
+        .uri()
+        .path()
+        .strip_prefix(links)
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(m, _)| decode(m));
+    match mount.as_deref().and_then(|m| table.library(m)) {
+        Some(Served::Serving { signed, .. }) => signed.handle(req).await,
+        Some(Served::Failed(_)) => text_response(
+            StatusCode::BAD_GATEWAY,
+            "gphotos-dav: this link's library cannot be served; the server log says why\n",
+        ),
+        None => {
+            tracing::debug!("refusing a download link: no such library");
+            text_response(StatusCode::FORBIDDEN, "forbidden\n")
+        }
     }
 }
 

@@ -200,17 +200,16 @@ fn content_length<B>(response: &Response<B>) -> Option<u64> {
         .ok()
 }
 
-/// `(start, count)` of a single-range answer's `Content-Range: bytes a-b/len`.
+/// `(start, count)` of a single-range answer's `Content-Range: bytes a-b/len` (parsed as the
+/// content host's answers are).
 fn content_range<B>(response: &Response<B>) -> Option<(u64, u64)> {
     let value = response
         .headers()
         .get(http::header::CONTENT_RANGE)?
         .to_str()
         .ok()?;
-    let (span, _) = value.strip_prefix("bytes ")?.split_once('/')?;
-    let (a, b) = span.split_once('-')?;
-    let (a, b): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
-    (b >= a).then_some((a, b - a + 1))
+    let (first, last, _) = crate::google::content::parse_content_range(value)?;
+    (last >= first).then_some((first, last - first + 1))
 }
 
 /// Waits for the first piece of a GET's body before the response head goes out.

@@ -339,12 +339,8 @@ impl Run {
                     flights.remove(&f.entry);
                 }
             }
+            // `Ended` was set by the flight's own guard before its sender closed this writer.
             f.pending.lock().clear();
-            f.state.send_modify(|s| {
-                if matches!(s, State::Opening | State::Running { .. }) {
-                    *s = State::Ended;
-                }
-            });
         });
         let (cache, key) = (self.cache.clone(), self.key.clone());
         tokio::spawn(async move {
