@@ -188,3 +188,138 @@ async fn the_next_day_probes_the_folders_refused_first() {
     assert_exact(&body, &big);
     assert_eq!(heads(&stack), expected);
 }
+
+/// Content requests the content host received for items' own bytes (GETs).
+fn gets(stack: &Stack) -> u64 {
+    stack.emulator().counters().get("content.get")
+}
+
+/// A GET or HEAD of a file whose size nobody probed learns it from the download's own answer:
+/// one content request each (none a probe, so even with the day's probe budget spent), the
+/// exact bytes and lengths, and the size remembered for what follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_of_an_unsized_file_costs_one_request_and_no_probe() {
+    // With the content cache on, that one request also fills the cache.
+    for cache in [true, false] {
+        get_of_unsized_files(cache).await;
+    }
+}
+
+async fn get_of_unsized_files(cache: bool) {
+    let emu = emulator_started().await;
+    let stack = start_on(emu, |c| {
+        c.cache.probe_budget = Some(1);
+        if !cache {
+            c.cache.content_max = Some("0".into());
+        }
+    })
+    .await;
+    let lib = stack.emulator().library();
+
+    // Spend the day's budget on an album of several items: its listing is refused, and only
+    // its items can have a size.
+    let album = lib
+        .albums
+        .iter()
+        .position(|a| a.item_ids.len() >= 2)
+        .expect("an album of two items");
+    let dir = common::album_names(lib)[album].clone();
+    let (status, _, body) = propfind(&stack, &stack.url, &format!("/album/{dir}/")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(heads(&stack), 1);
+
+    // Photos of /media/all outside that album: nobody knows their sizes.
+    let all: Vec<&FixtureItem> = lib.items.iter().collect();
+    let names = by_name(&all);
+    let sizeless: Vec<(&String, &&FixtureItem)> = names
+        .iter()
+        .filter(|(_, i)| {
+            i.mime_type.starts_with("image/")
+                && i.bytes.len() > 200
+                && !lib.albums[album].item_ids.contains(&i.id)
+        })
+        .take(3)
+        .collect();
+    assert_eq!(sizeless.len(), 3, "three photos outside the album");
+    let url = |name: &str| format!("{}media/all/{}", stack.url, common::encode_path(name));
+
+    // A whole GET: one content request, exact length and bytes.
+    let (name, item) = sizeless[0];
+    let before = gets(&stack);
+    let resp = stack.http.get(url(name)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.content_length(), Some(item.bytes.len() as u64));
+    assert_eq!(resp.bytes().await.unwrap(), item.bytes);
+    assert_eq!(
+        gets(&stack),
+        before + 1,
+        "one request for the size and the bytes"
+    );
+
+    // A ranged GET: one request for exactly that range, whose answer told the total.
+    let (name, item) = sizeless[1];
+    let before = gets(&stack);
+    let resp = stack
+        .http
+        .get(url(name))
+        .header("Range", "bytes=10-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    let total = item.bytes.len();
+    assert_eq!(
+        resp.headers()["content-range"],
+        format!("bytes 10-99/{total}").as_str()
+    );
+    assert_eq!(resp.bytes().await.unwrap(), item.bytes.slice(10..100));
+    assert_eq!(gets(&stack), before + 1);
+
+    // A HEAD: one request (for the first byte), the exact length.
+    let (name, item) = sizeless[2];
+    let before = gets(&stack);
+    let resp = stack.http.head(url(name)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()["content-length"],
+        item.bytes.len().to_string().as_str()
+    );
+    assert_eq!(gets(&stack), before + 1);
+
+    // Every size is remembered: a HEAD and a Depth 0 PROPFIND of each cost nothing more.
+    let before = gets(&stack);
+    for (name, item) in &sizeless {
+        let resp = stack.http.head(url(name)).send().await.unwrap();
+        assert_eq!(
+            resp.headers()["content-length"],
+            item.bytes.len().to_string().as_str()
+        );
+        let (status, _, body) = propfind(&stack, &stack.url, &format!("/media/all/{name}")).await;
+        assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+        let entries = common::parse_multistatus(&body);
+        assert_eq!(entries.len(), 1, "{body}");
+        assert_eq!(entries[0].size(), item.bytes.len() as u64, "{body}");
+    }
+    assert_eq!(gets(&stack), before);
+
+    // The bytes read again: from the content cache when it is on (the first request filled
+    // it), else one request each.
+    let (name, item) = sizeless[0];
+    let resp = stack.http.get(url(name)).send().await.unwrap();
+    assert_eq!(resp.bytes().await.unwrap(), item.bytes);
+    let (name, item) = sizeless[1];
+    let resp = stack
+        .http
+        .get(url(name))
+        .header("Range", "bytes=20-89")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.bytes().await.unwrap(), item.bytes.slice(20..90));
+    let again = if cache { 0 } else { 2 };
+    assert_eq!(gets(&stack), before + again, "cache {cache}");
+    assert_eq!(heads(&stack), 1, "not one probe beyond the budget's");
+    let today = stack.catalog.google().quota.today();
+    assert_eq!(stack.catalog.store().usage(today).await.probes, 1);
+}

@@ -84,6 +84,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub use clock::Clock;
+pub use sizes::ReadSpan;
 pub use store::Store;
 pub use tree::{DateBucket, DateView, FolderKey, RESERVED_ROOT_NAMES};
 

@@ -9,8 +9,22 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
-use super::{Catalog, CatalogError, FolderKey, picked, store};
+use super::{CachedNode, Catalog, CatalogError, FolderKey, Node, picked, store};
+use crate::google::content::Download;
 use crate::google::{GoogleError, MediaItem, VideoState};
+
+/// What a GET or HEAD is about to read of the file it names, as far as the request alone tells
+/// (see [`Catalog::stat_reading`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadSpan {
+    /// The first byte read.
+    pub start: u64,
+    /// The last byte read; None: to the end.
+    pub last: Option<u64>,
+    /// Whether the bytes are streamed to the client (a GET), or only the size wanted (a HEAD,
+    /// which asks for the first byte).
+    pub streams: bool,
+}
 
 /// A size probe in flight, shared by everyone who needs the same item's size meanwhile.
 pub(super) type SharedProbe =
@@ -73,6 +87,58 @@ impl Catalog {
     /// The size of one item, probed if unknown.
     async fn size_of(&self, item: &Arc<MediaItem>) -> Result<u64, CatalogError> {
         Ok(self.sizes_of(&[item]).await?[&item.id])
+    }
+
+    /// [`Catalog::stat`] for a request about to read `span` of the file at `segments`: when
+    /// that file's size is not known yet, the download is opened first and its answer
+    /// (`Content-Range`'s total, or a 200's `Content-Length`) is the size, remembered as a
+    /// probe's would be. For a read that streams, the download is handed back, for
+    /// [`Catalog::read_opened`] to use: a GET of an unsized file costs one request, not a
+    /// probe and a download, and spends no probe budget (it is a download: it counts in the
+    /// media quota). With the content cache on, the request asks for whole blocks, as the
+    /// cache's own request for that read would, so that it can fill the cache. Where the
+    /// answer cannot tell the size (a range past the end, no total), the size is probed as by
+    /// `stat`.
+    pub async fn stat_reading(
+        &self,
+        segments: &[String],
+        span: ReadSpan,
+    ) -> Result<(Node, Option<Download>), CatalogError> {
+        let CachedNode::File(name, item) = self.resolve(segments).await? else {
+            return Ok((self.stat(segments).await?, None));
+        };
+        let known = self.inner.sizes.lock().contains_key(&item.id);
+        if known || self.current_state(&item).await != VideoState::Ready {
+            return Ok((self.stat(segments).await?, None));
+        }
+        let (start, last) = match &self.inner.content {
+            Some(_) if span.streams => super::cache::read::block_span(span.start, span.last),
+            _ => (span.start, span.last),
+        };
+        let download = match self.download_range(&item.id, start, last).await {
+            Ok(download) => download,
+            Err(CatalogError::Google(GoogleError::Content(416))) => {
+                return Ok((self.stat(segments).await?, None));
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(size) = download.total else {
+            return Ok((self.stat(segments).await?, None));
+        };
+        tracing::debug!(item = %item.id, size, "size learned from the download's answer");
+        self.learned_size(&item, size);
+        let info = self.file_info(name, &item, size);
+        Ok((Node::File(info), span.streams.then_some(download)))
+    }
+
+    /// Remembers `size` for `item`, learned from a download's answer: in memory and in the
+    /// store, as a probe's; cached bytes kept for another size are dropped.
+    fn learned_size(&self, item: &MediaItem, size: u64) {
+        self.inner.opts.store.put_items(vec![item_meta(item, size)]);
+        self.inner.sizes.lock().insert(item.id.clone(), size);
+        if let Some(cache) = &self.inner.content {
+            cache.forget_item(&item.id, Some(size));
+        }
     }
 
     /// Sizes of `items`, probing the unknown ones with bounded concurrency. Fails as a whole

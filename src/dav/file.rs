@@ -51,6 +51,9 @@ pub struct PhotoFile {
     /// Where the client's range ends (exclusive), when known ([`PhotoFile::into_stream`]):
     /// upstream requests ask for nothing beyond it.
     end: Option<u64>,
+    /// The download the request's stat opened to learn the item's size
+    /// (`Catalog::stat_reading`), handed to the first read instead of asking again.
+    kept: Option<SyncWrapper<Download>>,
 }
 
 struct Upstream {
@@ -85,13 +88,20 @@ impl PhotoFile {
             failures: 0,
             redirect: None,
             end: None,
+            kept: None,
         }
     }
 
     /// A file opened for a request: also noted in the request's scope (`failure::opened`),
     /// as a twin that has read nothing, for the handler's lean path ([`PhotoFile::into_stream`]).
+    ///
+    /// When the stat before it opened the item's download to learn its size
+    /// (`failure::keep_download`), the twin starts on that download: the bytes it streams are
+    /// the ones whose answer told the size, and no second request is made.
     pub fn opened(catalog: Catalog, info: FileInfo) -> Self {
-        super::failure::opened(PhotoFile::new(catalog.clone(), info.clone()));
+        let mut twin = PhotoFile::new(catalog.clone(), info.clone());
+        twin.kept = super::failure::take_download(&info.id).map(SyncWrapper::new);
+        super::failure::opened(twin);
         PhotoFile::new(catalog, info)
     }
 
@@ -159,7 +169,12 @@ impl PhotoFile {
     async fn open_upstream(&mut self) -> Result<Option<Upstream>, FsError> {
         let size = self.info.size;
         let end = self.end.filter(|&e| e > self.pos);
-        let download = match self.catalog.read(&self.info, self.pos, end).await {
+        let kept = self.kept.take().map(SyncWrapper::into_inner);
+        let download = match self
+            .catalog
+            .read_opened(&self.info, self.pos, end, kept)
+            .await
+        {
             Ok(d) => d,
             Err(CatalogError::Google(e)) if e.is_transient() && !e.is_rate_limit() => {
                 // Kept as the reason in case this was the last try before any byte went out.

@@ -65,6 +65,21 @@ impl PhotosFs {
     }
 
     /// The catalog's segments of a path of this filesystem: the root's, then the path's.
+    /// What `segs` names, for dav-server's `metadata`. A GET or HEAD that proxies the bytes
+    /// (`failure::reading`) lets the catalog learn an unknown size from the download itself,
+    /// which the file then streams (`failure::keep_download`): one request, not a probe and a
+    /// download. A redirect policy never downloads, so it probes as a listing would.
+    async fn stat(&self, segs: &[String]) -> Result<Node, CatalogError> {
+        let Some(span) = failure::reading().filter(|_| self.redirect.is_none()) else {
+            return self.catalog.stat(segs).await;
+        };
+        let (node, download) = self.catalog.stat_reading(segs, span).await?;
+        if let (Node::File(info), Some(download)) = (&node, download) {
+            failure::keep_download(info.id.clone(), download);
+        }
+        Ok(node)
+    }
+
     fn segments(&self, path: &DavPath) -> Result<Vec<String>, FsError> {
         let mut segs = self.root.to_vec();
         segs.extend(segments(path)?);
@@ -267,7 +282,7 @@ impl DavFileSystem for PhotosFs {
                 let meta = Meta::local(file.bytes.len() as u64, file.modified);
                 return Ok(Box::new(meta) as Box<dyn DavMetaData>);
             }
-            let meta = match self.catalog.stat(&segs).await.map_err(fs_error)? {
+            let meta = match self.stat(&segs).await.map_err(fs_error)? {
                 Node::Dir { key, modified } => Meta::dir(&key, modified),
                 Node::File(info) => Meta::file(&info),
             };

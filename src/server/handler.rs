@@ -23,7 +23,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower::Service;
 
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::{Catalog, CatalogError, ReadSpan};
 use crate::dav::file::PhotoFile;
 use crate::dav::{PhotosFs, failure};
 use crate::server::layers::prefix::{Prefix, Target};
@@ -123,7 +123,8 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let is_get = req.method() == Method::GET;
-    failure::capture(async {
+    let span = read_span(&req);
+    failure::capture_reading(span, async {
         let response = handler.handle(req).await;
         if is_get {
             first_bytes(lean(response, failure::take_opened())).await
@@ -132,6 +133,47 @@ where
         }
     })
     .await
+}
+
+/// What a GET or HEAD will read of the file it names, as far as the request alone tells
+/// (`failure::capture_reading`): all of it, or one `bytes=a-b` / `bytes=a-` range; a HEAD
+/// reads nothing, so asks for the first byte only (the answer still tells the size). A suffix
+/// range, several ranges or an `If-Range` depend on what dav-server decides: None.
+fn read_span<B>(req: &Request<B>) -> Option<ReadSpan> {
+    let whole = |start, last| {
+        Some(ReadSpan {
+            start,
+            last,
+            streams: true,
+        })
+    };
+    if req.method() == Method::HEAD {
+        return Some(ReadSpan {
+            start: 0,
+            last: Some(0),
+            streams: false,
+        });
+    }
+    if req.method() != Method::GET || req.headers().contains_key(http::header::IF_RANGE) {
+        return None;
+    }
+    let Some(range) = req.headers().get(http::header::RANGE) else {
+        return whole(0, None);
+    };
+    let spec = range.to_str().ok()?.trim().strip_prefix("bytes=")?;
+    let (first, last) = spec.split_once('-')?;
+    let first: u64 = first.trim().parse().ok()?;
+    match last.trim() {
+        "" => whole(first, None),
+        last => {
+            let last: u64 = last.parse().ok()?;
+            if last >= first {
+                whole(first, Some(last))
+            } else {
+                None
+            }
+        }
+    }
 }
 
 /// The answer when a GET's bytes could not be had before its head went out.
@@ -249,4 +291,58 @@ async fn first_bytes(response: Response<Body>) -> Result<Response<Body>, ()> {
 
 fn box_dav_body(body: DavBody) -> Body {
     body.boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(method: Method, headers: &[(&str, &str)]) -> Option<ReadSpan> {
+        let mut req = Request::builder().method(method).uri("/a.jpg");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        read_span(&req.body(()).unwrap())
+    }
+
+    fn get(start: u64, last: Option<u64>) -> Option<ReadSpan> {
+        Some(ReadSpan {
+            start,
+            last,
+            streams: true,
+        })
+    }
+
+    #[test]
+    fn the_span_a_request_reads_is_told_only_where_the_request_alone_tells_it() {
+        assert_eq!(span(Method::GET, &[]), get(0, None));
+        assert_eq!(
+            span(Method::GET, &[("range", "bytes=10-99")]),
+            get(10, Some(99))
+        );
+        assert_eq!(
+            span(Method::GET, &[("range", "bytes=1000-")]),
+            get(1000, None)
+        );
+        assert_eq!(
+            span(Method::GET, &[("range", " bytes=5-5 ")]),
+            get(5, Some(5))
+        );
+        let head = span(Method::HEAD, &[("range", "bytes=10-99")]).unwrap();
+        assert_eq!((head.start, head.last, head.streams), (0, Some(0), false));
+        // What dav-server decides: a suffix, several ranges, If-Range; and nonsense.
+        for range in [
+            "bytes=-500",
+            "bytes=0-9,20-29",
+            "bytes=9-3",
+            "items=0-9",
+            "bytes=a-",
+        ] {
+            assert_eq!(span(Method::GET, &[("range", range)]), None, "{range}");
+        }
+        let if_range = [("range", "bytes=10-"), ("if-range", "\"x\"")];
+        assert_eq!(span(Method::GET, &if_range), None);
+        assert_eq!(span(Method::PUT, &[]), None);
+        assert_eq!(span(Method::from_bytes(b"PROPFIND").unwrap(), &[]), None);
+    }
 }

@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::{BLOCK, ContentCache, Key};
 use crate::catalog::{Catalog, CatalogError};
 use crate::google::GoogleError;
+use crate::google::content::Download;
 
 /// How far ahead of a flight's current block a reader still waits for it (blocks). A reader
 /// further on (a video player's seek) would wait for every block before its own: it asks
@@ -243,6 +244,8 @@ impl ContentCache {
     /// missing blocks from it, up to block `limit` at most (the end of what the reader's
     /// client asked for: a request for more would fetch bytes nobody reads). Checked and
     /// registered under one lock, so two readers missing the same block make one request.
+    /// `kept`: the run's request when the reader already made it (`Catalog::read_opened`);
+    /// dropped unused when another flight or the cache has the block.
     pub(super) fn join_or_start(
         &self,
         catalog: &Catalog,
@@ -250,6 +253,7 @@ impl ContentCache {
         entry: &str,
         block: u64,
         limit: u64,
+        kept: Option<Download>,
     ) -> Joined {
         let end = self.run_end(key, entry, block).min(limit.max(block + 1));
         let mut flights = self.inner.flights.lock();
@@ -285,6 +289,7 @@ impl ContentCache {
             cache: self.clone(),
             catalog: catalog.clone(),
             key: key.clone(),
+            kept,
         };
         tokio::spawn(run.go(open_tx, piece_tx));
         Joined::Primary(Started {
@@ -315,11 +320,13 @@ struct Run {
     cache: ContentCache,
     catalog: Catalog,
     key: Key,
+    /// The run's request, when the reader already made it (`Catalog::read_opened`).
+    kept: Option<Download>,
 }
 
 impl Run {
     async fn go(
-        self,
+        mut self,
         open_tx: oneshot::Sender<Result<Option<u64>, CatalogError>>,
         piece_tx: mpsc::Sender<Piece>,
     ) {
@@ -363,11 +370,21 @@ impl Run {
         let size = self.key.size;
         let start = f.first * BLOCK;
         let end = (f.end * BLOCK).min(size);
-        let download = match self
-            .catalog
-            .download_range(&self.key.item_id, start, Some(end - 1))
-            .await
-        {
+        // A download opened for this read asked for exactly this run (`block_span`): a
+        // 200 from a host that ignored Range starts at 0 and is clipped below.
+        let kept = self
+            .kept
+            .take()
+            .filter(|d| d.start == start || d.start == 0);
+        let download = match kept {
+            Some(d) => Ok(d),
+            None => {
+                self.catalog
+                    .download_range(&self.key.item_id, start, Some(end - 1))
+                    .await
+            }
+        };
+        let download = match download {
             Ok(d) => d,
             Err(e) => {
                 f.state.send_replace(State::Refused(e.clone()));

@@ -29,7 +29,7 @@
 mod blocks;
 mod flight;
 mod index;
-pub(super) mod read;
+pub(in crate::catalog) mod read;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -37,6 +37,17 @@ pub(in crate::catalog) fn variant(info: &FileInfo) -> &'static str {
     }
 }
 
+/// The request a read of bytes `start..=last` (to the end when `last` is None) makes when
+/// none of the item is cached: whole blocks, from the block holding `start` to the one holding
+/// `last`. What `Catalog::stat_reading` asks for when it must learn a size on the way, so
+/// that the flight of [`Catalog::read_opened`] can take its download over as its own.
+pub(in crate::catalog) fn block_span(start: u64, last: Option<u64>) -> (u64, Option<u64>) {
+    (
+        start / BLOCK * BLOCK,
+        last.map(|l| (l / BLOCK + 1) * BLOCK - 1),
+    )
+}
+
 /// One read of one item through the cache (see the module doc).
 struct Reader {
     catalog: Catalog,
@@ -105,7 +116,24 @@ impl Catalog {
         start: u64,
         end: Option<u64>,
     ) -> Result<Download, CatalogError> {
+        self.read_opened(info, start, end, None).await
+    }
+
+    /// [`Catalog::read`] that may start on `opened`, the download a stat opened for this read
+    /// to learn the item's size (`Catalog::stat_reading`), instead of asking Google again: as
+    /// it is without the cache, or as the cache's request for the first missing run, which it
+    /// asked for exactly ([`block_span`]). One that does not start where needed is dropped.
+    pub async fn read_opened(
+        &self,
+        info: &FileInfo,
+        start: u64,
+        end: Option<u64>,
+        opened: Option<Download>,
+    ) -> Result<Download, CatalogError> {
         let Some(cache) = self.inner.content.clone() else {
+            if let Some(opened) = opened.filter(|d| d.start == start || d.start == 0) {
+                return Ok(opened);
+            }
             let last = end.filter(|&e| e > start && e < info.size).map(|e| e - 1);
             return self.download_range(&info.id, start, last).await;
         };
@@ -123,7 +151,7 @@ impl Catalog {
         };
         let mut total = Some(info.size);
         if start < info.size {
-            match reader.first(start / BLOCK).await? {
+            match reader.first(start / BLOCK, opened).await? {
                 First::Ready => {}
                 // `PhotoFile` answers it (and forgets the size).
                 First::OtherSize(other) => total = Some(other),
@@ -144,14 +172,19 @@ impl Reader {
     /// Before the first byte: when block `block` is not cached, joins the flight bringing it
     /// or starts one, and waits for the request's answer, so a refusal is an error before
     /// any byte (the client gets a status).
-    async fn first(&mut self, block: u64) -> Result<First, CatalogError> {
+    /// `opened`: a download already asked for (see [`Catalog::read_opened`]).
+    async fn first(&mut self, block: u64, opened: Option<Download>) -> Result<First, CatalogError> {
         if self.cache.has(&self.key, &self.entry, block) {
             return Ok(First::Ready);
         }
-        match self
-            .cache
-            .join_or_start(&self.catalog, &self.key, &self.entry, block, self.limit)
-        {
+        match self.cache.join_or_start(
+            &self.catalog,
+            &self.key,
+            &self.entry,
+            block,
+            self.limit,
+            opened,
+        ) {
             Joined::Cached => Ok(First::Ready),
             Joined::Tail(flight) => match flight.opened().await? {
                 Some(total) => Ok(First::OtherSize(total)),
@@ -229,6 +262,7 @@ impl Reader {
                 &self.entry,
                 block,
                 self.limit,
+                None,
             ) {
                 Joined::Cached => continue,
                 Joined::Tail(flight) => {
@@ -325,5 +359,19 @@ fn google_error(e: CatalogError) -> GoogleError {
     match e {
         CatalogError::Google(e) => e,
         e => GoogleError::Transport(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_span_covers_whole_blocks_around_the_range() {
+        assert_eq!(block_span(0, None), (0, None));
+        assert_eq!(block_span(10, Some(99)), (0, Some(BLOCK - 1)));
+        assert_eq!(block_span(BLOCK, Some(BLOCK)), (BLOCK, Some(2 * BLOCK - 1)));
+        assert_eq!(block_span(BLOCK - 1, Some(BLOCK)), (0, Some(2 * BLOCK - 1)));
+        assert_eq!(block_span(3 * BLOCK + 7, None), (3 * BLOCK, None));
     }
 }
