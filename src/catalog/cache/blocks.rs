@@ -42,11 +42,13 @@ pub(super) async fn write(dir: &Path, entry: &str, block: u64, bytes: Parts) -> 
     let dir = dir.to_path_buf();
     run(move || {
         let open = || {
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&file)
+            let mut opts = OpenOptions::new();
+            opts.write(true).create(true).truncate(false);
+            // The user's photos: readable by this user only (as the block files of the first
+            // layout were, being temporary files, and as the metadata store is).
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            opts.open(&file)
         };
         let f = match open() {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -281,6 +283,15 @@ mod tests {
         let crc = |n: u8| crc32fast::hash(&block(n));
         let got = read(&d, entry, 1, BLOCK, crc(2)).await.unwrap();
         assert_eq!(got, block(2));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path(&d, entry))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "readable by this user only");
+        }
         assert!(matches!(
             read(&d, entry, 1, BLOCK, crc(3)).await,
             Err(Bad::Damaged(_))
