@@ -79,25 +79,27 @@ async fn read(stack: &Stack, path: &str, range: Option<&str>) -> (StatusCode, Ve
     (status, body)
 }
 
-/// Every block file under `dir` and its length (a block being written, under a `.tmp-`
-/// name until it is complete, is not one yet).
-fn files(dir: &Path) -> Vec<(PathBuf, u64)> {
+/// Every entry file under `dir` (one sparse file per item, its blocks at their own offsets)
+/// with its length and the bytes it takes on disk (a hole takes none: what the cache holds).
+fn files(dir: &Path) -> Vec<(PathBuf, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;
     };
     for entry in entries.flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            out.extend(files(&entry.path()));
-        } else if !entry.file_name().to_string_lossy().starts_with(".tmp-") {
-            // A file may vanish between the listing and its metadata (renamed, evicted).
-            if let Ok(meta) = entry.metadata() {
-                out.push((entry.path(), meta.len()));
-            }
+        // A file may vanish between the listing and its metadata (its last block evicted).
+        if let Ok(meta) = entry.metadata() {
+            out.push((entry.path(), meta.len(), meta.blocks() * 512));
         }
     }
     out.sort();
     out
+}
+
+/// The bytes the cache's files take on disk.
+fn on_disk(dir: &Path) -> u64 {
+    files(dir).iter().map(|f| f.2).sum()
 }
 
 /// Waits (with a deadline) until no request of the cache is receiving blocks: a client has
@@ -113,12 +115,11 @@ async fn settled(stack: &Stack) {
     }
 }
 
-fn block_file(dir: &Path, block: u64) -> PathBuf {
-    files(dir)
-        .into_iter()
-        .map(|(p, _)| p)
-        .find(|p| p.file_name().unwrap() == block.to_string().as_str())
-        .unwrap_or_else(|| panic!("block {block} is on disk: {:?}", files(dir)))
+/// The one entry file under `dir`.
+fn entry_file(dir: &Path) -> PathBuf {
+    let files = files(dir);
+    assert_eq!(files.len(), 1, "one entry file: {files:?}");
+    files[0].0.clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,11 +183,12 @@ async fn reads_from_an_empty_a_partial_and_a_full_cache_are_exact_and_ask_only_f
         "served from the cache"
     );
 
-    // What is on disk: six block files, the last one short, adding up to the item.
+    // What is on disk: one file holding the item's six blocks at their offsets, no hole.
     settled(&stack).await;
     let on_disk = files(&dir.path().join("content"));
-    assert_eq!(on_disk.len(), 6, "{on_disk:?}");
-    assert_eq!(on_disk.iter().map(|(_, n)| n).sum::<u64>(), SIZE as u64);
+    assert_eq!(on_disk.len(), 1, "{on_disk:?}");
+    assert_eq!(on_disk[0].1, SIZE as u64);
+    assert!(on_disk[0].2 >= SIZE as u64, "{on_disk:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,12 +239,9 @@ async fn eviction_keeps_the_directory_under_content_max() {
     let (_, body) = read(&stack, &path, None).await;
     assert_eq!(sha256(&body), sha256(&bytes));
     settled(&stack).await;
-    let on_disk: u64 = files(&dir.path().join("content")).iter().map(|f| f.1).sum();
-    assert!(on_disk <= max, "{on_disk} bytes on disk, more than {max}");
-    assert!(
-        on_disk >= BLOCK,
-        "the most recent blocks are kept: {on_disk}"
-    );
+    let used = on_disk(&dir.path().join("content"));
+    assert!(used <= max, "{used} bytes on disk, more than {max}");
+    assert!(used >= BLOCK, "the most recent blocks are kept: {used}");
 
     // The most recently read end is still there; the evicted start is fetched again.
     let g = gets(&stack);
@@ -253,8 +252,8 @@ async fn eviction_keeps_the_directory_under_content_max() {
     assert_eq!(sha256(&body), sha256(&bytes[..1000]));
     assert_eq!(gets(&stack), g + 1, "the start was evicted");
     settled(&stack).await;
-    let on_disk: u64 = files(&dir.path().join("content")).iter().map(|f| f.1).sum();
-    assert!(on_disk <= max, "{on_disk} bytes on disk, more than {max}");
+    let used = on_disk(&dir.path().join("content"));
+    assert!(used <= max, "{used} bytes on disk, more than {max}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,14 +341,13 @@ async fn a_damaged_or_truncated_cache_file_is_detected_and_fetched_again() {
     assert_eq!(sha256(&body), sha256(&bytes));
     let content = dir.path().join("content");
     settled(&stack).await;
-    // One flipped byte in block 2, block 4 cut short.
-    let two = block_file(&content, 2);
-    let mut damaged = std::fs::read(&two).unwrap();
-    damaged[100] ^= 0xff;
-    std::fs::write(&two, damaged).unwrap();
-    let four = block_file(&content, 4);
-    let f = std::fs::OpenOptions::new().write(true).open(&four).unwrap();
-    f.set_len(1000).unwrap();
+    // One flipped byte in block 2, the file cut short inside its last block (block 5).
+    let file = entry_file(&content);
+    let mut damaged = std::fs::read(&file).unwrap();
+    damaged[2 * BLOCK as usize + 100] ^= 0xff;
+    std::fs::write(&file, damaged).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.set_len(5 * BLOCK + 1000).unwrap();
     drop(f);
 
     let (g, s) = (gets(&stack), sent(&stack));
@@ -357,7 +355,7 @@ async fn a_damaged_or_truncated_cache_file_is_detected_and_fetched_again() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(sha256(&body), sha256(&bytes));
     assert_eq!(gets(&stack), g + 2, "one request for each damaged block");
-    assert_eq!(sent(&stack) - s, 2 * BLOCK);
+    assert_eq!(sent(&stack) - s, BLOCK + (SIZE as u64 - 5 * BLOCK));
     // Kept again, whole.
     let (g, s) = (gets(&stack), sent(&stack));
     let (_, body) = read(&stack, &path, None).await;
@@ -501,12 +499,12 @@ async fn a_read_that_stops_inside_a_block_keeps_that_block() {
     // A row is written after its file: let the store catch up before a restart could matter.
     stack.catalog.store().flush().await;
     let on_disk = files(&content);
+    assert_eq!(on_disk.len(), 1, "one entry file: {on_disk:?}");
     assert_eq!(
-        on_disk.len(),
-        1,
-        "only the block the read stopped in: {on_disk:?}"
+        (on_disk[0].1, on_disk[0].2),
+        (BLOCK, BLOCK),
+        "only the block the read stopped in"
     );
-    assert_eq!(on_disk[0].1, BLOCK);
 
     // The same start again, and the rest of block 0: no request.
     let (g, s) = (gets(&stack), sent(&stack));

@@ -23,11 +23,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{BLOCK, ContentCache, Key};
+use super::{BLOCK, ContentCache, Key, Parts};
 use crate::catalog::{Catalog, CatalogError};
 use crate::google::GoogleError;
 use crate::google::content::Download;
@@ -37,14 +37,18 @@ use crate::google::content::Download;
 /// Google for its own run instead.
 const TAIL_AHEAD: u64 = 4;
 
-/// Chunks the request may be ahead of its primary reader. One: what the flight keeps of a run
-/// is then what its primary read, give or take a chunk, as when the reader made the request
-/// itself (a read of blocks 1 and 2 does not store block 3 as well).
+/// Hand-offs (each the chunks the body had ready, at most about a block) the request may be
+/// ahead of its primary reader. One: what the flight keeps of a run is then what its primary
+/// read, give or take a block or two (a run never goes past the client's range anyway).
 const PRIMARY_QUEUE: usize = 1;
 
 /// Complete blocks a flight may have waiting for its writer: what it holds in memory beyond
 /// the block being received (1 MiB) when the disk is slower than Google.
 const WRITE_QUEUE: usize = 4;
+
+/// Index rows a flight's writer sends to the store in one transaction at most (64 blocks,
+/// 16 MiB): few commits when the disk keeps up, and a row never far behind its block.
+const ROWS_BATCH: usize = 64;
 
 /// `left_at` while the primary reader still reads.
 const READING: u64 = u64::MAX;
@@ -58,7 +62,7 @@ pub(super) enum State {
     /// here, also when the cache could not keep it).
     Running {
         next: u64,
-        last: Option<(u64, Bytes)>,
+        last: Option<(u64, Parts)>,
     },
     /// Google states another total length: the item changed (its entries were dropped).
     OtherSize(u64),
@@ -81,7 +85,7 @@ pub(super) struct Flight {
     /// Complete blocks handed to the flight's writer and not in the index yet: a tail takes
     /// them from here, and a reader missing one of them joins this flight instead of asking
     /// Google again (`find`).
-    pending: parking_lot::Mutex<BTreeMap<u64, Bytes>>,
+    pending: parking_lot::Mutex<BTreeMap<u64, Parts>>,
 }
 
 /// A reader following a flight: while one exists, the flight goes on without its primary.
@@ -106,8 +110,9 @@ impl Drop for Following {
     }
 }
 
-/// One item the flight hands its primary: the file offset of a chunk and the chunk.
-pub(super) type Piece = Result<(u64, Bytes), GoogleError>;
+/// One item the flight hands its primary: the file offset of a run of contiguous chunks and
+/// the chunks (as many as the body had ready, so its task is woken once for them all).
+pub(super) type Piece = Result<(u64, Vec<Bytes>), GoogleError>;
 
 /// What the primary gets when it starts a flight.
 pub(super) struct Started {
@@ -174,15 +179,17 @@ impl Flight {
     pub async fn wait(&self, block: u64) -> Waited {
         let mut rx = self.state.subscribe();
         loop {
-            if let Some(bytes) = self.pending.lock().get(&block) {
-                return Waited::Block(bytes.clone());
+            let pending = self.pending.lock().get(&block).cloned();
+            if let Some(bytes) = pending {
+                return Waited::Block(bytes.contiguous());
             }
-            match &*rx.borrow_and_update() {
+            let state = rx.borrow_and_update().clone();
+            match &state {
                 State::Opening => {}
                 State::Running { next, last } => {
                     if *next > block {
                         return match last {
-                            Some((b, bytes)) if *b == block => Waited::Block(bytes.clone()),
+                            Some((b, bytes)) if *b == block => Waited::Block(bytes.contiguous()),
                             _ => Waited::Passed,
                         };
                     }
@@ -337,7 +344,7 @@ impl Run {
         // and its writes are done, however they end (a panic included), so nobody waits for a
         // flight that is gone, and a block is in the index (or given up) before its flight
         // leaves: `join_or_start`'s second look relies on that.
-        let (write_tx, mut write_rx) = mpsc::channel::<(u64, Bytes, u64)>(WRITE_QUEUE);
+        let (write_tx, mut write_rx) = mpsc::channel::<(u64, Parts, u64)>(WRITE_QUEUE);
         let leave = scopeguard::guard((self.flight.clone(), self.cache.clone()), |(f, c)| {
             let mut flights = c.inner.flights.lock();
             if let Some(list) = flights.get_mut(&f.entry) {
@@ -353,10 +360,17 @@ impl Run {
         tokio::spawn(async move {
             let leave = leave;
             let f = &leave.0;
+            // Index rows go to the store in batches: when no block waits to be written, or
+            // every ROWS_BATCH blocks, and at the end (before the flight leaves).
+            let mut rows = Vec::new();
             while let Some((index, bytes, received_at)) = write_rx.recv().await {
-                cache.store(&key, &f.entry, index, bytes, received_at).await;
+                rows.extend(cache.store(&key, &f.entry, index, bytes, received_at).await);
                 f.pending.lock().remove(&index);
+                if write_rx.is_empty() || rows.len() >= ROWS_BATCH {
+                    cache.put_rows(std::mem::take(&mut rows));
+                }
             }
+            cache.put_rows(rows);
         });
         // Tails learn at once that no more blocks come (the writes may still be going on).
         let _ended = scopeguard::guard(self.flight.clone(), |f| {
@@ -420,10 +434,15 @@ impl Run {
         let mut body = download.body;
         let mut primary = Some(piece_tx);
         // Offset of the next byte the body yields (0 when the host ignored Range), and the
-        // block being received, which starts at `block_start`.
+        // block being received, which starts at `block_start`, as the chunks it came in.
         let mut next = download.start;
-        let mut block = BytesMut::new();
+        let mut block: Vec<Bytes> = Vec::new();
+        let mut filled = 0u64;
         let mut block_start = start;
+        // Chunks received and not handed to the primary yet: they go together, once the body
+        // has no more ready or a block's worth waits, so the primary's task is woken once per
+        // batch, not once per chunk (per-chunk hand-offs were a cost of every fill).
+        let mut out = Handoff::default();
         while block_start < end {
             if primary.as_ref().is_some_and(|p| p.is_closed()) {
                 primary = None;
@@ -433,7 +452,19 @@ impl Run {
                     "nobody reads on; the request for the run ends here");
                 return;
             }
-            match body.next().await {
+            let item = if out.is_empty() || out.bytes >= BLOCK {
+                out.send(&mut primary).await;
+                body.next().await
+            } else {
+                match body.next().now_or_never() {
+                    Some(item) => item,
+                    None => {
+                        out.send(&mut primary).await;
+                        continue;
+                    }
+                }
+            };
+            match item {
                 Some(Ok(chunk)) => {
                     let first = next;
                     next += chunk.len() as u64;
@@ -444,19 +475,19 @@ impl Run {
                         continue;
                     }
                     let mut part = chunk.slice((lo - first) as usize..(hi - first) as usize);
-                    if let Some(p) = &primary
-                        && p.send(Ok((lo, part.clone()))).await.is_err()
-                    {
-                        primary = None;
+                    if primary.is_some() {
+                        out.push(lo, part.clone());
                     }
                     while !part.is_empty() {
                         let index = block_start / BLOCK;
-                        let want = self.key.block_len(index) - block.len() as u64;
+                        let want = self.key.block_len(index) - filled;
                         let take = (want as usize).min(part.len());
-                        block.extend_from_slice(&part.split_to(take));
-                        if block.len() as u64 == self.key.block_len(index) {
-                            let bytes = std::mem::take(&mut block).freeze();
-                            block_start += bytes.len() as u64;
+                        block.push(part.split_to(take));
+                        filled += take as u64;
+                        if filled == self.key.block_len(index) {
+                            let bytes = Parts::new(std::mem::take(&mut block));
+                            block_start += filled;
+                            filled = 0;
                             // Pending before the state moves past it: a tail woken by the
                             // move finds it here or, once written, in the cache.
                             f.pending.lock().insert(index, bytes.clone());
@@ -472,12 +503,14 @@ impl Run {
                     }
                 }
                 Some(Err(e)) => {
+                    out.send(&mut primary).await;
                     if let Some(p) = primary {
                         let _ = p.send(Err(e)).await;
                     }
                     return;
                 }
                 None => {
+                    out.send(&mut primary).await;
                     if let Some(p) = primary {
                         let _ = p
                             .send(Err(GoogleError::Transport(
@@ -488,6 +521,43 @@ impl Run {
                     return;
                 }
             }
+        }
+        out.send(&mut primary).await;
+    }
+}
+
+/// Chunks waiting to go to the primary reader together: contiguous, from `at`.
+#[derive(Default)]
+struct Handoff {
+    at: u64,
+    chunks: Vec<Bytes>,
+    bytes: u64,
+}
+
+impl Handoff {
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn push(&mut self, at: u64, chunk: Bytes) {
+        if self.chunks.is_empty() {
+            self.at = at;
+        }
+        self.bytes += chunk.len() as u64;
+        self.chunks.push(chunk);
+    }
+
+    /// Hands the chunks to the primary, if it still reads (forgotten when it left).
+    async fn send(&mut self, primary: &mut Option<mpsc::Sender<Piece>>) {
+        if self.chunks.is_empty() {
+            return;
+        }
+        let chunks = std::mem::take(&mut self.chunks);
+        self.bytes = 0;
+        if let Some(p) = primary
+            && p.send(Ok((self.at, chunks))).await.is_err()
+        {
+            *primary = None;
         }
     }
 }

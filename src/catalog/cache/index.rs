@@ -3,7 +3,7 @@
 //! at start and kept in step with it; every question a read asks (is this block here? where
 //! does the missing run end?) is answered from here without touching the disk.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::Key;
 
@@ -33,8 +33,8 @@ pub(super) struct Index {
     entries: HashMap<String, Entry>,
     /// Bytes of every indexed block: what the cache holds on disk.
     bytes: u64,
-    /// Blocks being written right now (not indexed yet): a removal of an older file at the
-    /// same path must wait for their outcome rather than delete the new file.
+    /// Blocks being written right now (not indexed yet): a release of an older block at the
+    /// same place must wait for their outcome rather than punch out the new bytes.
     writing: HashSet<(String, u64)>,
 }
 
@@ -56,13 +56,13 @@ impl Index {
         self.writing.remove(&(entry.to_string(), block));
     }
 
-    /// Whether the file of block `block` of `entry` is one to keep: indexed, or being written.
-    pub fn wants_file(&self, entry: &str, block: u64) -> bool {
+    /// Whether the bytes of block `block` of `entry` are to keep: indexed, or being written.
+    pub fn wants_block(&self, entry: &str, block: u64) -> bool {
         self.get(entry, block).is_some() || self.writing.contains(&(entry.to_string(), block))
     }
 
-    /// Whether `entry`'s directory is in use: a block indexed or being written in it.
-    pub fn wants_dir(&self, entry: &str) -> bool {
+    /// Whether `entry`'s file is in use: a block indexed or being written in it.
+    pub fn wants_file(&self, entry: &str) -> bool {
         self.entries
             .get(entry)
             .is_some_and(|e| !e.blocks.is_empty())
@@ -160,11 +160,11 @@ impl Index {
         gone
     }
 
-    /// Every indexed block, for the sweep of files nobody indexes.
-    pub fn names(&self) -> std::collections::HashSet<(String, u64)> {
+    /// Every indexed block per entry, for the sweep of what nobody indexes.
+    pub fn blocks_by_entry(&self) -> HashMap<String, BTreeSet<u64>> {
         self.entries
             .iter()
-            .flat_map(|(name, e)| e.blocks.keys().map(move |b| (name.clone(), *b)))
+            .map(|(name, e)| (name.clone(), e.blocks.keys().copied().collect()))
             .collect()
     }
 }

@@ -9,10 +9,12 @@
 //! An item's bytes are cut in fixed blocks of [`BLOCK`] bytes (the last one shorter). A block
 //! is kept once it was received whole: a seek to the end of a 4 GB video keeps the end, not
 //! 4 GB (a read that stops inside a block has that one block finished, `flight.rs`).
-//! - `blocks.rs`: each block is a file `<content_dir>/<entry>/<index>`, written to a temporary
-//!   name and renamed, and checked against its length and CRC-32 before it is served;
+//! - `blocks.rs`: each entry is one sparse file `<content_dir>/<entry>`, block `i` written at
+//!   byte `i * BLOCK` once complete, and checked against its length and CRC-32 before it is
+//!   served (a block exists only through its index entry, added after its write);
 //! - `index.rs`: which blocks exist (their length, checksum, when stored and last read), in
-//!   memory, and in the metadata store's `content_blocks` table so it survives a restart;
+//!   memory, and in the metadata store's `content_blocks` table so it survives a restart (the
+//!   rows of a request's blocks written in batches, not one transaction per block);
 //! - `read.rs`: a read from any offset: cached blocks from disk, each contiguous run of missing
 //!   blocks with ONE ranged request to Google (`Range: bytes=a-b`), its blocks written as they
 //!   complete while the bytes stream on to the client;
@@ -105,6 +107,44 @@ impl Key {
     }
 }
 
+/// A complete block as it came from Google: the chunks it arrived in, in order, never copied
+/// together on the way to the disk (copying every byte into a block buffer was a cost of every
+/// fill: the writer writes each chunk at its offset). Cheap to clone.
+#[derive(Clone, Debug)]
+pub(super) struct Parts(Arc<[Bytes]>);
+
+impl Parts {
+    pub fn new(parts: Vec<Bytes>) -> Parts {
+        Parts(parts.into())
+    }
+
+    /// Bytes in the block.
+    pub fn len(&self) -> u64 {
+        self.0.iter().map(|b| b.len() as u64).sum()
+    }
+
+    pub fn chunks(&self) -> &[Bytes] {
+        &self.0
+    }
+
+    /// The block in one piece (a copy unless it came in one chunk): what a reader following
+    /// another's request is handed, not the path of the request's own reader.
+    pub fn contiguous(&self) -> Bytes {
+        match &*self.0 {
+            [one] => one.clone(),
+            many => many.concat().into(),
+        }
+    }
+
+    fn crc32(&self) -> u32 {
+        let mut h = crc32fast::Hasher::new();
+        for chunk in self.0.iter() {
+            h.update(chunk);
+        }
+        h.finalize()
+    }
+}
+
 /// The content cache (see the module doc). Cheap to clone.
 #[derive(Clone)]
 pub struct ContentCache {
@@ -169,11 +209,13 @@ impl ContentCache {
             }
         }
         self.inner.store.forget_content_blocks(expired);
-        let known = self.inner.index.lock().names();
+        let known = self.inner.index.lock().blocks_by_entry();
         match blocks::sweep(&self.inner.opts.dir, known).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(dir = %self.inner.opts.dir.display(),
-                "content cache: removed {n} files no index row names (an interrupted write)"),
+            Ok(s) if s == blocks::Swept::default() => {}
+            Ok(s) => tracing::info!(dir = %self.inner.opts.dir.display(),
+                "content cache: removed {} files and {} runs of bytes no index row names (an \
+                 interrupted write, expired blocks, or the per-block layout of an older \
+                 release)", s.files, s.holes),
             Err(e) => self.warn_once(&e),
         }
         self.make_room(0).await;
@@ -278,26 +320,35 @@ impl ContentCache {
         }
     }
 
-    /// Keeps a complete block read from Google. Never fails: a block that cannot be written is
-    /// not kept (one warning for the whole run).
+    /// Keeps a complete block read from Google and returns its index row, for the caller to
+    /// write to the store with others ([`ContentCache::put_rows`]): one transaction per block
+    /// cost the fill a SQLite commit every 256 KiB. Never fails: a block that cannot be
+    /// written is not kept (one warning for the whole run) and has no row.
     /// `received_at` (catalog clock, ms) is when the bytes came from Google: the block's age
     /// counts from then, not from when the write got to it.
-    async fn store(&self, key: &Key, entry: &str, block: u64, bytes: Bytes, received_at: u64) {
-        let len = bytes.len() as u64;
+    async fn store(
+        &self,
+        key: &Key,
+        entry: &str,
+        block: u64,
+        bytes: Parts,
+        received_at: u64,
+    ) -> Option<StoredBlock> {
+        let len = bytes.len();
         if len != key.block_len(block) || len > self.inner.opts.max_bytes {
-            return;
+            return None;
         }
         self.make_room(len).await;
-        let crc32 = crc32fast::hash(&bytes);
+        let crc32 = bytes.crc32();
         self.inner.index.lock().begin_write(entry, block);
-        // Marked until indexed (or given up), so no removal of an older file at this path
-        // deletes the new one between its rename and its index entry.
+        // Marked until indexed (or given up), so no release of an older block at this place
+        // punches out the new bytes between their write and their index entry.
         let writing = scopeguard::guard((), |()| {
             self.inner.index.lock().end_write(entry, block);
         });
         if let Err(e) = blocks::write(&self.inner.opts.dir, entry, block, bytes).await {
             self.warn_once(&e);
-            return;
+            return None;
         }
         let now = self.now_ms();
         let meta = BlockMeta {
@@ -314,7 +365,10 @@ impl ContentCache {
             index.bytes()
         };
         scopeguard::ScopeGuard::into_inner(writing);
-        self.inner.store.put_content_block(StoredBlock {
+        crate::metrics::get()
+            .content_disk_bytes
+            .set(bytes_now as i64);
+        Some(StoredBlock {
             entry: entry.to_string(),
             item_id: key.item_id.clone(),
             variant: key.variant.clone(),
@@ -324,10 +378,28 @@ impl ContentCache {
             crc32,
             stored_at: received_at.min(now),
             used_at: now,
+        })
+    }
+
+    /// Writes the index rows of stored blocks to the store, in one transaction, without
+    /// waiting. A row is written after its block's bytes, so a crash leaves at worst bytes
+    /// without a row (punched out at the next start), never a row without its bytes.
+    ///
+    /// A block may have left the index since it was stored (evicted by a later block of the
+    /// same request, dropped with its item, stored again by another request): its row is
+    /// left out, and the rest submitted,
+    /// under the index's lock. A removal takes that lock before it submits its deletion, so
+    /// the store deletes after it inserts, never before: no row outlives its block.
+    fn put_rows(&self, mut rows: Vec<StoredBlock>) {
+        let index = self.inner.index.lock();
+        rows.retain(|r| {
+            index
+                .get(&r.entry, r.block)
+                .is_some_and(|m| (m.crc32, m.stored_at) == (r.crc32, r.stored_at))
         });
-        crate::metrics::get()
-            .content_disk_bytes
-            .set(bytes_now as i64);
+        if !rows.is_empty() {
+            self.inner.store.put_content_blocks(rows);
+        }
     }
 
     /// Evicts the least recently read blocks until `incoming` more bytes fit under the bound;
@@ -368,12 +440,22 @@ impl ContentCache {
         let key = Key::new(item_id, variant, bytes.len() as u64);
         let entry = key.entry();
         let received_at = self.now_ms();
+        let mut rows = Vec::new();
         for block in 0..key.blocks() {
             let start = (block * BLOCK) as usize;
             let end = start + key.block_len(block) as usize;
-            self.store(&key, &entry, block, bytes.slice(start..end), received_at)
-                .await;
+            rows.extend(
+                self.store(
+                    &key,
+                    &entry,
+                    block,
+                    Parts::new(vec![bytes.slice(start..end)]),
+                    received_at,
+                )
+                .await,
+            );
         }
+        self.put_rows(rows);
     }
 
     /// Drops every entry of item `id` except the one for `keep_size`: Google stated another
@@ -407,13 +489,14 @@ impl ContentCache {
         crate::metrics::get().content_disk_bytes.set(bytes as i64);
     }
 
-    /// Removes the files of blocks that left the index, and entry directories left empty.
+    /// Gives back the space of blocks that left the index, and removes entry files left
+    /// with no block.
     ///
     /// A block may be stored again before this runs (a damaged block is fetched again at
-    /// once; an evicted one may be read again), at the same path. So each file is removed
-    /// only if its block is neither indexed nor being written, checked and removed under the
-    /// index's lock, which a store takes to mark its write and to index it: a new file is
-    /// never deleted, whatever the order the two tasks run in.
+    /// once; an evicted one may be read again), at the same place. So each block is punched
+    /// out only if it is neither indexed nor being written, checked and punched under the
+    /// index's lock, which a store takes to mark its write and to index it: new bytes are
+    /// never punched out, whatever the order the two tasks run in.
     async fn remove_files(&self, gone: Vec<(String, u64)>) {
         if gone.is_empty() {
             return;
@@ -423,17 +506,16 @@ impl ContentCache {
             let dir = &this.inner.opts.dir;
             let mut entries = std::collections::HashSet::new();
             for (entry, block) in &gone {
-                let index = this.inner.index.lock();
-                if !index.wants_file(entry, *block) {
-                    let _ = std::fs::remove_file(blocks::path(dir, entry, *block));
+                if entries.insert(entry.clone()) {
+                    let index = this.inner.index.lock();
+                    if !index.wants_file(entry) {
+                        blocks::remove(dir, entry);
+                        continue;
+                    }
                 }
-                entries.insert(entry.clone());
-            }
-            for entry in entries {
                 let index = this.inner.index.lock();
-                if !index.wants_dir(&entry) {
-                    // Fails while the directory still holds files: that is the point.
-                    let _ = std::fs::remove_dir(dir.join(entry));
+                if !index.wants_block(entry, *block) {
+                    blocks::release(dir, entry, *block);
                 }
             }
         })

@@ -16,6 +16,7 @@
 //! catalog again, which consults the cache again), and the total length Google stated, which
 //! `PhotoFile` checks against the size it announced.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -68,8 +69,8 @@ struct Reader {
 struct Fill {
     flight: Arc<Flight>,
     pieces: mpsc::Receiver<Piece>,
-    /// Received bytes not handed out yet, starting at `pending_at`.
-    pending: Bytes,
+    /// Received chunks not handed out yet, contiguous, starting at `pending_at`.
+    pending: VecDeque<Bytes>,
     pending_at: u64,
 }
 
@@ -194,7 +195,7 @@ impl Reader {
                 self.fill = Some(Fill {
                     flight: started.flight,
                     pieces: started.pieces,
-                    pending: Bytes::new(),
+                    pending: VecDeque::new(),
                     pending_at: self.pos,
                 });
                 let opened = started.opened.await.unwrap_or_else(|_| {
@@ -235,8 +236,8 @@ impl Reader {
                     return Some(Ok(out));
                 }
                 match fill.pieces.recv().await {
-                    Some(Ok((at, bytes))) => {
-                        fill.pending = bytes;
+                    Some(Ok((at, chunks))) => {
+                        fill.pending = chunks.into();
                         fill.pending_at = at;
                     }
                     Some(Err(e)) => {
@@ -280,7 +281,7 @@ impl Reader {
                     self.fill = Some(Fill {
                         flight: started.flight,
                         pieces: started.pieces,
-                        pending: Bytes::new(),
+                        pending: VecDeque::new(),
                         pending_at: self.pos,
                     });
                     match started.opened.await {
@@ -327,21 +328,33 @@ impl Reader {
 }
 
 impl Fill {
-    /// What the pending bytes hold from `pos` on, up to the end of `pos`'s block (never across
+    /// What the pending chunks hold from `pos` on, up to the end of `pos`'s block (never across
     /// it: where the read stops tells the flight which block its client left in).
     fn take(&mut self, pos: u64) -> Option<Bytes> {
-        let end = self.pending_at + self.pending.len() as u64;
-        if pos < self.pending_at || pos >= end {
-            self.pending = Bytes::new();
-            return None;
+        while let Some(front) = self.pending.front_mut() {
+            let end = self.pending_at + front.len() as u64;
+            if pos < self.pending_at {
+                self.pending.clear();
+                return None;
+            }
+            if pos >= end {
+                self.pending.pop_front();
+                self.pending_at = end;
+                continue;
+            }
+            let block_end = (pos / BLOCK + 1) * BLOCK;
+            let from = (pos - self.pending_at) as usize;
+            let to = (end.min(block_end) - self.pending_at) as usize;
+            let out = front.slice(from..to);
+            if to == front.len() {
+                self.pending.pop_front();
+            } else {
+                *front = front.slice(to..);
+            }
+            self.pending_at += to as u64;
+            return Some(out);
         }
-        let block_end = (pos / BLOCK + 1) * BLOCK;
-        let from = (pos - self.pending_at) as usize;
-        let to = (end.min(block_end) - self.pending_at) as usize;
-        let out = self.pending.slice(from..to);
-        self.pending = self.pending.slice(to..);
-        self.pending_at += to as u64;
-        Some(out)
+        None
     }
 }
 

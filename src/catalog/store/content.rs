@@ -1,13 +1,14 @@
 //! The `content_blocks` table: the index of the content cache (`catalog/cache`).
 //!
-//! The cache keeps an item's bytes as block files on disk; this table says which blocks exist,
+//! The cache keeps an item's bytes in one sparse file per entry; this table says which blocks exist,
 //! how long each is, its CRC-32 (a block whose file does not match is never served) and when it
 //! was stored and last read (for the age limit and least-recently-used eviction). It lives in
 //! the metadata store rather than beside the files so that the index and the rest of what we
 //! know about an item survive a restart together, in one file SQLite keeps consistent.
 //!
-//! A block's row is written only after its file was renamed into place, so a crash leaves at
-//! worst a file without a row (removed at the next start), never a row for a half-written file.
+//! A block's row is written only after its bytes were written, so a crash leaves at worst bytes
+//! without a row (punched out at the next start), never a row for a half-written block (and a
+//! block whose bytes the disk lost anyway fails its CRC-32).
 
 use rusqlite::params;
 
@@ -16,7 +17,7 @@ use super::Store;
 /// One cached block as the index keeps it (a row of `content_blocks`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredBlock {
-    /// The entry's directory name: a hash of item id, variant and size.
+    /// The entry's file name: a hash of item id, variant and size.
     pub entry: String,
     pub item_id: String,
     /// `d` (an item's original bytes) or `dv` (a video's): what was downloaded.
@@ -63,26 +64,32 @@ impl Store {
         })
     }
 
-    /// Indexes a block whose file is in place, without waiting.
-    pub fn put_content_block(&self, b: StoredBlock) {
-        self.submit("index a cached block", move |conn| {
-            conn.execute(
-                "INSERT OR REPLACE INTO content_blocks
-                 (entry, item_id, variant, size, block, len, crc32, stored_at, used_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    b.entry,
-                    b.item_id,
-                    b.variant,
-                    b.size as i64,
-                    b.block as i64,
-                    b.len as i64,
-                    b.crc32 as i64,
-                    b.stored_at as i64,
-                    b.used_at as i64
-                ],
-            )
-            .map(drop)
+    /// Indexes blocks whose bytes are written, in one transaction, without waiting (a
+    /// request's blocks come in batches: one commit per block was a cost of every fill).
+    pub fn put_content_blocks(&self, blocks: Vec<StoredBlock>) {
+        self.submit("index cached blocks", move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO content_blocks
+                     (entry, item_id, variant, size, block, len, crc32, stored_at, used_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?;
+                for b in &blocks {
+                    stmt.execute(params![
+                        b.entry,
+                        b.item_id,
+                        b.variant,
+                        b.size as i64,
+                        b.block as i64,
+                        b.len as i64,
+                        b.crc32 as i64,
+                        b.stored_at as i64,
+                        b.used_at as i64
+                    ])?;
+                }
+            }
+            tx.commit()
         });
     }
 

@@ -114,6 +114,10 @@ const MIGRATIONS: &[&str] = &[
          used_at INTEGER NOT NULL,
          PRIMARY KEY (entry, block)
      );",
+    // 4: the content cache keeps an entry's blocks in one sparse file (`<content_dir>/<entry>`)
+    // instead of a file per block: the rows of the per-block layout name files that are no
+    // more read, so that cache starts empty (its directories are removed at start).
+    "DELETE FROM content_blocks;",
 ];
 
 /// The schema version this build writes.
