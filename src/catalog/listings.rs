@@ -3,14 +3,16 @@
 //! Concurrent loads of one folder wait for each other instead of all calling Google. A stale
 //! listing is answered at once and fetched again in the background (`Catalog::revalidate`),
 //! so a warm folder never waits on Google and an outage never empties a folder. Behind the
-//! memory tier is the store's `listings` table: a restarted server answers from it (as
-//! `StoredEntry` rows, a format a new release must keep reading) and revalidates the same
-//! way. A write that changes folders forgets their listings in both tiers.
+//! memory tier is the store's listings, one row per entry: a restarted server answers from it
+//! and revalidates the same way, and each load or revalidation writes back only the entries
+//! that changed (`store/listings.rs`; the rows' item JSON is a format a new release must keep
+//! reading). A write that changes folders forgets their listings in both tiers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::store::{ListingRow, StoredFile};
 use super::{Catalog, CatalogError, FolderKey, naming, picked};
 use crate::google::{MediaItem, VideoState};
 
@@ -266,17 +268,17 @@ impl Catalog {
 
     /// A folder's listing as the store keeps it, with the catalog-clock instant it was
     /// fetched at. None when not stored or unreadable.
+    ///
+    /// Each item's download URL is remembered with the time *it* was fetched (the row's
+    /// `url_at`), not the listing's: a revalidation does not rewrite an unchanged row, so a
+    /// URL may be older than the listing. `catalog/urls.rs` then uses it while it is young (a
+    /// restart soon after a load downloads with no call) and replaces it through batchGet once
+    /// old, the items of one write going together, 50 a call.
     async fn stored_listing(&self, key: &FolderKey) -> Option<(Listing, Instant)> {
         let name = store_key(key)?;
-        let (body, fetched_at) = self.inner.opts.store.listing(&name).await?;
-        let entries: Vec<StoredEntry> = match serde_json::from_str(&body) {
-            Ok(entries) => entries,
-            Err(e) => {
-                tracing::warn!(folder = %name, "ignoring a stored listing that does not parse: {e}");
-                return None;
-            }
-        };
-        let age = Duration::from_secs(self.inner.clock.unix_now().saturating_sub(fetched_at));
+        let stored = self.inner.opts.store.listing(&name).await?;
+        let unix_now = self.inner.clock.unix_now();
+        let age = Duration::from_secs(unix_now.saturating_sub(stored.fetched_at));
         // On some platforms (Windows, macOS) an `Instant` cannot go back past the machine's
         // boot, so a listing stored before a reboot may be older than one can express. It is
         // still a listing: serve it as one just past its TTL, revalidated in the background
@@ -286,71 +288,139 @@ impl Catalog {
             .checked_sub(age)
             .or_else(|| now.checked_sub(self.inner.opts.listing_ttl))?;
         let mut items = Vec::new();
-        let listed = entries
-            .into_iter()
-            .map(|e| match e {
-                StoredEntry::File { name, item } => {
-                    let item = Arc::new(item);
+        // The items by the time their URLs were fetched, in listing order.
+        let mut by_url_time: std::collections::BTreeMap<u64, Vec<Arc<MediaItem>>> =
+            Default::default();
+        let mut listed = Vec::with_capacity(stored.rows.len());
+        for row in stored.rows {
+            match row.file {
+                Some(file) => {
+                    let item = match item_of_row(&row.key, &file) {
+                        Ok(item) => Arc::new(item),
+                        Err(e) => {
+                            tracing::warn!(folder = %name, item = %row.key, "ignoring a stored listing whose item does not parse: {e}");
+                            return None;
+                        }
+                    };
                     items.push(item.clone());
-                    CachedEntry::File { name, item }
+                    by_url_time
+                        .entry(file.url_at)
+                        .or_default()
+                        .push(item.clone());
+                    listed.push(CachedEntry::File {
+                        name: row.name,
+                        item,
+                    });
                 }
-                StoredEntry::Dir { name, album } => CachedEntry::Dir {
-                    name,
+                None => listed.push(CachedEntry::Dir {
+                    name: row.name,
                     key: match key {
-                        FolderKey::SharedAlbums => FolderKey::SharedAlbum(album),
-                        _ => FolderKey::Album(album),
+                        FolderKey::SharedAlbums => FolderKey::SharedAlbum(row.key),
+                        _ => FolderKey::Album(row.key),
                     },
-                },
-            })
-            .collect();
-        self.remember(&items, at);
+                }),
+            }
+        }
+        for (url_at, items) in by_url_time {
+            let url_age = Duration::from_secs(unix_now.saturating_sub(url_at));
+            // A URL older than the clock can express is long dead: left unknown, it is
+            // fetched when needed.
+            if let Some(fetched) = now.checked_sub(url_age) {
+                self.remember(&items, fetched);
+            }
+        }
+        // The items' states were checked against Google's at the listing's fetch.
         self.note_states(&items, at);
         tracing::debug!(folder = %name, age_secs = age.as_secs(), "listing loaded from the store");
         Some((Listing::new(listed), at))
     }
 
-    /// Writes a listing just fetched from Google to the store (in the background).
+    /// Writes a listing just fetched from Google to the store (in the background): the store
+    /// writes only the entries that changed since it last stored this folder.
     fn store_listing(&self, key: &FolderKey, listing: &Listing) {
         let Some(name) = store_key(key) else {
             return;
         };
-        let entries: Vec<StoredEntry> = listing
-            .entries
-            .iter()
-            .map(|e| match e {
-                CachedEntry::File { name, item } => StoredEntry::File {
-                    name: name.clone(),
-                    item: (**item).clone(),
+        let mut rows = Vec::with_capacity(listing.entries.len());
+        for e in &listing.entries {
+            rows.push(match e {
+                CachedEntry::File { name, item } => match row_of_item(name, item) {
+                    Ok(row) => row,
+                    Err(e) => {
+                        tracing::warn!("cannot store a listing: {e}");
+                        return;
+                    }
                 },
-                CachedEntry::Dir { name, key } => StoredEntry::Dir {
-                    name: name.clone(),
-                    album: match key {
+                CachedEntry::Dir { name, key } => ListingRow {
+                    key: match key {
                         FolderKey::Album(id) | FolderKey::SharedAlbum(id) => id.clone(),
                         _ => String::new(),
                     },
+                    name: name.clone(),
+                    file: None,
                 },
-            })
-            .collect();
-        match serde_json::to_string(&entries) {
-            Ok(body) => self
-                .inner
-                .opts
-                .store
-                .put_listing(name, body, self.inner.clock.unix_now()),
-            Err(e) => tracing::warn!("cannot store a listing: {e}"),
+            });
         }
+        self.inner
+            .opts
+            .store
+            .put_listing(name, rows, self.inner.clock.unix_now());
     }
 }
 
-/// One [`CachedEntry`] as the store's `listings` table keeps it (a listing's body is a JSON
-/// array of these): the names already chosen, and each item as Google sent it (its download
-/// URL included, which stays usable while it is young). Its JSON shape is the format on disk:
-/// renaming a variant or a field makes every stored listing unreadable after an upgrade
-/// (tests/upgrade.rs opens a store an earlier release wrote).
-#[derive(serde::Serialize, serde::Deserialize)]
-enum StoredEntry {
-    File { name: String, item: MediaItem },
-    Dir { name: String, album: String },
+/// A file of a listing as a store row (`store/listings.rs`): keyed by the item's id, the item
+/// as Google described it less its id and its download URL as JSON (what is compared to
+/// tell whether the item changed; the URL changes at every fetch), and the URL beside it.
+/// The JSON is the serde form of [`MediaItem`], the shape Google sends, fields in their
+/// declared order: the order the bodies of the earlier releases had, which the store's
+/// migration to rows keeps, so the first revalidation after an upgrade finds the unchanged
+/// items unchanged. It is the format on disk: a field renamed in [`MediaItem`] makes stored
+/// listings unreadable after an upgrade (the folder is then loaded from Google again;
+/// tests/upgrade.rs opens a store an earlier release wrote).
+fn row_of_item(name: &str, item: &MediaItem) -> Result<ListingRow, serde_json::Error> {
+    let whole = serde_json::to_string(item)?;
+    // `{"id":..,"baseUrl":..,` leads, as declared: cut it off the text, no second pass.
+    let lead = format!(
+        "{{\"id\":{},\"baseUrl\":{},",
+        serde_json::to_string(&item.id)?,
+        serde_json::to_string(&item.base_url)?
+    );
+    let stable = match whole.strip_prefix(&lead) {
+        Some(rest) => format!("{{{rest}"),
+        None => {
+            let mut fields: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&whole)?;
+            fields.remove("id");
+            fields.remove("baseUrl");
+            serde_json::Value::Object(fields).to_string()
+        }
+    };
+    Ok(ListingRow {
+        key: item.id.clone(),
+        name: name.to_string(),
+        file: Some(StoredFile {
+            item: stable,
+            base_url: item.base_url.clone(),
+            url_at: 0,
+        }),
+    })
+}
+
+/// The item a store row of key `id` holds: [`row_of_item`] the other way round.
+fn item_of_row(id: &str, file: &StoredFile) -> Result<MediaItem, serde_json::Error> {
+    let rest = file.item.trim_start().strip_prefix('{').ok_or_else(|| {
+        serde::de::Error::custom(format!("a stored item is not an object: {}", file.item))
+    })?;
+    let comma = if rest.trim_start().starts_with('}') {
+        ""
+    } else {
+        ","
+    };
+    serde_json::from_str(&format!(
+        "{{\"id\":{},\"baseUrl\":{}{comma}{rest}",
+        serde_json::to_string(id)?,
+        serde_json::to_string(&file.base_url)?
+    ))
 }
 
 /// The store's name for a folder loaded from Google (the `listings` table's `folder`; on disk
@@ -366,4 +436,51 @@ fn store_key(key: &FolderKey) -> Option<String> {
         FolderKey::MediaAll => "media-all".into(),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_item_goes_to_a_row_and_back() {
+        let json = r#"{"id":"i\"d","baseUrl":"https://lh3/x?a=1","mimeType":"video/mp4",
+            "filename":"été.mp4","mediaMetadata":{"creationTime":"2021-03-04T05:06:07Z",
+            "width":"640","height":"480","video":{"status":"PROCESSING"}}}"#;
+        let item: MediaItem = serde_json::from_str(json).unwrap();
+        let row = row_of_item("été.mp4", &item).unwrap();
+        assert_eq!(row.key, "i\"d");
+        let file = row.file.unwrap();
+        assert_eq!(file.base_url, "https://lh3/x?a=1");
+        assert!(
+            !file.item.contains("i\\\"d") && !file.item.contains("lh3"),
+            "{}",
+            file.item
+        );
+        assert!(
+            file.item
+                .starts_with(r#"{"mimeType":"video/mp4","filename":"été.mp4""#)
+        );
+        let back = item_of_row(&row.key, &file).unwrap();
+        assert_eq!(
+            serde_json::to_value(&back).unwrap(),
+            serde_json::to_value(&item).unwrap()
+        );
+        // The URL is not part of what is compared: a new one gives the same stable fields.
+        let renewed = MediaItem {
+            base_url: "https://lh3/y".into(),
+            ..item.clone()
+        };
+        assert_eq!(
+            row_of_item("été.mp4", &renewed).unwrap().file.unwrap().item,
+            file.item
+        );
+        // An item with no other field.
+        let bare = StoredFile {
+            item: "{}".into(),
+            base_url: String::new(),
+            url_at: 0,
+        };
+        assert_eq!(item_of_row("z", &bare).unwrap().id, "z");
+    }
 }
