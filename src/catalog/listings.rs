@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::store::{ListingRow, StoredFile};
+use super::store::ListingRow;
 use super::{Catalog, CatalogError, FolderKey, naming, picked};
 use crate::google::{MediaItem, VideoState};
 
@@ -295,7 +295,7 @@ impl Catalog {
         for row in stored.rows {
             match row.file {
                 Some(file) => {
-                    let item = match item_of_row(&row.key, &file) {
+                    let item = match file.to_item(&row.key) {
                         Ok(item) => Arc::new(item),
                         Err(e) => {
                             tracing::warn!(folder = %name, item = %row.key, "ignoring a stored listing whose item does not parse: {e}");
@@ -344,21 +344,20 @@ impl Catalog {
         let mut rows = Vec::with_capacity(listing.entries.len());
         for e in &listing.entries {
             rows.push(match e {
-                CachedEntry::File { name, item } => match row_of_item(name, item) {
+                CachedEntry::File { name, item } => match ListingRow::file(name, item) {
                     Ok(row) => row,
                     Err(e) => {
                         tracing::warn!("cannot store a listing: {e}");
                         return;
                     }
                 },
-                CachedEntry::Dir { name, key } => ListingRow {
-                    key: match key {
-                        FolderKey::Album(id) | FolderKey::SharedAlbum(id) => id.clone(),
-                        _ => String::new(),
+                CachedEntry::Dir { name, key } => ListingRow::album(
+                    name,
+                    match key {
+                        FolderKey::Album(id) | FolderKey::SharedAlbum(id) => id,
+                        _ => "",
                     },
-                    name: name.clone(),
-                    file: None,
-                },
+                ),
             });
         }
         self.inner
@@ -366,61 +365,6 @@ impl Catalog {
             .store
             .put_listing(name, rows, self.inner.clock.unix_now());
     }
-}
-
-/// A file of a listing as a store row (`store/listings.rs`): keyed by the item's id, the item
-/// as Google described it less its id and its download URL as JSON (what is compared to
-/// tell whether the item changed; the URL changes at every fetch), and the URL beside it.
-/// The JSON is the serde form of [`MediaItem`], the shape Google sends, fields in their
-/// declared order: the order the bodies of the earlier releases had, which the store's
-/// migration to rows keeps, so the first revalidation after an upgrade finds the unchanged
-/// items unchanged. It is the format on disk: a field renamed in [`MediaItem`] makes stored
-/// listings unreadable after an upgrade (the folder is then loaded from Google again;
-/// tests/upgrade.rs opens a store an earlier release wrote).
-fn row_of_item(name: &str, item: &MediaItem) -> Result<ListingRow, serde_json::Error> {
-    let whole = serde_json::to_string(item)?;
-    // `{"id":..,"baseUrl":..,` leads, as declared: cut it off the text, no second pass.
-    let lead = format!(
-        "{{\"id\":{},\"baseUrl\":{},",
-        serde_json::to_string(&item.id)?,
-        serde_json::to_string(&item.base_url)?
-    );
-    let stable = match whole.strip_prefix(&lead) {
-        Some(rest) => format!("{{{rest}"),
-        None => {
-            let mut fields: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&whole)?;
-            fields.remove("id");
-            fields.remove("baseUrl");
-            serde_json::Value::Object(fields).to_string()
-        }
-    };
-    Ok(ListingRow {
-        key: item.id.clone(),
-        name: name.to_string(),
-        file: Some(StoredFile {
-            item: stable,
-            base_url: item.base_url.clone(),
-            url_at: 0,
-        }),
-    })
-}
-
-/// The item a store row of key `id` holds: [`row_of_item`] the other way round.
-fn item_of_row(id: &str, file: &StoredFile) -> Result<MediaItem, serde_json::Error> {
-    let rest = file.item.trim_start().strip_prefix('{').ok_or_else(|| {
-        serde::de::Error::custom(format!("a stored item is not an object: {}", file.item))
-    })?;
-    let comma = if rest.trim_start().starts_with('}') {
-        ""
-    } else {
-        ","
-    };
-    serde_json::from_str(&format!(
-        "{{\"id\":{},\"baseUrl\":{}{comma}{rest}",
-        serde_json::to_string(id)?,
-        serde_json::to_string(&file.base_url)?
-    ))
 }
 
 /// The store's name for a folder loaded from Google (the `listings` table's `folder`; on disk
@@ -436,51 +380,4 @@ fn store_key(key: &FolderKey) -> Option<String> {
         FolderKey::MediaAll => "media-all".into(),
         _ => return None,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_item_goes_to_a_row_and_back() {
-        let json = r#"{"id":"i\"d","baseUrl":"https://lh3/x?a=1","mimeType":"video/mp4",
-            "filename":"été.mp4","mediaMetadata":{"creationTime":"2021-03-04T05:06:07Z",
-            "width":"640","height":"480","video":{"status":"PROCESSING"}}}"#;
-        let item: MediaItem = serde_json::from_str(json).unwrap();
-        let row = row_of_item("été.mp4", &item).unwrap();
-        assert_eq!(row.key, "i\"d");
-        let file = row.file.unwrap();
-        assert_eq!(file.base_url, "https://lh3/x?a=1");
-        assert!(
-            !file.item.contains("i\\\"d") && !file.item.contains("lh3"),
-            "{}",
-            file.item
-        );
-        assert!(
-            file.item
-                .starts_with(r#"{"mimeType":"video/mp4","filename":"été.mp4""#)
-        );
-        let back = item_of_row(&row.key, &file).unwrap();
-        assert_eq!(
-            serde_json::to_value(&back).unwrap(),
-            serde_json::to_value(&item).unwrap()
-        );
-        // The URL is not part of what is compared: a new one gives the same stable fields.
-        let renewed = MediaItem {
-            base_url: "https://lh3/y".into(),
-            ..item.clone()
-        };
-        assert_eq!(
-            row_of_item("été.mp4", &renewed).unwrap().file.unwrap().item,
-            file.item
-        );
-        // An item with no other field.
-        let bare = StoredFile {
-            item: "{}".into(),
-            base_url: String::new(),
-            url_at: 0,
-        };
-        assert_eq!(item_of_row("z", &bare).unwrap().id, "z");
-    }
 }

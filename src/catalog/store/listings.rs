@@ -35,6 +35,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Store;
+use crate::google::MediaItem;
 
 /// The spacing of `position` values when a folder is (re)numbered: room for 2^20 insertions
 /// between two entries before a renumbering, and for 2^43 folders' worth at either end.
@@ -89,6 +90,75 @@ impl ListingWrite {
     /// Entry rows written (inserted, updated or deleted).
     pub fn entry_rows(&self) -> u64 {
         self.inserted + self.updated + self.deleted
+    }
+}
+
+impl ListingRow {
+    /// A file of a listing as a row: keyed by the item's id, the item as Google described it
+    /// less its id and its download URL as JSON (what is compared to tell whether the item
+    /// changed; the URL changes at every fetch), and the URL beside it.
+    ///
+    /// The JSON is the serde form of [`MediaItem`], the shape Google sends, fields in their
+    /// declared order: the order the bodies of earlier releases had, which migration 4 keeps,
+    /// so the first revalidation after an upgrade finds the unchanged items unchanged. It is
+    /// the format on disk: a field renamed in [`MediaItem`] makes stored listings unreadable
+    /// after an upgrade (the folder is then loaded from Google again; tests/upgrade.rs opens a
+    /// store an earlier release wrote).
+    pub fn file(name: &str, item: &MediaItem) -> Result<ListingRow, serde_json::Error> {
+        let whole = serde_json::to_string(item)?;
+        // `{"id":..,"baseUrl":..,` leads, as declared: cut off the text, no second pass.
+        let lead = format!(
+            "{{\"id\":{},\"baseUrl\":{},",
+            serde_json::to_string(&item.id)?,
+            serde_json::to_string(&item.base_url)?
+        );
+        let stable = match whole.strip_prefix(&lead) {
+            Some(rest) => format!("{{{rest}"),
+            None => {
+                let mut fields: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(&whole)?;
+                fields.remove("id");
+                fields.remove("baseUrl");
+                serde_json::Value::Object(fields).to_string()
+            }
+        };
+        Ok(ListingRow {
+            key: item.id.clone(),
+            name: name.to_string(),
+            file: Some(StoredFile {
+                item: stable,
+                base_url: item.base_url.clone(),
+                url_at: 0,
+            }),
+        })
+    }
+
+    /// A subfolder of a listing (an album) as a row.
+    pub fn album(name: &str, id: &str) -> ListingRow {
+        ListingRow {
+            key: id.to_string(),
+            name: name.to_string(),
+            file: None,
+        }
+    }
+}
+
+impl StoredFile {
+    /// The item this row of key `id` holds: [`ListingRow::file`] the other way round.
+    pub fn to_item(&self, id: &str) -> Result<MediaItem, serde_json::Error> {
+        let rest = self.item.trim_start().strip_prefix('{').ok_or_else(|| {
+            serde::de::Error::custom(format!("a stored item is not an object: {}", self.item))
+        })?;
+        let comma = if rest.trim_start().starts_with('}') {
+            ""
+        } else {
+            ","
+        };
+        serde_json::from_str(&format!(
+            "{{\"id\":{},\"baseUrl\":{}{comma}{rest}",
+            serde_json::to_string(id)?,
+            serde_json::to_string(&self.base_url)?
+        ))
     }
 }
 
@@ -623,6 +693,52 @@ mod tests {
             ["folder", "fetched_at"],
             "the JSON bodies are gone"
         );
+    }
+
+    #[test]
+    fn an_item_goes_to_a_row_and_back() {
+        let json = r#"{"id":"i\"d","baseUrl":"https://lh3/x?a=1","mimeType":"video/mp4",
+            "filename":"été.mp4","mediaMetadata":{"creationTime":"2021-03-04T05:06:07Z",
+            "width":"640","height":"480","video":{"status":"PROCESSING"}}}"#;
+        let item: MediaItem = serde_json::from_str(json).unwrap();
+        let row = ListingRow::file("été.mp4", &item).unwrap();
+        assert_eq!(row.key, "i\"d");
+        let file = row.file.unwrap();
+        assert_eq!(file.base_url, "https://lh3/x?a=1");
+        assert!(
+            !file.item.contains("i\\\"d") && !file.item.contains("lh3"),
+            "{}",
+            file.item
+        );
+        assert!(
+            file.item
+                .starts_with(r#"{"mimeType":"video/mp4","filename":"été.mp4""#)
+        );
+        let back = file.to_item(&row.key).unwrap();
+        assert_eq!(
+            serde_json::to_value(&back).unwrap(),
+            serde_json::to_value(&item).unwrap()
+        );
+        // The URL is not part of what is compared: a new one gives the same stable fields.
+        let renewed = MediaItem {
+            base_url: "https://lh3/y".into(),
+            ..item.clone()
+        };
+        assert_eq!(
+            ListingRow::file("été.mp4", &renewed)
+                .unwrap()
+                .file
+                .unwrap()
+                .item,
+            file.item
+        );
+        // An item with no other field.
+        let bare = StoredFile {
+            item: "{}".into(),
+            base_url: String::new(),
+            url_at: 0,
+        };
+        assert_eq!(bare.to_item("z").unwrap().id, "z");
     }
 
     #[test]
