@@ -37,8 +37,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::Store;
 use crate::google::MediaItem;
 
-/// The spacing of `position` values when a folder is (re)numbered: room for 2^20 insertions
-/// between two entries before a renumbering, and for 2^43 folders' worth at either end.
+/// The spacing of `position` values when a folder is (re)numbered: room for up to 2^20 - 1
+/// entries arriving at once between two neighbours (about 20 when they arrive one at a time
+/// at the same spot, each taking the middle of what is left), and for 2^43 at either end.
 pub const GAP: i64 = 1 << 20;
 
 /// One entry of a stored listing, as the catalog hands it over and reads it back.
