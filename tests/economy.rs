@@ -291,3 +291,135 @@ async fn a_used_up_daily_quota_stays_closed_after_a_restart() {
         "the gate is closed until Pacific midnight: {spent:?}"
     );
 }
+
+/// Uploads `n` new photos straight to Google, as another app (the phone) would: the server
+/// does not know of them until it lists `/media/all` again.
+async fn upload_elsewhere(stack: &Stack, n: usize) {
+    use gphotos_dav::google::library::NewItem;
+    let google = common::google_on(&stack.emu);
+    let dir = tempfile::tempdir().unwrap();
+    let mut items = Vec::new();
+    for i in 0..n {
+        let photo = common::jpeg(16, 16, 7000 + i as u64, 90);
+        let name = format!("phone-{i}.jpg");
+        let file = dir.path().join(&name);
+        std::fs::write(&file, &photo).unwrap();
+        let upload_token = google
+            .upload
+            .upload_file(&file, photo.len() as u64, "image/jpeg")
+            .await
+            .unwrap();
+        items.push(NewItem {
+            upload_token,
+            file_name: name,
+        });
+    }
+    let created = google.library.batch_create(None, &items).await.unwrap();
+    assert!(created.iter().all(|c| c.is_ok()), "{created:?}");
+}
+
+/// `/media/all` listed once its listing is past the TTL: answered from memory at once, and
+/// revalidated behind; returns once the revalidated listing is in memory (`name`, a file it
+/// holds, resolves from memory), so the next request does not revalidate again.
+async fn stale_listing(stack: &Stack, gateway: &Gateway, name: &str) -> BTreeMap<String, u64> {
+    gateway.catalog.clock().advance(MINUTE * 6);
+    let stale = files(&stack.http, &gateway.url, "/media/all/").await;
+    let segments = ["media", "all", name].map(String::from);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !gateway.catalog.resolves_from_memory(&segments) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the stale listing is revalidated");
+    stale
+}
+
+/// Waits (with a deadline) until the store has written `folder` again, and returns what that
+/// write did.
+async fn next_write(
+    gateway: &Gateway,
+    folder: &str,
+    last: Option<gphotos_dav::catalog::store::ListingWrite>,
+) -> gphotos_dav::catalog::store::ListingWrite {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let now = gateway.catalog.store().last_listing_write(folder).await;
+            if let Some(write) = now.filter(|w| Some(*w) != last) {
+                return write;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the listing is written to the store")
+}
+
+/// The store keeps listings as rows and a revalidation writes only what changed (#18): the
+/// first listing of `/media/all` writes a row per item; a revalidation that finds nothing new
+/// writes none (only the folder's fetch time: Google's fresh download URLs are not a change);
+/// one that finds 10 new items writes 10; one that misses 3 deleted items deletes 3. A restart
+/// on that store lists exactly what was last listed, at no cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revalidation_writes_only_the_rows_that_changed() {
+    let stack = stack().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("metadata.sqlite");
+    let counters = stack.emulator().counters();
+    let gw = gateway_at(&stack, &store).await;
+
+    let first = files(&stack.http, &gw.url, "/media/all/").await;
+    let write = next_write(&gw, "media-all", None).await;
+    assert_eq!(write.inserted, first.len() as u64, "a row per item");
+    assert_eq!((write.updated, write.deleted), (0, 0));
+    assert_eq!(
+        write.changes,
+        first.len() as u64 + 1,
+        "and the folder's row"
+    );
+
+    // Stale, nothing changed upstream: the same listing (new URLs), no entry row written.
+    let kept = first.keys().last().unwrap().clone();
+    assert_eq!(stale_listing(&stack, &gw, &kept).await, first);
+    let write = next_write(&gw, "media-all", Some(write)).await;
+    assert_eq!(write.entry_rows(), 0, "{write:?}");
+    assert_eq!(write.changes, 1, "the fetch time alone: {write:?}");
+
+    // 10 new items upstream: 10 rows.
+    upload_elsewhere(&stack, 10).await;
+    stale_listing(&stack, &gw, "phone-9.jpg").await;
+    let write = next_write(&gw, "media-all", Some(write)).await;
+    assert_eq!((write.inserted, write.updated, write.deleted), (10, 0, 0));
+    assert_eq!(write.changes, 11);
+    let grown = files(&stack.http, &gw.url, "/media/all/").await;
+    assert_eq!(grown.len(), first.len() + 10);
+    assert_eq!(grown.keys().filter(|n| n.starts_with("phone-")).count(), 10);
+
+    // 3 deleted in the Google Photos app: 3 rows deleted.
+    let lib = stack.emulator().current_library();
+    let album = lib
+        .albums
+        .iter()
+        .find(|a| a.title == BIG_ALBUM_TITLE)
+        .unwrap();
+    for id in &album.item_ids[..3] {
+        stack.emulator().delete_in_app(id);
+    }
+    stale_listing(&stack, &gw, "phone-0.jpg").await;
+    let write = next_write(&gw, "media-all", Some(write)).await;
+    assert_eq!((write.inserted, write.updated, write.deleted), (0, 0, 3));
+    assert_eq!(write.changes, 4);
+    let last = files(&stack.http, &gw.url, "/media/all/").await;
+    assert_eq!(last.len(), grown.len() - 3);
+    gw.catalog.store().flush().await;
+    drop(gw);
+
+    // The rows, updated three times, are the listing: a restart shows it as it was, with
+    // no call to Google.
+    let before = counters.snapshot();
+    let again = gateway_at(&stack, &store).await;
+    assert_eq!(files(&stack.http, &again.url, "/media/all/").await, last);
+    let spent = diff(&before, &counters.snapshot());
+    assert_eq!(api_calls(&spent), 0, "{spent:?}");
+    assert_eq!(media_calls(&spent), 0, "{spent:?}");
+}

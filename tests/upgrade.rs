@@ -3,8 +3,10 @@
 //! A user's store holds every size the server ever probed and the listings it loaded: a new
 //! release that could not read them would move the file aside and start cold, probing every
 //! file of every folder again (one content-host request each, thousands for a real library).
-//! So a release must open its predecessor's store as it is: same schema, same listing bodies,
-//! same folder names in the `listings` table.
+//! So a release must open its predecessor's store in place: its schema migrated, its listings
+//! kept (since schema 5 as rows, one per entry: the JSON bodies of earlier releases are moved
+//! into rows by the migration, and the first revalidation finds them unchanged), the same
+//! folder names in the `listings` table.
 //!
 //! # The fixture
 //! `tests/fixtures/store-3276aed.sqlite` is the store the release at commit 3276aed wrote,
@@ -178,6 +180,25 @@ async fn a_store_the_previous_release_wrote_opens_warm_with_no_probe() {
     .await
     .expect("the stale listings are revalidated");
     assert_eq!(listed(stack.list(&folder).await), expected);
+    // The old release's JSON bodies became rows (one per entry) in place, and they are what
+    // Google says now: the revalidations wrote no entry row, only the folders' fetch times.
+    for stored in ["albums".to_string(), format!("album:{}", album.id)] {
+        let write = stack
+            .catalog
+            .store()
+            .last_listing_write(&stored)
+            .await
+            .expect("the revalidated listing was stored");
+        assert_eq!(write.entry_rows(), 0, "{stored}: {write:?}");
+        assert_eq!(write.changes, 1, "{stored}: {write:?}");
+    }
+    let stored = stack
+        .catalog
+        .store()
+        .listing(&format!("album:{}", album.id))
+        .await
+        .unwrap();
+    assert_eq!(stored.rows.len(), expected.len());
     let spent = counters.snapshot();
     assert!(library_calls(&spent) >= 1, "revalidated: {spent:?}");
     assert_eq!(content_calls(&spent), 0, "no size probe: {spent:?}");

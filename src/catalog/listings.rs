@@ -3,14 +3,16 @@
 //! Concurrent loads of one folder wait for each other instead of all calling Google. A stale
 //! listing is answered at once and fetched again in the background (`Catalog::revalidate`),
 //! so a warm folder never waits on Google and an outage never empties a folder. Behind the
-//! memory tier is the store's `listings` table: a restarted server answers from it (as
-//! `StoredEntry` rows, a format a new release must keep reading) and revalidates the same
-//! way. A write that changes folders forgets their listings in both tiers.
+//! memory tier is the store's listings, one row per entry: a restarted server answers from it
+//! and revalidates the same way, and each load or revalidation writes back only the entries
+//! that changed (`store/listings.rs`; the rows' item JSON is a format a new release must keep
+//! reading). A write that changes folders forgets their listings in both tiers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::store::ListingRow;
 use super::{Catalog, CatalogError, FolderKey, naming, picked};
 use crate::google::{MediaItem, VideoState};
 
@@ -266,17 +268,17 @@ impl Catalog {
 
     /// A folder's listing as the store keeps it, with the catalog-clock instant it was
     /// fetched at. None when not stored or unreadable.
+    ///
+    /// Each item's download URL is remembered with the time *it* was fetched (the row's
+    /// `url_at`), not the listing's: a revalidation does not rewrite an unchanged row, so a
+    /// URL may be older than the listing. `catalog/urls.rs` then uses it while it is young (a
+    /// restart soon after a load downloads with no call) and replaces it through batchGet once
+    /// old, the items of one write going together, 50 a call.
     async fn stored_listing(&self, key: &FolderKey) -> Option<(Listing, Instant)> {
         let name = store_key(key)?;
-        let (body, fetched_at) = self.inner.opts.store.listing(&name).await?;
-        let entries: Vec<StoredEntry> = match serde_json::from_str(&body) {
-            Ok(entries) => entries,
-            Err(e) => {
-                tracing::warn!(folder = %name, "ignoring a stored listing that does not parse: {e}");
-                return None;
-            }
-        };
-        let age = Duration::from_secs(self.inner.clock.unix_now().saturating_sub(fetched_at));
+        let stored = self.inner.opts.store.listing(&name).await?;
+        let unix_now = self.inner.clock.unix_now();
+        let age = Duration::from_secs(unix_now.saturating_sub(stored.fetched_at));
         // On some platforms (Windows, macOS) an `Instant` cannot go back past the machine's
         // boot, so a listing stored before a reboot may be older than one can express. It is
         // still a listing: serve it as one just past its TTL, revalidated in the background
@@ -286,71 +288,83 @@ impl Catalog {
             .checked_sub(age)
             .or_else(|| now.checked_sub(self.inner.opts.listing_ttl))?;
         let mut items = Vec::new();
-        let listed = entries
-            .into_iter()
-            .map(|e| match e {
-                StoredEntry::File { name, item } => {
-                    let item = Arc::new(item);
+        // The items by the time their URLs were fetched, in listing order.
+        let mut by_url_time: std::collections::BTreeMap<u64, Vec<Arc<MediaItem>>> =
+            Default::default();
+        let mut listed = Vec::with_capacity(stored.rows.len());
+        for row in stored.rows {
+            match row.file {
+                Some(file) => {
+                    let item = match file.to_item(&row.key) {
+                        Ok(item) => Arc::new(item),
+                        Err(e) => {
+                            tracing::warn!(folder = %name, item = %row.key, "ignoring a stored listing whose item does not parse: {e}");
+                            return None;
+                        }
+                    };
                     items.push(item.clone());
-                    CachedEntry::File { name, item }
+                    by_url_time
+                        .entry(file.url_at)
+                        .or_default()
+                        .push(item.clone());
+                    listed.push(CachedEntry::File {
+                        name: row.name,
+                        item,
+                    });
                 }
-                StoredEntry::Dir { name, album } => CachedEntry::Dir {
-                    name,
+                None => listed.push(CachedEntry::Dir {
+                    name: row.name,
                     key: match key {
-                        FolderKey::SharedAlbums => FolderKey::SharedAlbum(album),
-                        _ => FolderKey::Album(album),
+                        FolderKey::SharedAlbums => FolderKey::SharedAlbum(row.key),
+                        _ => FolderKey::Album(row.key),
                     },
-                },
-            })
-            .collect();
-        self.remember(&items, at);
+                }),
+            }
+        }
+        for (url_at, items) in by_url_time {
+            let url_age = Duration::from_secs(unix_now.saturating_sub(url_at));
+            // A URL older than the clock can express is long dead: left unknown, it is
+            // fetched when needed.
+            if let Some(fetched) = now.checked_sub(url_age) {
+                self.remember(&items, fetched);
+            }
+        }
+        // The items' states were checked against Google's at the listing's fetch.
         self.note_states(&items, at);
         tracing::debug!(folder = %name, age_secs = age.as_secs(), "listing loaded from the store");
         Some((Listing::new(listed), at))
     }
 
-    /// Writes a listing just fetched from Google to the store (in the background).
+    /// Writes a listing just fetched from Google to the store (in the background): the store
+    /// writes only the entries that changed since it last stored this folder.
     fn store_listing(&self, key: &FolderKey, listing: &Listing) {
         let Some(name) = store_key(key) else {
             return;
         };
-        let entries: Vec<StoredEntry> = listing
-            .entries
-            .iter()
-            .map(|e| match e {
-                CachedEntry::File { name, item } => StoredEntry::File {
-                    name: name.clone(),
-                    item: (**item).clone(),
+        let mut rows = Vec::with_capacity(listing.entries.len());
+        for e in &listing.entries {
+            rows.push(match e {
+                CachedEntry::File { name, item } => match ListingRow::file(name, item) {
+                    Ok(row) => row,
+                    Err(e) => {
+                        tracing::warn!("cannot store a listing: {e}");
+                        return;
+                    }
                 },
-                CachedEntry::Dir { name, key } => StoredEntry::Dir {
-                    name: name.clone(),
-                    album: match key {
-                        FolderKey::Album(id) | FolderKey::SharedAlbum(id) => id.clone(),
-                        _ => String::new(),
+                CachedEntry::Dir { name, key } => ListingRow::album(
+                    name,
+                    match key {
+                        FolderKey::Album(id) | FolderKey::SharedAlbum(id) => id,
+                        _ => "",
                     },
-                },
-            })
-            .collect();
-        match serde_json::to_string(&entries) {
-            Ok(body) => self
-                .inner
-                .opts
-                .store
-                .put_listing(name, body, self.inner.clock.unix_now()),
-            Err(e) => tracing::warn!("cannot store a listing: {e}"),
+                ),
+            });
         }
+        self.inner
+            .opts
+            .store
+            .put_listing(name, rows, self.inner.clock.unix_now());
     }
-}
-
-/// One [`CachedEntry`] as the store's `listings` table keeps it (a listing's body is a JSON
-/// array of these): the names already chosen, and each item as Google sent it (its download
-/// URL included, which stays usable while it is young). Its JSON shape is the format on disk:
-/// renaming a variant or a field makes every stored listing unreadable after an upgrade
-/// (tests/upgrade.rs opens a store an earlier release wrote).
-#[derive(serde::Serialize, serde::Deserialize)]
-enum StoredEntry {
-    File { name: String, item: MediaItem },
-    Dir { name: String, album: String },
 }
 
 /// The store's name for a folder loaded from Google (the `listings` table's `folder`; on disk

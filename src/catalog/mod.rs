@@ -35,8 +35,10 @@
 //!   loaded once per TTL, so walking a path and listing a folder cost no call.
 //! - `CachedEntry`: one child in a `Listing`: a subfolder's key, or a file's Google item, under
 //!   the name the naming rules chose.
-//! - `StoredEntry`: a `CachedEntry` as the store's `listings` table keeps it (JSON): the format
-//!   on disk, which a new release must keep reading (tests/upgrade.rs).
+//! - [`store::ListingRow`]: a `CachedEntry` as the store keeps it, one row per entry (an item's
+//!   stable fields as JSON, its download URL beside them), so a revalidation writes only the
+//!   entries that changed: the format on disk, which a new release must keep reading
+//!   (tests/upgrade.rs).
 //! - [`Entry`]: one child as a client is shown it: a subfolder, or a file ([`FileInfo`]) with
 //!   its exact size. What [`Catalog::list`] answers.
 //! - `CachedNode`: what a path points to according to the cached listings (a folder's key, or

@@ -5,9 +5,10 @@
 //! - `items` (items.rs): per media item id, its size in bytes (the API never tells it;
 //!   learning it costs a probe of the content host), mime type, filename, creation time and
 //!   dimensions;
-//! - `listings` (listings.rs): the entries of each folder loaded from Google, with the time
-//!   they were fetched, so a restart answers PROPFIND from disk and revalidates in the
-//!   background;
+//! - `listings` and `listing_entries` (listings.rs): the entries of each folder loaded from
+//!   Google, one row each, with the time the folder was fetched, so a restart answers PROPFIND
+//!   from disk and revalidates in the background; a revalidation writes only the rows that
+//!   changed;
 //! - `quota` (quota.rs): API calls, download-URL requests and Picker calls per Pacific-time
 //!   day (the days Google counts), and whether a daily quota was used up that day (`exhausted`
 //!   for the Library API, `media_exhausted` for download URLs: rows of the same table, no new
@@ -49,6 +50,7 @@ mod uploads;
 
 pub use content::StoredBlock;
 pub use items::ItemMeta;
+pub use listings::{ListingRow, ListingWrite, StoredFile, StoredListing};
 pub use picked_sets::PickedSet;
 pub use quota::DayUsage;
 pub use uploads::Upload;
@@ -118,6 +120,47 @@ const MIGRATIONS: &[&str] = &[
     // instead of a file per block: the rows of the per-block layout name files that are no
     // more read, so that cache starts empty (its directories are removed at start).
     "DELETE FROM content_blocks;",
+    // 5: listings as rows, one per entry (listings.rs), so a revalidation writes only what
+    // changed. The JSON bodies an earlier release wrote (an array of the catalog's entries:
+    // `{"File":{"name":..,"item":{MediaItem}}}` or `{"Dir":{"name":..,"album":id}}`) become
+    // rows here, in place, and the column goes: a restart after the upgrade is as warm as
+    // before it. A body that does not read as such a listing is dropped with its folder (the
+    // earlier release ignored it too: the folder is loaded from Google). The URLs' time is
+    // the listing's fetch time, when they were fetched. A table with rowids, not WITHOUT
+    // ROWID: its rows are large (an item's JSON and URL), and a WITHOUT ROWID table keeps
+    // whole rows in its interior pages too (a /media/all of 100,000 items took 2.2 times the
+    // bytes of the JSON body); here rows are packed in insertion order and the primary key's
+    // index holds only (folder, key).
+    "CREATE TABLE listing_entries (
+         folder TEXT NOT NULL,
+         key TEXT NOT NULL,
+         position INTEGER NOT NULL,
+         name TEXT NOT NULL,
+         item TEXT,
+         base_url TEXT,
+         url_at INTEGER,
+         PRIMARY KEY (folder, key)
+     );
+     DELETE FROM listings WHERE CASE
+         WHEN json_valid(body) AND json_type(body) = 'array' THEN EXISTS (
+             SELECT 1 FROM json_each(listings.body) e
+             WHERE coalesce(json_extract(e.value, '$.File.item.id'),
+                            json_extract(e.value, '$.Dir.album')) IS NULL
+                OR coalesce(json_extract(e.value, '$.File.name'),
+                            json_extract(e.value, '$.Dir.name')) IS NULL)
+         ELSE 1 END;
+     INSERT OR IGNORE INTO listing_entries
+         (folder, key, position, name, item, base_url, url_at)
+     SELECT l.folder,
+            coalesce(json_extract(e.value, '$.File.item.id'), json_extract(e.value, '$.Dir.album')),
+            e.key * 1048576,
+            coalesce(json_extract(e.value, '$.File.name'), json_extract(e.value, '$.Dir.name')),
+            json_remove(json_extract(e.value, '$.File.item'), '$.id', '$.baseUrl'),
+            json_extract(e.value, '$.File.item.baseUrl'),
+            CASE WHEN json_type(e.value, '$.File') IS NOT NULL THEN l.fetched_at END
+     FROM listings l, json_each(l.body) e
+     ORDER BY l.folder, e.key;
+     ALTER TABLE listings DROP COLUMN body;",
 ];
 
 /// The schema version this build writes.
@@ -150,6 +193,8 @@ struct Shared {
     jobs: mpsc::Sender<Job>,
     /// Where it lives (`:memory:` when in memory), for log lines.
     location: String,
+    /// What the last listing write of each folder did (`Store::last_listing_write`).
+    listing_writes: Arc<parking_lot::Mutex<std::collections::HashMap<String, ListingWrite>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -206,7 +251,11 @@ impl Store {
             })
             .expect("spawning the store thread");
         Store {
-            inner: Arc::new(Shared { jobs, location }),
+            inner: Arc::new(Shared {
+                jobs,
+                location,
+                listing_writes: Default::default(),
+            }),
         }
     }
 
@@ -444,7 +493,12 @@ mod tests {
         let path = dir.path().join("sub/store.sqlite");
         let store = Store::open_for(&path, "acct");
         store.put_items(vec![item("a", 10), item("b", 20)]);
-        store.put_listing("album:x".into(), "[1,2]".into(), 1234);
+        let rows = vec![ListingRow {
+            key: "album-id".into(),
+            name: "Holidays".into(),
+            file: None,
+        }];
+        store.put_listing("albums".into(), rows.clone(), 1234);
         store.flush().await;
         drop(store);
         let store = Store::open_for(&path, "acct");
@@ -452,8 +506,11 @@ mod tests {
         items.sort_by(|a, b| a.id.cmp(&b.id));
         assert_eq!(items, vec![item("a", 10), item("b", 20)]);
         assert_eq!(
-            store.listing("album:x").await,
-            Some(("[1,2]".to_string(), 1234))
+            store.listing("albums").await,
+            Some(StoredListing {
+                fetched_at: 1234,
+                rows
+            })
         );
         #[cfg(unix)]
         {
