@@ -9,8 +9,10 @@
 //!     RSS (VmHWM) <= 150 MiB. Every listing is checked: each item once, with the exact size
 //!     the emulator serves.
 //! (b) **Streaming.** A warm 207 of 100,000 entries is written as it is produced: it comes
-//!     chunked (no Content-Length), and the server's RSS grows during it by less than the
-//!     body's size (its peak is reset just before, through /proc/PID/clear_refs).
+//!     chunked (no Content-Length), and its first byte arrives before a quarter of the time
+//!     the whole answer takes. The server's RSS growth during it is printed too (its peak is
+//!     reset just before, through /proc/PID/clear_refs), though memory the allocator kept
+//!     from earlier listings hides most of it.
 //! (c) **Warm listings.** A warm PROPFIND Depth 1 of `/media/all` against `dufs` listing
 //!     100,000 local files of the same names: medians of alternated runs, target ours/dufs
 //!     <= 1.0.
@@ -189,20 +191,22 @@ async fn main() {
         &format!("<= {RSS_TARGET_MIB} MiB"),
         peak_mib <= RSS_TARGET_MIB,
     );
+    // Built whole before the first byte, an answer would start only once all of it was
+    // made; streamed, the first entries leave at once.
+    let first = warm.first_byte_secs / warm.secs;
     verdict(
-        &format!("(b) a warm 207 of {total} entries streamed (chunked, RSS growth < body)"),
+        &format!("(b) a warm 207 of {total} entries streamed (chunked, first byte early)"),
         format!(
-            "{}, {:.1} MiB growth for {:.1} MiB",
+            "{}, first byte at {:.0}% of the answer's time",
             if warm.chunked {
                 "chunked"
             } else {
                 "not chunked"
             },
-            growth_kib as f64 / 1024.0,
-            warm.body.len() as f64 / MIB as f64
+            first * 100.0
         ),
-        "chunked, growth < body",
-        warm.chunked && growth_kib * 1024 < warm.body.len() as u64,
+        "chunked, first byte before 25%",
+        warm.chunked && first < 0.25,
     );
     verdict(
         &format!("(c) warm PROPFIND Depth 1 of {total} entries, ours/dufs"),
@@ -291,8 +295,10 @@ async fn folders(http: &reqwest::Client, url: &str) -> Vec<String> {
 async fn against_dufs(http: &reqwest::Client, ours: &str, names: &HashSet<String>) -> (f64, f64) {
     let dufs = dufs_binary().await;
     let dir = tempfile::tempdir().unwrap();
+    // Empty files: removing 100,000 files with blocks takes minutes on a disk that discards
+    // each freed block, and a listing reads no bytes.
     for name in names {
-        std::fs::write(dir.path().join(name), b"0123456789").unwrap();
+        std::fs::File::create(dir.path().join(name)).unwrap();
     }
     let (mut child, theirs) = support::spawn_dufs(&dufs, dir.path());
     wait_until_up(http, &theirs).await;

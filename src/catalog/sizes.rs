@@ -4,7 +4,6 @@
 //! per item, and written to the store's `items` table, whose sizes are loaded at start: a
 //! restarted server lists what it listed before without probing again.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -25,7 +24,7 @@ impl Catalog {
         {
             let mut sizes = self.inner.sizes.lock();
             for item in items {
-                sizes.entry(item.id).or_insert(item.size);
+                sizes.entry(item.id.into_boxed_str()).or_insert(item.size);
             }
         }
         // What a video uploaded before the restart shows while Google still processes it.
@@ -72,31 +71,33 @@ impl Catalog {
 
     /// The size of one item, probed if unknown.
     async fn size_of(&self, item: &Arc<MediaItem>) -> Result<u64, CatalogError> {
-        Ok(self.sizes_of(&[item]).await?[&item.id])
+        Ok(self.sizes_of(&[item]).await?[0])
     }
 
-    /// Sizes of `items`, probing the unknown ones with bounded concurrency. Fails as a whole
-    /// if any probe fails (the sizes probed until then are kept); when today's probe budget
-    /// is spent, with [`CatalogError::ProbeBudgetSpent`] naming how many are still unknown.
+    /// Sizes of `items`, in their order, probing the unknown ones with bounded concurrency.
+    /// Fails as a whole if any probe fails (the sizes probed until then are kept); when
+    /// today's probe budget is spent, with [`CatalogError::ProbeBudgetSpent`] naming how many
+    /// are still unknown. The answer is one number per item, not a map of copied ids: a
+    /// listing of 100,000 items asks for 100,000 sizes.
     pub(super) async fn sizes_of(
         &self,
         items: &[&Arc<MediaItem>],
-    ) -> Result<HashMap<String, u64>, CatalogError> {
-        let mut sizes = HashMap::with_capacity(items.len());
+    ) -> Result<Vec<u64>, CatalogError> {
+        let mut sizes: Vec<Option<u64>> = Vec::with_capacity(items.len());
         let mut missing = Vec::new();
         {
             let known = self.inner.sizes.lock();
-            for item in items {
-                match known.get(&item.id) {
-                    Some(size) => {
-                        sizes.insert(item.id.clone(), *size);
-                    }
-                    None => missing.push(item.id.clone()),
+            for (i, item) in items.iter().enumerate() {
+                let size = known.get(item.id.as_str()).copied();
+                if size.is_none() {
+                    missing.push(i);
                 }
+                sizes.push(size);
             }
         }
         let metrics = crate::metrics::get();
-        metrics.cache("size", "hit", sizes.len() as u64, self.library());
+        let hits = (items.len() - missing.len()) as u64;
+        metrics.cache("size", "hit", hits, self.library());
         metrics.cache("size", "miss", missing.len() as u64, self.library());
         // The futures are built before they enter the stream: a closure inside the stream's
         // type would make the compiler's Send inference fail (rust-lang/rust#64552). Each
@@ -105,17 +106,18 @@ impl Catalog {
         // `probe_concurrency`, and past a quota gate that the first answers close.
         let probes: Vec<_> = missing
             .into_iter()
-            .map(|id| {
+            .map(|i| {
                 let this = self.clone();
+                let id = items[i].id.clone();
                 async move {
                     let size = this.shared_probe(&id).await?;
-                    Ok::<_, CatalogError>((id, size))
+                    Ok::<_, CatalogError>((i, size))
                 }
             })
             .collect();
         let mut stream = futures::stream::iter(probes)
             .buffer_unordered(self.inner.opts.probe_concurrency.max(1));
-        let mut probed: Vec<(String, u64)> = Vec::new();
+        let mut probed: Vec<(usize, u64)> = Vec::new();
         let mut failure = None;
         while let Some(result) = stream.next().await {
             match result {
@@ -135,23 +137,27 @@ impl Catalog {
         drop(stream);
         // What was probed is kept, in memory and in the store, whatever failed after it: a
         // listing refused for the probe budget continues where it stopped the next day.
-        let by_id: HashMap<&str, &Arc<MediaItem>> =
-            items.iter().map(|i| (i.id.as_str(), *i)).collect();
         self.inner.opts.store.put_items(
             probed
                 .iter()
-                .filter_map(|(id, size)| by_id.get(id.as_str()).map(|i| item_meta(i, *size)))
+                .map(|&(i, size)| item_meta(items[i], size))
                 .collect(),
         );
         let mut known = self.inner.sizes.lock();
-        for (id, size) in probed {
-            known.insert(id.clone(), size);
-            sizes.insert(id, size);
+        for (i, size) in probed {
+            known.insert(items[i].id.as_str().into(), size);
+            sizes[i] = Some(size);
         }
         match failure {
-            None => Ok(sizes),
+            None => Ok(sizes
+                .into_iter()
+                .map(|s| s.expect("every size known or probed"))
+                .collect()),
             Some(CatalogError::Google(GoogleError::ProbeBudgetSpent { retry_after })) => {
-                let missing = items.iter().filter(|i| !known.contains_key(&i.id)).count();
+                let missing = items
+                    .iter()
+                    .filter(|i| !known.contains_key(i.id.as_str()))
+                    .count();
                 Err(CatalogError::ProbeBudgetSpent {
                     missing,
                     retry_after,
@@ -189,7 +195,7 @@ impl Catalog {
             });
             let result = this.probe(&key).await;
             if let Ok(size) = result {
-                this.inner.sizes.lock().insert(key.clone(), size);
+                this.inner.sizes.lock().insert(key.as_str().into(), size);
                 // Bytes kept for another size belong to an older version of the item.
                 if let Some(cache) = &this.inner.content {
                     cache.forget_item(&key, Some(size));
