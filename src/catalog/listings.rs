@@ -432,3 +432,62 @@ fn store_key(key: &FolderKey) -> Option<String> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::google::types::MediaMetadata;
+
+    fn file(name: &str, id: &str) -> CachedEntry {
+        CachedEntry::File {
+            name: name.to_string(),
+            item: Arc::new(MediaItem {
+                id: id.to_string(),
+                base_url: String::new(),
+                mime_type: "image/jpeg".into(),
+                filename: name.to_string(),
+                media_metadata: MediaMetadata::default(),
+            }),
+        }
+    }
+
+    fn name_of(entry: Option<&CachedEntry>) -> Option<&str> {
+        entry.map(CachedEntry::name)
+    }
+
+    /// The tables of indexes find what the maps of copied names found: exact names first,
+    /// then NFC forms (the first entry of a form), then the `{ID}` a name carries.
+    #[test]
+    fn lookup_by_name_nfc_form_and_id() {
+        let (nfc, nfd) = ("caf\u{e9}.jpg", "cafe\u{301}.jpg");
+        let listing = Listing::new(vec![
+            file("a.jpg", "ID-A"),
+            file(nfd, "ID-NFD"),
+            file(nfc, "ID-NFC"),
+            // Only in NFD.
+            file("zo\u{308}e.jpg", "ID-Z"),
+            file("\u{212b}.jpg", "ID-ANGSTROM"),
+            file("A\u{30a}.jpg", "ID-A-RING"),
+            CachedEntry::Dir {
+                name: "Trip".into(),
+                key: FolderKey::Album("ALBUM-1".into()),
+            },
+        ]);
+        assert_eq!(name_of(listing.lookup("a.jpg")), Some("a.jpg"));
+        // Both spellings stay reachable by their exact names.
+        assert_eq!(name_of(listing.lookup(nfc)), Some(nfc));
+        assert_eq!(name_of(listing.lookup(nfd)), Some(nfd));
+        // A name only stored in NFD is found by its NFC form.
+        assert_eq!(
+            name_of(listing.lookup("z\u{f6}e.jpg")),
+            Some("zo\u{308}e.jpg")
+        );
+        // Two names of one NFC form (U+212B ANGSTROM SIGN and A + ring), neither in NFC:
+        // the first entry of the form is found by the NFC spelling.
+        assert_eq!(name_of(listing.lookup("\u{c5}.jpg")), Some("\u{212b}.jpg"));
+        assert_eq!(name_of(listing.lookup("x {ID-A}.jpg")), Some("a.jpg"));
+        assert_eq!(name_of(listing.lookup("x {ALBUM-1}")), Some("Trip"));
+        assert_eq!(name_of(listing.lookup("x {NOPE}.jpg")), None);
+        assert_eq!(name_of(listing.lookup("b.jpg")), None);
+    }
+}

@@ -11,6 +11,9 @@ use futures::StreamExt;
 use super::{Catalog, CatalogError, FolderKey, picked, store};
 use crate::google::{GoogleError, MediaItem, VideoState};
 
+/// How many probed sizes are written to the store in one transaction.
+const STORE_BATCH: usize = 1_000;
+
 /// A size probe in flight, shared by everyone who needs the same item's size meanwhile.
 pub(super) type SharedProbe =
     futures::future::Shared<futures::future::BoxFuture<'static, Result<u64, CatalogError>>>;
@@ -118,10 +121,20 @@ impl Catalog {
         let mut stream = futures::stream::iter(probes)
             .buffer_unordered(self.inner.opts.probe_concurrency.max(1));
         let mut probed: Vec<(usize, u64)> = Vec::new();
+        // Sizes go to the store as they come, a batch at a time: a listing of 100,000 items
+        // never holds 100,000 store records at once, and what a long listing probed is kept
+        // even if the server stops before it ends.
+        let mut stored = 0;
         let mut failure = None;
         while let Some(result) = stream.next().await {
             match result {
-                Ok(found) => probed.push(found),
+                Ok(found) => {
+                    probed.push(found);
+                    if probed.len() - stored >= STORE_BATCH {
+                        self.store_sizes(items, &probed[stored..]);
+                        stored = probed.len();
+                    }
+                }
                 // The budget spent: the probes still to start fail at once, those in flight
                 // (which took their request from the budget) are awaited, so that every size
                 // the day paid for is kept and the count of what is missing is exact.
@@ -137,12 +150,7 @@ impl Catalog {
         drop(stream);
         // What was probed is kept, in memory and in the store, whatever failed after it: a
         // listing refused for the probe budget continues where it stopped the next day.
-        self.inner.opts.store.put_items(
-            probed
-                .iter()
-                .map(|&(i, size)| item_meta(items[i], size))
-                .collect(),
-        );
+        self.store_sizes(items, &probed[stored..]);
         let mut known = self.inner.sizes.lock();
         for (i, size) in probed {
             known.insert(items[i].id.as_str().into(), size);
@@ -165,6 +173,16 @@ impl Catalog {
             }
             Some(e) => Err(e),
         }
+    }
+
+    /// Writes the sizes `probed` (indexes into `items`) to the store.
+    fn store_sizes(&self, items: &[&Arc<MediaItem>], probed: &[(usize, u64)]) {
+        self.inner.opts.store.put_items(
+            probed
+                .iter()
+                .map(|&(i, size)| item_meta(items[i], size))
+                .collect(),
+        );
     }
 
     /// The probe of `id`'s size: the one already in flight, or a new one. Concurrent
@@ -295,14 +313,13 @@ impl Catalog {
 
 /// What the store remembers of an item.
 fn item_meta(item: &MediaItem, size: u64) -> store::ItemMeta {
-    let dim = |v: &Option<String>| v.as_deref().and_then(|v| v.parse().ok());
     store::ItemMeta {
         id: item.id.clone(),
         size,
         mime_type: item.mime_type.clone(),
         filename: item.filename.clone(),
         creation_time: item.media_metadata.creation_time,
-        width: dim(&item.media_metadata.width),
-        height: dim(&item.media_metadata.height),
+        width: item.media_metadata.width.map(u64::from),
+        height: item.media_metadata.height.map(u64::from),
     }
 }
