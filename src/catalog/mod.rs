@@ -39,6 +39,8 @@
 //!   on disk, which a new release must keep reading (tests/upgrade.rs).
 //! - [`Entry`]: one child as a client is shown it: a subfolder, or a file ([`FileInfo`]) with
 //!   its exact size. What [`Catalog::list`] answers.
+//! - [`Entries`]: a folder's `Entry`s made one at a time, from its `Listing` and one size per
+//!   child: what [`Catalog::entries_at`] answers, and a PROPFIND streams.
 //! - `CachedNode`: what a path points to according to the cached listings (a folder's key, or
 //!   a file's name and item), found without probing any size.
 //! - [`Node`]: what a path points to as a client is shown it, exact size included. What
