@@ -9,9 +9,9 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hashbrown::{HashTable, hash_table};
-use std::time::{Duration, Instant};
 
 use super::{Catalog, CatalogError, FolderKey, naming, picked};
 use crate::google::{MediaItem, VideoState};
