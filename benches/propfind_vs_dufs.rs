@@ -13,8 +13,6 @@
 
 mod support;
 
-use std::time::Instant;
-
 use gphotos_dav_emulator::{BIG_ALBUM_TITLE, EmulatorOptions};
 use support::{Proxy, dufs_binary, median, verdict, wait_until_up};
 use tokio::process::Command;
@@ -22,9 +20,6 @@ use tokio::process::Command;
 const ITEMS: usize = 10_000;
 const WARMUP: usize = 3;
 const RUNS: usize = 15;
-
-/// What rclone's webdav backend asks for when it lists a folder.
-const RCLONE_LIST: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<d:propfind xmlns:d=\"DAV:\">\n <d:prop>\n  <d:displayname />\n  <d:getlastmodified />\n  <d:getcontentlength />\n  <d:resourcetype />\n  <d:getcontenttype />\n </d:prop>\n</d:propfind>\n";
 
 #[tokio::main]
 async fn main() {
@@ -100,36 +95,16 @@ async fn main() {
 /// One PROPFIND Depth 1; returns its latency to the last byte and the answer's size. With
 /// `check`, the answer must list the folder and all ITEMS files with a size each.
 async fn propfind(http: &reqwest::Client, url: &str, check: bool) -> (f64, usize) {
-    let started = Instant::now();
-    let resp = http
-        .request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), url)
-        .header("Depth", "1")
-        .header("Content-Type", "application/xml")
-        .body(RCLONE_LIST)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.bytes().await.unwrap();
-    let secs = started.elapsed().as_secs_f64();
-    assert_eq!(status, 207, "{url}");
+    let listed = support::propfind(http, url).await;
+    assert_eq!(listed.status, 207, "{url}");
     if check {
-        let text = std::str::from_utf8(&body).unwrap();
-        let doc = roxmltree::Document::parse(text).unwrap();
-        let responses = doc
-            .descendants()
-            .filter(|n| n.has_tag_name(("DAV:", "response")))
+        let entries = support::listed_entries(&listed.body);
+        let sizes = entries
+            .iter()
+            .filter(|(_, s)| s.is_some_and(|s| s > 0))
             .count();
-        let sizes = doc
-            .descendants()
-            .filter(|n| n.has_tag_name(("DAV:", "getcontentlength")))
-            .filter(|n| {
-                n.text()
-                    .is_some_and(|t| t.parse::<u64>().is_ok_and(|s| s > 0))
-            })
-            .count();
-        assert_eq!(responses, ITEMS + 1, "{url}: the folder and every file");
+        assert_eq!(entries.len(), ITEMS + 1, "{url}: the folder and every file");
         assert!(sizes >= ITEMS, "{url}: every file has a size");
     }
-    (secs, body.len())
+    (listed.secs, listed.body.len())
 }

@@ -139,6 +139,10 @@ enum Command {
         /// million starts in seconds; to benchmark or try a client on a big `/media/all`).
         #[arg(long, default_value_t = 0)]
         library_size: usize,
+        /// Also put the first of those photos in this many albums of 20,000 each (Google's
+        /// maximum), titled "Library album 1", ...: big albums over the library's own items.
+        #[arg(long, default_value_t = 0)]
+        library_albums: usize,
         /// Add a video of this many bytes, generated while it is sent, in the album
         /// "Big item" (to try big downloads).
         #[arg(long, default_value_t = 0)]
@@ -419,6 +423,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             hostile_names,
             big_album,
             library_size,
+            library_albums,
             big_item,
             content_rate,
             latency_ms,
@@ -431,6 +436,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
                     hostile_names,
                     big_album,
                     library_size,
+                    library_albums,
                     big_item,
                     content_rate: (content_rate > 0).then_some(content_rate),
                     latency: Duration::from_millis(latency_ms),

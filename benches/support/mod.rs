@@ -67,8 +67,13 @@ impl Proxy {
     /// the server; returns once it listens. Its metadata store is a new file in its own
     /// temporary directory: every Proxy starts cold.
     pub async fn spawn(emu: &RunningEmulator, cache: &str) -> Proxy {
+        Proxy::spawn_with(emu, "", cache).await
+    }
+
+    /// [`Proxy::spawn`] with `google`, more lines for its `[google]` table (quotas).
+    pub async fn spawn_with(emu: &RunningEmulator, google: &str, cache: &str) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
-        let config = write_config(dir.path(), emu, cache);
+        let config = write_config(dir.path(), emu, google, cache);
         let mut child = Command::new(BIN)
             .args(["serve", "--config", config.to_str().unwrap()])
             .stdout(Stdio::null())
@@ -124,6 +129,21 @@ impl Proxy {
         status_kib(self.pid, "VmRSS:")
     }
 
+    /// Starts the server's peak RSS (VmHWM) again from its current RSS (Linux's
+    /// `/proc/PID/clear_refs`), to measure the peak of one phase.
+    pub fn reset_peak_rss(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5").unwrap();
+    }
+
+    /// The metadata store's size on disk in bytes (the SQLite file and its write-ahead log).
+    pub fn store_bytes(&self) -> u64 {
+        ["metadata.sqlite", "metadata.sqlite-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(self._dir.path().join(f)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
     /// The big item through the proxy.
     pub fn big_item_url(&self) -> String {
         format!(
@@ -135,12 +155,12 @@ impl Proxy {
     }
 }
 
-fn write_config(dir: &Path, emu: &RunningEmulator, cache: &str) -> PathBuf {
+fn write_config(dir: &Path, emu: &RunningEmulator, google: &str, cache: &str) -> PathBuf {
     let path = dir.join("webdav.toml");
     std::fs::write(
         &path,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n{}[cache]\npath = \"{}\"\ncontent_dir = \"{}\"\n{}{cache}\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}{google}[cache]\npath = \"{}\"\ncontent_dir = \"{}\"\n{}{cache}\n",
             emu.google_config(),
             dir.join("metadata.sqlite").display(),
             dir.join("content").display(),
@@ -352,4 +372,72 @@ pub fn spawn_dufs(dufs: &Path, dir: &Path) -> (Child, String) {
         .spawn()
         .expect("dufs starts");
     (child, format!("http://127.0.0.1:{port}/"))
+}
+
+/// What rclone's webdav backend asks for when it lists a folder.
+pub const RCLONE_LIST: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<d:propfind xmlns:d=\"DAV:\">\n <d:prop>\n  <d:displayname />\n  <d:getlastmodified />\n  <d:getcontentlength />\n  <d:resourcetype />\n  <d:getcontenttype />\n </d:prop>\n</d:propfind>\n";
+
+/// One PROPFIND answer, read to its last byte.
+pub struct Listed {
+    pub status: u16,
+    /// From the request to the last byte.
+    pub secs: f64,
+    /// From the request to the first byte of the body.
+    pub first_byte_secs: f64,
+    /// Whether the answer came without a Content-Length (chunked, streamed as written).
+    pub chunked: bool,
+    pub body: bytes::Bytes,
+}
+
+/// A PROPFIND Depth 1 of `url` asking what rclone asks, read to the end.
+pub async fn propfind(http: &reqwest::Client, url: &str) -> Listed {
+    let started = Instant::now();
+    let mut resp = http
+        .request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), url)
+        .header("Depth", "1")
+        .header("Content-Type", "application/xml")
+        .body(RCLONE_LIST)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let chunked = resp.headers().get("content-length").is_none();
+    let mut body = bytes::BytesMut::new();
+    let mut first_byte_secs = None;
+    while let Some(chunk) = resp.chunk().await.expect("the answer arrives whole") {
+        first_byte_secs.get_or_insert_with(|| started.elapsed().as_secs_f64());
+        body.extend_from_slice(&chunk);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Listed {
+        status,
+        secs,
+        first_byte_secs: first_byte_secs.unwrap_or(secs),
+        chunked,
+        body: body.freeze(),
+    }
+}
+
+/// The `(href, getcontentlength)` of every response in a multistatus body (the folder
+/// itself first); a size is None when absent or not a number.
+pub fn listed_entries(body: &[u8]) -> Vec<(String, Option<u64>)> {
+    let text = std::str::from_utf8(body).expect("a UTF-8 answer");
+    let doc = roxmltree::Document::parse(text).expect("a well-formed multistatus");
+    doc.descendants()
+        .filter(|n| n.has_tag_name(("DAV:", "response")))
+        .map(|r| {
+            let href = r
+                .descendants()
+                .find(|n| n.has_tag_name(("DAV:", "href")))
+                .and_then(|n| n.text())
+                .unwrap_or_default()
+                .to_owned();
+            let size = r
+                .descendants()
+                .find(|n| n.has_tag_name(("DAV:", "getcontentlength")))
+                .and_then(|n| n.text())
+                .and_then(|t| t.parse().ok());
+            (href, size)
+        })
+        .collect()
 }

@@ -200,8 +200,8 @@ impl Library {
 /// With `hostile` set, the library also holds the names of [`HOSTILE_ALBUMS`]; with `big`
 /// above 0, an album of `big` tiny photos (see [`add_big_album`]); with `many` above 0, that
 /// many empty albums (see [`add_many_albums`]); with `big_item` above 0, a [`BigItem`] of that
-/// many bytes; with `library_size` above 0, that many more items in no album (see
-/// [`add_library_items`]).
+/// many bytes; with `library_size` above 0, that many more items, the first of them in
+/// `library_albums` albums of [`LIBRARY_ALBUM_SIZE`] (see [`add_library_items`]).
 pub(crate) fn library_for(
     seed: u64,
     hostile: bool,
@@ -209,8 +209,9 @@ pub(crate) fn library_for(
     many: usize,
     big_item: u64,
     library_size: usize,
+    library_albums: usize,
 ) -> Arc<Library> {
-    type Key = (u64, bool, usize, usize, u64, usize);
+    type Key = (u64, bool, usize, usize, u64, usize, usize);
     type Libraries = Mutex<HashMap<Key, Arc<Library>>>;
     static LIBRARIES: OnceLock<Libraries> = OnceLock::new();
     let mut libraries = LIBRARIES
@@ -218,7 +219,15 @@ pub(crate) fn library_for(
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     libraries
-        .entry((seed, hostile, big, many, big_item, library_size))
+        .entry((
+            seed,
+            hostile,
+            big,
+            many,
+            big_item,
+            library_size,
+            library_albums,
+        ))
         .or_insert_with(|| {
             let mut lib = generate(seed);
             if hostile {
@@ -234,7 +243,7 @@ pub(crate) fn library_for(
                 add_big_item(&mut lib, seed, big_item);
             }
             if library_size > 0 {
-                add_library_items(&mut lib, seed, library_size);
+                add_library_items(&mut lib, seed, library_size, library_albums);
             }
             // Built now, so that the first page is as fast as the others.
             lib.index();
@@ -378,13 +387,23 @@ fn add_big_album(lib: &mut Library, seed: u64, count: usize) {
 pub const LIBRARY_START: &str = "2018-01-01T00:00:00Z";
 /// How many years the items [`add_library_items`] adds spread over.
 pub const LIBRARY_YEARS: i64 = 5;
+/// How many items each album of [`add_library_items`] holds: Google's maximum per album.
+pub const LIBRARY_ALBUM_SIZE: usize = 20_000;
+/// How the titles of the albums [`add_library_items`] groups its items into begin.
+pub const LIBRARY_ALBUM_PREFIX: &str = "Library album ";
 
 /// Appends `count` tiny photos in no album, named `LIB_0000001.jpg`, ..., each with its own
 /// id, created at even steps over [`LIBRARY_YEARS`] years from [`LIBRARY_START`] (the last one
 /// a step before the end): what a big library looks like to `mediaItems.list` and to date
 /// filters. Like the big album's, the items share a few tiny encoded bodies, and the library
 /// is sorted once, so a million items are generated in seconds.
-fn add_library_items(lib: &mut Library, seed: u64, count: usize) {
+///
+/// The first `albums * LIBRARY_ALBUM_SIZE` of them (oldest first) are also grouped into
+/// `albums` albums of [`LIBRARY_ALBUM_SIZE`] (Google's maximum), titled
+/// [`LIBRARY_ALBUM_PREFIX`] and a number: big albums whose items are in `/media/all` too, as
+/// in a real library (the big album's items are extra ones). An album's page is read from its
+/// id list, so it costs what the page holds.
+fn add_library_items(lib: &mut Library, seed: u64, count: usize, albums: usize) {
     let bodies: Vec<Bytes> = (0..BIG_ALBUM_BODIES as u64)
         .map(|i| render_jpeg(16, 16, seed ^ !i, 8, seed.wrapping_sub(i), 90).expect("valid size"))
         .collect();
@@ -393,10 +412,20 @@ fn add_library_items(lib: &mut Library, seed: u64, count: usize) {
     let step_ms = span_ms / count as i64;
     let mime = "image/jpeg".to_owned();
     lib.items.reserve(count);
+    let id = |n: usize| format!("AF1QipLibraryItem{n:07}x{seed:x}");
+    for a in 0..albums {
+        let first = a * LIBRARY_ALBUM_SIZE;
+        let last = count.min(first + LIBRARY_ALBUM_SIZE);
+        lib.albums.push(FixtureAlbum {
+            id: format!("AF1QipLibraryAlbum{a:03}x{seed:x}"),
+            title: format!("{LIBRARY_ALBUM_PREFIX}{}", a + 1),
+            item_ids: (first..last).map(id).collect(),
+        });
+    }
     // Newest first, so that the sort below only merges two sorted runs.
     for n in (0..count).rev() {
         lib.items.push(FixtureItem {
-            id: format!("AF1QipLibraryItem{n:07}x{seed:x}"),
+            id: id(n),
             filename: format!("LIB_{:07}.jpg", n + 1),
             description: String::new(),
             mime_type: mime.clone(),

@@ -60,8 +60,8 @@ use tokio::task::{JoinHandle, JoinSet};
 pub use clock::{Clock, Counters};
 pub use fixtures::{
     BIG_ALBUM_TITLE, BIG_ITEM_ALBUM, BIG_ITEM_FILENAME, BigItem, FixtureAlbum, FixtureItem,
-    HOSTILE_ALBUMS, HOSTILE_LONG_FILENAME, HOSTILE_LONG_TITLE, LIBRARY_START, LIBRARY_YEARS,
-    Library, MANY_ALBUMS_PREFIX, MediaKind,
+    HOSTILE_ALBUMS, HOSTILE_LONG_FILENAME, HOSTILE_LONG_TITLE, LIBRARY_ALBUM_PREFIX,
+    LIBRARY_ALBUM_SIZE, LIBRARY_START, LIBRARY_YEARS, Library, MANY_ALBUMS_PREFIX, MediaKind,
 };
 
 pub use upload::{jpeg_with_gps, strip_gps, transcode};
@@ -116,6 +116,10 @@ pub struct EmulatorOptions {
     /// big library for `/media/all` and date filters (a million start in seconds, and a page
     /// costs what the page holds: [`Emulator::items_examined`]).
     pub library_size: usize,
+    /// Groups the first of the `library_size` items into this many albums of
+    /// [`LIBRARY_ALBUM_SIZE`] each (Google's maximum), titled [`LIBRARY_ALBUM_PREFIX`] and a
+    /// number (0: none): big albums over the same items as `/media/all`.
+    pub library_albums: usize,
     /// Adds this many empty albums (0: none), titled [`MANY_ALBUMS_PREFIX`] and a number,
     /// after the seeded ones: more than one albums.list page (50) needs more than 50.
     pub many_albums: usize,
@@ -168,6 +172,7 @@ impl Default for EmulatorOptions {
             hostile_names: false,
             big_album: 0,
             library_size: 0,
+            library_albums: 0,
             many_albums: 0,
             big_item: 0,
             content_rate: None,
@@ -671,6 +676,7 @@ impl Emulator {
             opts.many_albums,
             opts.big_item,
             opts.library_size,
+            opts.library_albums,
         );
         let url_lifetime_ms = u64::try_from(opts.baseurl_ttl.as_millis()).unwrap_or(u64::MAX);
         let clock = Clock::default();

@@ -1346,7 +1346,7 @@ async fn dropping_stops_the_server() {
 #[test]
 fn same_seed_same_library_other_seed_other_ids() {
     let a = fixtures::generate(1);
-    let b = fixtures::library_for(1, false, 0, 0, 0, 0);
+    let b = fixtures::library_for(1, false, 0, 0, 0, 0, 0);
     assert_eq!(a.albums.len(), b.albums.len());
     for (x, y) in a.items.iter().zip(&b.items) {
         assert_eq!(x.id, y.id);
@@ -1358,7 +1358,7 @@ fn same_seed_same_library_other_seed_other_ids() {
         assert_eq!(x.id, y.id);
         assert_eq!(x.item_ids, y.item_ids);
     }
-    let c = fixtures::library_for(2, false, 0, 0, 0, 0);
+    let c = fixtures::library_for(2, false, 0, 0, 0, 0, 0);
     let ids_a: HashSet<&str> = a.items.iter().map(|i| i.id.as_str()).collect();
     assert!(c.items.iter().all(|i| !ids_a.contains(i.id.as_str())));
     assert_ne!(a.albums[0].id, c.albums[0].id);
@@ -1367,7 +1367,7 @@ fn same_seed_same_library_other_seed_other_ids() {
 #[test]
 fn fixture_facts() {
     for seed in [1, 2] {
-        let lib = fixtures::library_for(seed, false, 0, 0, 0, 0);
+        let lib = fixtures::library_for(seed, false, 0, 0, 0, 0, 0);
         assert_eq!(lib.items.len(), 60);
         assert_eq!(lib.albums.len(), 8);
         let titles: Vec<&str> = lib.albums.iter().map(|a| a.title.as_str()).collect();
@@ -1521,8 +1521,8 @@ fn fixture_facts() {
 
 #[test]
 fn many_albums_are_empty_and_come_after_the_seeded_ones() {
-    let seeded = fixtures::library_for(1, false, 0, 0, 0, 0);
-    let lib = fixtures::library_for(1, false, 0, 60, 0, 0);
+    let seeded = fixtures::library_for(1, false, 0, 0, 0, 0, 0);
+    let lib = fixtures::library_for(1, false, 0, 60, 0, 0, 0);
     assert_eq!(lib.albums.len(), seeded.albums.len() + 60);
     assert_eq!(lib.items.len(), seeded.items.len());
     for (a, b) in seeded.albums.iter().zip(&lib.albums) {
@@ -1539,8 +1539,26 @@ fn many_albums_are_empty_and_come_after_the_seeded_ones() {
 }
 
 #[test]
+fn library_albums_hold_library_items_up_to_googles_maximum() {
+    let seeded = fixtures::library_for(1, false, 0, 0, 0, 0, 0);
+    let lib = fixtures::library_for(1, false, 0, 0, 0, 25_000, 2);
+    assert_eq!(lib.items.len(), seeded.items.len() + 25_000);
+    let extra = &lib.albums[seeded.albums.len()..];
+    let sizes: Vec<usize> = extra.iter().map(|a| a.item_ids.len()).collect();
+    assert_eq!(sizes, [LIBRARY_ALBUM_SIZE, 25_000 - LIBRARY_ALBUM_SIZE]);
+    assert_eq!(extra[1].title, format!("{LIBRARY_ALBUM_PREFIX}2"));
+    // Every member is an item of the library, and no item is in both albums.
+    let members: HashSet<&str> = extra
+        .iter()
+        .flat_map(|a| a.item_ids.iter().map(String::as_str))
+        .collect();
+    assert_eq!(members.len(), 25_000);
+    assert!(members.iter().all(|id| lib.item(id).is_some()));
+}
+
+#[test]
 fn photos_are_baseline_jpegs_of_their_stated_size() {
-    let lib = fixtures::library_for(1, false, 0, 0, 0, 0);
+    let lib = fixtures::library_for(1, false, 0, 0, 0, 0, 0);
     for item in lib.items.iter().filter(|i| i.kind == MediaKind::Photo) {
         assert_eq!(item.mime_type, "image/jpeg");
         let img = image::load_from_memory(&item.bytes).expect("decodes");

@@ -8,9 +8,11 @@
 //! that changed (`store/listings.rs`; the rows' item JSON is a format a new release must keep
 //! reading). A write that changes folders forgets their listings in both tiers.
 
-use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use hashbrown::{HashTable, hash_table};
 
 use super::store::ListingRow;
 use super::{Catalog, CatalogError, FolderKey, naming, picked};
@@ -19,13 +21,22 @@ use crate::google::{MediaItem, VideoState};
 /// A folder's contents as cached: its children before sizes are known, found by name. Kept
 /// per folder for `listing_ttl`, so walking a path or listing a folder again costs no call;
 /// sizes are added only when a folder is shown (`Catalog::list`), and only there probed.
+///
+/// A listing of `/media/all` holds every item of the library, and each date view and album
+/// another listing over the same items, so what a listing adds per entry is kept small: the
+/// entries own their names, and the lookups by name, NFC name and id are tables of indexes
+/// into them (hashed on the entry's own strings), not maps holding copies of the strings.
 #[derive(Debug)]
 pub(super) struct Listing {
     pub(super) entries: Vec<CachedEntry>,
-    by_name: HashMap<String, usize>,
-    /// NFC form of each name, for clients (macOS) that send names in NFD.
-    by_nfc: HashMap<String, usize>,
-    by_id: HashMap<String, usize>,
+    /// The hasher of the three tables (random per listing, like `HashMap`'s).
+    hasher: RandomState,
+    by_name: HashTable<u32>,
+    /// Entries whose name is not in NFC, by their NFC form, for clients (macOS) that send
+    /// names in NFD; a name already in NFC is its own NFC form, found in `by_name`.
+    by_nfc: HashTable<u32>,
+    /// Files by the `{ID}` a name may carry, album folders by their album id.
+    by_id: HashTable<u32>,
 }
 
 /// One child in a [`Listing`], under the name the naming rules chose: a subfolder's key, or
@@ -37,29 +48,66 @@ pub(super) enum CachedEntry {
     File { name: String, item: Arc<MediaItem> },
 }
 
+impl CachedEntry {
+    /// The name the entry is shown under.
+    pub(super) fn name(&self) -> &str {
+        match self {
+            CachedEntry::Dir { name, .. } | CachedEntry::File { name, .. } => name,
+        }
+    }
+
+    /// The id `{ID}` in a name finds the entry by: a file's item id (a picked item's own id),
+    /// an album folder's album id.
+    fn id(&self) -> Option<&str> {
+        match self {
+            CachedEntry::Dir {
+                key: FolderKey::Album(id),
+                ..
+            } => Some(id),
+            CachedEntry::Dir { .. } => None,
+            CachedEntry::File { item, .. } => Some(picked::naming_id(&item.id)),
+        }
+    }
+}
+
 impl Listing {
     pub(super) fn new(entries: Vec<CachedEntry>) -> Self {
-        let mut by_name = HashMap::new();
-        let mut by_nfc = HashMap::new();
-        let mut by_id = HashMap::new();
+        let hasher = RandomState::new();
+        let hash = |s: &str| hasher.hash_one(s);
+        let mut by_name = HashTable::with_capacity(entries.len());
+        let (mut by_nfc, mut by_id) = (HashTable::new(), HashTable::new());
         for (i, e) in entries.iter().enumerate() {
-            let name = match e {
-                CachedEntry::Dir { name, key } => {
-                    if let FolderKey::Album(id) = key {
-                        by_id.insert(id.clone(), i);
+            let at = u32::try_from(i).expect("fewer than 4 billion entries in a folder");
+            let name_of = |j: &u32| entries[*j as usize].name();
+            // The last entry of a name or id wins, as inserting into a map would.
+            let name = e.name();
+            match by_name.entry(hash(name), |j| name_of(j) == name, |j| hash(name_of(j))) {
+                hash_table::Entry::Occupied(mut o) => *o.get_mut() = at,
+                hash_table::Entry::Vacant(v) => {
+                    v.insert(at);
+                }
+            }
+            if let Some(id) = e.id() {
+                let id_of = |j: &u32| entries[*j as usize].id().unwrap_or_default();
+                match by_id.entry(hash(id), |j| id_of(j) == id, |j| hash(id_of(j))) {
+                    hash_table::Entry::Occupied(mut o) => *o.get_mut() = at,
+                    hash_table::Entry::Vacant(v) => {
+                        v.insert(at);
                     }
-                    name
                 }
-                CachedEntry::File { name, item } => {
-                    by_id.insert(picked::naming_id(&item.id).to_string(), i);
-                    name
+            }
+            // The first entry of an NFC form wins.
+            if !naming::is_nfc(name) {
+                let nfc = naming::nfc(name);
+                let nfc_of = |j: &u32| naming::nfc(name_of(j));
+                if by_nfc.find(hash(&nfc), |j| nfc_of(j) == nfc).is_none() {
+                    by_nfc.insert_unique(hash(&nfc), at, |j| hash(&nfc_of(j)));
                 }
-            };
-            by_name.insert(name.clone(), i);
-            by_nfc.entry(naming::nfc(name)).or_insert(i);
+            }
         }
         Listing {
             entries,
+            hasher,
             by_name,
             by_nfc,
             by_id,
@@ -67,14 +115,31 @@ impl Listing {
     }
 
     /// Finds an entry by its exact name, else by its NFC form (exact matches win, so names
-    /// that differ only by normalisation both stay reachable), else by the `{ID}` it carries.
+    /// that differ only by normalisation both stay reachable; among the others, the first
+    /// entry of that NFC form), else by the `{ID}` it carries.
     pub(super) fn lookup(&self, name: &str) -> Option<&CachedEntry> {
-        let idx = self
-            .by_name
-            .get(name)
-            .or_else(|| self.by_nfc.get(&naming::nfc(name)))
-            .or_else(|| naming::id_from_name(name).and_then(|id| self.by_id.get(id)))?;
-        self.entries.get(*idx)
+        let hash = |s: &str| self.hasher.hash_one(s);
+        let name_of = |j: &u32| self.entries[*j as usize].name();
+        let exact = |table: &HashTable<u32>, key: &str| {
+            table.find(hash(key), |j| name_of(j) == key).copied()
+        };
+        let idx = exact(&self.by_name, name)
+            .or_else(|| {
+                let nfc = naming::nfc(name);
+                // An entry whose name is this NFC form, or whose name's NFC form it is.
+                let in_nfc = exact(&self.by_name, &nfc);
+                let other = self
+                    .by_nfc
+                    .find(hash(&nfc), |j| naming::nfc(name_of(j)) == nfc)
+                    .copied();
+                in_nfc.into_iter().chain(other).min()
+            })
+            .or_else(|| {
+                let id = naming::id_from_name(name)?;
+                let id_of = |j: &u32| self.entries[*j as usize].id();
+                self.by_id.find(hash(id), |j| id_of(j) == Some(id)).copied()
+            })?;
+        self.entries.get(idx as usize)
     }
 }
 
@@ -380,4 +445,63 @@ fn store_key(key: &FolderKey) -> Option<String> {
         FolderKey::MediaAll => "media-all".into(),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::google::types::MediaMetadata;
+
+    fn file(name: &str, id: &str) -> CachedEntry {
+        CachedEntry::File {
+            name: name.to_string(),
+            item: Arc::new(MediaItem {
+                id: id.to_string(),
+                base_url: String::new(),
+                mime_type: "image/jpeg".into(),
+                filename: name.to_string(),
+                media_metadata: MediaMetadata::default(),
+            }),
+        }
+    }
+
+    fn name_of(entry: Option<&CachedEntry>) -> Option<&str> {
+        entry.map(CachedEntry::name)
+    }
+
+    /// The tables of indexes find what the maps of copied names found: exact names first,
+    /// then NFC forms (the first entry of a form), then the `{ID}` a name carries.
+    #[test]
+    fn lookup_by_name_nfc_form_and_id() {
+        let (nfc, nfd) = ("caf\u{e9}.jpg", "cafe\u{301}.jpg");
+        let listing = Listing::new(vec![
+            file("a.jpg", "ID-A"),
+            file(nfd, "ID-NFD"),
+            file(nfc, "ID-NFC"),
+            // Only in NFD.
+            file("zo\u{308}e.jpg", "ID-Z"),
+            file("\u{212b}.jpg", "ID-ANGSTROM"),
+            file("A\u{30a}.jpg", "ID-A-RING"),
+            CachedEntry::Dir {
+                name: "Trip".into(),
+                key: FolderKey::Album("ALBUM-1".into()),
+            },
+        ]);
+        assert_eq!(name_of(listing.lookup("a.jpg")), Some("a.jpg"));
+        // Both spellings stay reachable by their exact names.
+        assert_eq!(name_of(listing.lookup(nfc)), Some(nfc));
+        assert_eq!(name_of(listing.lookup(nfd)), Some(nfd));
+        // A name only stored in NFD is found by its NFC form.
+        assert_eq!(
+            name_of(listing.lookup("z\u{f6}e.jpg")),
+            Some("zo\u{308}e.jpg")
+        );
+        // Two names of one NFC form (U+212B ANGSTROM SIGN and A + ring), neither in NFC:
+        // the first entry of the form is found by the NFC spelling.
+        assert_eq!(name_of(listing.lookup("\u{c5}.jpg")), Some("\u{212b}.jpg"));
+        assert_eq!(name_of(listing.lookup("x {ID-A}.jpg")), Some("a.jpg"));
+        assert_eq!(name_of(listing.lookup("x {ALBUM-1}")), Some("Trip"));
+        assert_eq!(name_of(listing.lookup("x {NOPE}.jpg")), None);
+        assert_eq!(name_of(listing.lookup("b.jpg")), None);
+    }
 }

@@ -41,6 +41,8 @@
 //!   (tests/upgrade.rs).
 //! - [`Entry`]: one child as a client is shown it: a subfolder, or a file ([`FileInfo`]) with
 //!   its exact size. What [`Catalog::list`] answers.
+//! - [`Entries`]: a folder's `Entry`s made one at a time, from its `Listing` and one size per
+//!   child: what [`Catalog::entries_at`] answers, and a PROPFIND streams.
 //! - `CachedNode`: what a path points to according to the cached listings (a folder's key, or
 //!   a file's name and item), found without probing any size.
 //! - [`Node`]: what a path points to as a client is shown it, exact size included. What
@@ -214,6 +216,77 @@ impl Entry {
     }
 }
 
+/// A folder's children as a client is shown them (what [`Catalog::entries_at`] answers),
+/// each [`Entry`] made only when it is read: the folder's cached listing and one size per
+/// child, rather than a copy of every name, id and type. A PROPFIND of `/media/all` streams
+/// its 100,000 entries from this one at a time.
+pub struct Entries {
+    catalog: Catalog,
+    listing: Arc<listings::Listing>,
+    /// Per entry of the listing, in its order: the size a file is shown with, or None for a
+    /// folder and for a file not shown.
+    sizes: Vec<Option<u64>>,
+}
+
+impl Entries {
+    /// The child at `i` of the listing, if it is shown.
+    fn get(&self, i: usize) -> Option<Entry> {
+        Some(match &self.listing.entries[i] {
+            CachedEntry::Dir { name, key } => Entry::Dir {
+                name: name.clone(),
+                key: key.clone(),
+                modified: self.catalog.inner.started,
+            },
+            CachedEntry::File { name, item } => {
+                Entry::File(self.catalog.file_info(name.clone(), item, self.sizes[i]?))
+            }
+        })
+    }
+
+    /// The names of the children shown, without making their entries.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.listing
+            .entries
+            .iter()
+            .zip(&self.sizes)
+            .filter(|(e, size)| size.is_some() || matches!(e, CachedEntry::Dir { .. }))
+            .map(|(e, _)| e.name())
+    }
+}
+
+impl IntoIterator for Entries {
+    type Item = Entry;
+    type IntoIter = EntriesIter;
+
+    fn into_iter(self) -> EntriesIter {
+        EntriesIter {
+            entries: self,
+            next: 0,
+        }
+    }
+}
+
+/// The children of an [`Entries`], made one at a time.
+pub struct EntriesIter {
+    entries: Entries,
+    next: usize,
+}
+
+impl Iterator for EntriesIter {
+    type Item = Entry;
+
+    fn next(&mut self) -> Option<Entry> {
+        while self.next < self.entries.sizes.len() {
+            let i = self.next;
+            self.next += 1;
+            if let Some(entry) = self.entries.get(i) {
+                return Some(entry);
+            }
+        }
+        None
+    }
+}
+
 /// What a path points to as a client is shown it, a file with its exact size: what
 /// [`Catalog::stat`] answers (a PROPFIND's Depth 0, the metadata before a GET).
 #[derive(Debug, Clone)]
@@ -246,8 +319,9 @@ struct Inner {
     urls: urls::Urls,
     /// How old a download URL may get before it is replaced.
     url_age: urls::UrlAge,
-    /// Sizes learned from the content host, per item id.
-    sizes: Mutex<HashMap<String, u64>>,
+    /// Sizes learned from the content host, per item id (a boxed id: one per item of the
+    /// library, and a `String`'s spare capacity is never needed here).
+    sizes: Mutex<HashMap<Box<str>, u64>>,
     /// The listing cache: one slot per folder (see `listings`).
     folders: Mutex<HashMap<FolderKey, Slot>>,
     /// Folders whose stale listing is being fetched again in the background.
@@ -402,6 +476,13 @@ impl Catalog {
 
     /// The entries of the folder at `segments`, with exact sizes.
     pub async fn list(&self, segments: &[String]) -> Result<Vec<Entry>, CatalogError> {
+        Ok(self.entries_at(segments).await?.into_iter().collect())
+    }
+
+    /// The entries of the folder at `segments`, with exact sizes, made one at a time as
+    /// they are read: what a PROPFIND streams, so a folder of 100,000 files is never copied
+    /// whole into entries (see [`Entries`]).
+    pub async fn entries_at(&self, segments: &[String]) -> Result<Entries, CatalogError> {
         match self.resolve(segments).await? {
             CachedNode::Dir(key) => self.entries(&key).await,
             CachedNode::File(..) => Err(CatalogError::NotFound),
@@ -445,7 +526,7 @@ impl Catalog {
 
     /// The folder `key` as a client is shown it: its cached listing with exact sizes (probed
     /// where unknown). Videos Google still processes show the size uploaded, or are left out.
-    async fn entries(&self, key: &FolderKey) -> Result<Vec<Entry>, CatalogError> {
+    async fn entries(&self, key: &FolderKey) -> Result<Entries, CatalogError> {
         let listing = self.listing(key).await?;
         let items: Vec<&Arc<MediaItem>> = listing
             .entries
@@ -464,44 +545,50 @@ impl Catalog {
         if !processing.is_empty() {
             self.recheck(&processing).await;
         }
+        // Per item (in listing order), the size it is shown with once known; None: not shown.
+        let mut shown: Vec<Option<u64>> = vec![None; items.len()];
         let mut ready = Vec::with_capacity(items.len());
-        let mut uploaded = HashMap::new();
-        for item in items {
+        let mut ready_at = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
             match self.state_of(item) {
-                VideoState::Ready => ready.push(item),
+                VideoState::Ready => {
+                    ready.push(*item);
+                    ready_at.push(i);
+                }
                 VideoState::Processing => match self.uploaded_size(&item.id) {
-                    Some(size) => {
-                        uploaded.insert(item.id.clone(), size);
-                    }
+                    Some(size) => shown[i] = Some(size),
                     None => self.log_unlisted(item),
                 },
                 VideoState::Failed => {}
             }
         }
         self.resume_refused(key);
-        let mut sizes = match self.sizes_of(&ready).await {
+        let sizes = match self.sizes_of(&ready).await {
             Err(e @ CatalogError::ProbeBudgetSpent { .. }) => {
                 self.note_refused(key);
                 return Err(e);
             }
             other => other?,
         };
-        sizes.extend(uploaded);
-        Ok(listing
+        for (i, size) in ready_at.into_iter().zip(sizes) {
+            shown[i] = Some(size);
+        }
+        // Per entry, its size (a file shown) or None (a folder, or a file not listed: a
+        // video that failed, or one in processing of unknown size).
+        let mut shown = shown.into_iter();
+        let sizes = listing
             .entries
             .iter()
-            .filter_map(|e| match e {
-                CachedEntry::Dir { name, key } => Some(Entry::Dir {
-                    name: name.clone(),
-                    key: key.clone(),
-                    modified: self.inner.started,
-                }),
-                // Not listed: a video that failed, or one in processing of unknown size.
-                CachedEntry::File { name, item } => sizes
-                    .get(&item.id)
-                    .map(|size| Entry::File(self.file_info(name.clone(), item, *size))),
+            .map(|e| match e {
+                CachedEntry::Dir { .. } => None,
+                CachedEntry::File { .. } => shown.next().flatten(),
             })
-            .collect())
+            .collect();
+        Ok(Entries {
+            catalog: self.clone(),
+            listing,
+            sizes,
+        })
     }
 
     /// The file shown for `item` under `name`.

@@ -191,6 +191,11 @@ pub fn id_from_name(name: &str) -> Option<&str> {
     (!id.is_empty()).then_some(id)
 }
 
+/// Whether a name is in NFC already (most are): then it is its own [`nfc`] form.
+pub fn is_nfc(name: &str) -> bool {
+    unicode_normalization::is_nfc(name)
+}
+
 /// The NFC form of a name, used to find names a client sent in another normalisation.
 pub fn nfc(name: &str) -> String {
     use unicode_normalization::UnicodeNormalization;

@@ -395,7 +395,6 @@ fn as_media_item(set: &str, item: &PickedMediaItem) -> MediaItem {
             creation_time: item.create_time,
             width: None,
             height: None,
-            photo: None,
             video: item.is_video().then(|| VideoMetadata {
                 status: item.processing_status().map(str::to_owned),
             }),

@@ -4,7 +4,6 @@
 //! per item, and written to the store's `items` table, whose sizes are loaded at start: a
 //! restarted server lists what it listed before without probing again.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -26,6 +25,9 @@ pub struct ReadSpan {
     pub streams: bool,
 }
 
+/// How many probed sizes are written to the store in one transaction.
+const STORE_BATCH: usize = 1_000;
+
 /// A size probe in flight, shared by everyone who needs the same item's size meanwhile.
 pub(super) type SharedProbe =
     futures::future::Shared<futures::future::BoxFuture<'static, Result<u64, CatalogError>>>;
@@ -39,7 +41,7 @@ impl Catalog {
         {
             let mut sizes = self.inner.sizes.lock();
             for item in items {
-                sizes.entry(item.id).or_insert(item.size);
+                sizes.entry(item.id.into_boxed_str()).or_insert(item.size);
             }
         }
         // What a video uploaded before the restart shows while Google still processes it.
@@ -86,7 +88,7 @@ impl Catalog {
 
     /// The size of one item, probed if unknown.
     async fn size_of(&self, item: &Arc<MediaItem>) -> Result<u64, CatalogError> {
-        Ok(self.sizes_of(&[item]).await?[&item.id])
+        Ok(self.sizes_of(&[item]).await?[0])
     }
 
     /// [`Catalog::stat`] for a request about to read `span` of the file at `segments`: when
@@ -107,7 +109,7 @@ impl Catalog {
         let CachedNode::File(name, item) = self.resolve(segments).await? else {
             return Ok((self.stat(segments).await?, None));
         };
-        let known = self.inner.sizes.lock().contains_key(&item.id);
+        let known = self.inner.sizes.lock().contains_key(item.id.as_str());
         if known || self.current_state(&item).await != VideoState::Ready {
             return Ok((self.stat(segments).await?, None));
         }
@@ -135,34 +137,39 @@ impl Catalog {
     /// store, as a probe's; cached bytes kept for another size are dropped.
     fn learned_size(&self, item: &MediaItem, size: u64) {
         self.inner.opts.store.put_items(vec![item_meta(item, size)]);
-        self.inner.sizes.lock().insert(item.id.clone(), size);
+        self.inner
+            .sizes
+            .lock()
+            .insert(item.id.as_str().into(), size);
         if let Some(cache) = &self.inner.content {
             cache.forget_item(&item.id, Some(size));
         }
     }
 
-    /// Sizes of `items`, probing the unknown ones with bounded concurrency. Fails as a whole
-    /// if any probe fails (the sizes probed until then are kept); when today's probe budget
-    /// is spent, with [`CatalogError::ProbeBudgetSpent`] naming how many are still unknown.
+    /// Sizes of `items`, in their order, probing the unknown ones with bounded concurrency.
+    /// Fails as a whole if any probe fails (the sizes probed until then are kept); when
+    /// today's probe budget is spent, with [`CatalogError::ProbeBudgetSpent`] naming how many
+    /// are still unknown. The answer is one number per item, not a map of copied ids: a
+    /// listing of 100,000 items asks for 100,000 sizes.
     pub(super) async fn sizes_of(
         &self,
         items: &[&Arc<MediaItem>],
-    ) -> Result<HashMap<String, u64>, CatalogError> {
-        let mut sizes = HashMap::with_capacity(items.len());
+    ) -> Result<Vec<u64>, CatalogError> {
+        let mut sizes: Vec<Option<u64>> = Vec::with_capacity(items.len());
         let mut missing = Vec::new();
         {
             let known = self.inner.sizes.lock();
-            for item in items {
-                match known.get(&item.id) {
-                    Some(size) => {
-                        sizes.insert(item.id.clone(), *size);
-                    }
-                    None => missing.push(item.id.clone()),
+            for (i, item) in items.iter().enumerate() {
+                let size = known.get(item.id.as_str()).copied();
+                if size.is_none() {
+                    missing.push(i);
                 }
+                sizes.push(size);
             }
         }
         let metrics = crate::metrics::get();
-        metrics.cache("size", "hit", sizes.len() as u64, self.library());
+        let hits = (items.len() - missing.len()) as u64;
+        metrics.cache("size", "hit", hits, self.library());
         metrics.cache("size", "miss", missing.len() as u64, self.library());
         // The futures are built before they enter the stream: a closure inside the stream's
         // type would make the compiler's Send inference fail (rust-lang/rust#64552). Each
@@ -171,21 +178,32 @@ impl Catalog {
         // `probe_concurrency`, and past a quota gate that the first answers close.
         let probes: Vec<_> = missing
             .into_iter()
-            .map(|id| {
+            .map(|i| {
                 let this = self.clone();
+                let id = items[i].id.clone();
                 async move {
                     let size = this.shared_probe(&id).await?;
-                    Ok::<_, CatalogError>((id, size))
+                    Ok::<_, CatalogError>((i, size))
                 }
             })
             .collect();
         let mut stream = futures::stream::iter(probes)
             .buffer_unordered(self.inner.opts.probe_concurrency.max(1));
-        let mut probed: Vec<(String, u64)> = Vec::new();
+        let mut probed: Vec<(usize, u64)> = Vec::new();
+        // Sizes go to the store as they come, a batch at a time: a listing of 100,000 items
+        // never holds 100,000 store records at once, and what a long listing probed is kept
+        // even if the server stops before it ends.
+        let mut stored = 0;
         let mut failure = None;
         while let Some(result) = stream.next().await {
             match result {
-                Ok(found) => probed.push(found),
+                Ok(found) => {
+                    probed.push(found);
+                    if probed.len() - stored >= STORE_BATCH {
+                        self.store_sizes(items, &probed[stored..]);
+                        stored = probed.len();
+                    }
+                }
                 // The budget spent: the probes still to start fail at once, those in flight
                 // (which took their request from the budget) are awaited, so that every size
                 // the day paid for is kept and the count of what is missing is exact.
@@ -201,23 +219,22 @@ impl Catalog {
         drop(stream);
         // What was probed is kept, in memory and in the store, whatever failed after it: a
         // listing refused for the probe budget continues where it stopped the next day.
-        let by_id: HashMap<&str, &Arc<MediaItem>> =
-            items.iter().map(|i| (i.id.as_str(), *i)).collect();
-        self.inner.opts.store.put_items(
-            probed
-                .iter()
-                .filter_map(|(id, size)| by_id.get(id.as_str()).map(|i| item_meta(i, *size)))
-                .collect(),
-        );
+        self.store_sizes(items, &probed[stored..]);
         let mut known = self.inner.sizes.lock();
-        for (id, size) in probed {
-            known.insert(id.clone(), size);
-            sizes.insert(id, size);
+        for (i, size) in probed {
+            known.insert(items[i].id.as_str().into(), size);
+            sizes[i] = Some(size);
         }
         match failure {
-            None => Ok(sizes),
+            None => Ok(sizes
+                .into_iter()
+                .map(|s| s.expect("every size known or probed"))
+                .collect()),
             Some(CatalogError::Google(GoogleError::ProbeBudgetSpent { retry_after })) => {
-                let missing = items.iter().filter(|i| !known.contains_key(&i.id)).count();
+                let missing = items
+                    .iter()
+                    .filter(|i| !known.contains_key(i.id.as_str()))
+                    .count();
                 Err(CatalogError::ProbeBudgetSpent {
                     missing,
                     retry_after,
@@ -225,6 +242,16 @@ impl Catalog {
             }
             Some(e) => Err(e),
         }
+    }
+
+    /// Writes the sizes `probed` (indexes into `items`) to the store.
+    fn store_sizes(&self, items: &[&Arc<MediaItem>], probed: &[(usize, u64)]) {
+        self.inner.opts.store.put_items(
+            probed
+                .iter()
+                .map(|&(i, size)| item_meta(items[i], size))
+                .collect(),
+        );
     }
 
     /// The probe of `id`'s size: the one already in flight, or a new one. Concurrent
@@ -255,7 +282,7 @@ impl Catalog {
             });
             let result = this.probe(&key).await;
             if let Ok(size) = result {
-                this.inner.sizes.lock().insert(key.clone(), size);
+                this.inner.sizes.lock().insert(key.as_str().into(), size);
                 // Bytes kept for another size belong to an older version of the item.
                 if let Some(cache) = &this.inner.content {
                     cache.forget_item(&key, Some(size));
@@ -355,14 +382,13 @@ impl Catalog {
 
 /// What the store remembers of an item.
 fn item_meta(item: &MediaItem, size: u64) -> store::ItemMeta {
-    let dim = |v: &Option<String>| v.as_deref().and_then(|v| v.parse().ok());
     store::ItemMeta {
         id: item.id.clone(),
         size,
         mime_type: item.mime_type.clone(),
         filename: item.filename.clone(),
         creation_time: item.media_metadata.creation_time,
-        width: dim(&item.media_metadata.width),
-        height: dim(&item.media_metadata.height),
+        width: item.media_metadata.width.map(u64::from),
+        height: item.media_metadata.height.map(u64::from),
     }
 }

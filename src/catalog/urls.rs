@@ -22,6 +22,9 @@
 
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+
+use hashbrown::{HashTable, hash_table};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -137,7 +140,7 @@ type Outcome = Result<Arc<MediaItem>, CatalogError>;
 /// being filled, so URL refreshes coalesce across requests.
 #[derive(Default)]
 pub(super) struct Urls {
-    known: Mutex<HashMap<String, Known>>,
+    known: Mutex<KnownItems>,
     batch: Mutex<Batch>,
     next_seq: std::sync::atomic::AtomicU64,
 }
@@ -148,6 +151,43 @@ struct Known {
     fetched: Instant,
     /// Order of arrival: items of one listing have consecutive numbers, in listing order.
     seq: u64,
+}
+
+/// The freshest copy of every item seen, found by id: one per item of the library once
+/// `/media/all` was listed, so keyed by the id the item itself holds (a table of the items,
+/// hashed on their ids) rather than by a copy of the id.
+#[derive(Default)]
+struct KnownItems {
+    table: HashTable<Known>,
+    hasher: RandomState,
+}
+
+impl KnownItems {
+    fn get(&self, id: &str) -> Option<&Known> {
+        self.table
+            .find(self.hasher.hash_one(id), |k| k.item.id == id)
+    }
+
+    /// Adds `known`, replacing the copy of the same item.
+    fn insert(&mut self, known: Known) {
+        let hasher = &self.hasher;
+        let id = known.item.id.as_str();
+        match self.table.entry(
+            hasher.hash_one(id),
+            |k| k.item.id == id,
+            |k| hasher.hash_one(k.item.id.as_str()),
+        ) {
+            hash_table::Entry::Occupied(mut o) => *o.get_mut() = known,
+            hash_table::Entry::Vacant(v) => {
+                v.insert(known);
+            }
+        }
+    }
+
+    /// Every item, with its id.
+    fn iter(&self) -> impl Iterator<Item = (&String, &Known)> {
+        self.table.iter().map(|k| (&k.item.id, k))
+    }
 }
 
 /// Refreshes waiting for, or riding on, a batchGet call.
@@ -164,7 +204,7 @@ struct Batch {
 }
 
 impl Urls {
-    fn known(&self) -> MutexGuard<'_, HashMap<String, Known>> {
+    fn known(&self) -> MutexGuard<'_, KnownItems> {
         self.known.lock()
     }
 
@@ -215,14 +255,11 @@ impl Catalog {
                 .urls
                 .next_seq
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            known.insert(
-                item.id.clone(),
-                Known {
-                    item: item.clone(),
-                    fetched: at,
-                    seq,
-                },
-            );
+            known.insert(Known {
+                item: item.clone(),
+                fetched: at,
+                seq,
+            });
         }
     }
 

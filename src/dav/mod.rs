@@ -204,24 +204,29 @@ impl DavFileSystem for PhotosFs {
     ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
         Box::pin(async move {
             let segs = self.segments(path)?;
-            let entries = self.catalog.list(&segs).await.map_err(fs_error)?;
-            let mut out: Vec<_> = entries
-                .iter()
-                .map(|e| Ok(Box::new(DirEntry::new(e)) as Box<dyn DavDirEntry>))
-                .collect();
+            let entries = self.catalog.entries_at(&segs).await.map_err(fs_error)?;
+            // The files kept on this server that the catalog does not list already.
+            let mut local_entries = Vec::new();
             if let Some(local) = &self.local {
                 for (name, file) in local.children(&local::key(&segs)) {
-                    if entries.iter().any(|e| naming_eq(e.name(), &name)) {
+                    if entries.names().any(|e| naming_eq(e, &name)) {
                         continue;
                     }
                     let meta = Meta::local(file.bytes.len() as u64, file.modified);
-                    out.push(Ok(
+                    local_entries.push(Ok(
                         Box::new(meta::local_entry(name, meta)) as Box<dyn DavDirEntry>
                     ));
                 }
             }
-            let entries = out;
-            Ok(Box::pin(futures::stream::iter(entries)) as FsStream<Box<dyn DavDirEntry>>)
+            // Each entry is made as dav-server writes it into the streamed 207, so a folder
+            // of 100,000 files is never held as 100,000 entries at once.
+            let catalog = entries
+                .into_iter()
+                .map(|e| Ok(Box::new(DirEntry::new(&e)) as Box<dyn DavDirEntry>));
+            Ok(
+                Box::pin(futures::stream::iter(catalog.chain(local_entries)))
+                    as FsStream<Box<dyn DavDirEntry>>,
+            )
         })
     }
 

@@ -36,14 +36,48 @@ pub struct MediaItem {
 
 /// An item's `mediaMetadata`: its creation time (the file's date, the date views' bucket)
 /// and, for a video, whether Google still processes it.
+///
+/// Nothing else of it is declared, `photo` (camera make, model, exposure) included: an item
+/// is kept in memory for as long as its listing, so every field costs once per item of the
+/// library (a parsed `photo` object was about 1 KB of maps and strings per item).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaMetadata {
     pub creation_time: Option<DateTime<Utc>>,
-    pub width: Option<String>,
-    pub height: Option<String>,
-    pub photo: Option<serde_json::Value>,
+    #[serde(default, with = "int64_string")]
+    pub width: Option<u32>,
+    #[serde(default, with = "int64_string")]
+    pub height: Option<u32>,
     pub video: Option<VideoMetadata>,
+}
+
+/// An int64 field as Google writes it, a JSON string (`"1920"`), kept as a number: a
+/// `String` per dimension was two allocations per item of the library. Written back as a
+/// string, so items kept in the store keep Google's shape; a value that is no number is
+/// read as absent (it was never usable as a dimension).
+mod int64_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(n) => s.serialize_some(&n.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        /// Google sends a string; a number is accepted too.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Int64 {
+            Text(String),
+            Number(u64),
+        }
+        Ok(Option::<Int64>::deserialize(d)?.and_then(|v| match v {
+            Int64::Text(t) => t.parse().ok(),
+            Int64::Number(n) => u32::try_from(n).ok(),
+        }))
+    }
 }
 
 /// A video's metadata: only its processing `status` is read (a video still processing has no
@@ -216,5 +250,26 @@ impl Page for MediaItemPage {
     type Item = MediaItem;
     fn into_parts(self) -> (Vec<MediaItem>, Option<String>) {
         (self.media_items, self.next_page_token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Dimensions arrive as int64 strings, are kept as numbers and written back as Google
+    /// wrote them (the store keeps items in Google's shape); `photo` is not kept.
+    #[test]
+    fn media_metadata_keeps_dimensions_as_numbers_in_googles_shape() {
+        let json = r#"{"creationTime":"2020-01-02T03:04:05Z","width":"4032","height":"3024",
+            "photo":{"cameraMake":"Pixel","focalLength":4.4}}"#;
+        let meta: MediaMetadata = serde_json::from_str(json).unwrap();
+        assert_eq!((meta.width, meta.height), (Some(4032), Some(3024)));
+        let back = serde_json::to_value(&meta).unwrap();
+        assert_eq!(back["width"], "4032");
+        assert_eq!(back["height"], "3024");
+        assert!(back.get("photo").is_none());
+        let none: MediaMetadata = serde_json::from_str(r#"{"width":"wide"}"#).unwrap();
+        assert_eq!((none.width, none.height), (None, None));
     }
 }
