@@ -130,7 +130,9 @@ const MIGRATIONS: &[&str] = &[
     // ROWID: its rows are large (an item's JSON and URL), and a WITHOUT ROWID table keeps
     // whole rows in its interior pages too (a /media/all of 100,000 items took 2.2 times the
     // bytes of the JSON body); here rows are packed in insertion order and the primary key's
-    // index holds only (folder, key).
+    // index holds only (folder, key). An item's `mediaMetadata.photo` (camera make, model,
+    // exposure: never read) is not kept since this release either, so it goes here too: the
+    // first revalidation then finds the migrated rows unchanged.
     "CREATE TABLE listing_entries (
          folder TEXT NOT NULL,
          key TEXT NOT NULL,
@@ -155,7 +157,8 @@ const MIGRATIONS: &[&str] = &[
             coalesce(json_extract(e.value, '$.File.item.id'), json_extract(e.value, '$.Dir.album')),
             e.key * 1048576,
             coalesce(json_extract(e.value, '$.File.name'), json_extract(e.value, '$.Dir.name')),
-            json_remove(json_extract(e.value, '$.File.item'), '$.id', '$.baseUrl'),
+            json_remove(json_extract(e.value, '$.File.item'), '$.id', '$.baseUrl',
+                        '$.mediaMetadata.photo'),
             json_extract(e.value, '$.File.item.baseUrl'),
             CASE WHEN json_type(e.value, '$.File') IS NOT NULL THEN l.fetched_at END
      FROM listings l, json_each(l.body) e
