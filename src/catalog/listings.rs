@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use hashbrown::{HashTable, hash_table};
 
-use super::store::ListingRow;
+use super::store::{ListingRow, PendingRow};
 use super::{Catalog, CatalogError, FolderKey, naming, picked};
 use crate::google::{MediaItem, VideoState};
 
@@ -406,25 +406,25 @@ impl Catalog {
         let Some(name) = store_key(key) else {
             return;
         };
-        let mut rows = Vec::with_capacity(listing.entries.len());
-        for e in &listing.entries {
-            rows.push(match e {
-                CachedEntry::File { name, item } => match ListingRow::file(name, item) {
-                    Ok(row) => row,
-                    Err(e) => {
-                        tracing::warn!("cannot store a listing: {e}");
-                        return;
-                    }
+        // Each file's row is made on the store's thread as it is compared (`PendingRow`):
+        // only the names and the items' shared handles are copied here.
+        let rows: Vec<PendingRow> = listing
+            .entries
+            .iter()
+            .map(|e| match e {
+                CachedEntry::File { name, item } => PendingRow::File {
+                    name: name.clone(),
+                    item: item.clone(),
                 },
-                CachedEntry::Dir { name, key } => ListingRow::album(
+                CachedEntry::Dir { name, key } => PendingRow::Row(ListingRow::album(
                     name,
                     match key {
                         FolderKey::Album(id) | FolderKey::SharedAlbum(id) => id,
                         _ => "",
                     },
-                ),
-            });
-        }
+                )),
+            })
+            .collect();
         self.inner
             .opts
             .store

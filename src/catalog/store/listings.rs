@@ -31,6 +31,7 @@
 //! between them is the folder renumbered (every row whose position moved is written).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -53,6 +54,39 @@ pub struct ListingRow {
     /// A file: the item's stable fields as JSON (the catalog's business), its download URL
     /// and when that URL was fetched. None: a subfolder (an album).
     pub file: Option<StoredFile>,
+}
+
+/// An entry handed to [`Store::put_listing`]: a row, or a file whose row is made on the
+/// store's thread at the moment it is compared. A `/media/all` of 100,000 items would
+/// otherwise be 100,000 items' JSON texts (tens of MiB) built at once on the request path
+/// and held until the write is done; here each text lives for one comparison.
+#[derive(Debug, Clone)]
+pub enum PendingRow {
+    Row(ListingRow),
+    File { name: String, item: Arc<MediaItem> },
+}
+
+impl From<ListingRow> for PendingRow {
+    fn from(row: ListingRow) -> Self {
+        PendingRow::Row(row)
+    }
+}
+
+impl PendingRow {
+    /// The entry's key in its folder (see [`ListingRow::key`]), without making its row.
+    fn key(&self) -> &str {
+        match self {
+            PendingRow::Row(row) => &row.key,
+            PendingRow::File { item, .. } => &item.id,
+        }
+    }
+
+    fn into_row(self) -> Result<ListingRow, serde_json::Error> {
+        match self {
+            PendingRow::Row(row) => Ok(row),
+            PendingRow::File { name, item } => ListingRow::file(&name, &item),
+        }
+    }
 }
 
 /// A file's part of a [`ListingRow`].
@@ -177,7 +211,8 @@ impl Store {
 
     /// Stores a folder's listing fetched at `fetched_at` (Unix seconds), without waiting:
     /// only the rows that differ from what the folder has are written (see the module doc).
-    pub fn put_listing(&self, folder: String, rows: Vec<ListingRow>, fetched_at: u64) {
+    pub fn put_listing<R: Into<PendingRow>>(&self, folder: String, rows: Vec<R>, fetched_at: u64) {
+        let rows: Vec<PendingRow> = rows.into_iter().map(Into::into).collect();
         let writes = self.inner.listing_writes.clone();
         self.submit("store a listing", move |conn| {
             let done = write_listing(conn, &folder, rows, fetched_at)?;
@@ -254,18 +289,28 @@ fn read_listing(conn: &mut Connection, folder: &str) -> rusqlite::Result<Option<
     }))
 }
 
-/// A row as the folder holds it: what is compared with the listing being written.
+/// A row as the folder holds it: what is compared with the listing being written. The
+/// item's JSON is held as its hash: a folder of 100,000 rows would otherwise be read whole
+/// into memory for the comparison.
 struct Held {
     position: i64,
     name: String,
-    item: Option<String>,
+    item: Option<u64>,
+}
+
+/// The hash an item's JSON is compared by (within one write, so any hasher will do).
+fn text_hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
 }
 
 /// Writes `rows` as `folder`'s listing: the difference with what it holds, in one transaction.
 fn write_listing(
     conn: &mut Connection,
     folder: &str,
-    rows: Vec<ListingRow>,
+    rows: Vec<PendingRow>,
     fetched_at: u64,
 ) -> rusqlite::Result<ListingWrite> {
     let tx = conn.transaction()?;
@@ -279,26 +324,37 @@ fn write_listing(
                 Held {
                     position: r.get(1)?,
                     name: r.get(2)?,
-                    item: r.get(3)?,
+                    item: r
+                        .get_ref(3)?
+                        .as_str_or_null()
+                        .map_err(|e| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                3,
+                                rusqlite::types::Type::Text,
+                                Box::new(e),
+                            )
+                        })?
+                        .map(text_hash),
                 },
             ))
         })?
         .collect::<rusqlite::Result<_>>()?
     };
     let mut seen = HashSet::with_capacity(rows.len());
-    let rows: Vec<ListingRow> = rows
+    let rows: Vec<PendingRow> = rows
         .into_iter()
         .filter(|r| {
-            let first = seen.insert(r.key.clone());
+            let first = seen.insert(r.key().to_string());
             if !first {
-                tracing::debug!(folder, key = %r.key, "an entry listed twice is stored once");
+                tracing::debug!(folder, key = %r.key(), "an entry listed twice is stored once");
             }
             first
         })
         .collect();
+    drop(seen);
     let old: Vec<Option<i64>> = rows
         .iter()
-        .map(|r| held.get(&r.key).map(|h| h.position))
+        .map(|r| held.get(r.key()).map(|h| h.position))
         .collect();
     let positions = positions(&old);
 
@@ -312,7 +368,15 @@ fn write_listing(
             "UPDATE listing_entries SET position = ?3, name = ?4, item = ?5, base_url = ?6,
              url_at = ?7 WHERE folder = ?1 AND key = ?2",
         )?;
-        for (row, position) in rows.iter().zip(positions) {
+        for (pending, position) in rows.into_iter().zip(positions) {
+            let row = match pending.into_row() {
+                Ok(row) => row,
+                Err(e) => {
+                    // Left out (and so deleted if held): the folder reloads it from Google.
+                    tracing::warn!(folder, "cannot store an entry of a listing: {e}");
+                    continue;
+                }
+            };
             let (item, url) = match &row.file {
                 Some(f) => (Some(f.item.as_str()), Some(f.base_url.as_str())),
                 None => (None, None),
@@ -322,7 +386,7 @@ fn write_listing(
                 Some(h)
                     if h.position == position
                         && h.name == row.name
-                        && h.item.as_deref() == item => {}
+                        && h.item == item.map(text_hash) => {}
                 Some(_) => {
                     update.execute(params![
                         folder, row.key, position, row.name, item, url, url_at

@@ -50,7 +50,7 @@ mod uploads;
 
 pub use content::StoredBlock;
 pub use items::ItemMeta;
-pub use listings::{ListingRow, ListingWrite, StoredFile, StoredListing};
+pub use listings::{ListingRow, ListingWrite, PendingRow, StoredFile, StoredListing};
 pub use picked_sets::PickedSet;
 pub use quota::DayUsage;
 pub use uploads::Upload;
