@@ -21,9 +21,9 @@ use std::time::Instant;
 
 use gphotos_dav::catalog::naming;
 use gphotos_dav::catalog::store::{ListingRow, Store};
+use gphotos_dav::google::MediaItem;
 use gphotos_dav::google::library::RangeLoading;
-use gphotos_dav::google::{Credentials, Endpoints, Google, MediaItem, RetryPolicy};
-use gphotos_dav_emulator::{self as emulator, EmulatorOptions};
+use gphotos_dav_emulator::EmulatorOptions;
 use support::verdict;
 
 const ITEMS: usize = 100_000;
@@ -107,21 +107,7 @@ async fn main() {
         ..EmulatorOptions::default()
     })
     .await;
-    let google = Google::new(
-        &Credentials {
-            client_id: emulator::CLIENT_ID.into(),
-            client_secret: emulator::CLIENT_SECRET.into(),
-            refresh_token: emulator::REFRESH_TOKEN.into(),
-            persist_to: None,
-        },
-        &Endpoints {
-            api_base: emu.api_base(),
-            token_url: emu.token_url(),
-            picker_base: emu.picker_base(),
-        },
-        RetryPolicy::default(),
-    )
-    .expect("a client");
+    let google = support::google_on(&emu);
     let all = google
         .library
         .list_library(RangeLoading::default())
