@@ -459,7 +459,14 @@ impl Catalog {
     /// What `segments` (decoded path segments) point to. A folder is loaded completely,
     /// sizes included, so that any upstream failure surfaces here, before a status is sent.
     pub async fn stat(&self, segments: &[String]) -> Result<Node, CatalogError> {
-        match self.resolve(segments).await? {
+        let node = self.resolve(segments).await?;
+        self.node(node).await
+    }
+
+    /// The [`Node`] a resolved path shows: a folder loaded completely, or a file with its
+    /// exact size (probed if unknown).
+    async fn node(&self, node: CachedNode) -> Result<Node, CatalogError> {
+        match node {
             CachedNode::Dir(key) => {
                 self.entries(&key).await?;
                 Ok(Node::Dir {

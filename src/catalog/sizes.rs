@@ -106,12 +106,17 @@ impl Catalog {
         segments: &[String],
         span: ReadSpan,
     ) -> Result<(Node, Option<Download>), CatalogError> {
-        let CachedNode::File(name, item) = self.resolve(segments).await? else {
-            return Ok((self.stat(segments).await?, None));
+        let (name, item) = match self.resolve(segments).await? {
+            CachedNode::File(name, item) => (name, item),
+            dir => return Ok((self.node(dir).await?, None)),
         };
+        // Where the size is known or cannot be had from the bytes, as `stat` (no second walk
+        // of the path).
+        let probed =
+            |name, item| async move { Ok((self.node(CachedNode::File(name, item)).await?, None)) };
         let known = self.inner.sizes.lock().contains_key(item.id.as_str());
         if known || self.current_state(&item).await != VideoState::Ready {
-            return Ok((self.stat(segments).await?, None));
+            return probed(name, item).await;
         }
         let (start, last) = match &self.inner.content {
             Some(_) if span.streams => super::cache::read::block_span(span.start, span.last),
@@ -120,12 +125,12 @@ impl Catalog {
         let download = match self.download_range(&item.id, start, last).await {
             Ok(download) => download,
             Err(CatalogError::Google(GoogleError::Content(416))) => {
-                return Ok((self.stat(segments).await?, None));
+                return probed(name, item).await;
             }
             Err(e) => return Err(e),
         };
         let Some(size) = download.total else {
-            return Ok((self.stat(segments).await?, None));
+            return probed(name, item).await;
         };
         tracing::debug!(item = %item.id, size, "size learned from the download's answer");
         self.learned_size(&item, size);
