@@ -332,3 +332,165 @@ async fn the_age_urls_are_used_for_never_drops_below_600_seconds() {
         );
     }
 }
+
+/// An album lists items `/media/all` holds already, each with a new download URL. The server
+/// keeps one copy of each item and the newest URL beside it: a download through either folder
+/// uses the album's younger URL, the store writes each folder's row with the URL that folder
+/// was sent, and after a restart a listing read back from the store never puts its older URL
+/// in place of a younger one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_listed_again_downloads_with_its_newest_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("metadata.sqlite");
+    let path = store.clone();
+    let stack = start_custom(opts(), emulator::REFRESH_TOKEN, move |c| {
+        c.cache.listing_ttl = 24 * 3600;
+        c.cache.content_max = Some("0".into());
+        c.cache.path = Some(path);
+    })
+    .await;
+    let lib = stack.emulator().library();
+    let (album, album_dir) = lib
+        .albums
+        .iter()
+        .zip(common::album_names(lib))
+        .find(|(a, _)| !a.item_ids.is_empty())
+        .expect("an album with items");
+    let members = common::album_items(lib, &album.id);
+    let (in_album, item) = common::by_name(&members).into_iter().next().unwrap();
+    let everything: Vec<_> = lib.items.iter().collect();
+    let (in_all, _) = common::by_name(&everything)
+        .into_iter()
+        .find(|(_, i)| i.id == item.id)
+        .unwrap();
+    let via_all = format!("/media/all/{in_all}");
+    let via_album = format!("/album/{album_dir}/{in_album}");
+    let counters = stack.emulator().counters();
+
+    // /media/all at 0, the album at 20 minutes; at 30 the first URL is past the 25 minutes
+    // trusted, the album's is 10 minutes old.
+    assert!(!stack.list("/media/all/").await.is_empty());
+    stack.advance(MINUTE * 20);
+    assert_eq!(
+        stack.list(&format!("/album/{album_dir}/")).await.len(),
+        members.len()
+    );
+    stack.advance(MINUTE * 10);
+    let batch = counters.get("mediaItems.batchGet");
+    get_exact(&stack, &via_album, &item.bytes, "through the album").await;
+    get_exact(&stack, &via_all, &item.bytes, "through /media/all").await;
+    assert_eq!(
+        counters.get("mediaItems.batchGet") - batch,
+        0,
+        "the album's URL serves both"
+    );
+
+    // Each folder's rows keep the URL that folder was sent: the album's differ from
+    // /media/all's for every item they share.
+    let stored = stack.catalog.store();
+    stored.flush().await;
+    let urls = |listing: gphotos_dav::catalog::store::StoredListing| -> BTreeMap<String, String> {
+        listing
+            .rows
+            .into_iter()
+            .filter_map(|r| Some((r.key, r.file?.base_url)))
+            .collect()
+    };
+    let all_urls = urls(stored.listing("media-all").await.expect("stored"));
+    let album_urls = urls(
+        stored
+            .listing(&format!("album:{}", album.id))
+            .await
+            .expect("stored"),
+    );
+    assert_eq!(album_urls.len(), members.len());
+    for (id, url) in &album_urls {
+        assert!(url.starts_with("http"), "{id}: {url}");
+        assert_ne!(Some(url), all_urls.get(id), "{id}: the album's own URL");
+    }
+
+    // A restart, 30 minutes after /media/all was listed: the album is read back first, then
+    // /media/all, whose older URLs must not replace the album's.
+    let restarted = stack
+        .gateway(move |c| {
+            c.cache.listing_ttl = 24 * 3600;
+            c.cache.content_max = Some("0".into());
+            c.cache.path = Some(store);
+        })
+        .await;
+    restarted.catalog.clock().advance(MINUTE * 30);
+    let http = reqwest::Client::new();
+    let before = counters.snapshot();
+    for path in [&via_album, &via_all] {
+        let url = format!(
+            "{}{}",
+            restarted.url,
+            common::encode_path(path.trim_start_matches('/'))
+        );
+        let resp = http.get(url).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path} after the restart");
+        let body = resp.bytes().await.unwrap();
+        assert_eq!(
+            sha256(&body),
+            sha256(&item.bytes),
+            "{path} after the restart"
+        );
+    }
+    let spent = library_api_calls(&before, &counters.snapshot());
+    assert!(spent.is_empty(), "after the restart: {spent:?}");
+}
+
+/// A date view is built from `/media/all`'s items, which carry the URLs `/media/all` was sent.
+/// Listing one after an album brought younger URLs for the same items must not put the older
+/// URLs back: here Google ends URLs at 35 minutes, `/media/all`'s are 40 minutes old when the
+/// file is read and the album's 20, and the read meets no refusal and makes no call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_date_view_does_not_bring_back_an_older_url() {
+    let early = EmulatorOptions {
+        baseurl_ttl: MINUTE * 35,
+        ..opts()
+    };
+    let stack = steady_stack(early, Some(3000)).await;
+    let lib = stack.emulator().library();
+    let (album, album_dir) = lib
+        .albums
+        .iter()
+        .zip(common::album_names(lib))
+        .find(|(a, _)| !a.item_ids.is_empty())
+        .expect("an album with items");
+    let first = lib.item(&album.item_ids[0]).unwrap();
+    let everything: Vec<_> = lib.items.iter().collect();
+    let (in_all, _) = common::by_name(&everything)
+        .into_iter()
+        .find(|(_, i)| i.id == first.id)
+        .unwrap();
+    let counters = stack.emulator().counters();
+
+    assert!(!stack.list("/media/all/").await.is_empty());
+    stack.advance(MINUTE * 20);
+    assert!(!stack.list(&format!("/album/{album_dir}/")).await.is_empty());
+    stack.advance(MINUTE * 5);
+    let mut listed = 0;
+    for year in stack.list("/media/by-year/").await {
+        listed += stack
+            .list(&format!("/media/by-year/{}/", year.name()))
+            .await
+            .len();
+    }
+    assert_eq!(listed, lib.items.len(), "every item in one year");
+    stack.advance(MINUTE * 15);
+
+    let (batch, expired) = (
+        counters.get("mediaItems.batchGet"),
+        counters.get("content.expired"),
+    );
+    get_exact(
+        &stack,
+        &format!("/media/all/{in_all}"),
+        &first.bytes,
+        "at 40 minutes",
+    )
+    .await;
+    assert_eq!(counters.get("content.expired") - expired, 0, "no refusal");
+    assert_eq!(counters.get("mediaItems.batchGet") - batch, 0, "no call");
+}

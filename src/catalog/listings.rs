@@ -300,8 +300,8 @@ impl Catalog {
     }
 
     /// A listing of `items` whose URLs were fetched `at` (catalog clock).
-    fn listing_fetched_at(&self, items: Vec<Arc<MediaItem>>, at: Instant) -> Listing {
-        let items: Vec<Arc<MediaItem>> = items
+    pub(super) fn listing_fetched_at(&self, items: Vec<Arc<MediaItem>>, at: Instant) -> Listing {
+        let mut items: Vec<Arc<MediaItem>> = items
             .into_iter()
             .filter(|item| {
                 let failed = item.video_state() == VideoState::Failed;
@@ -312,6 +312,7 @@ impl Catalog {
             })
             .collect();
         self.remember(&items, at);
+        self.share_known(items.iter_mut());
         self.note_states(&items, at);
         let named: Vec<naming::Named> = items
             .iter()
@@ -396,6 +397,11 @@ impl Catalog {
         }
         // The items' states were checked against Google's at the listing's fetch.
         self.note_states(&items, at);
+        drop(items);
+        self.share_known(listed.iter_mut().filter_map(|e| match e {
+            CachedEntry::File { item, .. } => Some(item),
+            CachedEntry::Dir { .. } => None,
+        }));
         tracing::debug!(folder = %name, age_secs = age.as_secs(), "listing loaded from the store");
         Some((Listing::new(listed), at))
     }
@@ -415,6 +421,7 @@ impl Catalog {
                 CachedEntry::File { name, item } => PendingRow::File {
                     name: name.clone(),
                     item: item.clone(),
+                    url: self.fresher_url(item),
                 },
                 CachedEntry::Dir { name, key } => PendingRow::Row(ListingRow::album(
                     name,

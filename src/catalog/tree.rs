@@ -157,7 +157,11 @@ impl Catalog {
                 }
                 Err(e) => return Err(e.into()),
             },
-            FolderKey::SharedAlbum(id) => self.files(lib.album_items(id).await?),
+            FolderKey::SharedAlbum(id) => {
+                let at = self.inner.clock.now();
+                let items = lib.album_items_into(id, |i| self.intake(i, at)).await?;
+                self.listing_fetched_at(items, at)
+            }
             FolderKey::Years(view) => {
                 let buckets = self.date_buckets(*view).await?;
                 let mut years: Vec<i32> = buckets.keys().map(DateBucket::year).collect();
@@ -202,9 +206,19 @@ impl Catalog {
                 self.listing_of(items)
             }
             FolderKey::Albums => self.album_dirs(lib.list_albums().await?, FolderKey::Album),
-            FolderKey::Album(id) => self.files(lib.album_items(id).await?),
+            FolderKey::Album(id) => {
+                let at = self.inner.clock.now();
+                let items = lib.album_items_into(id, |i| self.intake(i, at)).await?;
+                self.listing_fetched_at(items, at)
+            }
             // Concurrent date ranges once the library is longer than a few pages.
-            FolderKey::MediaAll => self.files(lib.list_library(self.inner.opts.media_all).await?),
+            FolderKey::MediaAll => {
+                let at = self.inner.clock.now();
+                let items = lib
+                    .list_library_into(self.inner.opts.media_all, |i| self.intake(i, at))
+                    .await?;
+                self.listing_fetched_at(items, at)
+            }
             FolderKey::Picked => self.picked_root_listing().await,
             FolderKey::PickedSet(set) => self.picked_set_listing(set).await?,
         })

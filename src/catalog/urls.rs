@@ -146,11 +146,39 @@ pub(super) struct Urls {
 }
 
 /// The freshest copy of an item seen, and when it was fetched (catalog clock).
+///
+/// The item is the copy the listings share: when Google sends an item again unchanged but for
+/// its download URL (an album lists items `/media/all` holds already, a revalidation lists
+/// them all again), only the new URL is kept here, in `url`, and the listing built from that
+/// answer takes `item` instead of its own copy ([`Catalog::share_known`]). So an item of
+/// `/media/all` and of two albums is in memory once, with one URL beside it per fetch that is
+/// still the freshest, not three times.
 struct Known {
     item: Arc<MediaItem>,
+    /// The download URL fetched `fetched`, when it is not `item.base_url`.
+    url: Option<Arc<str>>,
     fetched: Instant,
     /// Order of arrival: items of one listing have consecutive numbers, in listing order.
     seq: u64,
+}
+
+impl Known {
+    /// The freshest download URL.
+    fn url(&self) -> &str {
+        self.url.as_deref().unwrap_or(&self.item.base_url)
+    }
+
+    /// The item with its freshest download URL (a copy only when that is not the shared
+    /// item's own).
+    fn fresh(&self) -> Arc<MediaItem> {
+        match &self.url {
+            None => self.item.clone(),
+            Some(url) => Arc::new(MediaItem {
+                base_url: url.to_string(),
+                ..(*self.item).clone()
+            }),
+        }
+    }
 }
 
 /// The freshest copy of every item seen, found by id: one per item of the library once
@@ -181,6 +209,18 @@ impl KnownItems {
             hash_table::Entry::Vacant(v) => {
                 v.insert(known);
             }
+        }
+    }
+
+    /// Sets a fresher download URL for the known copy of `id`.
+    fn set_url(&mut self, id: &str, url: Arc<str>, fetched: Instant, seq: u64) {
+        if let Some(k) = self
+            .table
+            .find_mut(self.hasher.hash_one(id), |k| k.item.id == id)
+        {
+            k.url = (*url != k.item.base_url).then_some(url);
+            k.fetched = fetched;
+            k.seq = seq;
         }
     }
 
@@ -241,26 +281,85 @@ impl Catalog {
     /// Remembers items just fetched (a listing) as the freshest copies, fetched `at`. An item
     /// whose URL is already known keeps the time that URL was first seen (views built from
     /// another listing pass the same items again).
+    ///
+    /// A URL fetched before the one already known is not taken (a listing read back from
+    /// the store is older than the same items just listed). An item unchanged but for its
+    /// URL keeps the copy already known, the new URL beside it.
     pub(super) fn remember(&self, items: &[Arc<MediaItem>], at: Instant) {
         let mut known = self.inner.urls.known();
         for item in items {
-            if known
-                .get(&item.id)
-                .is_some_and(|k| k.item.base_url == item.base_url)
-            {
-                continue;
+            let mut url = None;
+            if let Some(k) = known.get(&item.id) {
+                // The shared copy itself (a date view, a listing built with `intake`) brings
+                // no URL of its own: its `base_url` may be older than the one known.
+                if Arc::ptr_eq(&k.item, item) || k.url() == item.base_url || k.fetched > at {
+                    continue;
+                }
+                if k.item.same_apart_from_url(item) {
+                    url = Some(Arc::<str>::from(item.base_url.as_str()));
+                }
             }
             let seq = self
                 .inner
                 .urls
                 .next_seq
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            known.insert(Known {
-                item: item.clone(),
-                fetched: at,
-                seq,
-            });
+            match url {
+                Some(url) => known.set_url(&item.id, url, at, seq),
+                None => known.insert(Known {
+                    item: item.clone(),
+                    url: None,
+                    fetched: at,
+                    seq,
+                }),
+            }
         }
+    }
+
+    /// An item of a listing as its page arrives, fetched `at`: the copy already known when
+    /// Google sent it unchanged but for its URL (the new URL is remembered beside it, and the
+    /// item just parsed is freed at once), else the item itself, shared. An album of 20,000
+    /// items `/media/all` holds already, or a revalidation of `/media/all`, then never holds
+    /// its items twice, not even while it loads.
+    pub(super) fn intake(&self, item: MediaItem, at: Instant) -> Arc<MediaItem> {
+        let mut known = self.inner.urls.known();
+        let Some(k) = known.get(&item.id) else {
+            return Arc::new(item);
+        };
+        if !k.item.same_apart_from_url(&item) {
+            return Arc::new(item);
+        }
+        let shared = k.item.clone();
+        if k.url() != item.base_url && k.fetched <= at {
+            let seq = self.inner.urls.next_seq.fetch_add(1, Ordering::Relaxed);
+            known.set_url(&item.id, Arc::from(item.base_url), at, seq);
+        }
+        shared
+    }
+
+    /// The shared copy of each item [`remember`](Self::remember) kept for an item of
+    /// `items` that is unchanged but for its URL, in place of the entry's own, so the
+    /// entry's copy is freed.
+    pub(super) fn share_known<'a>(&self, items: impl IntoIterator<Item = &'a mut Arc<MediaItem>>) {
+        let known = self.inner.urls.known();
+        for item in items {
+            if let Some(k) = known.get(&item.id)
+                && !Arc::ptr_eq(&k.item, item)
+                && k.item.same_apart_from_url(item)
+            {
+                *item = k.item.clone();
+            }
+        }
+    }
+
+    /// The freshest download URL of `item` when it is not the item's own (it shares a copy
+    /// listed earlier): what a listing's row is written with.
+    pub(super) fn fresher_url(&self, item: &Arc<MediaItem>) -> Option<Arc<str>> {
+        let known = self.inner.urls.known();
+        known
+            .get(&item.id)
+            .filter(|k| Arc::ptr_eq(&k.item, item))
+            .and_then(|k| k.url.clone())
     }
 
     /// The freshest copy of an item whose URL is younger than the age trusted
@@ -292,13 +391,13 @@ impl Catalog {
             .urls
             .known()
             .get(id)
-            .filter(|k| k.item.base_url == refused.base_url)
+            .filter(|k| k.url() == refused.base_url)
             .map(|k| self.inner.clock.since(k.fetched));
         if let Some(age) = refused_age {
             self.inner.url_age.refused_at(age);
         }
         let replaced = |known: &Known| {
-            known.item.base_url != refused.base_url
+            known.url() != refused.base_url
                 && self.inner.clock.since(known.fetched) < self.inner.url_age.max()
         };
         if let Some(item) = self.known_if(id, &replaced) {
@@ -318,7 +417,7 @@ impl Catalog {
         usable: &(dyn Fn(&Known) -> bool + Sync),
     ) -> Option<Arc<MediaItem>> {
         let known = self.inner.urls.known();
-        known.get(id).filter(|k| usable(k)).map(|k| k.item.clone())
+        known.get(id).filter(|k| usable(k)).map(Known::fresh)
     }
 
     /// Fetches `id` in the next batchGet call and waits for the answer, unless a call that

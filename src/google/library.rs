@@ -94,6 +94,19 @@ impl LibraryClient {
         what: &'static str,
         request: impl Fn(Option<&str>) -> RequestBuilder,
     ) -> Result<Vec<P::Item>, GoogleError> {
+        self.all_pages_into::<P, _>(what, request, |item| item)
+            .await
+    }
+
+    /// [`all_pages`](Self::all_pages), each entry passed through `map` as its page arrives:
+    /// a caller that keeps entries in another form (shared, or as a copy it already holds)
+    /// never holds the whole listing twice.
+    async fn all_pages_into<P: Page, T>(
+        &self,
+        what: &'static str,
+        request: impl Fn(Option<&str>) -> RequestBuilder,
+        mut map: impl FnMut(P::Item) -> T,
+    ) -> Result<Vec<T>, GoogleError> {
         let mut out = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut page_token: Option<String> = None;
@@ -104,7 +117,8 @@ impl LibraryClient {
             out.extend(
                 items
                     .into_iter()
-                    .filter(|item| seen.insert(item.id().to_owned())),
+                    .filter(|item| seen.insert(item.id().to_owned()))
+                    .map(&mut map),
             );
             let repeated = received - (out.len() - before);
             if repeated > 0 {
@@ -182,29 +196,63 @@ impl LibraryClient {
 
     /// mediaItems.search by album, following pagination to the end (album order).
     pub async fn album_items(&self, album_id: &str) -> Result<Vec<MediaItem>, GoogleError> {
-        self.search(json!({ "albumId": album_id })).await
+        self.album_items_into(album_id, |item| item).await
+    }
+
+    /// [`album_items`](Self::album_items), each item passed through `map` as its page
+    /// arrives.
+    pub async fn album_items_into<T>(
+        &self,
+        album_id: &str,
+        map: impl FnMut(MediaItem) -> T,
+    ) -> Result<Vec<T>, GoogleError> {
+        self.search_into(json!({ "albumId": album_id }), map).await
     }
 
     /// mediaItems.search with an arbitrary body (albumId or filters), all pages.
     pub async fn search(&self, body: serde_json::Value) -> Result<Vec<MediaItem>, GoogleError> {
+        self.search_into(body, |item| item).await
+    }
+
+    /// [`search`](Self::search), each item passed through `map` as its page arrives.
+    pub async fn search_into<T>(
+        &self,
+        body: serde_json::Value,
+        map: impl FnMut(MediaItem) -> T,
+    ) -> Result<Vec<T>, GoogleError> {
         let url = self.url("mediaItems:search");
-        self.all_pages::<MediaItemPage>("mediaItems.search", |t| {
-            let mut request = body.clone();
-            request["pageSize"] = json!(ITEM_PAGE_SIZE);
-            if let Some(t) = t {
-                request["pageToken"] = json!(t);
-            }
-            self.http.request(Method::POST, &url).json(&request)
-        })
+        self.all_pages_into::<MediaItemPage, _>(
+            "mediaItems.search",
+            |t| {
+                let mut request = body.clone();
+                request["pageSize"] = json!(ITEM_PAGE_SIZE);
+                if let Some(t) = t {
+                    request["pageToken"] = json!(t);
+                }
+                self.http.request(Method::POST, &url).json(&request)
+            },
+            map,
+        )
         .await
     }
 
     /// mediaItems.list: every item of the library visible to this app, newest first.
     pub async fn list_media_items(&self) -> Result<Vec<MediaItem>, GoogleError> {
+        self.list_media_items_into(|item| item).await
+    }
+
+    /// [`list_media_items`](Self::list_media_items), each item passed through `map` as its
+    /// page arrives.
+    pub async fn list_media_items_into<T>(
+        &self,
+        map: impl FnMut(MediaItem) -> T,
+    ) -> Result<Vec<T>, GoogleError> {
         let url = self.url("mediaItems");
-        self.all_pages::<MediaItemPage>("mediaItems.list", |t| {
-            self.list_request(&url, ITEM_PAGE_SIZE, t)
-        })
+        self.all_pages_into::<MediaItemPage, _>(
+            "mediaItems.list",
+            |t| self.list_request(&url, ITEM_PAGE_SIZE, t),
+            map,
+        )
         .await
     }
 

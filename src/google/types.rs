@@ -40,7 +40,7 @@ pub struct MediaItem {
 /// Nothing else of it is declared, `photo` (camera make, model, exposure) included: an item
 /// is kept in memory for as long as its listing, so every field costs once per item of the
 /// library (a parsed `photo` object was about 1 KB of maps and strings per item).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaMetadata {
     pub creation_time: Option<DateTime<Utc>>,
@@ -82,7 +82,7 @@ mod int64_string {
 
 /// A video's metadata: only its processing `status` is read (a video still processing has no
 /// bytes to serve yet).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VideoMetadata {
     pub status: Option<String>,
@@ -111,7 +111,22 @@ impl VideoState {
     }
 }
 
+impl AsRef<MediaItem> for MediaItem {
+    fn as_ref(&self) -> &MediaItem {
+        self
+    }
+}
+
 impl MediaItem {
+    /// Whether `other` describes the item exactly as this does, its download URL apart
+    /// (Google signs a new `baseUrl` every time it sends an item).
+    pub fn same_apart_from_url(&self, other: &MediaItem) -> bool {
+        self.id == other.id
+            && self.mime_type == other.mime_type
+            && self.filename == other.filename
+            && self.media_metadata == other.media_metadata
+    }
+
     /// Videos are recognised by their metadata, falling back to the mime type.
     pub fn is_video(&self) -> bool {
         self.media_metadata.video.is_some() || self.mime_type.starts_with("video/")

@@ -63,7 +63,13 @@ pub struct ListingRow {
 #[derive(Debug, Clone)]
 pub enum PendingRow {
     Row(ListingRow),
-    File { name: String, item: Arc<MediaItem> },
+    /// A file, its row written with `url` when given: the freshest download URL of an item
+    /// whose shared copy holds an older one (see `catalog/urls.rs`).
+    File {
+        name: String,
+        item: Arc<MediaItem>,
+        url: Option<Arc<str>>,
+    },
 }
 
 impl From<ListingRow> for PendingRow {
@@ -84,7 +90,13 @@ impl PendingRow {
     fn into_row(self) -> Result<ListingRow, serde_json::Error> {
         match self {
             PendingRow::Row(row) => Ok(row),
-            PendingRow::File { name, item } => ListingRow::file(&name, &item),
+            PendingRow::File { name, item, url } => {
+                let mut row = ListingRow::file(&name, &item)?;
+                if let (Some(url), Some(file)) = (url, row.file.as_mut()) {
+                    file.base_url = url.to_string();
+                }
+                Ok(row)
+            }
         }
     }
 }

@@ -122,8 +122,8 @@ fn cut(range: Days, inner: Days, n: i64) -> Vec<Days> {
 }
 
 /// What searching one range came to.
-enum Outcome {
-    Items(Vec<MediaItem>),
+enum Outcome<T> {
+    Items(Vec<T>),
     Cut(Vec<Days>),
 }
 
@@ -133,8 +133,24 @@ impl LibraryClient {
     /// module's docs). No item twice; the same items as [`LibraryClient::list_media_items`]
     /// for every item that has a capture date.
     pub async fn list_library(&self, how: RangeLoading) -> Result<Vec<MediaItem>, GoogleError> {
+        self.list_library_into(how, |item| item).await
+    }
+
+    /// [`list_library`](Self::list_library), each item passed through `map` as its page
+    /// arrives (pages of several searches at once, hence `Fn + Sync`): the catalog keeps
+    /// 100,000 items as shared copies, and never holds them a second time as the plain
+    /// items of the answer.
+    pub async fn list_library_into<T, M>(
+        &self,
+        how: RangeLoading,
+        map: M,
+    ) -> Result<Vec<T>, GoogleError>
+    where
+        T: AsRef<MediaItem>,
+        M: Fn(MediaItem) -> T + Sync,
+    {
         if how.chain_pages == 0 {
-            return self.list_media_items().await;
+            return self.list_media_items_into(&map).await;
         }
         let url = self.url("mediaItems");
         let mut items = Vec::new();
@@ -146,7 +162,7 @@ impl LibraryClient {
                 })
                 .await?;
             let (page, next) = page.into_parts();
-            items.extend(page);
+            items.extend(page.into_iter().map(&map));
             match next.filter(|t| !t.is_empty()) {
                 Some(next) => token = Some(next),
                 None => return Ok(dedupe(items)),
@@ -171,7 +187,7 @@ impl LibraryClient {
         let (Some(oldest), Some(newest)) = (dated(oldest), dated(newest)) else {
             // Nothing a date filter finds: only the chain can list this library.
             tracing::debug!("no dated items: the library is listed as one chain");
-            items.extend(self.rest_of_list(&url, token).await?);
+            items.extend(self.rest_of_list(&url, token, &map).await?);
             return Ok(dedupe(items));
         };
         // A day of margin each side: Google's calendar date is at most a day from UTC's.
@@ -187,7 +203,7 @@ impl LibraryClient {
             while in_flight.len() < how.concurrency.max(1)
                 && let Some(range) = pending.pop_front()
             {
-                in_flight.push(self.search_range(range, span, how));
+                in_flight.push(self.search_range(range, span, how, &map));
             }
             let Some(outcome) = in_flight.next().await else {
                 break;
@@ -213,7 +229,7 @@ impl LibraryClient {
         items.extend(found.into_iter().flatten());
         let mut items = dedupe(items);
         // Newest first, as mediaItems.list; items without a time last.
-        items.sort_by_key(|i| std::cmp::Reverse(i.media_metadata.creation_time));
+        items.sort_by_key(|i| std::cmp::Reverse(i.as_ref().media_metadata.creation_time));
         Ok(items)
     }
 
@@ -244,16 +260,17 @@ impl LibraryClient {
 
     /// The items of `range` (its chain followed to the end), or the pieces to search instead
     /// when its first page promises more than `how.range_pages` pages.
-    async fn search_range(
+    async fn search_range<T>(
         &self,
         range: Days,
         span: Days,
         how: RangeLoading,
-    ) -> Result<Outcome, GoogleError> {
+        map: &(impl Fn(MediaItem) -> T + Sync),
+    ) -> Result<Outcome<T>, GoogleError> {
         let first = self.range_page(range, false, ITEM_PAGE_SIZE, None).await?;
-        let (mut items, mut next) = first.into_parts();
+        let (first, mut next) = first.into_parts();
         if next.is_some() && range.start < range.end {
-            let dates: Vec<NaiveDate> = items
+            let dates: Vec<NaiveDate> = first
                 .iter()
                 .filter_map(|i| i.media_metadata.creation_time)
                 .map(|t| t.date_naive())
@@ -276,23 +293,25 @@ impl LibraryClient {
                 }
             }
         }
+        let mut items: Vec<T> = first.into_iter().map(map).collect();
         while let Some(token) = next.filter(|t| !t.is_empty()) {
             let page = self
                 .range_page(range, false, ITEM_PAGE_SIZE, Some(&token))
                 .await?;
             let (more, after) = page.into_parts();
-            items.extend(more);
+            items.extend(more.into_iter().map(map));
             next = after;
         }
         Ok(Outcome::Items(items))
     }
 
     /// The rest of a `mediaItems.list` chain from `token`.
-    async fn rest_of_list(
+    async fn rest_of_list<T>(
         &self,
         url: &str,
         mut token: Option<String>,
-    ) -> Result<Vec<MediaItem>, GoogleError> {
+        map: &impl Fn(MediaItem) -> T,
+    ) -> Result<Vec<T>, GoogleError> {
         let mut items = Vec::new();
         while let Some(t) = token.take() {
             let page: MediaItemPage = self
@@ -301,7 +320,7 @@ impl LibraryClient {
                 })
                 .await?;
             let (page, next) = page.into_parts();
-            items.extend(page);
+            items.extend(page.into_iter().map(map));
             token = next.filter(|t| !t.is_empty());
         }
         Ok(items)
@@ -310,13 +329,21 @@ impl LibraryClient {
 
 /// The items with the ids not seen before, in order (Google repeats entries at times, and
 /// the first pages and the ranges overlap).
-fn dedupe(items: Vec<MediaItem>) -> Vec<MediaItem> {
+///
+/// The ids are looked up in place (no copy of each id), and the kept items stay where they
+/// are: 100,000 items are never held twice.
+fn dedupe<T: AsRef<MediaItem>>(mut items: Vec<T>) -> Vec<T> {
     let before = items.len();
-    let mut seen = HashSet::with_capacity(items.len());
-    let out: Vec<MediaItem> = items
-        .into_iter()
-        .filter(|i| seen.insert(i.id.clone()))
-        .collect();
+    let first: Vec<bool> = {
+        let mut seen = HashSet::with_capacity(items.len());
+        items
+            .iter()
+            .map(|i| seen.insert(i.as_ref().id.as_str()))
+            .collect()
+    };
+    let mut first = first.into_iter();
+    items.retain(|_| first.next().unwrap_or(true));
+    let out = items;
     if out.len() < before {
         tracing::debug!(
             repeated = before - out.len(),
