@@ -42,10 +42,38 @@ pub(super) struct Listing {
 /// One child in a [`Listing`], under the name the naming rules chose: a subfolder's key, or
 /// the Google item of a file (its download URL and status included), from which the file a
 /// client is shown ([`super::Entry`]) is made once its size is known.
+///
+/// Every listing holds one per child, `/media/all` and each date view one per item of the
+/// library, so an entry is kept at 32 bytes: names are `Box<str>` (no spare capacity) and a
+/// folder's key, rarer and larger, is boxed.
 #[derive(Debug)]
 pub(super) enum CachedEntry {
-    Dir { name: String, key: FolderKey },
-    File { name: String, item: Arc<MediaItem> },
+    Dir {
+        name: Box<str>,
+        key: Box<FolderKey>,
+    },
+    File {
+        name: Box<str>,
+        item: Arc<MediaItem>,
+    },
+}
+
+impl CachedEntry {
+    /// A subfolder `key` shown as `name`.
+    pub(super) fn dir(name: impl Into<Box<str>>, key: FolderKey) -> Self {
+        CachedEntry::Dir {
+            name: name.into(),
+            key: Box::new(key),
+        }
+    }
+
+    /// A file of `item` shown as `name`.
+    pub(super) fn file(name: impl Into<Box<str>>, item: Arc<MediaItem>) -> Self {
+        CachedEntry::File {
+            name: name.into(),
+            item,
+        }
+    }
 }
 
 impl CachedEntry {
@@ -60,11 +88,10 @@ impl CachedEntry {
     /// an album folder's album id.
     fn id(&self) -> Option<&str> {
         match self {
-            CachedEntry::Dir {
-                key: FolderKey::Album(id),
-                ..
-            } => Some(id),
-            CachedEntry::Dir { .. } => None,
+            CachedEntry::Dir { key, .. } => match &**key {
+                FolderKey::Album(id) => Some(id),
+                _ => None,
+            },
             CachedEntry::File { item, .. } => Some(picked::naming_id(&item.id)),
         }
     }
@@ -327,7 +354,7 @@ impl Catalog {
             items
                 .into_iter()
                 .zip(names)
-                .map(|(item, name)| CachedEntry::File { name, item })
+                .map(|(item, name)| CachedEntry::file(name, item))
                 .collect(),
         )
     }
@@ -373,18 +400,15 @@ impl Catalog {
                         .entry(file.url_at)
                         .or_default()
                         .push(item.clone());
-                    listed.push(CachedEntry::File {
-                        name: row.name,
-                        item,
-                    });
+                    listed.push(CachedEntry::file(row.name, item));
                 }
-                None => listed.push(CachedEntry::Dir {
-                    name: row.name,
-                    key: match key {
+                None => listed.push(CachedEntry::dir(
+                    row.name,
+                    match key {
                         FolderKey::SharedAlbums => FolderKey::SharedAlbum(row.key),
                         _ => FolderKey::Album(row.key),
                     },
-                }),
+                )),
             }
         }
         for (url_at, items) in by_url_time {
@@ -419,13 +443,13 @@ impl Catalog {
             .iter()
             .map(|e| match e {
                 CachedEntry::File { name, item } => PendingRow::File {
-                    name: name.clone(),
+                    name: name.to_string(),
                     item: item.clone(),
                     url: self.fresher_url(item),
                 },
-                CachedEntry::Dir { name, key } => PendingRow::Row(ListingRow::album(
+                CachedEntry::Dir { name, key } => PendingRow::from(ListingRow::album(
                     name,
-                    match key {
+                    match &**key {
                         FolderKey::Album(id) | FolderKey::SharedAlbum(id) => id,
                         _ => "",
                     },
@@ -460,16 +484,16 @@ mod tests {
     use crate::google::types::MediaMetadata;
 
     fn file(name: &str, id: &str) -> CachedEntry {
-        CachedEntry::File {
-            name: name.to_string(),
-            item: Arc::new(MediaItem {
+        CachedEntry::file(
+            name,
+            Arc::new(MediaItem {
                 id: id.to_string(),
                 base_url: String::new(),
                 mime_type: "image/jpeg".into(),
                 filename: name.to_string(),
                 media_metadata: MediaMetadata::default(),
             }),
-        }
+        )
     }
 
     fn name_of(entry: Option<&CachedEntry>) -> Option<&str> {
@@ -489,10 +513,7 @@ mod tests {
             file("zo\u{308}e.jpg", "ID-Z"),
             file("\u{212b}.jpg", "ID-ANGSTROM"),
             file("A\u{30a}.jpg", "ID-A-RING"),
-            CachedEntry::Dir {
-                name: "Trip".into(),
-                key: FolderKey::Album("ALBUM-1".into()),
-            },
+            CachedEntry::dir("Trip", FolderKey::Album("ALBUM-1".into())),
         ]);
         assert_eq!(name_of(listing.lookup("a.jpg")), Some("a.jpg"));
         // Both spellings stay reachable by their exact names.

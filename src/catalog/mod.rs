@@ -233,13 +233,15 @@ impl Entries {
     fn get(&self, i: usize) -> Option<Entry> {
         Some(match &self.listing.entries[i] {
             CachedEntry::Dir { name, key } => Entry::Dir {
-                name: name.clone(),
-                key: key.clone(),
+                name: name.to_string(),
+                key: (**key).clone(),
                 modified: self.catalog.inner.started,
             },
-            CachedEntry::File { name, item } => {
-                Entry::File(self.catalog.file_info(name.clone(), item, self.sizes[i]?))
-            }
+            CachedEntry::File { name, item } => Entry::File(self.catalog.file_info(
+                name.to_string(),
+                item,
+                self.sizes[i]?,
+            )),
         })
     }
 
@@ -506,7 +508,7 @@ impl Catalog {
                 return false;
             };
             match listing.lookup(seg) {
-                Some(CachedEntry::Dir { key: child, .. }) => key = child.clone(),
+                Some(CachedEntry::Dir { key: child, .. }) => key = (**child).clone(),
                 Some(CachedEntry::File { .. }) => return i + 1 == segments.len(),
                 None => return false,
             }
@@ -521,9 +523,9 @@ impl Catalog {
         for (i, seg) in segments.iter().enumerate() {
             let listing = self.listing(&key).await?;
             match listing.lookup(seg) {
-                Some(CachedEntry::Dir { key: child, .. }) => key = child.clone(),
+                Some(CachedEntry::Dir { key: child, .. }) => key = (**child).clone(),
                 Some(CachedEntry::File { name, item }) if i + 1 == segments.len() => {
-                    return Ok(CachedNode::File(name.clone(), item.clone()));
+                    return Ok(CachedNode::File(name.to_string(), item.clone()));
                 }
                 _ => return Err(CatalogError::NotFound),
             }

@@ -167,10 +167,7 @@ impl Catalog {
         Listing::new(
             sets.iter()
                 .zip(names)
-                .map(|(s, name)| CachedEntry::Dir {
-                    name,
-                    key: FolderKey::PickedSet(s.name.clone()),
-                })
+                .map(|(s, name)| CachedEntry::dir(name, FolderKey::PickedSet(s.name.clone())))
                 .collect(),
         )
     }
@@ -215,7 +212,7 @@ impl Catalog {
             items
                 .into_iter()
                 .zip(names)
-                .map(|(item, name)| CachedEntry::File { name, item })
+                .map(|(item, name)| CachedEntry::file(name, item))
                 .collect(),
         ))
     }

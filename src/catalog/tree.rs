@@ -174,10 +174,7 @@ impl Catalog {
                                 DateView::Year => FolderKey::Dated(DateBucket::Year(y)),
                                 _ => FolderKey::YearBuckets(*view, y),
                             };
-                            CachedEntry::Dir {
-                                name: format!("{y:04}"),
-                                key,
-                            }
+                            CachedEntry::dir(format!("{y:04}"), key)
                         })
                         .collect(),
                 )
@@ -188,10 +185,7 @@ impl Catalog {
                     buckets
                         .keys()
                         .filter(|b| b.year() == *year)
-                        .map(|b| CachedEntry::Dir {
-                            name: b.name(),
-                            key: FolderKey::Dated(*b),
-                        })
+                        .map(|b| CachedEntry::dir(b.name(), FolderKey::Dated(*b)))
                         .collect(),
                 )
             }
@@ -239,10 +233,7 @@ impl Catalog {
             albums
                 .into_iter()
                 .zip(names)
-                .map(|(a, name)| CachedEntry::Dir {
-                    name,
-                    key: key(a.id),
-                })
+                .map(|(a, name)| CachedEntry::dir(name, key(a.id)))
                 .collect(),
         )
     }
@@ -276,10 +267,7 @@ impl Catalog {
         let mut listing = static_listing(key)?;
         if *key == FolderKey::Root && self.inner.opts.uploads {
             let mut entries = std::mem::take(&mut listing.entries);
-            entries.push(CachedEntry::Dir {
-                name: "upload".to_string(),
-                key: FolderKey::Uploads,
-            });
+            entries.push(CachedEntry::dir("upload".to_string(), FolderKey::Uploads));
             listing = Listing::new(entries);
         }
         Some(listing)
@@ -288,10 +276,7 @@ impl Catalog {
 
 /// The fixed folders, the same for every library.
 fn static_listing(key: &FolderKey) -> Option<Listing> {
-    let dir = |name: &str, key: FolderKey| CachedEntry::Dir {
-        name: name.to_string(),
-        key,
-    };
+    let dir = |name: &str, key: FolderKey| CachedEntry::dir(name.to_string(), key);
     Some(match key {
         FolderKey::Root => Listing::new(vec![
             dir("album", FolderKey::Albums),
