@@ -47,8 +47,13 @@ const PRIMARY_QUEUE: usize = 1;
 const WRITE_QUEUE: usize = 4;
 
 /// Index rows a flight's writer sends to the store in one transaction at most (64 blocks,
-/// 16 MiB): few commits when the disk keeps up, and a row never far behind its block.
+/// 16 MiB): few commits, and a row never far behind its block (a block without its row is
+/// lost in a crash: punched out at the next start, fetched again when read).
 const ROWS_BATCH: usize = 64;
+
+/// How long a written block's row may wait for more rows before its batch goes to the store
+/// (checked when a block is written, and the flight's end sends the rest).
+const ROWS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `left_at` while the primary reader still reads.
 const READING: u64 = u64::MAX;
@@ -366,9 +371,12 @@ impl Run {
             let leave = leave;
             let f = &leave.0;
             let mut file = super::blocks::EntryFile::new(&cache.inner.opts.dir, &f.entry);
-            // Index rows go to the store in batches: when no block waits to be written, or
-            // every ROWS_BATCH blocks, and at the end (before the flight leaves).
+            // Index rows go to the store in batches: every ROWS_BATCH blocks, or with the
+            // first block written ROWS_EVERY after the batch's first, and at the end (before
+            // the flight leaves). A commit whenever no block waited (what the writer had before)
+            // was a commit per block, as the writer keeps up with loopback.
             let mut rows = Vec::new();
+            let mut since = std::time::Instant::now();
             while let Some(first) = write_rx.blocking_recv() {
                 let mut batch = vec![first];
                 while let Ok(more) = write_rx.try_recv() {
@@ -382,8 +390,11 @@ impl Run {
                         pending.remove(&index);
                     }
                 }
-                if write_rx.is_empty() || rows.len() >= ROWS_BATCH {
+                if rows.len() >= ROWS_BATCH || since.elapsed() >= ROWS_EVERY {
                     cache.put_rows(std::mem::take(&mut rows));
+                }
+                if rows.is_empty() {
+                    since = std::time::Instant::now();
                 }
             }
             cache.put_rows(rows);
