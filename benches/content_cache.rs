@@ -7,7 +7,8 @@
 //!     bytes from a local file: target warm ours/dufs throughput >= 0.9.
 //!     Also: a read that misses and fills the cache (a fresh server each run) against the same
 //!     read with the cache off, with the content host unlimited and paced at 200 MB/s:
-//!     target >= 0.85.
+//!     target >= 0.85; each run also measures the floor (the same bytes written into a file
+//!     beside the cache, and their CRC-32) and prints the ratios it allows.
 //! (b) **A thumbnailer.** A folder of 500 photos read in full twice (8 at a time, as a file
 //!     manager's thumbnail workers do): content requests of the second pass = 0.
 //! (c) **A video player's seeks.** 8 MiB at the end, at the start, in the middle, and the

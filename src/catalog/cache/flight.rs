@@ -366,7 +366,10 @@ impl Run {
         // block comes), holding the entry's file open: handing each block to a writer task
         // that handed it on to the blocking pool cost three wake-ups and an `open` and a
         // `close` per block. It takes every block that waits at once and writes contiguous
-        // ones together, and computes their checksums off the runtime's threads.
+        // ones together, and computes their checksums off the runtime's threads. A flight
+        // thus holds one of the blocking pool's threads (512 by default) while it lasts: past
+        // that many flights at once, a new flight's writer waits for a thread, and the flight
+        // (and its reader) for its writer once WRITE_QUEUE blocks wait.
         tokio::task::spawn_blocking(move || {
             let leave = leave;
             let f = &leave.0;
