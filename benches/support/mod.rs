@@ -166,6 +166,11 @@ impl Proxy {
             .sum()
     }
 
+    /// The server's own directory (its store, and its content cache in `content/`).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// The big item through the proxy.
     pub fn big_item_url(&self) -> String {
         format!(

@@ -7,9 +7,10 @@
 //! the cache then created, renamed and later deleted 4,096 files per GiB: inode allocation
 //! and directory updates were the largest part of what a read that fills the cache cost
 //! beyond the same read with the cache off (issue #16, `docs/performance.md`). Here a block
-//! is one positioned write (`pwrite`) into a file that exists once per entry; an evicted
-//! block's space is given back by punching a hole (Linux `fallocate`), a dropped entry's by
-//! removing its file.
+//! is one positioned vectored write (`pwritev`, the chunks it came in) into space allocated for
+//! it (`fallocate`), in a file that exists once per entry and that a flight's writer opens
+//! once (`EntryFile`); an evicted block's space is given back by punching a hole (Linux
+//! `fallocate`), a dropped entry's by removing its file.
 //!
 //! # Never a short or mixed block
 //! A file per block got "whole or absent" from its rename. Here a block exists only through
@@ -34,40 +35,94 @@ pub(super) fn path(dir: &Path, entry: &str) -> PathBuf {
     dir.join(entry)
 }
 
-/// Writes a complete block at its offset in its entry's file (created when missing, with the
-/// cache directory), chunk by chunk. No fsync: the checksum in the index catches bytes the
-/// disk lost.
-pub(super) async fn write(dir: &Path, entry: &str, block: u64, bytes: Parts) -> io::Result<()> {
-    let file = path(dir, entry);
-    let dir = dir.to_path_buf();
-    run(move || {
-        let open = || {
-            let mut opts = OpenOptions::new();
-            opts.write(true).create(true).truncate(false);
-            // The user's photos: readable by this user only (as the block files of the first
-            // layout were, being temporary files, and as the metadata store is).
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            opts.open(&file)
-        };
-        let f = match open() {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&dir)?;
-                open()?
-            }
-            other => other?,
-        };
-        let mut at = block * BLOCK;
-        for chunk in bytes.chunks() {
-            write_all_at(&f, chunk, at).inspect_err(|_| {
-                // A full disk may have taken part of it: give back what it took.
-                let _ = punch(&f, block * BLOCK, bytes.len());
-            })?;
-            at += chunk.len() as u64;
+/// An entry's file as a flight's writer holds it: opened once for all the blocks the
+/// flight writes (opening it for every block cost an `open` and a `close` per 256 KiB).
+pub(super) struct EntryFile {
+    path: PathBuf,
+    dir: PathBuf,
+    file: Option<File>,
+}
+
+impl EntryFile {
+    pub fn new(dir: &Path, entry: &str) -> EntryFile {
+        EntryFile {
+            path: path(dir, entry),
+            dir: dir.to_path_buf(),
+            file: None,
         }
-        Ok(())
-    })
-    .await
+    }
+
+    /// Writes complete blocks `first`, `first + 1`, ... (each as the chunks it came in) at
+    /// their offsets, in one positioned vectored write (`pwritev`) where it can, into space
+    /// allocated for them first (`fallocate`, Linux: ext4 then does not reserve and allocate
+    /// the span one 4 KiB page at a time; only the span being written, so the space the
+    /// directory uses is never more than the blocks indexed or being written). No fsync: the
+    /// checksum in the index catches bytes the disk lost. On an error the span is punched out
+    /// (a full disk may have taken part of it).
+    ///
+    /// The caller has marked the blocks as being written, so the file cannot be removed (an
+    /// entry whose last block left) while they are; between two calls it may have been: a
+    /// file held open since is then unlinked, and is opened again by its name.
+    pub fn write(&mut self, first: u64, blocks: &[Parts]) -> io::Result<()> {
+        let len: u64 = blocks.iter().map(Parts::len).sum();
+        let at = first * BLOCK;
+        let f = self.open()?;
+        let written = allocate(f, at, len).and_then(|()| {
+            let chunks: Vec<&[u8]> = blocks
+                .iter()
+                .flat_map(|b| b.chunks().iter().map(|c| &c[..]))
+                .collect();
+            write_all_vectored_at(f, &chunks, at)
+        });
+        written.inspect_err(|_| {
+            let _ = punch(f, at, len);
+        })
+    }
+
+    fn open(&mut self) -> io::Result<&File> {
+        let stale = match &self.file {
+            None => true,
+            Some(f) => unlinked(f)?,
+        };
+        if stale {
+            let open = || {
+                let mut opts = OpenOptions::new();
+                opts.write(true).create(true).truncate(false);
+                // The user's photos: readable by this user only (as the block files of the
+                // first layout were, being temporary files, and as the metadata store is).
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+                opts.open(&self.path)
+            };
+            self.file = Some(match open() {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(&self.dir)?;
+                    open()?
+                }
+                other => other?,
+            });
+        }
+        Ok(self.file.as_ref().expect("opened above"))
+    }
+}
+
+/// Whether an open file was removed from its directory since it was opened.
+#[cfg(unix)]
+fn unlinked(f: &File) -> io::Result<bool> {
+    Ok(std::os::unix::fs::MetadataExt::nlink(&f.metadata()?) == 0)
+}
+
+#[cfg(not(unix))]
+fn unlinked(_f: &File) -> io::Result<bool> {
+    Ok(true) // opened again every time: no cheap way to tell
+}
+
+/// Writes a complete block at its offset in its entry's file (created when missing, with the
+/// cache directory), on the blocking pool.
+#[cfg(test)]
+pub(super) async fn write(dir: &Path, entry: &str, block: u64, bytes: Parts) -> io::Result<()> {
+    let mut file = EntryFile::new(dir, entry);
+    run(move || file.write(block, &[bytes])).await
 }
 
 /// Why a block cannot be served.
@@ -207,9 +262,68 @@ fn punch(_f: &File, _at: u64, _len: u64) -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(unix)]
-fn write_all_at(f: &File, buf: &[u8], at: u64) -> io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(f, buf, at)
+/// Allocates `len` bytes at `at` (Linux; elsewhere the write allocates as it goes).
+#[cfg(target_os = "linux")]
+fn allocate(f: &File, at: u64, len: u64) -> io::Result<()> {
+    rustix::fs::fallocate(f, rustix::fs::FallocateFlags::empty(), at, len).map_err(io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn allocate(_f: &File, _at: u64, _len: u64) -> io::Result<()> {
+    Ok(())
+}
+
+/// Writes `bufs` one after the other from `at`: `pwritev`, as many buffers per call as the
+/// system takes (1,024 on Linux), again for what a short write left.
+#[cfg(target_os = "linux")]
+fn write_all_vectored_at(f: &File, bufs: &[&[u8]], mut at: u64) -> io::Result<()> {
+    use std::io::IoSlice;
+    const MAX: usize = 1024;
+    let mut bufs: Vec<&[u8]> = bufs.iter().copied().filter(|b| !b.is_empty()).collect();
+    let mut from = 0;
+    while from < bufs.len() {
+        let slices: Vec<IoSlice<'_>> = bufs[from..(from + MAX).min(bufs.len())]
+            .iter()
+            .map(|b| IoSlice::new(b))
+            .collect();
+        let mut n = match rustix::io::pwritev(f, &slices, at) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        at += n as u64;
+        // Skip what was written: whole buffers, then the written head of the next one.
+        while n > 0 {
+            let b = bufs[from];
+            if n >= b.len() {
+                n -= b.len();
+                from += 1;
+            } else {
+                bufs[from] = &b[n..];
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+fn write_all_vectored_at(f: &File, bufs: &[&[u8]], mut at: u64) -> io::Result<()> {
+    for b in bufs {
+        std::os::unix::fs::FileExt::write_all_at(f, b, at)?;
+        at += b.len() as u64;
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn write_all_vectored_at(f: &File, bufs: &[&[u8]], mut at: u64) -> io::Result<()> {
+    for b in bufs {
+        write_all_at(f, b, at)?;
+        at += b.len() as u64;
+    }
+    Ok(())
 }
 
 #[cfg(windows)]
@@ -322,6 +436,37 @@ mod tests {
         assert!(d.join("notes.txt").exists() && !d.join(other).exists() && !old.exists());
         assert_eq!(read(&d, entry, 2, BLOCK, crc(3)).await.unwrap(), block(3));
         #[cfg(target_os = "linux")]
+        assert!(matches!(
+            read(&d, entry, 0, BLOCK, crc(1)).await,
+            Err(Bad::Damaged(_))
+        ));
+    }
+
+    /// A flight's writer: contiguous blocks in one call (each in several chunks) are read back
+    /// exactly; the file it holds open, removed meanwhile (its entry's last block evicted), is
+    /// created again by its name for the next write rather than written unlinked.
+    #[tokio::test]
+    async fn an_entry_file_writes_runs_and_opens_again_after_a_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("content");
+        let entry = "0123456789abcdef0123456789abcdef";
+        let block = |n: u8| Bytes::from(vec![n; BLOCK as usize]);
+        let split =
+            |b: Bytes| Parts::new(vec![b.slice(..7), b.slice(7..70_000), b.slice(70_000..)]);
+        let mut file = EntryFile::new(&d, entry);
+        file.write(
+            0,
+            &[split(block(1)), split(block(2)), Parts::new(vec![block(3)])],
+        )
+        .unwrap();
+        let crc = |n: u8| crc32fast::hash(&block(n));
+        for b in 0..3u8 {
+            let got = read(&d, entry, b as u64, BLOCK, crc(b + 1)).await.unwrap();
+            assert_eq!(got, block(b + 1), "block {b}");
+        }
+        remove(&d, entry);
+        file.write(5, &[split(block(6))]).unwrap();
+        assert_eq!(read(&d, entry, 5, BLOCK, crc(6)).await.unwrap(), block(6));
         assert!(matches!(
             read(&d, entry, 0, BLOCK, crc(1)).await,
             Err(Bad::Damaged(_))

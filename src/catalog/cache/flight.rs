@@ -47,8 +47,13 @@ const PRIMARY_QUEUE: usize = 1;
 const WRITE_QUEUE: usize = 4;
 
 /// Index rows a flight's writer sends to the store in one transaction at most (64 blocks,
-/// 16 MiB): few commits when the disk keeps up, and a row never far behind its block.
+/// 16 MiB): few commits, and a row never far behind its block (a block without its row is
+/// lost in a crash: punched out at the next start, fetched again when read).
 const ROWS_BATCH: usize = 64;
+
+/// How long a written block's row may wait for more rows before its batch goes to the store
+/// (checked when a block is written, and the flight's end sends the rest).
+const ROWS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `left_at` while the primary reader still reads.
 const READING: u64 = u64::MAX;
@@ -337,7 +342,7 @@ impl Run {
         open_tx: oneshot::Sender<Result<Option<u64>, CatalogError>>,
         piece_tx: mpsc::Sender<Piece>,
     ) {
-        // Complete blocks go to a writer task of their own, so the request's bytes keep
+        // Complete blocks go to a writer of their own, so the request's bytes keep
         // flowing while a block is written (awaiting each write here stalled the client for a
         // disk write every 256 KiB: a read that filled the cache ran at a quarter of the
         // speed of one with the cache off). The writer leaves the registry when the flight
@@ -357,17 +362,42 @@ impl Run {
             f.pending.lock().clear();
         });
         let (cache, key) = (self.cache.clone(), self.key.clone());
-        tokio::spawn(async move {
+        // The writer is one thread of the blocking pool for the whole flight (parked while no
+        // block comes), holding the entry's file open: handing each block to a writer task
+        // that handed it on to the blocking pool cost three wake-ups and an `open` and a
+        // `close` per block. It takes every block that waits at once and writes contiguous
+        // ones together, and computes their checksums off the runtime's threads. A flight
+        // thus holds one of the blocking pool's threads (512 by default) while it lasts: past
+        // that many flights at once, a new flight's writer waits for a thread, and the flight
+        // (and its reader) for its writer once WRITE_QUEUE blocks wait.
+        tokio::task::spawn_blocking(move || {
             let leave = leave;
             let f = &leave.0;
-            // Index rows go to the store in batches: when no block waits to be written, or
-            // every ROWS_BATCH blocks, and at the end (before the flight leaves).
+            let mut file = super::blocks::EntryFile::new(&cache.inner.opts.dir, &f.entry);
+            // Index rows go to the store in batches: every ROWS_BATCH blocks, or with the
+            // first block written ROWS_EVERY after the batch's first, and at the end (before
+            // the flight leaves). A commit whenever no block waited (what the writer had before)
+            // was a commit per block, as the writer keeps up with loopback.
             let mut rows = Vec::new();
-            while let Some((index, bytes, received_at)) = write_rx.recv().await {
-                rows.extend(cache.store(&key, &f.entry, index, bytes, received_at).await);
-                f.pending.lock().remove(&index);
-                if write_rx.is_empty() || rows.len() >= ROWS_BATCH {
+            let mut since = std::time::Instant::now();
+            while let Some(first) = write_rx.blocking_recv() {
+                let mut batch = vec![first];
+                while let Ok(more) = write_rx.try_recv() {
+                    batch.push(more);
+                }
+                let written: Vec<u64> = batch.iter().map(|(index, ..)| *index).collect();
+                rows.extend(cache.store_blocks(&key, &f.entry, &mut file, batch));
+                {
+                    let mut pending = f.pending.lock();
+                    for index in written {
+                        pending.remove(&index);
+                    }
+                }
+                if rows.len() >= ROWS_BATCH || since.elapsed() >= ROWS_EVERY {
                     cache.put_rows(std::mem::take(&mut rows));
+                }
+                if rows.is_empty() {
+                    since = std::time::Instant::now();
                 }
             }
             cache.put_rows(rows);

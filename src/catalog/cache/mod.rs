@@ -320,65 +320,112 @@ impl ContentCache {
         }
     }
 
-    /// Keeps a complete block read from Google and returns its index row, for the caller to
-    /// write to the store with others ([`ContentCache::put_rows`]): one transaction per block
-    /// cost the fill a SQLite commit every 256 KiB. Never fails: a block that cannot be
-    /// written is not kept (one warning for the whole run) and has no row.
-    /// `received_at` (catalog clock, ms) is when the bytes came from Google: the block's age
-    /// counts from then, not from when the write got to it.
-    async fn store(
+    /// Keeps complete blocks read from Google, `(block, bytes, received_at)` in the order
+    /// they came, through `file`, the entry's file as a flight's writer holds it, and
+    /// returns their index rows, for the caller to write to the store with others
+    /// ([`ContentCache::put_rows`]): one transaction per block cost the fill a SQLite commit
+    /// every 256 KiB. Contiguous blocks are written together (one `pwritev`). Blocking file
+    /// I/O: called on a blocking thread. Never fails: a block that cannot be written is not
+    /// kept (one warning for the whole run) and has no row.
+    /// `received_at` (catalog clock, ms) is when the bytes came from Google: a block's age
+    /// counts from then, not from when its write got to it.
+    fn store_blocks(
         &self,
         key: &Key,
         entry: &str,
-        block: u64,
-        bytes: Parts,
-        received_at: u64,
-    ) -> Option<StoredBlock> {
-        let len = bytes.len();
-        if len != key.block_len(block) || len > self.inner.opts.max_bytes {
-            return None;
+        file: &mut blocks::EntryFile,
+        batch: Vec<(u64, Parts, u64)>,
+    ) -> Vec<StoredBlock> {
+        let max = self.inner.opts.max_bytes;
+        let mut rows = Vec::new();
+        let mut run: Vec<(u64, Parts, u64)> = Vec::new();
+        let mut run_bytes = 0;
+        for (block, bytes, received_at) in batch {
+            let len = bytes.len();
+            if len != key.block_len(block) || len > max {
+                continue;
+            }
+            // A run: contiguous blocks whose bytes fit under the bound together.
+            let next = run.last().map(|(b, ..)| b + 1);
+            if next.is_some_and(|n| n != block || run_bytes + len > max) {
+                rows.extend(self.store_run(key, entry, file, std::mem::take(&mut run)));
+                run_bytes = 0;
+            }
+            run_bytes += len;
+            run.push((block, bytes, received_at));
         }
-        self.make_room(len).await;
-        let crc32 = bytes.crc32();
-        self.inner.index.lock().begin_write(entry, block);
+        rows.extend(self.store_run(key, entry, file, run));
+        rows
+    }
+
+    /// [`ContentCache::store_blocks`] for one run of contiguous blocks that fits under the
+    /// bound.
+    fn store_run(
+        &self,
+        key: &Key,
+        entry: &str,
+        file: &mut blocks::EntryFile,
+        run: Vec<(u64, Parts, u64)>,
+    ) -> Vec<StoredBlock> {
+        let Some(&(first, ..)) = run.first() else {
+            return Vec::new();
+        };
+        let len: u64 = run.iter().map(|(_, b, _)| b.len()).sum();
+        self.make_room_now(len);
+        let crcs: Vec<u32> = run.iter().map(|(_, b, _)| b.crc32()).collect();
+        {
+            let mut index = self.inner.index.lock();
+            for (block, ..) in &run {
+                index.begin_write(entry, *block);
+            }
+        }
         // Marked until indexed (or given up), so no release of an older block at this place
-        // punches out the new bytes between their write and their index entry.
+        // punches out the new bytes between their write and their index entry, and the
+        // entry's file is not removed meanwhile.
         let writing = scopeguard::guard((), |()| {
-            self.inner.index.lock().end_write(entry, block);
+            let mut index = self.inner.index.lock();
+            for (block, ..) in &run {
+                index.end_write(entry, *block);
+            }
         });
-        if let Err(e) = blocks::write(&self.inner.opts.dir, entry, block, bytes).await {
+        let parts: Vec<Parts> = run.iter().map(|(_, b, _)| b.clone()).collect();
+        if let Err(e) = file.write(first, &parts) {
             self.warn_once(&e);
-            return None;
+            return Vec::new();
         }
         let now = self.now_ms();
-        let meta = BlockMeta {
-            len,
-            crc32,
-            stored_at: received_at.min(now),
-            used_at: now,
-            persisted_used_at: now,
-        };
+        let mut rows = Vec::with_capacity(run.len());
         let bytes_now = {
             let mut index = self.inner.index.lock();
-            index.insert(entry, key, block, meta);
-            index.end_write(entry, block);
+            for ((block, bytes, received_at), crc32) in run.iter().zip(crcs) {
+                let meta = BlockMeta {
+                    len: bytes.len(),
+                    crc32,
+                    stored_at: (*received_at).min(now),
+                    used_at: now,
+                    persisted_used_at: now,
+                };
+                index.insert(entry, key, *block, meta);
+                index.end_write(entry, *block);
+                rows.push(StoredBlock {
+                    entry: entry.to_string(),
+                    item_id: key.item_id.clone(),
+                    variant: key.variant.clone(),
+                    size: key.size,
+                    block: *block,
+                    len: bytes.len(),
+                    crc32,
+                    stored_at: (*received_at).min(now),
+                    used_at: now,
+                });
+            }
             index.bytes()
         };
         scopeguard::ScopeGuard::into_inner(writing);
         crate::metrics::get()
             .content_disk_bytes
             .set(bytes_now as i64);
-        Some(StoredBlock {
-            entry: entry.to_string(),
-            item_id: key.item_id.clone(),
-            variant: key.variant.clone(),
-            size: key.size,
-            block,
-            len,
-            crc32,
-            stored_at: received_at.min(now),
-            used_at: now,
-        })
+        rows
     }
 
     /// Writes the index rows of stored blocks to the store, in one transaction, without
@@ -406,6 +453,12 @@ impl ContentCache {
     /// past it, down to nine tenths of it, so that a full cache does not sort its index on
     /// every block stored.
     async fn make_room(&self, incoming: u64) {
+        let this = self.clone();
+        let _ = tokio::task::spawn_blocking(move || this.make_room_now(incoming)).await;
+    }
+
+    /// [`ContentCache::make_room`] on this (blocking) thread.
+    fn make_room_now(&self, incoming: u64) {
         let max = self.inner.opts.max_bytes;
         let gone = {
             let mut index = self.inner.index.lock();
@@ -419,7 +472,7 @@ impl ContentCache {
             .inc_by(gone.len() as u64);
         tracing::debug!(blocks = gone.len(), "content cache: evicted");
         self.inner.store.forget_content_blocks(gone.clone());
-        self.remove_files(gone).await;
+        self.remove_files_now(gone);
         let bytes = self.inner.index.lock().bytes();
         crate::metrics::get().content_disk_bytes.set(bytes as i64);
     }
@@ -440,21 +493,21 @@ impl ContentCache {
         let key = Key::new(item_id, variant, bytes.len() as u64);
         let entry = key.entry();
         let received_at = self.now_ms();
-        let mut rows = Vec::new();
-        for block in 0..key.blocks() {
-            let start = (block * BLOCK) as usize;
-            let end = start + key.block_len(block) as usize;
-            rows.extend(
-                self.store(
-                    &key,
-                    &entry,
-                    block,
-                    Parts::new(vec![bytes.slice(start..end)]),
-                    received_at,
-                )
-                .await,
-            );
-        }
+        let batch = (0..key.blocks())
+            .map(|block| {
+                let start = (block * BLOCK) as usize;
+                let end = start + key.block_len(block) as usize;
+                let bytes = Parts::new(vec![bytes.slice(start..end)]);
+                (block, bytes, received_at)
+            })
+            .collect();
+        let this = self.clone();
+        let rows = tokio::task::spawn_blocking(move || {
+            let mut file = blocks::EntryFile::new(&this.inner.opts.dir, &entry);
+            this.store_blocks(&key, &entry, &mut file, batch)
+        })
+        .await
+        .unwrap_or_default();
         self.put_rows(rows);
     }
 
@@ -502,24 +555,26 @@ impl ContentCache {
             return;
         }
         let this = self.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let dir = &this.inner.opts.dir;
-            let mut entries = std::collections::HashSet::new();
-            for (entry, block) in &gone {
-                if entries.insert(entry.clone()) {
-                    let index = this.inner.index.lock();
-                    if !index.wants_file(entry) {
-                        blocks::remove(dir, entry);
-                        continue;
-                    }
-                }
-                let index = this.inner.index.lock();
-                if !index.wants_block(entry, *block) {
-                    blocks::release(dir, entry, *block);
+        let _ = tokio::task::spawn_blocking(move || this.remove_files_now(gone)).await;
+    }
+
+    /// [`ContentCache::remove_files`] on this (blocking) thread.
+    fn remove_files_now(&self, gone: Vec<(String, u64)>) {
+        let dir = &self.inner.opts.dir;
+        let mut entries = std::collections::HashSet::new();
+        for (entry, block) in &gone {
+            if entries.insert(entry.clone()) {
+                let index = self.inner.index.lock();
+                if !index.wants_file(entry) {
+                    blocks::remove(dir, entry);
+                    continue;
                 }
             }
-        })
-        .await;
+            let index = self.inner.index.lock();
+            if !index.wants_block(entry, *block) {
+                blocks::release(dir, entry, *block);
+            }
+        }
     }
 
     fn warn_once(&self, e: &std::io::Error) {
