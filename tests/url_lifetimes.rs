@@ -333,6 +333,25 @@ async fn the_age_urls_are_used_for_never_drops_below_600_seconds() {
     }
 }
 
+/// The fixture's first album with items, and its folder's name under `/album`.
+fn album_with_items(lib: &emulator::Library) -> (&emulator::FixtureAlbum, String) {
+    lib.albums
+        .iter()
+        .zip(common::album_names(lib))
+        .find(|(a, _)| !a.item_ids.is_empty())
+        .expect("an album with items")
+}
+
+/// The name item `id` is shown under in `/media/all`.
+fn name_in_media_all(lib: &emulator::Library, id: &str) -> String {
+    let everything: Vec<_> = lib.items.iter().collect();
+    common::by_name(&everything)
+        .into_iter()
+        .find(|(_, i)| i.id == id)
+        .map(|(name, _)| name)
+        .expect("the item is in /media/all")
+}
+
 /// An album lists items `/media/all` holds already, each with a new download URL. The server
 /// keeps one copy of each item and the newest URL beside it: a download through either folder
 /// uses the album's younger URL, the store writes each folder's row with the URL that folder
@@ -350,20 +369,10 @@ async fn an_item_listed_again_downloads_with_its_newest_url() {
     })
     .await;
     let lib = stack.emulator().library();
-    let (album, album_dir) = lib
-        .albums
-        .iter()
-        .zip(common::album_names(lib))
-        .find(|(a, _)| !a.item_ids.is_empty())
-        .expect("an album with items");
+    let (album, album_dir) = album_with_items(lib);
     let members = common::album_items(lib, &album.id);
     let (in_album, item) = common::by_name(&members).into_iter().next().unwrap();
-    let everything: Vec<_> = lib.items.iter().collect();
-    let (in_all, _) = common::by_name(&everything)
-        .into_iter()
-        .find(|(_, i)| i.id == item.id)
-        .unwrap();
-    let via_all = format!("/media/all/{in_all}");
+    let via_all = format!("/media/all/{}", name_in_media_all(lib, &item.id));
     let via_album = format!("/album/{album_dir}/{in_album}");
     let counters = stack.emulator().counters();
 
@@ -452,18 +461,9 @@ async fn a_date_view_does_not_bring_back_an_older_url() {
     };
     let stack = steady_stack(early, Some(3000)).await;
     let lib = stack.emulator().library();
-    let (album, album_dir) = lib
-        .albums
-        .iter()
-        .zip(common::album_names(lib))
-        .find(|(a, _)| !a.item_ids.is_empty())
-        .expect("an album with items");
+    let (album, album_dir) = album_with_items(lib);
     let first = lib.item(&album.item_ids[0]).unwrap();
-    let everything: Vec<_> = lib.items.iter().collect();
-    let (in_all, _) = common::by_name(&everything)
-        .into_iter()
-        .find(|(_, i)| i.id == first.id)
-        .unwrap();
+    let in_all = name_in_media_all(lib, &first.id);
     let counters = stack.emulator().counters();
 
     assert!(!stack.list("/media/all/").await.is_empty());
