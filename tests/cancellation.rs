@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gphotos_dav::catalog::Catalog;
-use gphotos_dav::google::{Credentials, Endpoints, Google, RetryPolicy};
+use gphotos_dav::google::Google;
 use gphotos_dav::pick;
 use gphotos_dav_emulator::{
     self as emulator, Emulator, EmulatorOptions, MediaKind, RunningEmulator,
@@ -122,21 +122,7 @@ async fn gateway(emu: &RunningEmulator, proxy: &Proxy) -> common::Gateway {
 }
 
 fn google(emu: &RunningEmulator) -> Google {
-    Google::new(
-        &Credentials {
-            client_id: emulator::CLIENT_ID.into(),
-            client_secret: emulator::CLIENT_SECRET.into(),
-            refresh_token: emulator::REFRESH_TOKEN.into(),
-            persist_to: None,
-        },
-        &Endpoints {
-            api_base: emu.api_base(),
-            token_url: emu.token_url(),
-            picker_base: emu.picker_base(),
-        },
-        RetryPolicy::immediate(),
-    )
-    .unwrap()
+    common::google_on(emu)
 }
 
 /// Runs `list` of `path` in a task, waits until the held request reached the proxy, and

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 
 use common::{Stack, album_items, album_names, by_name, parse_multistatus, start, start_custom};
 use gphotos_dav::google::library::NewItem;
-use gphotos_dav::google::{Credentials, Endpoints, Google, RetryPolicy};
 use gphotos_dav::server::auth::hash_password;
 use gphotos_dav::server::config::UserConfig;
 use gphotos_dav_emulator::{self as emulator, EmulatorOptions, FixtureItem};
@@ -308,21 +307,7 @@ async fn probes_are_answered_from_memory_without_any_upstream_call() {
 /// (uploads, then mediaItems.batchCreate), straight to the emulator; returns the bytes Google
 /// then serves for it.
 async fn upload_to_album(stack: &Stack, album_id: &str, name: &str, photo: &[u8]) -> Vec<u8> {
-    let google = Google::new(
-        &Credentials {
-            client_id: emulator::CLIENT_ID.into(),
-            client_secret: emulator::CLIENT_SECRET.into(),
-            refresh_token: emulator::REFRESH_TOKEN.into(),
-            persist_to: None,
-        },
-        &Endpoints {
-            api_base: stack.emu.api_base(),
-            token_url: stack.emu.token_url(),
-            picker_base: stack.emu.picker_base(),
-        },
-        RetryPolicy::immediate(),
-    )
-    .unwrap();
+    let google = common::google_on(&stack.emu);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join(name);
     std::fs::write(&file, photo).unwrap();

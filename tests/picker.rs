@@ -12,7 +12,7 @@ use common::{Stack, file_names, sha256, start_custom};
 use gphotos_dav::catalog::picked::decode_items;
 use gphotos_dav::catalog::store::PickedSet;
 use gphotos_dav::catalog::urls::UrlAge;
-use gphotos_dav::google::{Credentials, Endpoints, Google, GoogleError, RetryPolicy};
+use gphotos_dav::google::{Google, GoogleError, RetryPolicy};
 use gphotos_dav::pick;
 use gphotos_dav::server::config::Policy;
 use gphotos_dav::server::signed::SignKey;
@@ -49,21 +49,7 @@ async fn uncached_stack(opts: EmulatorOptions) -> Stack {
 }
 
 fn google_for(emu: &RunningEmulator, refresh_token: &str) -> Google {
-    Google::new(
-        &Credentials {
-            client_id: emulator::CLIENT_ID.into(),
-            client_secret: emulator::CLIENT_SECRET.into(),
-            refresh_token: refresh_token.into(),
-            persist_to: None,
-        },
-        &Endpoints {
-            api_base: emu.api_base(),
-            token_url: emu.token_url(),
-            picker_base: emu.picker_base(),
-        },
-        RetryPolicy::immediate(),
-    )
-    .unwrap()
+    common::google_with(emu, refresh_token, RetryPolicy::immediate())
 }
 
 /// The fixture items these tests pick: the three photos all named `IMG_0001.JPG` (names get

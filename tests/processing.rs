@@ -14,7 +14,7 @@ use common::{mp4, rclone};
 use std::time::Duration;
 
 use common::{DavEntry, Stack, parse_multistatus, sha256, start_custom};
-use gphotos_dav::google::{Credentials, Endpoints, Google, RetryPolicy};
+use gphotos_dav::google::Google;
 use gphotos_dav::pick;
 use gphotos_dav_emulator::{self as emulator, EmulatorOptions, FixtureItem, MediaKind};
 use reqwest::{Method, StatusCode};
@@ -300,21 +300,7 @@ async fn rclone_copy_of_a_video_succeeds_while_google_processes_it() {
 }
 
 fn google_for(stack: &Stack) -> Google {
-    Google::new(
-        &Credentials {
-            client_id: emulator::CLIENT_ID.into(),
-            client_secret: emulator::CLIENT_SECRET.into(),
-            refresh_token: emulator::REFRESH_TOKEN.into(),
-            persist_to: None,
-        },
-        &Endpoints {
-            api_base: stack.emu.api_base(),
-            token_url: stack.emu.token_url(),
-            picker_base: stack.emu.picker_base(),
-        },
-        RetryPolicy::immediate(),
-    )
-    .unwrap()
+    common::google_on(&stack.emu)
 }
 
 /// A video the user picked right after recording it: left out of the set's folder while

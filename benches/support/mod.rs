@@ -53,26 +53,17 @@ pub async fn emulator(opts: EmulatorOptions) -> RunningEmulator {
         .expect("emulator starts")
 }
 
+#[path = "../../tests/common/google.rs"]
+mod google;
+
 /// The product's Google client on `emu` (the emulator's credentials, default retries), for
 /// benchmarks that call the Library API without a server in between.
 pub fn google_on(emu: &RunningEmulator) -> gphotos_dav::google::Google {
-    use gphotos_dav::google::{Credentials, Endpoints, Google, RetryPolicy};
-    use gphotos_dav_emulator as emulator;
-    Google::new(
-        &Credentials {
-            client_id: emulator::CLIENT_ID.into(),
-            client_secret: emulator::CLIENT_SECRET.into(),
-            refresh_token: emulator::REFRESH_TOKEN.into(),
-            persist_to: None,
-        },
-        &Endpoints {
-            api_base: emu.api_base(),
-            token_url: emu.token_url(),
-            picker_base: emu.picker_base(),
-        },
-        RetryPolicy::default(),
+    google::google_with(
+        emu,
+        gphotos_dav_emulator::REFRESH_TOKEN,
+        gphotos_dav::google::RetryPolicy::default(),
     )
-    .expect("a client")
 }
 
 /// A `gphotos-dav serve` child process pointed at an emulator.

@@ -498,23 +498,12 @@ pub async fn rclone(args: &[&str]) -> std::process::Output {
         .expect("rclone must be installed: run tests/run-all.sh")
 }
 
+mod google;
+pub use google::google_with;
+
 /// A Google client (Library, Picker, content) on `emu` with its refresh token, retrying at once.
 pub fn google_on(emu: &RunningEmulator) -> gphotos_dav::google::Google {
-    gphotos_dav::google::Google::new(
-        &gphotos_dav::google::Credentials {
-            client_id: emulator::CLIENT_ID.into(),
-            client_secret: emulator::CLIENT_SECRET.into(),
-            refresh_token: emulator::REFRESH_TOKEN.into(),
-            persist_to: None,
-        },
-        &gphotos_dav::google::Endpoints {
-            api_base: emu.api_base(),
-            token_url: emu.token_url(),
-            picker_base: emu.picker_base(),
-        },
-        RetryPolicy::immediate(),
-    )
-    .unwrap()
+    google_with(emu, emulator::REFRESH_TOKEN, RetryPolicy::immediate())
 }
 
 /// A small MP4 as sniffers see one: `ftyp`, then `mdat` noise.
