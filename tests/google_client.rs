@@ -1,5 +1,8 @@
 //! The Google client against the emulator: tokens, pagination, batchGet, typed errors.
 
+#[path = "common/google.rs"]
+mod google;
+
 use std::time::Duration;
 
 use gphotos_dav::google::{Credentials, Endpoints, Google, GoogleError, RetryPolicy};
@@ -13,21 +16,7 @@ async fn setup_with(opts: EmulatorOptions, refresh_token: &str) -> (RunningEmula
     let emu = Emulator::start(opts, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let google = Google::new(
-        &Credentials {
-            client_id: emulator::CLIENT_ID.into(),
-            client_secret: emulator::CLIENT_SECRET.into(),
-            refresh_token: refresh_token.into(),
-            persist_to: None,
-        },
-        &Endpoints {
-            api_base: emu.api_base(),
-            token_url: emu.token_url(),
-            picker_base: emu.picker_base(),
-        },
-        RetryPolicy::immediate(),
-    )
-    .unwrap();
+    let google = google::google_with(&emu, refresh_token, RetryPolicy::immediate());
     (emu, google)
 }
 
