@@ -318,7 +318,9 @@ impl Catalog {
 
     /// Builds a listing of files, remembering each item as the freshest copy seen.
     pub(super) fn files(&self, items: Vec<MediaItem>) -> Listing {
-        self.listing_of(items.into_iter().map(Arc::new).collect())
+        let at = self.inner.clock.now();
+        let items = items.into_iter().map(|i| self.intake(i, at)).collect();
+        self.listing_fetched_at(items, at)
     }
 
     /// A listing of `items` fetched just now.
@@ -328,7 +330,7 @@ impl Catalog {
 
     /// A listing of `items` whose URLs were fetched `at` (catalog clock).
     pub(super) fn listing_fetched_at(&self, items: Vec<Arc<MediaItem>>, at: Instant) -> Listing {
-        let mut items: Vec<Arc<MediaItem>> = items
+        let items: Vec<Arc<MediaItem>> = items
             .into_iter()
             .filter(|item| {
                 let failed = item.video_state() == VideoState::Failed;
@@ -339,7 +341,6 @@ impl Catalog {
             })
             .collect();
         self.remember(&items, at);
-        self.share_known(items.iter_mut());
         self.note_states(&items, at);
         let named: Vec<naming::Named> = items
             .iter()
@@ -388,8 +389,15 @@ impl Catalog {
         for row in stored.rows {
             match row.file {
                 Some(file) => {
+                    // Shared with the copy already known when unchanged (see `intake`),
+                    // its URL taken only if younger than the one known.
+                    let url_at =
+                        now.checked_sub(Duration::from_secs(unix_now.saturating_sub(file.url_at)));
                     let item = match file.to_item(&row.key) {
-                        Ok(item) => Arc::new(item),
+                        Ok(item) => match url_at {
+                            Some(url_at) => self.intake(item, url_at),
+                            None => Arc::new(item),
+                        },
                         Err(e) => {
                             tracing::warn!(folder = %name, item = %row.key, "ignoring a stored listing whose item does not parse: {e}");
                             return None;
@@ -421,11 +429,6 @@ impl Catalog {
         }
         // The items' states were checked against Google's at the listing's fetch.
         self.note_states(&items, at);
-        drop(items);
-        self.share_known(listed.iter_mut().filter_map(|e| match e {
-            CachedEntry::File { item, .. } => Some(item),
-            CachedEntry::Dir { .. } => None,
-        }));
         tracing::debug!(folder = %name, age_secs = age.as_secs(), "listing loaded from the store");
         Some((Listing::new(listed), at))
     }

@@ -150,7 +150,7 @@ pub(super) struct Urls {
 /// The item is the copy the listings share: when Google sends an item again unchanged but for
 /// its download URL (an album lists items `/media/all` holds already, a revalidation lists
 /// them all again), only the new URL is kept here, in `url`, and the listing built from that
-/// answer takes `item` instead of its own copy ([`Catalog::share_known`]). So an item of
+/// answer takes `item` instead of its own copy ([`Catalog::intake`]). So an item of
 /// `/media/all` and of two albums is in memory once, with one URL beside it per fetch that is
 /// still the freshest, not three times.
 struct Known {
@@ -299,11 +299,7 @@ impl Catalog {
                     url = Some(Arc::<str>::from(item.base_url.as_str()));
                 }
             }
-            let seq = self
-                .inner
-                .urls
-                .next_seq
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let seq = self.inner.urls.next_seq.fetch_add(1, Ordering::Relaxed);
             match url {
                 Some(url) => known.set_url(&item.id, url, at, seq),
                 None => known.insert(Known {
@@ -335,21 +331,6 @@ impl Catalog {
             known.set_url(&item.id, Arc::from(item.base_url), at, seq);
         }
         shared
-    }
-
-    /// The shared copy of each item [`remember`](Self::remember) kept for an item of
-    /// `items` that is unchanged but for its URL, in place of the entry's own, so the
-    /// entry's copy is freed.
-    pub(super) fn share_known<'a>(&self, items: impl IntoIterator<Item = &'a mut Arc<MediaItem>>) {
-        let known = self.inner.urls.known();
-        for item in items {
-            if let Some(k) = known.get(&item.id)
-                && !Arc::ptr_eq(&k.item, item)
-                && k.item.same_apart_from_url(item)
-            {
-                *item = k.item.clone();
-            }
-        }
     }
 
     /// The freshest download URL of `item` when it is not the item's own (it shares a copy
