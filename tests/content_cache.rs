@@ -113,6 +113,12 @@ async fn settled(stack: &Stack) {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // Every block handed to a writer was written or given up, and its room given back.
+    assert_eq!(
+        stack.catalog.content_write_backlog(),
+        0,
+        "the write-behind queue is empty"
+    );
 }
 
 /// The one entry file under `dir`.
@@ -329,6 +335,8 @@ async fn an_unwritable_content_dir_still_serves_exact_bytes() {
         assert_eq!(sha256(&body), sha256(&bytes), "read {n}");
         assert_eq!(gets(&stack), g + 1, "read {n} went to Google");
     }
+    // The blocks it could not write gave their write-behind room back.
+    settled(&stack).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

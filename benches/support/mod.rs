@@ -72,6 +72,8 @@ pub struct Proxy {
     /// `http://127.0.0.1:PORT/`
     pub url: String,
     pub pid: u32,
+    /// `http://127.0.0.1:PORT/metrics`: the server's Prometheus figures.
+    pub metrics_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -97,10 +99,14 @@ impl Proxy {
             .expect("gphotos-dav serve starts");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut seen = String::new();
+        let mut metrics_url = None;
         let url = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await.unwrap() {
                 seen.push_str(&line);
                 seen.push('\n');
+                if let Some(at) = line.find("metrics on http://") {
+                    metrics_url = Some(line[at + "metrics on ".len()..].trim().to_owned());
+                }
                 if let Some(at) = line.find("listening on http://") {
                     return Some(line[at + "listening on ".len()..].trim().to_owned());
                 }
@@ -111,6 +117,8 @@ impl Proxy {
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("gphotos-dav serve did not start:\n{seen}"));
+        let metrics_url = metrics_url
+            .unwrap_or_else(|| panic!("gphotos-dav serve gave no metrics address:\n{seen}"));
         // Keep draining its log so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let pid = child.id().unwrap();
@@ -118,8 +126,24 @@ impl Proxy {
             child,
             url,
             pid,
+            metrics_url,
             _dir: dir,
         }
+    }
+
+    /// The value of the server's metric `name` (the unlabelled series), from `/metrics`.
+    pub async fn metric(&self, http: &reqwest::Client, name: &str) -> Option<f64> {
+        let text = http
+            .get(&self.metrics_url)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
     }
 
     /// User plus system CPU seconds the server has used so far.
@@ -178,7 +202,7 @@ fn write_config(dir: &Path, emu: &RunningEmulator, google: &str, cache: &str) ->
     std::fs::write(
         &path,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n{}{google}[cache]\npath = \"{}\"\ncontent_dir = \"{}\"\n{}{cache}\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n{}{google}[cache]\npath = \"{}\"\ncontent_dir = \"{}\"\n{}{cache}\n",
             emu.google_config(),
             dir.join("metadata.sqlite").display(),
             dir.join("content").display(),

@@ -2,8 +2,12 @@
 //! every reader that needs those blocks meanwhile, and finishing the block its reader left.
 //!
 //! Each request is a task of its own (a [`Flight`]), not a part of the read that started it:
-//! - the reader that started it (the *primary*) gets the bytes as they arrive, through a short
-//!   channel, so its client's pace is the request's pace, as without the cache;
+//! - the reader that started it (the *primary*) gets the bytes as they arrive, through a
+//!   channel a few blocks deep ([`PRIMARY_QUEUE`]), so its client's pace is the request's pace,
+//!   as without the cache, while the flight's work on each block (keeping it for tails,
+//!   handing it to the writer) runs beside the primary's sending, on the other core;
+//! - complete blocks go to a writer thread of the flight's own, through a queue bounded for
+//!   the whole cache ([`WRITE_BEHIND`]), so the bytes keep flowing while blocks are written;
 //! - a second reader of a block the flight is about to receive (a *tail*: N clients opening the
 //!   same file, a thumbnailer beside a preview) waits for that block to complete instead of
 //!   asking Google again, then takes it from the flight (or the cache) and waits for the next;
@@ -25,7 +29,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 
 use super::{BLOCK, ContentCache, Key, Parts};
 use crate::catalog::{Catalog, CatalogError};
@@ -37,14 +41,22 @@ use crate::google::content::Download;
 /// Google for its own run instead.
 const TAIL_AHEAD: u64 = 4;
 
-/// Hand-offs (each the chunks the body had ready, at most about a block) the request may be
-/// ahead of its primary reader. One: what the flight keeps of a run is then what its primary
-/// read, give or take a block or two (a run never goes past the client's range anyway).
-const PRIMARY_QUEUE: usize = 1;
+/// Hand-offs (each the chunks the body had ready, at most a block) the request may be ahead
+/// of its primary reader: at most 4 MiB read ahead of the client (rclone reads 16 MiB ahead of
+/// each open file by default, `--buffer-size`). One hand-off, as before, coupled the two
+/// stages so that each waited for the other at every block: at loopback speed a fill reached
+/// 0.73 of a cache-off read against 0.86 with 16 (`cargo bench --bench content_cache -- fill`,
+/// docs/performance.md). What a flight reads ahead is kept as blocks like the rest; a run
+/// never goes past the client's range, and a client that hangs up stops the flight at the
+/// block it was receiving then (unless a tail wants more).
+const PRIMARY_QUEUE: usize = 16;
 
-/// Complete blocks a flight may have waiting for its writer: what it holds in memory beyond
-/// the block being received (1 MiB) when the disk is slower than Google.
-const WRITE_QUEUE: usize = 4;
+/// Complete blocks the whole cache may hold waiting for their writers (64 MiB). Deep enough
+/// that a writer off its core for a moment never stalls its request (a queue of 4 blocks per
+/// request did, and then its client); bounded for the whole cache, not per request, so a
+/// hundred fills on a slow disk hold 64 MiB, not a hundred queues. Past it a request waits
+/// for its writer, and its client for the disk.
+pub(super) const WRITE_BEHIND: usize = 256;
 
 /// Index rows a flight's writer sends to the store in one transaction at most (64 blocks,
 /// 16 MiB): few commits, and a row never far behind its block (a block without its row is
@@ -232,6 +244,11 @@ impl ContentCache {
             .sum()
     }
 
+    /// Complete blocks waiting for their writers (out of [`WRITE_BEHIND`]).
+    pub fn write_backlog(&self) -> usize {
+        WRITE_BEHIND - self.inner.write_behind.available_permits()
+    }
+
     /// How many requests for missing blocks are in flight (each stores its blocks before it
     /// ends): what a test waits to reach 0 before it looks at the cache's files.
     pub fn in_flight(&self) -> usize {
@@ -349,7 +366,7 @@ impl Run {
         // and its writes are done, however they end (a panic included), so nobody waits for a
         // flight that is gone, and a block is in the index (or given up) before its flight
         // leaves: `join_or_start`'s second look relies on that.
-        let (write_tx, mut write_rx) = mpsc::channel::<(u64, Parts, u64)>(WRITE_QUEUE);
+        let (write_tx, mut write_rx) = mpsc::unbounded_channel::<ToWrite>();
         let leave = scopeguard::guard((self.flight.clone(), self.cache.clone()), |(f, c)| {
             let mut flights = c.inner.flights.lock();
             if let Some(list) = flights.get_mut(&f.entry) {
@@ -369,7 +386,7 @@ impl Run {
         // ones together, and computes their checksums off the runtime's threads. A flight
         // thus holds one of the blocking pool's threads (512 by default) while it lasts: past
         // that many flights at once, a new flight's writer waits for a thread, and the flight
-        // (and its reader) for its writer once WRITE_QUEUE blocks wait.
+        // (and its reader) for its writer once WRITE_BEHIND blocks wait.
         tokio::task::spawn_blocking(move || {
             let leave = leave;
             let f = &leave.0;
@@ -385,8 +402,14 @@ impl Run {
                 while let Ok(more) = write_rx.try_recv() {
                     batch.push(more);
                 }
-                let written: Vec<u64> = batch.iter().map(|(index, ..)| *index).collect();
-                rows.extend(cache.store_blocks(&key, &f.entry, &mut file, batch));
+                let written: Vec<u64> = batch.iter().map(|w| w.block).collect();
+                let blocks = batch
+                    .iter()
+                    .map(|w| (w.block, w.bytes.clone(), w.received_at))
+                    .collect();
+                rows.extend(cache.store_blocks(&key, &f.entry, &mut file, blocks));
+                // Their room in WRITE_BEHIND is given back with them.
+                drop(batch);
                 {
                     let mut pending = f.pending.lock();
                     for index in written {
@@ -526,7 +549,17 @@ impl Run {
                                 last: Some((index, bytes.clone())),
                             });
                             let received_at = self.cache.now_ms();
-                            if write_tx.send((index, bytes, received_at)).await.is_err() {
+                            let room = self.cache.inner.write_behind.clone().acquire_owned();
+                            let sent = room.await.ok().and_then(|room| {
+                                let w = ToWrite {
+                                    block: index,
+                                    bytes,
+                                    received_at,
+                                    _room: room,
+                                };
+                                write_tx.send(w).ok()
+                            });
+                            if sent.is_none() {
                                 f.pending.lock().remove(&index);
                             }
                         }
@@ -554,6 +587,15 @@ impl Run {
         }
         out.send(&mut primary).await;
     }
+}
+
+/// A complete block on its way to its flight's writer, holding its room in [`WRITE_BEHIND`].
+struct ToWrite {
+    block: u64,
+    bytes: Parts,
+    /// When its bytes came from Google (catalog clock, ms).
+    received_at: u64,
+    _room: OwnedSemaphorePermit,
 }
 
 /// Chunks waiting to go to the primary reader together: contiguous, from `at`.

@@ -19,7 +19,9 @@
 //!   blocks with ONE ranged request to Google (`Range: bytes=a-b`), its blocks written as they
 //!   complete while the bytes stream on to the client;
 //! - `flight.rs`: each such request is a task of its own, shared by every reader of its blocks
-//!   meanwhile, and finishing the block its reader left in the middle.
+//!   meanwhile, writing its complete blocks behind the bytes (a writer thread per request, 64
+//!   MiB of blocks waiting at most for the whole cache), and finishing the block its reader
+//!   left in the middle.
 //!
 //! An entry is keyed by item id, variant (`d`, `dv`, or a size variant such as `w256-h256-c`,
 //! kept whole: see `catalog::variants`) and the size the item had: an answer from Google that states another size drops the item's entries, and a block
@@ -160,6 +162,8 @@ struct Shared {
     flights: Mutex<HashMap<String, Vec<Arc<flight::Flight>>>>,
     /// The one warning about a cache that cannot write was given.
     warned: AtomicBool,
+    /// Room for complete blocks waiting for their writers, in blocks ([`flight::WRITE_BEHIND`]).
+    write_behind: Arc<tokio::sync::Semaphore>,
 }
 
 impl ContentCache {
@@ -172,6 +176,7 @@ impl ContentCache {
                 index: Mutex::new(Index::default()),
                 flights: Mutex::new(HashMap::new()),
                 warned: AtomicBool::new(false),
+                write_behind: Arc::new(tokio::sync::Semaphore::new(flight::WRITE_BEHIND)),
             }),
         }
     }

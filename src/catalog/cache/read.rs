@@ -102,6 +102,13 @@ impl Catalog {
         self.inner.content.as_ref().map_or(0, |c| c.in_flight())
     }
 
+    /// Complete blocks waiting for their writers now (0 without the cache, or once every fill
+    /// has written or given up its blocks): tests check that the write-behind room is given
+    /// back, whatever became of the writes.
+    pub fn content_write_backlog(&self) -> usize {
+        self.inner.content.as_ref().map_or(0, |c| c.write_backlog())
+    }
+
     /// Reads item `info` from byte `start` through the content cache when there is one, else
     /// straight from Google. A download refused before any byte (a closed gate while the
     /// bytes are not cached, a video in processing, an item gone) is an error here, so the
