@@ -58,6 +58,15 @@ pub const BLOCK: u64 = 256 * 1024;
 /// order needs no finer grain, and a read must not cost a disk write.
 const TOUCH_EVERY_MS: u64 = 60_000;
 
+/// Blocks written by one `pwritev` at most (1 MiB). A writer that fell behind takes every
+/// block waiting at once; written as one call of tens of MiB, such a run now and then cost
+/// the kernel ten times its usual CPU on this machine's Linux 6.18 (`dd` of 256 MiB into a new
+/// file on the same ext4: 0.12-0.14 s of system time in 256 KiB and 1 MiB writes, every time;
+/// in 4 MiB and 32 MiB writes 0.11-0.20 s, and 0.40, 0.42, 0.57 and 0.92 s in 4 runs of 16),
+/// and fills that met it took 0.7-0.9 s instead of 0.4 (`copy_folio_from_iter_atomic`, the
+/// page-cache copy, 24 times its usual share of a `perf` profile).
+const WRITE_RUN: usize = 4;
+
 /// Where the cache lives and how much it may keep (`[cache] content_*`).
 #[derive(Debug, Clone)]
 pub struct ContentOptions {
@@ -329,9 +338,9 @@ impl ContentCache {
     /// they came, through `file`, the entry's file as a flight's writer holds it, and
     /// returns their index rows, for the caller to write to the store with others
     /// ([`ContentCache::put_rows`]): one transaction per block cost the fill a SQLite commit
-    /// every 256 KiB. Contiguous blocks are written together (one `pwritev`). Blocking file
-    /// I/O: called on a blocking thread. Never fails: a block that cannot be written is not
-    /// kept (one warning for the whole run) and has no row.
+    /// every 256 KiB. Contiguous blocks are written together (one `pwritev` per
+    /// [`WRITE_RUN`]). Blocking file I/O: called on a blocking thread. Never fails: a block
+    /// that cannot be written is not kept (one warning for the whole run) and has no row.
     /// `received_at` (catalog clock, ms) is when the bytes came from Google: a block's age
     /// counts from then, not from when its write got to it.
     fn store_blocks(
@@ -350,9 +359,9 @@ impl ContentCache {
             if len != key.block_len(block) || len > max {
                 continue;
             }
-            // A run: contiguous blocks whose bytes fit under the bound together.
+            // A run: contiguous blocks whose bytes fit under the bound together, WRITE_RUN at most.
             let next = run.last().map(|(b, ..)| b + 1);
-            if next.is_some_and(|n| n != block || run_bytes + len > max) {
+            if next.is_some_and(|n| n != block || run_bytes + len > max || run.len() >= WRITE_RUN) {
                 rows.extend(self.store_run(key, entry, file, std::mem::take(&mut run)));
                 run_bytes = 0;
             }
