@@ -47,8 +47,9 @@ const TAIL_AHEAD: u64 = 4;
 /// stages so that each waited for the other at every block: at loopback speed a fill reached
 /// 0.73 of a cache-off read against 0.86 with 16 (`cargo bench --bench content_cache -- fill`,
 /// docs/performance.md). What a flight reads ahead is kept as blocks like the rest; a run
-/// never goes past the client's range, and a client that hangs up stops the flight at the
-/// block it was receiving then (unless a tail wants more).
+/// never goes past the client's range, and a client that hangs up stops the flight where it
+/// is (unless a tail wants more, or the flight is still inside the block the client left in,
+/// which it finishes).
 const PRIMARY_QUEUE: usize = 16;
 
 /// Complete blocks the whole cache may hold waiting for their writers (64 MiB). Deep enough
