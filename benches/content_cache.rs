@@ -154,12 +154,12 @@ fn big_item_file(item: &gphotos_dav_emulator::BigItem, dir: &std::path::Path) {
 
 /// (a), the fill cost of the model the issue names to beat: rclone's VFS cache
 /// (`--vfs-cache-mode full`). Its Google Photos backend cannot read by Range (so it caches
-/// nothing), so rclone reads the same bytes here through its `http` backend from an HTTP
-/// server in this process (unlimited, on loopback, like the emulator's content host for ours),
-/// served by `rclone serve webdav`: a read that fills its cache (a fresh cache directory each
-/// run) against the same read with `--vfs-cache-mode off`, medians of as many runs as ours, in
-/// the same benchmark run. Each side is compared with itself on its own upstream: the figure
-/// is what rclone's design costs on this machine, beside ours.
+/// nothing), so rclone reads the big item here through its `http` backend, from a folder page
+/// whose link leads to the emulator's content host (unlimited, on loopback: the same host and
+/// bytes as ours), served by `rclone serve webdav`: a read that fills its cache (a fresh cache
+/// directory each run) against the same read with `--vfs-cache-mode off`, medians of as many
+/// runs as ours, in the same benchmark run. Each side is compared with itself: the figure is
+/// what rclone's design costs on this machine, beside ours.
 async fn rclone_fill_against_cache_off(emu: &RunningEmulator) {
     println!(
         "\n== rclone's VFS cache: a read that fills it, against the cache off, upstream unlimited"
@@ -171,11 +171,9 @@ async fn rclone_fill_against_cache_off(emu: &RunningEmulator) {
         );
         return;
     };
-    let item = emu.emulator.library().big_item.clone().unwrap();
-    let mut bytes = vec![0u8; SIZE as usize];
-    item.fill(0, &mut bytes);
-    let upstream = support::StaticFile::serve("big.bin", bytes.into()).await;
     let http = reqwest::Client::new();
+    let target = support::direct_big_item_url(&http, emu).await;
+    let upstream = support::LinkPage::serve("big.bin", target).await;
     let (mut full, mut off) = (Vec::new(), Vec::new());
     for run in 1..=RUNS {
         let mut times = Vec::new();

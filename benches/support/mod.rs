@@ -488,92 +488,56 @@ pub fn listed_entries(body: &[u8]) -> Vec<(String, Option<u64>)> {
         .collect()
 }
 
-/// A file served from memory over HTTP/1.1 on loopback, as rclone's `http` backend reads it:
-/// `GET /` lists it as a link, `HEAD`/`GET /NAME` answer with its length, and a `Range` of
-/// one span (`bytes=a-b`, `bytes=a-`) gets a 206 of that span. What the emulator's content
-/// host is to ours: an upstream in this process, unlimited, serving the same bytes. (dufs,
-/// which serves files from disk, answers a ranged GET at about 70 MB/s here, 5 times slower
-/// than a whole one, which rclone's ranged reads would measure instead of rclone.)
-pub struct StaticFile {
+/// A folder page for rclone's `http` backend: `GET /` lists one file, `NAME`, as a link, and
+/// `/NAME` answers 302 to `target` (the emulator's content URL of the big item), so rclone
+/// reads the same bytes from the same content host as ours, Range and all, with no file
+/// server of our own in between. (dufs serving a copy from disk would not do: it answers a
+/// ranged GET at about 70 MB/s here, five times slower than a whole one.)
+pub struct LinkPage {
     /// `http://127.0.0.1:PORT/`
     pub base: String,
-    _task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for StaticFile {
+impl Drop for LinkPage {
     fn drop(&mut self) {
-        self._task.abort();
+        self.task.abort();
     }
 }
 
-impl StaticFile {
-    pub async fn serve(name: &'static str, bytes: bytes::Bytes) -> StaticFile {
+impl LinkPage {
+    pub async fn serve(name: &'static str, target: String) -> LinkPage {
         use http_body_util::Full;
         use hyper::{Request, Response, StatusCode, body::Incoming};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}/", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let bytes = bytes.clone();
+            while let Ok((stream, _)) = listener.accept().await {
+                let target = target.clone();
                 let answer = move |req: Request<Incoming>| {
-                    let bytes = bytes.clone();
-                    async move {
-                        let path = req.uri().path().trim_start_matches('/');
-                        let mut head = Response::builder();
-                        let body = if path.is_empty() {
-                            head = head.header("Content-Type", "text/html");
-                            bytes::Bytes::from(format!(
+                    let head = match req.uri().path().trim_start_matches('/') {
+                        "" => Response::builder()
+                            .header("Content-Type", "text/html")
+                            .body(format!(
                                 "<html><body><a href=\"{name}\">{name}</a></body></html>"
-                            ))
-                        } else if path == name {
-                            let len = bytes.len() as u64;
-                            let span = req
-                                .headers()
-                                .get("Range")
-                                .and_then(|r| r.to_str().ok())
-                                .and_then(|r| r.strip_prefix("bytes="))
-                                .and_then(|r| r.split_once('-'))
-                                .and_then(|(a, b)| {
-                                    let a: u64 = a.parse().ok()?;
-                                    let b = if b.is_empty() {
-                                        len - 1
-                                    } else {
-                                        b.parse().ok()?
-                                    };
-                                    (a <= b && a < len).then_some((a, b.min(len - 1)))
-                                });
-                            head = head.header("Accept-Ranges", "bytes");
-                            match span {
-                                Some((a, b)) => {
-                                    head = head
-                                        .status(StatusCode::PARTIAL_CONTENT)
-                                        .header("Content-Range", format!("bytes {a}-{b}/{len}"));
-                                    bytes.slice(a as usize..=b as usize)
-                                }
-                                None => bytes,
-                            }
-                        } else {
-                            head = head.status(StatusCode::NOT_FOUND);
-                            bytes::Bytes::new()
-                        };
-                        // A HEAD's body is left out by hyper, its length kept.
-                        head = head.header("Content-Length", body.len());
-                        Ok::<_, std::convert::Infallible>(head.body(Full::new(body)).unwrap())
-                    }
+                            )),
+                        path if path == name => Response::builder()
+                            .status(StatusCode::FOUND)
+                            .header("Location", &target)
+                            .body(String::new()),
+                        _ => Response::builder()
+                            .status(StatusCode::NOT_FOUND)
+                            .body(String::new()),
+                    };
+                    let answer = head.unwrap().map(|b| Full::new(bytes::Bytes::from(b)));
+                    std::future::ready(Ok::<_, std::convert::Infallible>(answer))
                 };
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(
-                            hyper_util::rt::TokioIo::new(stream),
-                            hyper::service::service_fn(answer),
-                        )
-                        .await;
-                });
+                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+                    hyper_util::rt::TokioIo::new(stream),
+                    hyper::service::service_fn(answer),
+                ));
             }
         });
-        StaticFile { base, _task: task }
+        LinkPage { base, task }
     }
 }

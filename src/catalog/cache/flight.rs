@@ -404,13 +404,13 @@ impl Run {
                     batch.push(more);
                 }
                 let written: Vec<u64> = batch.iter().map(|w| w.block).collect();
-                let blocks = batch
-                    .iter()
-                    .map(|w| (w.block, w.bytes.clone(), w.received_at))
-                    .collect();
+                let (blocks, room): (Vec<_>, Vec<_>) = batch
+                    .into_iter()
+                    .map(|w| ((w.block, w.bytes, w.received_at), w.room))
+                    .unzip();
                 rows.extend(cache.store_blocks(&key, &f.entry, &mut file, blocks));
-                // Their room in WRITE_BEHIND is given back with them.
-                drop(batch);
+                // Their room in WRITE_BEHIND is given back once they are written.
+                drop(room);
                 {
                     let mut pending = f.pending.lock();
                     for index in written {
@@ -556,7 +556,7 @@ impl Run {
                                     block: index,
                                     bytes,
                                     received_at,
-                                    _room: room,
+                                    room,
                                 };
                                 write_tx.send(w).ok()
                             });
@@ -596,7 +596,8 @@ struct ToWrite {
     bytes: Parts,
     /// When its bytes came from Google (catalog clock, ms).
     received_at: u64,
-    _room: OwnedSemaphorePermit,
+    /// Held until the block is written.
+    room: OwnedSemaphorePermit,
 }
 
 /// Chunks waiting to go to the primary reader together: contiguous, from `at`.
